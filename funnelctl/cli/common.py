@@ -1,0 +1,125 @@
+"""What every command shares: the workspace, today, the output format, error handling.
+
+This is the only place (with the other cli modules) that knows about typer, and
+the only place that reads the clock: the core is always given ``today``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from .. import output
+from ..dates import parse_date
+from ..errors import FunnelError, UsageError
+from ..playbooks import Library, load_library
+from ..store import Store
+from ..workspace import Workspace, open_workspace
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="FUNNELCTL_HOME",
+        help="Workspace folder (default: the nearest parent with funnelctl.yaml, "
+        "else the user's data folder).",
+        show_default=False,
+    ),
+]
+TodayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--today",
+        envvar="FUNNELCTL_TODAY",
+        metavar="YYYY-MM-DD",
+        help="Act as if today were this date (default: today in the workspace's time zone).",
+        show_default=False,
+    ),
+]
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="table for people, json or csv for scripts.")
+]
+
+
+class FunnelGroup(TyperGroup):
+    """Turns funnelctl's own errors into one 'Error: ...' line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FunnelError as exc:
+            output.error(exc.message, exc.details)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            output.error("Interrupted; nothing half-done was kept.")
+            raise typer.Exit(130) from None
+
+
+def new_app(help_text: str, name: str | None = None) -> typer.Typer:
+    return typer.Typer(
+        name=name,
+        help=help_text,
+        cls=FunnelGroup,
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        add_completion=name is None,
+        rich_markup_mode=None,
+    )
+
+
+def resolve_today(today: str | None, workspace: Workspace | None) -> str:
+    if today:
+        try:
+            return parse_date(today).isoformat()
+        except ValueError as exc:
+            raise UsageError(f"--today: {exc}") from None
+    zone = workspace.settings.zone if workspace else None
+    return datetime.now(zone).date().isoformat() if zone else date.today().isoformat()
+
+
+@dataclass
+class Session:
+    workspace: Workspace
+    store: Store
+    today: str
+
+    def library(self) -> Library:
+        return workspace_library(self.workspace)
+
+
+def workspace_library(workspace: Workspace) -> Library:
+    return load_library(
+        [workspace.playbooks_dir],
+        templates_dir=workspace.templates_dir,
+        team=workspace.settings.team,
+    )
+
+
+@contextmanager
+def session(home: Path | None, today: str | None) -> Iterator[Session]:
+    """The workspace, its open database and today's date, for one command."""
+    workspace = open_workspace(home, Path(os.getcwd()))
+    day = resolve_today(today, workspace)
+    store = Store.open(workspace.db_path)
+    try:
+        yield Session(workspace, store, day)
+    finally:
+        store.close()

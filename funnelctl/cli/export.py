@@ -1,0 +1,50 @@
+"""funnelctl export TABLE"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import output
+from ..importing import EXPORT_TABLES, export_json_rows, export_rows
+
+ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # type: ignore[misc]
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+from .common import HomeOption, TodayOption, session
+
+
+def export(
+    table: Annotated[ExportTable, typer.Argument(help="What to export.", show_default=False)],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    home: HomeOption = None,
+    today: TodayOption = None,
+) -> None:
+    """Export customers, activities, history, outbox, touchpoints or signals as CSV or JSON.
+
+    CSV cells that start with = + - @ are prefixed with ' so spreadsheets never run them.
+    """
+    with session(home, today) as s, s.store.read():
+        stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+        try:
+            if fmt == "json":
+                count = output.write_json_rows(export_json_rows(s.store, table.value), stream)
+            else:
+                columns, rows = export_rows(s.store, table.value)
+                count = output.write_csv(rows, columns, stream)
+        finally:
+            if out:
+                stream.close()
+    if out:
+        output.message(f"Exported {count} {table.value} row(s) to {out}.")

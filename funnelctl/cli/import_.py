@@ -1,0 +1,77 @@
+"""funnelctl import FILE.csv"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import output
+from ..importing import ImportOptions, import_customers, parse_mapping
+from .common import Format, FormatOption, HomeOption, TodayOption, session
+
+
+def import_(
+    file: Annotated[Path, typer.Argument(help="The CSV file (header on line 1).", show_default=False)],
+    key: Annotated[
+        str, typer.Option(help="Match existing customers on email or external_id.")
+    ] = "email",
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a column: 'E-mail Address=email' (repeatable)."),
+    ] = None,
+    funnel: Annotated[
+        str | None, typer.Option(help="Enroll customers new to this funnel.")
+    ] = None,
+    stage: Annotated[str | None, typer.Option(help="At this stage (default: the first).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count everything; write nothing.")
+    ] = False,
+    no_actions: Annotated[
+        bool, typer.Option("--no-actions", help="Enroll without running entry actions.")
+    ] = False,
+    skip_bad: Annotated[
+        Path | None,
+        typer.Option(
+            "--skip-bad",
+            metavar="FILE",
+            help="Import the good rows; write the bad ones, with a reason column, to FILE.",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="File encoding, e.g. latin-1 (default: UTF-8 or by BOM).")
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="',' ';' or a tab (default: guessed from the header).")
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="strptime format of dates, e.g. %d/%m/%Y (default ISO)."),
+    ] = None,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Upsert customers from a CSV file: all rows or none."""
+    options = ImportOptions(
+        key=key,
+        mapping=parse_mapping(map_ or []),
+        funnel=funnel,
+        stage=stage,
+        dry_run=dry_run,
+        run_actions=not no_actions,
+        encoding=encoding,
+        delimiter="\t" if delimiter in ("\\t", "tab") else delimiter,
+        date_format=date_format,
+        skip_bad=skip_bad,
+    )
+    with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
+        result = import_customers(
+            s.store, s.library(), file, options, s.today, on_row=bar.update
+        )
+    output.render_object(result.summary(), fmt, title="Dry run: nothing written" if dry_run else "Import")
+    if result.rejected and skip_bad:
+        output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
+        for problem in result.problems:
+            output.message(f"  {file}:{problem.removeprefix('line ')}")

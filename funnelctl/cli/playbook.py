@@ -1,0 +1,128 @@
+"""funnelctl playbook list | show | plays | validate"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import output
+from ..errors import WorkspaceError
+from ..playbooks import Library, describe_action, load_library
+from ..workspace import open_workspace
+from .common import Format, FormatOption, HomeOption, TodayOption, new_app, workspace_library
+
+app = new_app("List, show and validate the funnels in the workspace's playbooks.", name="playbook")
+
+
+def _library(home: Path | None) -> Library:
+    return workspace_library(open_workspace(home, Path(os.getcwd())))
+
+
+@app.command("list")
+def list_(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table) -> None:
+    """List the funnels: id, title, stages and how many automatic actions they hold."""
+    library = _library(home)
+    rows = [
+        {
+            "funnel": f.id,
+            "title": f.title,
+            "stages": [s.id for s in f.stages],
+            "actions": sum(len(s.on_enter) for s in f.stages),
+            "file": f.where.path,
+        }
+        for f in library.funnels.values()
+    ]
+    output.render(rows, fmt, ["funnel", "title", "stages", "actions"], title="Funnels")
+
+
+@app.command("show")
+def show(
+    funnel: Annotated[str, typer.Argument(help="Funnel id, as in 'funnelctl playbook list'.")],
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Show a funnel as a journey map: each stage's touchpoints, owner, alerts and actions."""
+    f = _library(home).funnel(funnel)
+    rows = [
+        {
+            "stage": s.id,
+            "title": s.title,
+            "owner": s.owner,
+            "touchpoints": list(s.touchpoints),
+            "stagnant_after": s.stagnant_after,
+            "quiet_after": s.quiet_after,
+            "advance_after": s.advance_after,
+            "actions": [describe_action(a) for a in s.on_enter],
+        }
+        for s in f.stages
+    ]
+    if fmt == "table":
+        for row in rows:
+            row["alerts"] = ", ".join(
+                f"{label} {row[key]}d"
+                for key, label in (("stagnant_after", "stagnant"), ("quiet_after", "quiet"), ("advance_after", "advance"))
+                if row[key] is not None
+            )
+            row["actions"] = "\n".join(row["actions"])
+        moves = "backward moves allowed" if f.allow_backward else "forward only"
+        output.render(
+            rows,
+            fmt,
+            ["stage", "owner", "touchpoints", "alerts", "actions"],
+            title=f"{f.title} ({f.id}; {moves})",
+        )
+    else:
+        output.render(rows, fmt, list(rows[0]) if rows else ["stage"])
+
+
+@app.command("plays")
+def plays(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table) -> None:
+    """List the customer-journey plays: what, when, who, channel and sourcing."""
+    library = _library(home)
+    rows = [
+        {
+            "play": p.id,
+            "what": p.title,
+            "sourcing": p.sourcing,
+            "trigger": p.trigger,
+            "actions": [describe_action(a) for a in p.actions],
+        }
+        for p in library.plays.values()
+    ]
+    if fmt == "table":
+        for row in rows:
+            row["actions"] = "\n".join(row["actions"])
+    output.render(rows, fmt, ["play", "what", "sourcing", "trigger", "actions"], title="Plays")
+
+
+@app.command("validate")
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Playbook files or folders (default: the workspace's playbooks/)."),
+    ] = None,
+    home: HomeOption = None,
+    today: TodayOption = None,
+) -> None:
+    """Check playbooks; every problem is reported as file:line: message (exit 1 if any)."""
+    try:
+        workspace = open_workspace(home, Path(os.getcwd()))
+    except WorkspaceError:
+        if not paths:
+            raise
+        workspace = None
+    targets = list(paths or [workspace.playbooks_dir])  # type: ignore[union-attr]
+    if workspace is not None:
+        templates, team = workspace.templates_dir, workspace.settings.team
+    else:
+        first = targets[0] if targets[0].is_dir() else targets[0].parent
+        templates, team = first.parent / "templates", None
+    library = load_library(targets, templates_dir=templates, team=team)
+    output.message(
+        f"OK: {len(library.files)} file(s), {len(library.funnels)} funnel(s), "
+        f"{len(library.plays)} play(s), {len(library.partners)} partner(s)."
+    )

@@ -1,0 +1,202 @@
+"""Customers: what a valid customer record is, and adding, editing and showing one.
+
+The same cleaning rules serve ``customer add``/``edit`` and the CSV import, so
+a value that one accepts the other accepts too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .dates import parse_date
+from .errors import FunnelError, UsageError
+from .store import Row, Store
+
+# Fields a customer has besides free custom fields, in display order.
+FIELDS = (
+    "email",
+    "external_id",
+    "name",
+    "company",
+    "phone",
+    "owner",
+    "plan",
+    "mrr",
+    "seats",
+    "signed_on",
+    "language",
+    "tags",
+)
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z]{2})?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Cleaner:
+    """Turns raw text values into a customer's stored values; ValueError says what is wrong."""
+
+    date_format: str | None = None
+
+    def clean(self, field: str, raw: str) -> Any:
+        value = raw.strip()
+        if field == "email":
+            if not _EMAIL.match(value):
+                raise ValueError(f"{raw!r} is not a valid email address")
+            return value.lower()
+        if field == "mrr":
+            try:
+                number = Decimal(value.replace("_", ""))
+            except InvalidOperation:
+                raise ValueError(f"mrr {raw!r} is not a number (write 1200.50)") from None
+            if not number.is_finite() or number < 0:
+                raise ValueError(f"mrr {raw!r} must be zero or more")
+            return float(number)
+        if field == "seats":
+            if not value.isdigit():
+                raise ValueError(f"seats {raw!r} is not a whole number")
+            return int(value)
+        if field == "signed_on":
+            try:
+                return parse_date(value, self.date_format).isoformat()
+            except ValueError as exc:
+                hint = "" if self.date_format else " (or pass --date-format, e.g. %d/%m/%Y)"
+                raise ValueError(f"signed_on: {exc}{hint}") from None
+        if field == "language":
+            lang = value.lower().replace("_", "-")
+            if not _LANGUAGE.match(lang):
+                raise ValueError(f"language {raw!r} is not a language code such as en or pt")
+            return lang
+        if field == "tags":
+            return sorted({t.strip() for t in re.split(r"[;,]", value) if t.strip()})
+        if _CONTROL.search(value):
+            raise ValueError(f"{field} contains a line break or control character")
+        return value
+
+
+def split_name(first: str, last: str) -> str:
+    return " ".join(part for part in (first.strip(), last.strip()) if part)
+
+
+def first_name(name: str) -> str:
+    return name.split()[0] if name.split() else ""
+
+
+def changes_for(existing: Row, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that differ from ``existing``; custom fields merge key by key."""
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "fields":
+            merged = {**existing.get("fields", {}), **value}
+            if merged != existing.get("fields", {}):
+                changes["fields"] = merged
+        elif existing.get(key) != value:
+            changes[key] = value
+    return changes
+
+
+def parse_assignments(pairs: list[str], cleaner: Cleaner) -> dict[str, Any]:
+    """``name=value`` pairs from the command line; unknown names become custom fields."""
+    values: dict[str, Any] = {}
+    custom: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{pair!r} must be written as field=value")
+        try:
+            if key in FIELDS:
+                values[key] = cleaner.clean(key, raw) if raw.strip() else None
+            else:
+                custom[key] = cleaner.clean(key, raw)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if custom:
+        values["fields"] = custom
+    return values
+
+
+def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
+    email = values.get("email")
+    external_id = values.get("external_id")
+    if not email and not external_id:
+        raise UsageError("A customer needs an email or an external id.")
+    with store.write():
+        for column, key in (("email", email), ("external_id", external_id)):
+            if key and store.customer_by(column, key):
+                raise FunnelError(
+                    f"A customer with {column} {key!r} already exists; use 'funnelctl customer edit'."
+                )
+        customer_id = store.insert_customer({"name": "", **values}, today)
+        store.add_event(customer_id, today, "customer", "Customer added")
+    row = store.customer_by("id", str(customer_id))
+    assert row is not None
+    return row
+
+
+def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str) -> Row:
+    with store.write():
+        customer = store.find_customer(ref)
+        email = values.get("email")
+        if email and email != customer["email"]:
+            other = store.customer_by("email", email)
+            if other:
+                raise FunnelError(f"Another customer already has the email {email!r}.")
+        if "email" in values and values["email"] is None and not (
+            values.get("external_id", customer["external_id"])
+        ):
+            raise UsageError("A customer needs an email or an external id; both cannot be empty.")
+        changes = changes_for(customer, values)
+        if changes:
+            store.update_customer(customer["id"], changes, today)
+            store.add_event(
+                customer["id"], today, "customer", "Edited: " + ", ".join(sorted(changes))
+            )
+    row = store.customer_by("id", str(customer["id"]))
+    assert row is not None
+    return row
+
+
+def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
+    """A customer and the whole story in date order: moves, activities, touchpoints, emails, events."""
+    with store.read():
+        customer = store.find_customer(ref)
+        cid = customer["id"]
+        lines: list[Row] = []
+        for h in store.history_of(cid):
+            if h["kind"] == "enroll":
+                what = f"Enrolled in {h['funnel']} at {h['to_stage']}"
+            elif h["kind"] == "move":
+                what = f"{h['funnel']}: {h['from_stage']} -> {h['to_stage']}"
+            elif h["kind"] == "reopen":
+                what = f"{h['funnel']}: reopened at {h['to_stage']}"
+            else:
+                what = f"{h['funnel']}: {h['kind']} at {h['to_stage']}"
+            if h["note"]:
+                what += f" ({h['note']})"
+            lines.append(_line(h["moved_on"], "stage", what, h["by"], 0, h["id"]))
+        for t in store.rows("SELECT * FROM touchpoints WHERE customer_id = ?", [cid]):
+            what = f"{t['direction']} {t['channel']}: {t['summary']}"
+            lines.append(_line(t["happened_on"], "touchpoint", what, t["by"], 1, t["id"]))
+        for a in store.rows("SELECT * FROM activities WHERE customer_id = ?", [cid]):
+            status = a["status"] if a["status"] != "open" else f"due {a['due_on']}"
+            what = f"#{a['id']} {a['title']} [{status}]"
+            lines.append(_line(a["created_on"], a["kind"], what, a["owner"], 2, a["id"]))
+        for o in store.rows("SELECT * FROM outbox WHERE customer_id = ?", [cid]):
+            what = f"{o['template']} [{o['status']}]" + (f" {o['reason']}" if o["reason"] else "")
+            lines.append(_line(o["scheduled_on"], "email", what, None, 3, o["id"]))
+        for e in store.events_of(cid):
+            what = e["summary"] if e["ok"] else f"FAILED: {e['summary']}"
+            lines.append(_line(e["happened_on"], e["kind"], what, None, 4, e["id"]))
+    lines.sort(key=lambda r: (r["on"], r["_order"], r["_id"]))
+    for line in lines:
+        del line["_order"], line["_id"]
+    return customer, lines
+
+
+def _line(on: str, kind: str, what: str, who: str | None, order: int, row_id: int) -> Row:
+    return {"on": on, "kind": kind, "what": what, "who": who, "_order": order, "_id": row_id}

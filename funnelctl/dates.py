@@ -1,0 +1,53 @@
+"""Dates and durations: parsing and arithmetic, never the clock.
+
+funnelctl stores calendar dates as ISO strings (``2026-01-31``). "Today" is
+always passed in by the caller; only the CLI decides what today is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+_DURATION = re.compile(r"^(\d{1,4})([dw])$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_date(text: str, fmt: str | None = None) -> date:
+    """Parse an ISO date (or one in ``fmt``, a strptime format); raise ValueError with a reason."""
+    value = text.strip()
+    if fmt is None:
+        if not _ISO_DATE.match(value):
+            raise ValueError(f"{text!r} is not a date in the form YYYY-MM-DD")
+        fmt = "%Y-%m-%d"
+    try:
+        return datetime.strptime(value, fmt).date()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid date in the form {fmt}") from None
+
+
+def parse_duration(text: str) -> int:
+    """``'3d'`` -> 3, ``'2w'`` -> 14. Raise ValueError for anything else."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 0d, 2d or 3w")
+    number, unit = int(match.group(1)), match.group(2)
+    return number * 7 if unit == "w" else number
+
+
+def format_duration(days: int) -> str:
+    if days and days % 7 == 0:
+        return f"{days // 7}w"
+    return f"{days}d"
+
+
+def add_days(day: date, days: int) -> date:
+    return day + timedelta(days=days)
+
+
+def days_between(earlier: date | str, later: date | str) -> int:
+    if isinstance(earlier, str):
+        earlier = date.fromisoformat(earlier)
+    if isinstance(later, str):
+        later = date.fromisoformat(later)
+    return (later - earlier).days

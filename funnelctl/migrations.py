@@ -1,0 +1,183 @@
+"""The database schema, as append-only migration steps.
+
+Rule: a step that has landed is never edited; change the schema by adding a
+new step at the end. Plain table and column names and ISO dates, so that
+``sqlite3`` or Datasette can read the file without a manual.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("funnelctl")
+
+_INITIAL = [
+    """
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY,
+        email TEXT COLLATE NOCASE UNIQUE,
+        external_id TEXT UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        company TEXT,
+        phone TEXT,
+        owner TEXT,
+        plan TEXT,
+        mrr REAL,
+        seats INTEGER,
+        signed_on TEXT,
+        language TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',      -- JSON list of strings
+        fields TEXT NOT NULL DEFAULT '{}',    -- JSON object of custom fields
+        created_on TEXT NOT NULL,
+        updated_on TEXT NOT NULL,
+        CHECK (email IS NOT NULL OR external_id IS NOT NULL)
+    )
+    """,
+    "CREATE INDEX customers_owner ON customers(owner)",
+    """
+    CREATE TABLE enrollments (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        funnel TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        entered_on TEXT NOT NULL,             -- when the current stage was entered
+        visit_id INTEGER,                     -- the stage_history row of that entry
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'won', 'lost', 'churned')),
+        owner TEXT,
+        started_on TEXT NOT NULL,
+        closed_on TEXT,
+        close_reason TEXT
+    )
+    """,
+    """CREATE UNIQUE INDEX enrollments_one_active ON enrollments(customer_id, funnel)
+       WHERE status = 'active'""",
+    "CREATE INDEX enrollments_customer ON enrollments(customer_id)",
+    "CREATE INDEX enrollments_stage ON enrollments(funnel, stage, status)",
+    "CREATE INDEX enrollments_status_entered ON enrollments(status, entered_on)",
+    """
+    CREATE TABLE stage_history (
+        id INTEGER PRIMARY KEY,
+        enrollment_id INTEGER NOT NULL REFERENCES enrollments(id),
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        funnel TEXT NOT NULL,
+        kind TEXT NOT NULL
+            CHECK (kind IN ('enroll', 'move', 'won', 'lost', 'churned', 'reopen')),
+        from_stage TEXT,
+        to_stage TEXT NOT NULL,
+        moved_on TEXT NOT NULL,
+        by TEXT,
+        note TEXT
+    )
+    """,
+    "CREATE INDEX stage_history_enrollment ON stage_history(enrollment_id)",
+    "CREATE INDEX stage_history_customer ON stage_history(customer_id)",
+    """CREATE TRIGGER stage_history_no_update BEFORE UPDATE ON stage_history
+       BEGIN SELECT RAISE(ABORT, 'stage history is never rewritten'); END""",
+    """CREATE TRIGGER stage_history_no_delete BEFORE DELETE ON stage_history
+       BEGIN SELECT RAISE(ABORT, 'stage history is never rewritten'); END""",
+    """
+    CREATE TABLE activities (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        enrollment_id INTEGER REFERENCES enrollments(id),
+        visit_id INTEGER,
+        parent_id INTEGER REFERENCES activities(id),
+        kind TEXT NOT NULL DEFAULT 'task'
+            CHECK (kind IN ('task', 'call', 'meeting', 'escalation')),
+        title TEXT NOT NULL,
+        description TEXT,
+        owner TEXT,
+        channel TEXT,
+        sourcing TEXT NOT NULL DEFAULT 'internal'
+            CHECK (sourcing IN ('internal', 'outsourced', 'automated')),
+        due_on TEXT NOT NULL,
+        first_due_on TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done', 'dropped')),
+        closed_on TEXT,
+        note TEXT,
+        source TEXT,                          -- the playbook action it came from
+        action_key TEXT UNIQUE,               -- one activity per scheduled action
+        drop_if TEXT,
+        escalate_after INTEGER,
+        escalate_to TEXT,
+        escalated_on TEXT,
+        created_on TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX activities_open_due ON activities(status, due_on)",
+    "CREATE INDEX activities_customer ON activities(customer_id)",
+    "CREATE INDEX activities_enrollment ON activities(enrollment_id, status)",
+    """
+    CREATE TABLE touchpoints (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        channel TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        happened_on TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        by TEXT,
+        created_on TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX touchpoints_customer ON touchpoints(customer_id, happened_on)",
+    """
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        measured_on TEXT NOT NULL,
+        source TEXT,
+        created_on TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX signals_customer ON signals(customer_id, metric, measured_on)",
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        enrollment_id INTEGER REFERENCES enrollments(id),
+        visit_id INTEGER,
+        template TEXT NOT NULL,
+        action_key TEXT NOT NULL UNIQUE,      -- the same action never queues two emails
+        message_id TEXT NOT NULL UNIQUE,
+        scheduled_on TEXT NOT NULL,
+        stop_on_reply INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'queued'
+            CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped', 'uncertain')),
+        reason TEXT,
+        recipients TEXT,
+        subject TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        sent_at TEXT,
+        queued_on TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX outbox_due ON outbox(status, scheduled_on)",
+    "CREATE INDEX outbox_customer ON outbox(customer_id)",
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        happened_on TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        ok INTEGER NOT NULL DEFAULT 1,
+        source TEXT
+    )
+    """,
+    "CREATE INDEX events_customer ON events(customer_id, happened_on)",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    for statement in _INITIAL:
+        db.execute(statement)
+
+
+def apply(db: Database) -> None:
+    migrations.apply(db)

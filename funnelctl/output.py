@@ -1,0 +1,193 @@
+"""The one place that writes results: Rich tables, JSON and CSV, and messages.
+
+Data goes to stdout; messages, warnings and progress to stderr. Colour and
+progress bars only when stdout is a terminal and NO_COLOR is not set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+FORMATS = ("table", "json", "csv")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def interactive() -> bool:
+    """True when a person is watching: stdout is a terminal and NO_COLOR is unset."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _console(stream: TextIO, *, is_stdout: bool) -> Console:
+    terminal = stream.isatty()
+    return Console(
+        file=stream,
+        no_color=bool(os.environ.get("NO_COLOR")) or not terminal,
+        highlight=False,
+        soft_wrap=False,
+        width=None if terminal else 200,
+        force_terminal=False if not terminal else None,
+    )
+
+
+def stdout_console() -> Console:
+    return _console(sys.stdout, is_stdout=True)
+
+
+def stderr_console() -> Console:
+    return _console(sys.stderr, is_stdout=False)
+
+
+def message(text: str) -> None:
+    """A line for the person (stderr), never mixed into the data on stdout."""
+    stderr_console().print(Text(text))
+
+
+def error(text: str, details: Sequence[str] = (), limit: int = 50) -> None:
+    console = stderr_console()
+    console.print(Text("Error: ", style="bold red") + Text(text))
+    for line in details[:limit]:
+        console.print(Text("  " + line))
+    if len(details) > limit:
+        console.print(Text(f"  … and {len(details) - limit} more"))
+
+
+def json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def neutralise(value: Any) -> Any:
+    """Keep spreadsheet programs from running a cell as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def csv_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return neutralise(value)
+
+
+def write_csv(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO
+) -> int:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
+        count += 1
+    return count
+
+
+def write_json_rows(rows: Iterable[Mapping[str, Any]], stream: TextIO) -> int:
+    """A JSON array written row by row, so a large export keeps memory flat."""
+    count = 0
+    stream.write("[")
+    for row in rows:
+        stream.write("\n  " if count == 0 else ",\n  ")
+        stream.write(json.dumps(row, default=json_default, ensure_ascii=False))
+        count += 1
+    stream.write("\n]\n" if count else "]\n")
+    return count
+
+
+def render(
+    rows: Iterable[Mapping[str, Any]],
+    fmt: str,
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    style: Callable[[Mapping[str, Any]], str | None] | None = None,
+    empty: str = "Nothing to show.",
+) -> int:
+    """Write rows to stdout as a table, JSON (every key) or CSV (``columns``)."""
+    if fmt == "json":
+        return write_json_rows(rows, sys.stdout)
+    if fmt == "csv":
+        return write_csv(rows, columns, sys.stdout)
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column((headers or {}).get(column, column.replace("_", " ")))
+    count = 0
+    for row in rows:
+        table.add_row(*(Text(cell_text(row.get(c))) for c in columns), style=style(row) if style else None)
+        count += 1
+    if count:
+        stdout_console().print(table)
+    else:
+        message(empty)
+    return count
+
+
+def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None) -> None:
+    """One record (a summary): JSON object, a one-row CSV, or a two-column table."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(obj, default=json_default, ensure_ascii=False, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        write_csv([obj], list(obj), sys.stdout)
+        return
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in obj.items():
+        table.add_row(Text(key.replace("_", " ")), Text(cell_text(value)))
+    stdout_console().print(table)
+
+
+class Progress:
+    """A progress bar on stderr for a person at a terminal; silent in a pipe."""
+
+    def __init__(self, description: str, total: int | None) -> None:
+        self._bar: Any = None
+        if interactive() and sys.stderr.isatty():
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(console=stderr_console(), transient=True)
+            self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=amount)
+
+    def update(self, completed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed)
+
+
+@contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[Progress]:
+    bar = Progress(description, total)
+    if bar._bar is None:
+        yield bar
+        return
+    with bar._bar:
+        yield bar

@@ -1,0 +1,668 @@
+"""Playbooks: YAML files loaded into typed, immutable objects and validated.
+
+Every problem in every file is collected and reported as ``file:line: message``
+in one run; a library with any problem is never used. The format is described
+in docs/playbooks.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Union
+
+from . import yamlfile
+from .dates import parse_duration
+from .errors import NotFound, ValidationError
+from .sandbox import check_expression
+from .yamlfile import Fields, Problems, YList, YMap
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+CHANNELS = (
+    "self-service",
+    "chat",
+    "email",
+    "phone",
+    "in-person",
+    "meeting",
+    "in-product",
+    "partner",
+    "social",
+    "success-review",
+    "user-group",
+    "forum",
+    "testimonial",
+    "meetup",
+    "conference",
+)
+SOURCING = ("internal", "outsourced", "automated")
+STRATEGIES = ("customer-owner", "round-robin", "least-busy")
+CLOSE_STATUSES = ("won", "lost", "churned")
+ACTION_TYPES = ("task", "email", "close", "enroll", "assign", "play")
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where something was written: for messages that point back at the playbook."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class TaskAction:
+    title: str
+    due: int = 0
+    owner: str = "customer-owner"
+    channel: str | None = None
+    sourcing: str = "internal"
+    description: str | None = None
+    drop_if: str | None = None
+    escalate_after: int | None = None
+    escalate_to: str | None = None
+    then: TaskAction | None = None
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "task"
+
+
+@dataclass(frozen=True)
+class EmailAction:
+    template: str
+    delay: int = 0
+    stop_on_reply: bool = False
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "email"
+
+
+@dataclass(frozen=True)
+class CloseAction:
+    status: str
+    reason: str | None = None
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "close"
+
+
+@dataclass(frozen=True)
+class EnrollAction:
+    funnel: str
+    stage: str | None = None
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "enroll"
+
+
+@dataclass(frozen=True)
+class AssignAction:
+    strategy: str
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "assign"
+
+
+@dataclass(frozen=True)
+class PlayAction:
+    play: str
+    when: str | None = None
+    where: Where = Where("", 0)
+    type: str = "play"
+
+
+Action = Union[TaskAction, EmailAction, CloseAction, EnrollAction, AssignAction, PlayAction]
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    title: str
+    description: str | None = None
+    owner: str = "customer-owner"
+    touchpoints: tuple[str, ...] = ()
+    stagnant_after: int | None = None
+    quiet_after: int | None = None
+    advance_after: int | None = None
+    on_enter: tuple[Action, ...] = ()
+    where: Where = Where("", 0)
+
+
+@dataclass(frozen=True)
+class Funnel:
+    id: str
+    title: str
+    stages: tuple[Stage, ...]
+    description: str | None = None
+    allow_backward: bool = True
+    allow_skip: bool = True
+    where: Where = Where("", 0)
+
+    def stage(self, stage_id: str) -> Stage:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        names = ", ".join(s.id for s in self.stages)
+        raise NotFound(f"Funnel {self.id!r} has no stage {stage_id!r} (stages: {names}).")
+
+    def index(self, stage_id: str) -> int:
+        return self.stages.index(self.stage(stage_id))
+
+    def next_stage(self, stage_id: str) -> Stage | None:
+        i = self.index(stage_id)
+        return self.stages[i + 1] if i + 1 < len(self.stages) else None
+
+
+@dataclass(frozen=True)
+class Play:
+    id: str
+    title: str
+    sourcing: str
+    actions: tuple[Action, ...]
+    description: str | None = None
+    trigger: str | None = None
+    where: Where = Where("", 0)
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    name: str
+    email: str
+    role: str | None = None
+    where: Where = Where("", 0)
+
+
+@dataclass(frozen=True)
+class Library:
+    """Everything the workspace's playbooks define."""
+
+    funnels: dict[str, Funnel] = field(default_factory=dict)
+    plays: dict[str, Play] = field(default_factory=dict)
+    partners: dict[str, Partner] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    def funnel(self, funnel_id: str) -> Funnel:
+        try:
+            return self.funnels[funnel_id]
+        except KeyError:
+            names = ", ".join(sorted(self.funnels)) or "none"
+            raise NotFound(f"No funnel {funnel_id!r} in the playbooks (funnels: {names}).") from None
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValidationError(f"{path}: no such playbook file or folder")
+    return files
+
+
+def load_library(
+    paths: Sequence[Path],
+    *,
+    templates_dir: Path | None = None,
+    team: Sequence[str] | None = None,
+) -> Library:
+    """Load and check every playbook under ``paths``; ValidationError lists all problems.
+
+    ``templates_dir`` (when given) is checked for every template an email names;
+    ``team`` (when given) for every team member a playbook names.
+    """
+    problems = Problems()
+    funnels: dict[str, Funnel] = {}
+    plays: dict[str, Play] = {}
+    partners: dict[str, Partner] = {}
+    files = playbook_files(paths)
+    for path in files:
+        try:
+            data = yamlfile.load(path)
+        except ValidationError as exc:
+            problems.items.append(exc.message)
+            continue
+        _read_file(path, data, problems, funnels, plays, partners)
+    library = Library(funnels, plays, partners, tuple(str(f) for f in files))
+    _check_references(library, problems, templates_dir, team)
+    problems.raise_if_any("The playbooks have {n} problem(s)")
+    return library
+
+
+def _read_file(
+    path: Path,
+    data: Any,
+    problems: Problems,
+    funnels: dict[str, Funnel],
+    plays: dict[str, Play],
+    partners: dict[str, Partner],
+) -> None:
+    if data is None:
+        problems.add(path, 1, "the file is empty")
+        return
+    if not isinstance(data, YMap):
+        problems.add(path, 1, "a playbook must be a mapping (id, title, stages, plays, partners)")
+        return
+    top = Fields(data, path, problems, "playbook")
+    is_funnel = "stages" in data or "id" in data
+    funnel_id = top.get("id", str, required=is_funnel)
+    title = top.get("title", str, required=is_funnel)
+    description = top.get("description", str)
+    allow_backward = top.get("allow_backward", bool, default=True)
+    allow_skip = top.get("allow_skip", bool, default=True)
+    stage_list = top.get("stages", YList, required=is_funnel)
+    play_list = top.get("plays", YList)
+    partner_list = top.get("partners", YList)
+    top.done()
+    if not is_funnel and play_list is None and partner_list is None:
+        problems.add(path, data.line, "playbook: the file defines no funnel (id, stages), plays or partners")
+    if is_funnel and funnel_id is not None:
+        if not SLUG.match(funnel_id):
+            top.problem("id", f"funnel id {funnel_id!r} must be lowercase letters, digits and -")
+        where = f"funnel {funnel_id}"
+        stages = _read_stages(path, stage_list, problems, where) if stage_list is not None else ()
+        if stage_list is not None and not stage_list:
+            top.problem("stages", "a funnel needs at least one stage")
+        if funnel_id in funnels:
+            top.problem("id", f"funnel {funnel_id!r} is defined twice (also {funnels[funnel_id].where})")
+        else:
+            funnels[funnel_id] = Funnel(
+                id=funnel_id,
+                title=title or funnel_id,
+                stages=stages,
+                description=description,
+                allow_backward=allow_backward,
+                allow_skip=allow_skip,
+                where=Where(str(path), top.line("id")),
+            )
+    for index, item in _items(path, play_list, problems, "plays"):
+        play = _read_play(path, item, problems)
+        if play is None:
+            continue
+        if play.id in plays:
+            problems.add(path, item.line, f"play {play.id!r} is defined twice (also {plays[play.id].where})")
+        else:
+            plays[play.id] = play
+    for index, item in _items(path, partner_list, problems, "partners"):
+        partner = _read_partner(path, item, problems)
+        if partner is None:
+            continue
+        if partner.id in partners:
+            problems.add(path, item.line, f"partner {partner.id!r} is defined twice")
+        else:
+            partners[partner.id] = partner
+
+
+def _items(
+    path: Path, items: YList | None, problems: Problems, what: str
+) -> Iterable[tuple[int, YMap]]:
+    for index, item in enumerate(items or ()):
+        if isinstance(item, YMap):
+            yield index, item
+        else:
+            problems.add(path, items.line_of(index) if items else 1, f"{what}: each item must be a mapping, not {yamlfile.describe(item)}")
+
+
+def _duration(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"{yamlfile.describe(value)} is not a duration such as 2d or 3w")
+    return parse_duration(value)
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError(f"{value!r} must be lowercase letters, digits and -")
+    return value
+
+
+def _expression(value: str) -> str:
+    reason = check_expression(value)
+    if reason:
+        raise ValueError(f"{value!r} is not a valid expression: {reason}")
+    return value
+
+
+def _one_of(options: Sequence[str]) -> Any:
+    def check(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _read_stages(path: Path, items: YList, problems: Problems, where: str) -> tuple[Stage, ...]:
+    stages: list[Stage] = []
+    seen: set[str] = set()
+    for _, item in _items(path, items, problems, "stages"):
+        f = Fields(item, path, problems, where)
+        stage_id = f.get("id", str, required=True, convert=_slug)
+        here = f"{where}, stage {stage_id or '?'}"
+        f.where = here
+        title = f.get("title", str, required=True)
+        description = f.get("description", str)
+        owner = f.get("owner", str, default="customer-owner")
+        touch_list = f.get("touchpoints", YList, default=YList())
+        touchpoints: list[str] = []
+        for i, channel in enumerate(touch_list):
+            if channel not in CHANNELS:
+                problems.add(
+                    path,
+                    touch_list.line_of(i),
+                    f"{here}: touchpoint {yamlfile.describe(channel)} is not a channel "
+                    f"({', '.join(CHANNELS)})",
+                )
+            else:
+                touchpoints.append(channel)
+        stagnant = f.get("stagnant_after", (str, int), convert=_duration)
+        quiet = f.get("quiet_after", (str, int), convert=_duration)
+        advance = f.get("advance_after", (str, int), convert=_duration)
+        action_list = f.get("on_enter", YList, default=YList())
+        f.done()
+        actions = _read_actions(path, action_list, problems, here)
+        if stage_id is None:
+            continue
+        if stage_id in seen:
+            f.problem("id", f"stage {stage_id!r} appears twice in the funnel")
+            continue
+        seen.add(stage_id)
+        stages.append(
+            Stage(
+                id=stage_id,
+                title=title or stage_id,
+                description=description,
+                owner=owner,
+                touchpoints=tuple(touchpoints),
+                stagnant_after=stagnant,
+                quiet_after=quiet,
+                advance_after=advance,
+                on_enter=actions,
+                where=Where(str(path), item.line),
+            )
+        )
+    return tuple(stages)
+
+
+def _read_actions(path: Path, items: YList, problems: Problems, where: str) -> tuple[Action, ...]:
+    actions: list[Action] = []
+    for _, item in _items(path, items, problems, f"{where}: actions"):
+        action = _read_action(path, item, problems, where)
+        if action is not None:
+            actions.append(action)
+    return tuple(actions)
+
+
+def _read_action(path: Path, item: YMap, problems: Problems, where: str) -> Action | None:
+    types = [t for t in ACTION_TYPES if t in item]
+    if len(types) != 1:
+        found = " and ".join(types) if types else "none"
+        problems.add(
+            path,
+            item.line,
+            f"{where}: an action needs exactly one of {', '.join(ACTION_TYPES)} (found {found})",
+        )
+        return None
+    kind = types[0]
+    f = Fields(item, path, problems, f"{where}, {kind} action")
+    at = Where(str(path), item.line)
+    when = f.get("when", str, convert=_expression)
+    action: Action | None = None
+    if kind == "task":
+        action = _read_task(f, path, problems, at, when)
+    elif kind == "email":
+        template = f.get("email", str, required=True)
+        delay = f.get("delay", (str, int), default=0, convert=_duration)
+        stop = f.get("stop_on_reply", bool, default=False)
+        if template:
+            action = EmailAction(template, delay, stop, when, at)
+    elif kind == "close":
+        status = f.get("close", str, required=True, convert=_one_of(CLOSE_STATUSES))
+        reason = f.get("reason", str)
+        if status:
+            action = CloseAction(status, reason, when, at)
+    elif kind == "enroll":
+        funnel = f.get("enroll", str, required=True)
+        stage = f.get("stage", str)
+        if funnel:
+            action = EnrollAction(funnel, stage, when, at)
+    elif kind == "assign":
+        strategy = f.get("assign", str, required=True)
+        if strategy:
+            action = AssignAction(strategy, when, at)
+    else:
+        play = f.get("play", str, required=True)
+        if play:
+            action = PlayAction(play, when, at)
+    f.done()
+    return action
+
+
+def _read_task(f: Fields, path: Path, problems: Problems, at: Where, when: str | None) -> TaskAction | None:
+    title = f.get("task", str, required=True)
+    due = f.get("due", (str, int), default=0, convert=_duration)
+    owner = f.get("owner", str, default="customer-owner")
+    channel = f.get("channel", str, convert=_one_of(CHANNELS))
+    sourcing = f.get("sourcing", str, default="internal", convert=_one_of(SOURCING))
+    description = f.get("description", str)
+    drop_if = f.get("drop_if", str, convert=_expression)
+    escalate_after = f.get("escalate_after", (str, int), convert=_duration)
+    escalate_to = f.get("escalate_to", str)
+    then_map = f.get("then", YMap)
+    if ("escalate_after" in f.map) != ("escalate_to" in f.map):
+        f.problem(
+            "escalate_after" if "escalate_after" in f.map else "escalate_to",
+            "escalate_after and escalate_to go together: a duration such as 2d, and a team "
+            "member or partner:<id>",
+        )
+    then: TaskAction | None = None
+    if then_map is not None:
+        nested = _read_action(path, then_map, problems, f"{f.where}, then")
+        if nested is not None and not isinstance(nested, TaskAction):
+            problems.add(path, then_map.line, f"{f.where}: 'then' must be a task action")
+        elif isinstance(nested, TaskAction):
+            then = nested
+    if not title:
+        return None
+    return TaskAction(
+        title=title,
+        due=due,
+        owner=owner,
+        channel=channel,
+        sourcing=sourcing,
+        description=description,
+        drop_if=drop_if,
+        escalate_after=escalate_after,
+        escalate_to=escalate_to,
+        then=then,
+        when=when,
+        where=at,
+    )
+
+
+def _read_play(path: Path, item: YMap, problems: Problems) -> Play | None:
+    f = Fields(item, path, problems, "play")
+    play_id = f.get("id", str, required=True, convert=_slug)
+    f.where = f"play {play_id or '?'}"
+    title = f.get("title", str, required=True)
+    description = f.get("description", str)
+    sourcing = f.get("sourcing", str, required=True, convert=_one_of(SOURCING))
+    trigger = f.get("trigger", str)
+    action_list = f.get("actions", YList, required=True)
+    f.done()
+    actions = _read_actions(path, action_list or YList(), problems, f.where)
+    if action_list is not None and not action_list:
+        f.problem("actions", "a play needs at least one action")
+    if not play_id or not title or not sourcing:
+        return None
+    return Play(play_id, title, sourcing, actions, description, trigger, Where(str(path), item.line))
+
+
+def _read_partner(path: Path, item: YMap, problems: Problems) -> Partner | None:
+    f = Fields(item, path, problems, "partner")
+    partner_id = f.get("id", str, required=True, convert=_slug)
+    f.where = f"partner {partner_id or '?'}"
+    name = f.get("name", str, required=True)
+    email = f.get("email", str, required=True)
+    role = f.get("role", str)
+    f.done()
+    if email and "@" not in parseaddr(email)[1]:
+        f.problem("email", f"{email!r} is not an email address")
+    if not partner_id or not name or not email:
+        return None
+    return Partner(partner_id, name, email, role, Where(str(path), item.line))
+
+
+# -- references ---------------------------------------------------------------------------
+
+
+def template_names(templates_dir: Path) -> set[str]:
+    """Template names (``welcome`` for welcome.txt and welcome.pt.txt)."""
+    names = set()
+    for path in templates_dir.glob("*.txt"):
+        stem = path.name[: -len(".txt")]
+        names.add(stem)
+        base, _, lang = stem.rpartition(".")
+        if base and re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2})?", lang):
+            names.add(base)
+    return names
+
+
+def all_actions(library: Library) -> Iterable[tuple[str, Action]]:
+    """Every action with a description of where it lives, nested ``then`` tasks included."""
+
+    def walk(where: str, actions: Iterable[Action]) -> Iterable[tuple[str, Action]]:
+        for action in actions:
+            yield where, action
+            task = action
+            while isinstance(task, TaskAction) and task.then is not None:
+                task = task.then
+                yield where, task
+
+    for funnel in library.funnels.values():
+        for stage in funnel.stages:
+            yield from walk(f"funnel {funnel.id}, stage {stage.id}", stage.on_enter)
+    for play in library.plays.values():
+        yield from walk(f"play {play.id}", play.actions)
+
+
+def _check_owner(value: str, library: Library, team: Sequence[str] | None, partners_ok: bool) -> str | None:
+    if value in STRATEGIES:
+        return None
+    if value.startswith("partner:"):
+        if not partners_ok:
+            return f"owner {value!r}: a partner cannot be used here"
+        if value[len("partner:") :] not in library.partners:
+            return f"no partner {value[len('partner:'):]!r} is defined (partners: {', '.join(sorted(library.partners)) or 'none'})"
+        return None
+    if team is not None and value not in team:
+        members = ", ".join(team) or "empty"
+        return (
+            f"{value!r} is not in the team of funnelctl.yaml (team: {members}); "
+            f"use {', '.join(STRATEGIES)}, a team member or partner:<id>"
+        )
+    return None
+
+
+def _check_references(
+    library: Library,
+    problems: Problems,
+    templates_dir: Path | None,
+    team: Sequence[str] | None,
+) -> None:
+    templates = template_names(templates_dir) if templates_dir and templates_dir.is_dir() else None
+    for funnel in library.funnels.values():
+        for stage in funnel.stages:
+            reason = _check_owner(stage.owner, library, team, partners_ok=False)
+            if reason:
+                problems.add(stage.where.path, stage.where.line, f"funnel {funnel.id}, stage {stage.id}: {reason}")
+    for where, action in all_actions(library):
+        at = action.where
+        if isinstance(action, TaskAction):
+            for value in filter(None, (action.owner, action.escalate_to)):
+                reason = _check_owner(value, library, team, partners_ok=True)
+                if reason:
+                    problems.add(at.path, at.line, f"{where}: task {action.title!r}: {reason}")
+        elif isinstance(action, EmailAction):
+            if templates is not None and action.template not in templates:
+                problems.add(
+                    at.path,
+                    at.line,
+                    f"{where}: email template {action.template!r} not found in {templates_dir} "
+                    f"(expected {action.template}.txt)",
+                )
+        elif isinstance(action, EnrollAction):
+            target = library.funnels.get(action.funnel)
+            if target is None:
+                problems.add(at.path, at.line, f"{where}: enroll: no funnel {action.funnel!r}")
+            elif action.stage and action.stage not in {s.id for s in target.stages}:
+                problems.add(at.path, at.line, f"{where}: enroll: funnel {action.funnel!r} has no stage {action.stage!r}")
+        elif isinstance(action, AssignAction):
+            reason = _check_owner(action.strategy, library, team, partners_ok=False)
+            if reason:
+                problems.add(at.path, at.line, f"{where}: assign: {reason}")
+        elif isinstance(action, PlayAction) and action.play not in library.plays:
+            problems.add(at.path, at.line, f"{where}: no play {action.play!r} (plays: {', '.join(sorted(library.plays)) or 'none'})")
+    _check_play_cycles(library, problems)
+
+
+def _check_play_cycles(library: Library, problems: Problems) -> None:
+    def calls(play: Play) -> list[str]:
+        return [a.play for a in play.actions if isinstance(a, PlayAction)]
+
+    for play in library.plays.values():
+        stack, seen = list(calls(play)), set()
+        while stack:
+            name = stack.pop()
+            if name == play.id:
+                problems.add(play.where.path, play.where.line, f"play {play.id}: it runs itself through other plays")
+                break
+            if name in seen or name not in library.plays:
+                continue
+            seen.add(name)
+            stack.extend(calls(library.plays[name]))
+
+
+# -- describing, for people ---------------------------------------------------------------------
+
+
+def describe_action(action: Action) -> str:
+    """One line saying what an action does, for `playbook show` and simulations."""
+    if isinstance(action, TaskAction):
+        text = f"task {action.title!r} due {_offset(action.due)}"
+        details = [d for d in (action.channel, f"owner {action.owner}", action.sourcing) if d]
+        text += f" ({', '.join(details)})"
+        if action.drop_if:
+            text += f", dropped if {action.drop_if}"
+        if action.escalate_after is not None:
+            text += f", escalated to {action.escalate_to} after {action.escalate_after}d overdue"
+        if action.then is not None:
+            text += f"; when done: {describe_action(action.then)} after completion"
+    elif isinstance(action, EmailAction):
+        text = f"email {action.template!r} {_offset(action.delay)}"
+        if action.stop_on_reply:
+            text += ", not sent if the customer replies"
+    elif isinstance(action, CloseAction):
+        text = f"mark {action.status}" + (f" ({action.reason})" if action.reason else "")
+    elif isinstance(action, EnrollAction):
+        text = f"enroll in {action.funnel}" + (f" at {action.stage}" if action.stage else "")
+    elif isinstance(action, AssignAction):
+        text = f"assign owner: {action.strategy}"
+    else:
+        text = f"run play {action.play!r}"
+    if action.when:
+        text += f" [when {action.when}]"
+    return text
+
+
+def _offset(days: int) -> str:
+    return "on entry" if days == 0 else f"+{days}d"

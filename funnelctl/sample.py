@@ -1,0 +1,108 @@
+"""The demo book that `funnelctl init --demo` loads, dated relative to today.
+
+The data files under funnelctl/demo/ give every date as days before today,
+so the sample always looks current: some tasks overdue, some customers stuck,
+some at risk, whatever day it is loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import date, timedelta
+from importlib import resources
+from pathlib import Path
+
+from . import engine
+from .customers import Cleaner
+from .playbooks import Library
+from .store import Row, Store
+
+DEMO_TEAM = ("ana", "bruno")
+
+
+def _rows(name: str) -> Iterator[dict[str, str]]:
+    path = Path(str(resources.files("funnelctl"))) / "demo" / name
+    with path.open(encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f)
+
+
+def load_demo(store: Store, library: Library, today: str) -> dict[str, int]:
+    """Load the sample customers, their stage history, touchpoints and signals."""
+    day = date.fromisoformat(today)
+
+    def ago(days: str) -> str:
+        return (day - timedelta(days=int(days))).isoformat()
+
+    cleaner = Cleaner()
+    ids: dict[str, int] = {}
+    for row in _rows("customers.csv"):
+        values = {
+            "email": cleaner.clean("email", row["email"]),
+            "name": row["name"],
+            "company": row["company"],
+            "phone": row["phone"] or None,
+            "owner": row["owner"],
+            "plan": row["plan"],
+            "mrr": float(row["mrr"]),
+            "seats": int(row["seats"]),
+            "signed_on": ago(row["signed_days_ago"]),
+            "language": row["language"],
+            "tags": cleaner.clean("tags", row["tags"]),
+            "fields": {"industry": row["industry"]} if row.get("industry") else {},
+        }
+        signed = values["signed_on"]
+        ids[values["email"]] = store.insert_customer(values, signed)
+        store.add_event(ids[values["email"]], signed, "customer", "Customer added (demo)")
+    enrollments: dict[tuple[str, str], Row] = {}
+    for row in _rows("moves.csv"):
+        email, funnel_id, stage, on = row["email"].lower(), row["funnel"], row["stage"], ago(row["days_ago"])
+        funnel = library.funnel(funnel_id)
+        note = row.get("note") or None
+        current = enrollments.get((email, funnel_id))
+        if current is None:
+            customer = store.customer_by("id", str(ids[email]))
+            assert customer is not None
+            engine.enroll(store, customer, funnel, stage_id=stage, on=on, by="demo", note=note)
+        elif stage.startswith("@"):
+            engine.close(store, current, stage[1:], on=on, by="demo", reason=note)
+        else:
+            engine.move(store, current, funnel, stage, on=on, by="demo", note=note)
+        refreshed = store.one(
+            "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? ORDER BY id DESC LIMIT 1",
+            [ids[email], funnel_id],
+        )
+        assert refreshed is not None
+        enrollments[(email, funnel_id)] = refreshed
+    touchpoints = 0
+    for row in _rows("touchpoints.csv"):
+        on = ago(row["days_ago"])
+        store.insert(
+            "touchpoints",
+            {
+                "customer_id": ids[row["email"].lower()],
+                "channel": row["channel"],
+                "direction": row["direction"],
+                "happened_on": on,
+                "summary": row["summary"],
+                "by": "demo",
+                "created_on": on,
+            },
+        )
+        touchpoints += 1
+    signals = 0
+    for row in _rows("signals.csv"):
+        on = ago(row["days_ago"])
+        store.insert(
+            "signals",
+            {
+                "customer_id": ids[row["email"].lower()],
+                "metric": row["metric"],
+                "value": float(row["value"]),
+                "measured_on": on,
+                "source": "demo",
+                "created_on": on,
+            },
+        )
+        signals += 1
+    return {"customers": len(ids), "enrollments": len(enrollments), "touchpoints": touchpoints, "signals": signals}

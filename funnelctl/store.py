@@ -1,0 +1,382 @@
+"""The SQLite store: opening the database, transactions, every SQL statement, backup.
+
+Connections run in autocommit mode (``isolation_level=None``); every command
+that writes does so inside one ``BEGIN IMMEDIATE`` transaction opened by
+:meth:`Store.write`, so a failure anywhere leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import migrations
+from .errors import BusyError, FunnelError, NotFound
+
+BUSY_TIMEOUT_MS = 5000
+
+CUSTOMER_COLUMNS = (
+    "email",
+    "external_id",
+    "name",
+    "company",
+    "phone",
+    "owner",
+    "plan",
+    "mrr",
+    "seats",
+    "signed_on",
+    "language",
+    "tags",
+    "fields",
+)
+
+Row = dict[str, Any]
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Store:
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = Database(conn)
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> Store:
+        """Open (or with ``create``, create) the database and bring its schema up to date."""
+        if not create and not path.exists():
+            raise FunnelError(
+                f"The database {path} is missing; this folder is not a complete workspace "
+                "(run 'funnelctl init' in a new folder)."
+            )
+        old_umask = os.umask(0o077)  # owner-only: the -wal and -shm files follow
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.row_factory = sqlite3.Row
+            store = cls(path, conn)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = FULL")
+                if migrations.migrations.pending(store.db):
+                    with store.write():
+                        migrations.apply(store.db)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if _is_busy(exc):
+                    raise BusyError(_busy_message(path)) from None
+                raise FunnelError(f"Cannot open the database {path}: {exc}.") from None
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise FunnelError(f"{path} is not a funnelctl database: {exc}.") from None
+        finally:
+            os.umask(old_umask)
+        if create:
+            os.chmod(path, 0o600)
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions --------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Store]:
+        """One ``BEGIN IMMEDIATE`` transaction: all of the block, or nothing."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise BusyError(_busy_message(self.path)) from None
+            raise
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if _is_busy(exc):
+                raise BusyError(_busy_message(self.path)) from None
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Store]:
+        """A consistent snapshot for a report made of several queries."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
+    # -- small helpers ---------------------------------------------------------------
+
+    def rows(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        return [dict(r) for r in self.conn.execute(sql, params)]
+
+    def iter_rows(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Iterator[Row]:
+        for r in self.conn.execute(sql, params):
+            yield dict(r)
+
+    def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Row | None:
+        r = self.conn.execute(sql, params).fetchone()
+        return dict(r) if r is not None else None
+
+    def scalar(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Any:
+        r = self.conn.execute(sql, params).fetchone()
+        return r[0] if r is not None else None
+
+    def insert(self, table: str, row: Mapping[str, Any]) -> int:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.conn.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update(self, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
+        if not changes:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        self.conn.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = ?", [*changes.values(), row_id]
+        )
+
+    # -- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        value = self.scalar("SELECT value FROM meta WHERE key = ?", [key])
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    # -- customers -------------------------------------------------------------------
+
+    def customer_by(self, column: str, value: str) -> Row | None:
+        assert column in ("email", "external_id", "id")
+        row = self.one(f"SELECT * FROM customers WHERE {column} = ?", [value])
+        return decode_customer(row) if row else None
+
+    def find_customer(self, ref: str) -> Row:
+        """A customer by email, external id or ``#id``; NotFound names what was asked for."""
+        ref = ref.strip()
+        row: Row | None = None
+        if ref.startswith("#") and ref[1:].isdigit():
+            row = self.customer_by("id", ref[1:])
+        elif "@" in ref:
+            row = self.customer_by("email", ref)
+        if row is None:
+            row = self.customer_by("external_id", ref)
+        if row is None:
+            raise NotFound(
+                f"No customer {ref!r}: give an email, an external id or #id "
+                "(see 'funnelctl customer list')."
+            )
+        return row
+
+    def insert_customer(self, values: Mapping[str, Any], today: str) -> int:
+        row = encode_customer(values)
+        row["created_on"] = row["updated_on"] = today
+        return self.insert("customers", row)
+
+    def update_customer(self, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
+        row = encode_customer(changes)
+        row["updated_on"] = today
+        self.update("customers", customer_id, row)
+
+    def customers(
+        self,
+        *,
+        funnel: str | None = None,
+        stage: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        """Customers with their active enrollments (``funnel:stage`` list), filtered."""
+        where: list[str] = []
+        params: list[Any] = []
+        if owner:
+            where.append("c.owner = ?")
+            params.append(owner)
+        if tag:
+            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
+            params.append(tag)
+        if funnel or stage:
+            cond = ["e.customer_id = c.id", "e.status = 'active'"]
+            if funnel:
+                cond.append("e.funnel = ?")
+                params.append(funnel)
+            if stage:
+                cond.append("e.stage = ?")
+                params.append(stage)
+            where.append(f"EXISTS (SELECT 1 FROM enrollments e WHERE {' AND '.join(cond)})")
+        sql = (
+            "SELECT c.*, (SELECT group_concat(e.funnel || ':' || e.stage, ' ') FROM enrollments e "
+            "WHERE e.customer_id = c.id AND e.status = 'active') AS enrollments FROM customers c"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.iter_rows(sql, params):
+            yield decode_customer(row)
+
+    # -- enrollments and history ----------------------------------------------------------
+
+    def enrollments_of(self, customer_id: int) -> list[Row]:
+        return self.rows(
+            "SELECT * FROM enrollments WHERE customer_id = ? ORDER BY id", [customer_id]
+        )
+
+    def active_enrollment(self, customer_id: int, funnel: str) -> Row | None:
+        return self.one(
+            "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? AND status = 'active'",
+            [customer_id, funnel],
+        )
+
+    def add_history(
+        self,
+        *,
+        enrollment_id: int,
+        customer_id: int,
+        funnel: str,
+        kind: str,
+        from_stage: str | None,
+        to_stage: str,
+        moved_on: str,
+        by: str | None,
+        note: str | None,
+    ) -> int:
+        return self.insert(
+            "stage_history",
+            {
+                "enrollment_id": enrollment_id,
+                "customer_id": customer_id,
+                "funnel": funnel,
+                "kind": kind,
+                "from_stage": from_stage,
+                "to_stage": to_stage,
+                "moved_on": moved_on,
+                "by": by,
+                "note": note,
+            },
+        )
+
+    def history_of(self, customer_id: int) -> list[Row]:
+        return self.rows(
+            "SELECT * FROM stage_history WHERE customer_id = ? ORDER BY moved_on, id",
+            [customer_id],
+        )
+
+    # -- timeline ----------------------------------------------------------------------
+
+    def add_event(
+        self,
+        customer_id: int,
+        happened_on: str,
+        kind: str,
+        summary: str,
+        *,
+        ok: bool = True,
+        source: str | None = None,
+    ) -> None:
+        self.insert(
+            "events",
+            {
+                "customer_id": customer_id,
+                "happened_on": happened_on,
+                "kind": kind,
+                "summary": summary,
+                "ok": int(ok),
+                "source": source,
+            },
+        )
+
+    def events_of(self, customer_id: int) -> list[Row]:
+        return self.rows(
+            "SELECT * FROM events WHERE customer_id = ? ORDER BY happened_on, id", [customer_id]
+        )
+
+    # -- whole tables, for export --------------------------------------------------------
+
+    def table_rows(self, table: str) -> Iterator[Row]:
+        assert table in ("activities", "stage_history", "outbox", "touchpoints", "signals")
+        yield from self.iter_rows(
+            f"SELECT c.email AS customer, t.* FROM {table} t "
+            "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"
+        )
+
+    def counts(self) -> dict[str, int]:
+        tables = ("customers", "enrollments", "stage_history", "activities", "touchpoints")
+        return {t: int(self.scalar(f"SELECT count(*) FROM {t}")) for t in tables}
+
+    # -- backup ----------------------------------------------------------------------------
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy through SQLite's online backup API, owner-only."""
+        if target.exists():
+            raise FunnelError(f"{target} already exists; choose a new file name for the backup.")
+        if not target.parent.is_dir():
+            raise FunnelError(f"Cannot write the backup: the folder {target.parent} does not exist.")
+        old_umask = os.umask(0o077)
+        try:
+            dest = sqlite3.connect(target)
+            try:
+                self.conn.backup(dest)
+            finally:
+                dest.close()
+        except sqlite3.Error as exc:
+            target.unlink(missing_ok=True)
+            raise FunnelError(f"Backup to {target} failed: {exc}.") from None
+        finally:
+            os.umask(old_umask)
+
+
+def _busy_message(path: Path) -> str:
+    return (
+        f"The workspace database {path} is busy: another funnelctl command is writing to it; "
+        "try again in a moment."
+    )
+
+
+def encode_customer(values: Mapping[str, Any]) -> Row:
+    row = {k: v for k, v in values.items() if k in CUSTOMER_COLUMNS}
+    if "tags" in row:
+        row["tags"] = json.dumps(list(row["tags"] or []), ensure_ascii=False)
+    if "fields" in row:
+        row["fields"] = json.dumps(dict(row["fields"] or {}), ensure_ascii=False, sort_keys=True)
+    return row
+
+
+def decode_customer(row: Row) -> Row:
+    row = dict(row)
+    row["tags"] = json.loads(row.get("tags") or "[]")
+    row["fields"] = json.loads(row.get("fields") or "{}")
+    return row

@@ -1,0 +1,313 @@
+"""Workspaces: find one, create one, read its settings (``funnelctl.yaml``).
+
+A workspace is a folder holding ``funnelctl.yaml``, ``playbooks/``,
+``templates/`` and the database ``funnel.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import yamlfile
+from .errors import ValidationError, WorkspaceError
+from .yamlfile import Fields, Problems, YList, YMap
+
+CONFIG_NAME = "funnelctl.yaml"
+DB_NAME = "funnel.db"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    start_minute: int = 0
+    end_minute: int = 24 * 60
+    weekdays: tuple[str, ...] = WEEKDAYS
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    window: SendWindow = field(default_factory=SendWindow)
+    max_late_days: int = 3
+    rate_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class Transport:
+    kind: str = "maildir"
+    host: str = "localhost"
+    port: int = 25
+    security: str = "none"
+    username: str | None = None
+    password_env: str = "FUNNELCTL_SMTP_PASSWORD"
+    timeout_s: float = 30.0
+    command: str = "/usr/sbin/sendmail -t -i"
+    path: str = "outbox"
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: str = "UTC"
+    sender: str = ""
+    team: tuple[str, ...] = ()
+    send: SendSettings = field(default_factory=SendSettings)
+    transport: Transport = field(default_factory=Transport)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    settings: Settings
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def playbooks_dir(self) -> Path:
+        return self.root / "playbooks"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+
+def user_data_dir() -> Path:
+    """The per-user default workspace, following each platform's convention."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "funnelctl"
+
+
+def locate(home: str | Path | None, cwd: Path) -> Path:
+    """The workspace folder: ``--home``/``FUNNELCTL_HOME`` (given as ``home``),
+    else the nearest parent of ``cwd`` holding funnelctl.yaml, else the user's data folder."""
+    if home:
+        return Path(home).expanduser().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return user_data_dir()
+
+
+def open_workspace(home: str | Path | None, cwd: Path) -> Workspace:
+    root = locate(home, cwd)
+    if not (root / CONFIG_NAME).is_file():
+        raise WorkspaceError(
+            f"No funnelctl workspace at {root}: create one with 'funnelctl init {root}' "
+            "(or 'funnelctl init DIR' and run commands inside DIR, or pass --home DIR)."
+        )
+    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+
+
+def shipped_dir(name: str) -> Path:
+    """The folder of shipped playbooks or templates: inside the wheel, or the source tree."""
+    packaged = Path(str(resources.files("funnelctl"))) / "shipped" / name
+    if packaged.is_dir():
+        return packaged
+    source = Path(__file__).resolve().parent.parent / name
+    if source.is_dir():
+        return source
+    raise WorkspaceError(f"The shipped {name} are missing from this installation of funnelctl.")
+
+
+CONFIG_TEMPLATE = """\
+# funnelctl workspace settings. Every key is optional.
+
+# Time zone of "today" and of the send window.
+timezone: {timezone}
+
+# The From: of every email (a template may override it).
+sender: "{sender}"
+
+# Consultants who own customers; round-robin and least-busy assignment pick from here.
+team: [{team}]
+
+send:
+  # Emails go out only inside this window, in the time zone above.
+  window: {{hours: "09:00-17:00", weekdays: [mon, tue, wed, thu, fri]}}
+  # A queued email older than this many days is skipped as stale, never blasted.
+  max_late_days: 3
+  # Messages per minute at most; 0 = no limit.
+  rate_per_minute: 0
+
+transport:
+  # maildir writes each email as a file under `path` for review; switch to smtp to deliver.
+  kind: maildir
+  path: outbox
+  # kind: smtp
+  # host: smtp.example.com
+  # port: 587
+  # security: starttls             # ssl | starttls | none
+  # username: you@example.com
+  # password_env: FUNNELCTL_SMTP_PASSWORD   # the password only ever comes from the environment
+  # timeout_s: 30
+  # kind: sendmail
+  # command: "/usr/sbin/sendmail -t -i"
+"""
+
+
+def init_workspace(
+    root: Path, *, team: tuple[str, ...] = (), sender: str = "", timezone: str = "UTC"
+) -> Workspace:
+    """Create a workspace folder with settings, shipped playbooks and templates.
+
+    Never overwrites: an existing funnelctl.yaml, playbooks/ or templates/ is an error.
+    The database is created by the caller through the store.
+    """
+    root = root.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"{root} exists and is not a folder.")
+    taken = [
+        name
+        for name in (CONFIG_NAME, "playbooks", "templates", DB_NAME)
+        if (root / name).exists()
+    ]
+    if taken:
+        raise WorkspaceError(
+            f"{root} already holds a workspace ({', '.join(taken)}); funnelctl init never overwrites one."
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / CONFIG_NAME).write_text(
+        CONFIG_TEMPLATE.format(
+            timezone=timezone,
+            sender=sender or "Your Name <you@example.com>",
+            team=", ".join(team),
+        ),
+        encoding="utf-8",
+    )
+    shutil.copytree(shipped_dir("playbooks"), root / "playbooks")
+    shutil.copytree(shipped_dir("templates"), root / "templates")
+    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+
+
+def _minutes(hh: str, mm: str) -> int:
+    return int(hh) * 60 + int(mm)
+
+
+def load_settings(path: Path) -> Settings:
+    data = yamlfile.load(path)
+    if data is None:
+        return Settings()
+    problems = Problems()
+    if not isinstance(data, YMap):
+        problems.add(path, 1, "funnelctl.yaml must be a mapping of settings")
+        problems.raise_if_any(f"{path} is not valid")
+    top = Fields(data, path, problems, "settings")
+    timezone = top.get("timezone", str, default="UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        top.problem("timezone", f"unknown time zone {timezone!r} (use a name like Europe/Lisbon)")
+        timezone = "UTC"
+    sender = top.get("sender", str, default="")
+    if sender and "@" not in parseaddr(sender)[1]:
+        top.problem("sender", f"sender {sender!r} has no email address")
+    team_list = top.get("team", YList, default=YList())
+    team: list[str] = []
+    for index, member in enumerate(team_list):
+        if not isinstance(member, str) or not _NAME.match(member):
+            problems.add(
+                path,
+                team_list.line_of(index),
+                f"settings: team member {yamlfile.describe(member)} must be a short name like ana",
+            )
+        elif member in team:
+            problems.add(path, team_list.line_of(index), f"settings: team member {member!r} twice")
+        else:
+            team.append(member)
+    send = _send_settings(top.get("send", YMap), path, problems)
+    transport = _transport(top.get("transport", YMap), path, problems)
+    top.done()
+    problems.raise_if_any(f"{path} has {{n}} problem(s)")
+    return Settings(
+        timezone=timezone, sender=sender, team=tuple(team), send=send, transport=transport
+    )
+
+
+def _send_settings(data: YMap | None, path: Path, problems: Problems) -> SendSettings:
+    if data is None:
+        return SendSettings()
+    fields = Fields(data, path, problems, "send")
+    window = SendWindow()
+    window_map = fields.get("window", YMap)
+    if window_map is not None:
+        wf = Fields(window_map, path, problems, "send.window")
+        hours = wf.get("hours", str, default="00:00-24:00")
+        match = _HOURS.match(hours)
+        start, end = 0, 24 * 60
+        if not match:
+            wf.problem("hours", f"hours {hours!r} must look like 09:00-17:00")
+        else:
+            start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
+            if end <= start:
+                wf.problem("hours", f"hours {hours!r} must end after they start")
+        days = wf.get("weekdays", YList, default=list(WEEKDAYS))
+        bad = [d for d in days if d not in WEEKDAYS]
+        if bad:
+            wf.problem("weekdays", f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+        wf.done()
+        window = SendWindow(start, end, tuple(d for d in WEEKDAYS if d in days))
+    max_late = fields.get("max_late_days", int, default=3)
+    rate = fields.get("rate_per_minute", int, default=0)
+    for key, value in (("max_late_days", max_late), ("rate_per_minute", rate)):
+        if value < 0:
+            fields.problem(key, f"'{key}' must not be negative")
+    fields.done()
+    return SendSettings(window=window, max_late_days=max_late, rate_per_minute=rate)
+
+
+def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
+    if data is None:
+        return Transport()
+    f = Fields(data, path, problems, "transport")
+    default = Transport()
+    kind = f.get("kind", str, default="maildir")
+    if kind not in ("smtp", "sendmail", "maildir"):
+        f.problem("kind", f"transport kind {kind!r} must be smtp, sendmail or maildir")
+    security = f.get("security", str, default="starttls" if kind == "smtp" else "none")
+    if security not in ("ssl", "starttls", "none"):
+        f.problem("security", f"security {security!r} must be ssl, starttls or none")
+    port_default = {"ssl": 465, "starttls": 587}.get(security, 25)
+    transport = Transport(
+        kind=kind,
+        host=f.get("host", str, default=default.host),
+        port=f.get("port", int, default=port_default),
+        security=security,
+        username=f.get("username", str),
+        password_env=f.get("password_env", str, default=default.password_env),
+        timeout_s=f.get("timeout_s", (int, float), default=default.timeout_s),
+        command=f.get("command", str, default=default.command),
+        path=f.get("path", str, default=default.path),
+    )
+    if "password" in data:
+        f.seen.add("password")
+        f.problem(
+            "password",
+            "a password is never stored in funnelctl.yaml; set password_env to the name of "
+            "an environment variable that holds it",
+        )
+    f.done()
+    return transport
+
