@@ -185,8 +185,13 @@ def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
         for a in store.rows("SELECT * FROM activities WHERE customer_id = ?", [cid]):
             status = a["status"] if a["status"] != "open" else f"due {a['due_on']}"
             what = f"#{a['id']} {a['title']} [{status}]"
-            lines.append(_line(a["created_on"], a["kind"], what, a["owner"], 2, a["id"]))
-        for o in store.rows("SELECT * FROM outbox WHERE customer_id = ?", [cid]):
+            lines.append(_line(a["closed_on"] or a["due_on"], a["kind"], what, a["owner"], 2, a["id"]))
+        for o in store.rows(
+            # emails skipped as stale when queued are already told by their action's line
+            "SELECT * FROM outbox WHERE customer_id = ? "
+            "AND NOT (status = 'skipped' AND reason LIKE 'stale:%')",
+            [cid],
+        ):
             what = f"{o['template']} [{o['status']}]" + (f" {o['reason']}" if o["reason"] else "")
             lines.append(_line(o["scheduled_on"], "email", what, None, 3, o["id"]))
         for e in store.events_of(cid):

@@ -41,8 +41,9 @@ def format_duration(days: int) -> str:
     return f"{days}d"
 
 
-def add_days(day: date, days: int) -> date:
-    return day + timedelta(days=days)
+def shift(day: str, days: int) -> str:
+    """The ISO date ``days`` after (or before, if negative) the ISO date ``day``."""
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
 
 
 def days_between(earlier: date | str, later: date | str) -> int:

@@ -1,10 +1,46 @@
-"""The funnel engine: enroll, move and close, with the stage history as the record."""
+"""The funnel engine: enroll, move, close and reopen; entry actions; the daily tick.
+
+Every change of stage lands in the stage history (never rewritten). Entry
+actions run once per stage visit: each is claimed in ``action_runs`` under a
+key made of the enrollment, the visit (the history row of the entry) and the
+action's place in the playbook, so re-running a command never repeats one,
+while re-entering a stage later (a new visit) runs them again.
+"""
 
 from __future__ import annotations
 
-from .errors import FunnelError
-from .playbooks import Funnel
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import activities, mail
+from .context import build_context
+from .dates import shift
+from .errors import FunnelError, NotFound, UsageError
+from .playbooks import (
+    Action,
+    AssignAction,
+    CloseAction,
+    EmailAction,
+    EnrollAction,
+    Funnel,
+    Library,
+    PlayAction,
+    Stage,
+    TaskAction,
+    describe_action,
+)
+from .sandbox import TemplateError, evaluate
 from .store import Row, Store
+from .workspace import Settings
+
+CLOSED = ("won", "lost", "churned")
+
+
+def customer_label(customer: Row) -> str:
+    return str(customer.get("email") or customer.get("external_id") or f"#{customer['id']}")
+
+
+# -- records: the stage history -------------------------------------------------------------
 
 
 def enroll(
@@ -19,7 +55,7 @@ def enroll(
 ) -> int:
     """Put ``customer`` in ``funnel`` at ``stage_id`` (default the first stage) as of ``on``.
 
-    The caller holds the write transaction. Returns the enrollment id.
+    Records only (no actions). The caller holds the write transaction. Returns the enrollment id.
     """
     stage = funnel.stage(stage_id) if stage_id else funnel.stages[0]
     if store.active_enrollment(customer["id"], funnel.id):
@@ -37,22 +73,11 @@ def enroll(
         },
     )
     visit_id = store.add_history(
-        enrollment_id=enrollment_id,
-        customer_id=customer["id"],
-        funnel=funnel.id,
-        kind="enroll",
-        from_stage=None,
-        to_stage=stage.id,
-        moved_on=on,
-        by=by,
-        note=note,
+        enrollment_id=enrollment_id, customer_id=customer["id"], funnel=funnel.id, kind="enroll",
+        from_stage=None, to_stage=stage.id, moved_on=on, by=by, note=note,
     )
     store.update("enrollments", enrollment_id, {"visit_id": visit_id})
     return enrollment_id
-
-
-def customer_label(customer: Row) -> str:
-    return str(customer.get("email") or customer.get("external_id") or f"#{customer['id']}")
 
 
 def move(
@@ -67,12 +92,12 @@ def move(
 ) -> int:
     """Move an active enrollment to ``to_stage`` (either direction, as the funnel allows).
 
-    Returns the new stage visit's history id. The caller holds the transaction.
+    Records only. Returns the new stage visit's history id.
     """
     target = funnel.stage(to_stage)
     if enrollment["status"] != "active":
         raise FunnelError(
-            f"The {funnel.id} enrollment is {enrollment['status']}; reopen it first (--reopen)."
+            f"The {funnel.id} enrollment is {enrollment['status']}; reopen it with --reopen."
         )
     current = enrollment["stage"]
     if current == target.id:
@@ -87,23 +112,12 @@ def move(
             f"{nxt.id if nxt else 'none'}."
         )
     if on < enrollment["entered_on"]:
-        raise FunnelError(
-            f"Cannot move on {on}: the customer entered {current} on {enrollment['entered_on']}."
-        )
+        raise FunnelError(f"Cannot move on {on}: the customer entered {current} on {enrollment['entered_on']}.")
     visit_id = store.add_history(
-        enrollment_id=enrollment["id"],
-        customer_id=enrollment["customer_id"],
-        funnel=funnel.id,
-        kind="move",
-        from_stage=current,
-        to_stage=target.id,
-        moved_on=on,
-        by=by,
-        note=note,
+        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=funnel.id,
+        kind="move", from_stage=current, to_stage=target.id, moved_on=on, by=by, note=note,
     )
-    store.update(
-        "enrollments", enrollment["id"], {"stage": target.id, "entered_on": on, "visit_id": visit_id}
-    )
+    store.update("enrollments", enrollment["id"], {"stage": target.id, "entered_on": on, "visit_id": visit_id})
     return visit_id
 
 
@@ -116,21 +130,347 @@ def close(
     by: str | None = None,
     reason: str | None = None,
 ) -> None:
-    """Close an active enrollment as won, lost or churned."""
-    assert status in ("won", "lost", "churned")
+    """Close an active enrollment as won, lost or churned; lost and churned drop what was open."""
+    assert status in CLOSED
     if enrollment["status"] != "active":
         raise FunnelError(f"The {enrollment['funnel']} enrollment is already {enrollment['status']}.")
     store.add_history(
-        enrollment_id=enrollment["id"],
-        customer_id=enrollment["customer_id"],
-        funnel=enrollment["funnel"],
-        kind=status,
-        from_stage=enrollment["stage"],
-        to_stage=enrollment["stage"],
-        moved_on=on,
-        by=by,
-        note=reason,
+        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=enrollment["funnel"],
+        kind=status, from_stage=enrollment["stage"], to_stage=enrollment["stage"], moved_on=on, by=by, note=reason,
+    )
+    store.update("enrollments", enrollment["id"], {"status": status, "closed_on": on, "close_reason": reason})
+    if status != "won":
+        activities.drop_for_enrollment(store, enrollment["id"], on, f"enrollment {status}")
+
+
+def reopen(
+    store: Store, enrollment: Row, funnel: Funnel, stage_id: str, *, on: str, by: str | None, note: str | None
+) -> int:
+    """Reopen a closed enrollment at ``stage_id``: a new stage visit."""
+    if enrollment["status"] == "active":
+        raise FunnelError(f"The {funnel.id} enrollment is not closed; move it without --reopen.")
+    if store.active_enrollment(enrollment["customer_id"], funnel.id):
+        raise FunnelError(f"The customer already has an active {funnel.id} enrollment.")
+    stage = funnel.stage(stage_id)
+    visit_id = store.add_history(
+        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=funnel.id,
+        kind="reopen", from_stage=enrollment["stage"], to_stage=stage.id, moved_on=on, by=by, note=note,
     )
     store.update(
-        "enrollments", enrollment["id"], {"status": status, "closed_on": on, "close_reason": reason}
+        "enrollments", enrollment["id"],
+        {"status": "active", "closed_on": None, "close_reason": None, "stage": stage.id,
+         "entered_on": on, "visit_id": visit_id},
     )
+    return visit_id
+
+
+# -- the engine: records plus entry actions ----------------------------------------------------
+
+
+@dataclass
+class Engine:
+    """Moves with their consequences. Every method runs inside the caller's transaction."""
+
+    store: Store
+    library: Library
+    settings: Settings
+    today: str
+    by: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.assigner = activities.Assigner(self.store, self.settings.team)
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def _enrollment(self, enrollment_id: int) -> Row:
+        row = self.store.one("SELECT * FROM enrollments WHERE id = ?", [enrollment_id])
+        assert row is not None
+        return row
+
+    def enroll(
+        self,
+        customer: Row,
+        funnel: Funnel,
+        stage_id: str | None = None,
+        *,
+        on: str | None = None,
+        note: str | None = None,
+        run_actions: bool = True,
+    ) -> Row:
+        day = on or self.today
+        enrollment_id = enroll(self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note)
+        enrollment = self._enrollment(enrollment_id)
+        self._count("enrolled")
+        if run_actions:
+            self.run_entry(enrollment, funnel)
+        return self._enrollment(enrollment_id)
+
+    def move(self, enrollment: Row, funnel: Funnel, to_stage: str, *, on: str | None = None, note: str | None = None) -> Row:
+        move(self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note)
+        moved = self._enrollment(enrollment["id"])
+        self._count("moved")
+        self.run_entry(moved, funnel)
+        return self._enrollment(enrollment["id"])
+
+    def reopen(self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None) -> Row:
+        reopen(self.store, enrollment, funnel, stage_id or enrollment["stage"], on=self.today, by=self.by, note=note)
+        reopened = self._enrollment(enrollment["id"])
+        self.run_entry(reopened, funnel)
+        return self._enrollment(enrollment["id"])
+
+    def close(self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None) -> Row:
+        close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
+        return self._enrollment(enrollment["id"])
+
+    # -- entry actions ----------------------------------------------------------------------
+
+    def run_entry(self, enrollment: Row, funnel: Funnel) -> None:
+        """Run the on_enter actions of the enrollment's current stage visit, dated its entry."""
+        stage = funnel.stage(enrollment["stage"])
+        prefix = f"{enrollment['id']}:{enrollment['visit_id']}"
+        self._run(enrollment, funnel, stage, stage.on_enter, prefix, f"{funnel.id}/{stage.id}")
+
+    def _run(
+        self, enrollment: Row, funnel: Funnel, stage: Stage, actions: Sequence[Action], prefix: str, source: str
+    ) -> None:
+        for index, action in enumerate(actions):
+            key = f"{prefix}:{index}"
+            where = f"{source} #{index + 1}"
+            claimed = self.store.conn.execute(
+                "INSERT OR IGNORE INTO action_runs (action_key, customer_id, enrollment_id, ran_on, outcome) "
+                "VALUES (?, ?, ?, ?, 'running')",
+                [key, enrollment["customer_id"], enrollment["id"], self.today],
+            ).rowcount
+            if not claimed:
+                continue  # this action already ran for this stage visit
+            current = self._enrollment(enrollment["id"])
+            customer = self.store.customer_by("id", str(current["customer_id"]))
+            assert customer is not None
+            on = enrollment["entered_on"]  # actions are dated from the visit's entry
+            try:
+                if action.when and not self._condition(action.when, customer, funnel, stage, current):
+                    outcome = f"skipped ({describe_action(action)}): condition is false"
+                    self.store.add_event(customer["id"], on, "action", outcome.capitalize(), source=where)
+                elif isinstance(action, PlayAction):
+                    play = self.library.plays[action.play]
+                    self.store.add_event(customer["id"], on, "action", f"Play {play.id!r} started: {play.title}", source=where)
+                    self._run(current, funnel, stage, play.actions, f"{key}:play", f"play {play.id}")
+                    outcome = "ran play"
+                else:
+                    outcome = self._act(action, customer, current, funnel, on, key, where)
+            except (TemplateError, FunnelError, ValueError, KeyError) as exc:
+                reason = getattr(exc, "message", None) or str(exc)
+                outcome = f"failed: {reason}"
+                self.store.add_event(
+                    customer["id"], on, "action", f"{describe_action(action)}: {reason}", ok=False, source=where
+                )
+                self._count("failed")
+            self.store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])
+
+    def _condition(self, expression: str, customer: Row, funnel: Funnel, stage: Stage, enrollment: Row) -> bool:
+        context = build_context(
+            self.store, self.settings, customer, self.today, funnel=funnel, stage=stage, enrollment=enrollment
+        )
+        return bool(evaluate(expression, context))
+
+    def _act(self, action: Action, customer: Row, enrollment: Row, funnel: Funnel, on: str, key: str, where: str) -> str:
+        store = self.store
+        default_owner = enrollment.get("owner") or customer.get("owner")
+        if isinstance(action, TaskAction):
+            owner = self.assigner.resolve(action.owner, default_owner)
+            task_id = activities.create_task(
+                store, action, customer_id=customer["id"], enrollment_id=enrollment["id"],
+                visit_id=enrollment["visit_id"], owner=owner, base_date=on, action_key=key,
+                source=where, today=self.today,
+            )
+            self.assigner.took_task(owner)
+            due = shift(on, action.due)
+            store.add_event(customer["id"], on, "action", f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}", source=where)
+            self._count("tasks")
+            return f"task #{task_id}"
+        if isinstance(action, EmailAction):
+            scheduled = shift(on, action.delay)
+            outbox_id, status, reason = mail.queue_email(
+                store, self.settings, customer_id=customer["id"], enrollment_id=enrollment["id"],
+                visit_id=enrollment["visit_id"], template=action.template, scheduled_on=scheduled,
+                stop_on_reply=action.stop_on_reply, action_key=key, today=self.today,
+            )
+            text = f"Email {action.template!r} queued for {scheduled}" if status == "queued" else f"Email {action.template!r} skipped: {reason}"
+            store.add_event(customer["id"], on, "action", text, source=where)
+            self._count("emails" if status == "queued" else "emails_skipped")
+            return f"email #{outbox_id} {status}"
+        if isinstance(action, CloseAction):
+            close(store, enrollment, action.status, on=on, by="playbook", reason=action.reason)
+            store.add_event(customer["id"], on, "action", f"Marked {action.status} in {funnel.id}", source=where)
+            return action.status
+        if isinstance(action, EnrollAction):
+            target = self.library.funnel(action.funnel)
+            if store.active_enrollment(customer["id"], target.id):
+                store.add_event(customer["id"], on, "action", f"Already in {target.id}; not enrolled again", source=where)
+                return "already enrolled"
+            new_id = enroll(store, customer, target, stage_id=action.stage, on=on, by="playbook", note=f"from {funnel.id}")
+            store.add_event(customer["id"], on, "action", f"Enrolled in {target.id}", source=where)
+            self._count("enrolled")
+            self.run_entry(self._enrollment(new_id), target)
+            return f"enrolled #{new_id}"
+        assert isinstance(action, AssignAction)
+        owner = self.assigner.resolve(action.strategy, default_owner)
+        store.update("enrollments", enrollment["id"], {"owner": owner})
+        if owner and not customer.get("owner"):
+            store.update_customer(customer["id"], {"owner": owner}, self.today)
+        store.add_event(customer["id"], on, "action", f"Assigned to {owner or 'nobody (the team is empty)'}", source=where)
+        return f"assigned {owner}"
+
+    # -- the daily tick ------------------------------------------------------------------------
+
+    def tick(self) -> dict[str, int]:
+        """Time-based moves (caught up, each dated when it was due) and escalations."""
+        moved = True
+        while moved:
+            moved = False
+            for funnel in self.library.funnels.values():
+                for stage in funnel.stages:
+                    nxt = funnel.next_stage(stage.id)
+                    if stage.advance_after is None or nxt is None:
+                        continue
+                    cutoff = shift(self.today, -stage.advance_after)
+                    for row in self.store.rows(
+                        "SELECT * FROM enrollments WHERE funnel = ? AND stage = ? AND status = 'active' "
+                        "AND entered_on <= ? ORDER BY id",
+                        [funnel.id, stage.id, cutoff],
+                    ):
+                        on = shift(row["entered_on"], stage.advance_after)
+                        note = f"automatic after {stage.advance_after} days in {stage.id}"
+                        move(self.store, row, funnel, nxt.id, on=on, by="funnelctl run", note=note)
+                        self._count("moved")
+                        self.run_entry(self._enrollment(row["id"]), funnel)
+                        moved = True
+        escalated = activities.escalate_overdue(self.store, self.library, self.today)
+        if escalated:
+            self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
+        return self.counts
+
+
+# -- finding the enrollment a command means ----------------------------------------------------
+
+
+def pick_enrollment(
+    store: Store,
+    library: Library,
+    customer: Row,
+    *,
+    funnel_id: str | None,
+    stage_id: str | None = None,
+    closed: bool = False,
+) -> tuple[Row, Funnel]:
+    """The one enrollment a command is about; asks for --funnel when it is ambiguous."""
+    rows = store.enrollments_of(customer["id"])
+    label = customer_label(customer)
+    if funnel_id:
+        funnel = library.funnel(funnel_id)
+        mine = [r for r in rows if r["funnel"] == funnel.id]
+        active = [r for r in mine if r["status"] == "active"]
+        if active:
+            return active[-1], funnel
+        if closed and mine:
+            return mine[-1], funnel
+        if mine:
+            raise FunnelError(f"{label}'s {funnel.id} enrollment is {mine[-1]['status']}; use --reopen to move it.")
+        raise NotFound(f"{label} is not in funnel {funnel.id!r}; enroll them first.")
+    candidates = [r for r in rows if r["status"] == "active"] if not closed else [r for r in rows if r["status"] in CLOSED]
+    if stage_id:
+        candidates = [
+            r for r in candidates
+            if r["funnel"] in library.funnels and stage_id in {s.id for s in library.funnels[r["funnel"]].stages}
+        ]
+    funnels = sorted({r["funnel"] for r in candidates})
+    if not candidates:
+        what = "closed" if closed else "active"
+        where = f" with a stage {stage_id!r}" if stage_id else ""
+        raise NotFound(f"{label} has no {what} enrollment{where}.")
+    if len(funnels) > 1:
+        raise UsageError(f"{label} is in several funnels ({', '.join(funnels)}); say which with --funnel.")
+    return candidates[-1], library.funnel(funnels[0])
+
+
+# -- one call per command, each one transaction --------------------------------------------------
+
+
+def summary(store: Store, enrollment: Row, counts: dict[str, int]) -> dict[str, object]:
+    customer = store.customer_by("id", str(enrollment["customer_id"]))
+    assert customer is not None
+    return {
+        "customer": customer_label(customer),
+        "funnel": enrollment["funnel"],
+        "stage": enrollment["stage"],
+        "status": enrollment["status"],
+        "since": enrollment["entered_on"],
+        "owner": enrollment["owner"],
+        "tasks": counts.get("tasks", 0),
+        "emails": counts.get("emails", 0),
+        "failed_actions": counts.get("failed", 0),
+    }
+
+
+def enroll_customer(
+    store: Store, library: Library, settings: Settings, ref: str, funnel_id: str,
+    *, stage_id: str | None, today: str, by: str | None,
+) -> dict[str, object]:
+    funnel = library.funnel(funnel_id)
+    if stage_id:
+        funnel.stage(stage_id)
+    with store.write():
+        customer = store.find_customer(ref)
+        engine = Engine(store, library, settings, today, by)
+        enrollment = engine.enroll(customer, funnel, stage_id)
+        return summary(store, enrollment, engine.counts)
+
+
+def move_customer(
+    store: Store, library: Library, settings: Settings, ref: str, stage_id: str,
+    *, funnel_id: str | None, note: str | None, reopen: bool, today: str, by: str | None,
+) -> dict[str, object]:
+    with store.write():
+        customer = store.find_customer(ref)
+        enrollment, funnel = pick_enrollment(
+            store, library, customer, funnel_id=funnel_id, stage_id=stage_id, closed=reopen
+        )
+        funnel.stage(stage_id)
+        engine = Engine(store, library, settings, today, by)
+        if reopen:
+            moved = engine.reopen(enrollment, funnel, stage_id, note=note)
+        else:
+            moved = engine.move(enrollment, funnel, stage_id, note=note)
+        return summary(store, moved, engine.counts)
+
+
+def close_customer(
+    store: Store, library: Library, settings: Settings, ref: str, status: str,
+    *, funnel_id: str | None, reason: str | None, today: str, by: str | None,
+) -> dict[str, object]:
+    with store.write():
+        customer = store.find_customer(ref)
+        enrollment, _ = pick_enrollment(store, library, customer, funnel_id=funnel_id)
+        engine = Engine(store, library, settings, today, by)
+        closed = engine.close(enrollment, status, reason=reason)
+        return summary(store, closed, engine.counts)
+
+
+def run_tick(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
+    """The daily tick, one transaction: run twice the same day, the second changes nothing."""
+    with store.write():
+        engine = Engine(store, library, settings, today, "funnelctl run")
+        counts = engine.tick()
+        last = store.get_meta("last_run")
+        if last is None or last < today:
+            store.set_meta("last_run", today)
+    return {
+        "moved": counts.get("moved", 0),
+        "tasks": counts.get("tasks", 0),
+        "emails": counts.get("emails", 0),
+        "emails_skipped": counts.get("emails_skipped", 0),
+        "escalated": counts.get("escalated", 0),
+        "failed_actions": counts.get("failed", 0),
+    }

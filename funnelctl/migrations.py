@@ -47,14 +47,16 @@ _INITIAL = [
         owner TEXT,
         started_on TEXT NOT NULL,
         closed_on TEXT,
-        close_reason TEXT
+        close_reason TEXT,
+        next_steps INTEGER NOT NULL DEFAULT 0   -- open tasks + queued emails, kept by triggers
     )
     """,
     """CREATE UNIQUE INDEX enrollments_one_active ON enrollments(customer_id, funnel)
        WHERE status = 'active'""",
     "CREATE INDEX enrollments_customer ON enrollments(customer_id)",
-    "CREATE INDEX enrollments_stage ON enrollments(funnel, stage, status)",
-    "CREATE INDEX enrollments_status_entered ON enrollments(status, entered_on)",
+    "CREATE INDEX enrollments_stage ON enrollments(funnel, stage, status, entered_on)",
+    """CREATE INDEX enrollments_idle ON enrollments(funnel, stage)
+       WHERE status = 'active' AND next_steps = 0""",
     """
     CREATE TABLE stage_history (
         id INTEGER PRIMARY KEY,
@@ -102,10 +104,16 @@ _INITIAL = [
         escalate_after INTEGER,
         escalate_to TEXT,
         escalated_on TEXT,
+        then_spec TEXT,                       -- JSON of the task to start when this one is done
         created_on TEXT NOT NULL
     )
     """,
     "CREATE INDEX activities_open_due ON activities(status, due_on)",
+    "CREATE INDEX activities_owner ON activities(owner, status, due_on)",
+    """CREATE INDEX activities_to_escalate ON activities(due_on)
+       WHERE status = 'open' AND escalate_after IS NOT NULL AND escalated_on IS NULL""",
+    """CREATE INDEX activities_droppable ON activities(customer_id)
+       WHERE status = 'open' AND drop_if IS NOT NULL""",
     "CREATE INDEX activities_customer ON activities(customer_id)",
     "CREATE INDEX activities_enrollment ON activities(enrollment_id, status)",
     """
@@ -156,7 +164,16 @@ _INITIAL = [
     )
     """,
     "CREATE INDEX outbox_due ON outbox(status, scheduled_on)",
-    "CREATE INDEX outbox_customer ON outbox(customer_id)",
+    "CREATE INDEX outbox_customer ON outbox(customer_id, status)",
+    """
+    CREATE TABLE action_runs (
+        action_key TEXT PRIMARY KEY,          -- enrollment:visit:action path: once per stage visit
+        customer_id INTEGER NOT NULL REFERENCES customers(id),
+        enrollment_id INTEGER REFERENCES enrollments(id),
+        ran_on TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    )
+    """,
     """
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
@@ -170,6 +187,24 @@ _INITIAL = [
     """,
     "CREATE INDEX events_customer ON events(customer_id, happened_on)",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+    # enrollments.next_steps follows every open task and queued email of the enrollment,
+    # so "active enrollments with no next step" is an index lookup, not a scan.
+    """CREATE TRIGGER activities_steps_insert AFTER INSERT ON activities
+       WHEN NEW.status = 'open' AND NEW.enrollment_id IS NOT NULL
+       BEGIN UPDATE enrollments SET next_steps = next_steps + 1 WHERE id = NEW.enrollment_id; END""",
+    """CREATE TRIGGER activities_steps_update AFTER UPDATE OF status ON activities
+       WHEN NEW.enrollment_id IS NOT NULL AND (OLD.status = 'open') != (NEW.status = 'open')
+       BEGIN UPDATE enrollments
+             SET next_steps = next_steps + (CASE WHEN NEW.status = 'open' THEN 1 ELSE -1 END)
+             WHERE id = NEW.enrollment_id; END""",
+    """CREATE TRIGGER outbox_steps_insert AFTER INSERT ON outbox
+       WHEN NEW.status = 'queued' AND NEW.enrollment_id IS NOT NULL
+       BEGIN UPDATE enrollments SET next_steps = next_steps + 1 WHERE id = NEW.enrollment_id; END""",
+    """CREATE TRIGGER outbox_steps_update AFTER UPDATE OF status ON outbox
+       WHEN NEW.enrollment_id IS NOT NULL AND (OLD.status = 'queued') != (NEW.status = 'queued')
+       BEGIN UPDATE enrollments
+             SET next_steps = next_steps + (CASE WHEN NEW.status = 'queued' THEN 1 ELSE -1 END)
+             WHERE id = NEW.enrollment_id; END""",
 ]
 
 

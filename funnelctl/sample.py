@@ -13,10 +13,11 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
-from . import engine
 from .customers import Cleaner
 from .playbooks import Library
-from .store import Row, Store
+from .engine import Engine
+from .store import Store
+from .workspace import Settings
 
 DEMO_TEAM = ("ana", "bruno")
 
@@ -27,7 +28,7 @@ def _rows(name: str) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(f)
 
 
-def load_demo(store: Store, library: Library, today: str) -> dict[str, int]:
+def load_demo(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
     """Load the sample customers, their stage history, touchpoints and signals."""
     day = date.fromisoformat(today)
 
@@ -54,26 +55,31 @@ def load_demo(store: Store, library: Library, today: str) -> dict[str, int]:
         signed = values["signed_on"]
         ids[values["email"]] = store.insert_customer(values, signed)
         store.add_event(ids[values["email"]], signed, "customer", "Customer added (demo)")
-    enrollments: dict[tuple[str, str], Row] = {}
+    engine = Engine(store, library, settings, today, "demo")
     for row in _rows("moves.csv"):
         email, funnel_id, stage, on = row["email"].lower(), row["funnel"], row["stage"], ago(row["days_ago"])
         funnel = library.funnel(funnel_id)
         note = row.get("note") or None
-        current = enrollments.get((email, funnel_id))
-        if current is None:
-            customer = store.customer_by("id", str(ids[email]))
-            assert customer is not None
-            engine.enroll(store, customer, funnel, stage_id=stage, on=on, by="demo", note=note)
-        elif stage.startswith("@"):
-            engine.close(store, current, stage[1:], on=on, by="demo", reason=note)
-        else:
-            engine.move(store, current, funnel, stage, on=on, by="demo", note=note)
-        refreshed = store.one(
+        current = store.one(
             "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? ORDER BY id DESC LIMIT 1",
             [ids[email], funnel_id],
         )
-        assert refreshed is not None
-        enrollments[(email, funnel_id)] = refreshed
+        if current is not None and current["status"] == "active":
+            # The consultant did the work of the stage being left.
+            store.conn.execute(
+                "UPDATE activities SET status = 'done', closed_on = max(due_on, ?) "
+                "WHERE enrollment_id = ? AND status = 'open' AND due_on <= ?",
+                [current["entered_on"], current["id"], on],
+            )
+        if stage.startswith("@"):
+            if current is not None and current["status"] == "active":
+                engine.close(current, stage[1:], reason=note, on=on)
+        elif current is None or current["status"] != "active":
+            customer = store.customer_by("id", str(ids[email]))
+            assert customer is not None
+            engine.enroll(customer, funnel, stage, on=on, note=note)
+        elif current["stage"] != stage:
+            engine.move(current, funnel, stage, on=on, note=note)
     touchpoints = 0
     for row in _rows("touchpoints.csv"):
         on = ago(row["days_ago"])
@@ -105,4 +111,4 @@ def load_demo(store: Store, library: Library, today: str) -> dict[str, int]:
             },
         )
         signals += 1
-    return {"customers": len(ids), "enrollments": len(enrollments), "touchpoints": touchpoints, "signals": signals}
+    return {"customers": len(ids), "touchpoints": touchpoints, "signals": signals}

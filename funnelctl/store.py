@@ -89,6 +89,17 @@ class Store:
             os.chmod(path, 0o600)
         return store
 
+    @classmethod
+    def memory(cls) -> Store:
+        """A throwaway database in memory, with the full schema (for simulations)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        store = cls(Path(":memory:"), conn)
+        conn.execute("PRAGMA foreign_keys = ON")
+        with store.write():
+            migrations.apply(store.db)
+        return store
+
     def close(self) -> None:
         self.conn.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import backup, customer, export, import_, init, playbook
+from . import backup, customer, due, export, import_, init, log, moves, playbook, run, tasks
 from .common import new_app
 
 app = new_app(
@@ -14,6 +14,17 @@ app.add_typer(playbook.app)
 app.add_typer(customer.app)
 app.command("import")(import_.import_)
 app.command("export")(export.export)
+app.command("enroll")(moves.enroll)
+app.command("move")(moves.move)
+app.command("won")(moves.won)
+app.command("lost")(moves.lost)
+app.command("churn")(moves.churn)
+app.command("due")(due.due)
+app.command("done")(tasks.done)
+app.command("snooze")(tasks.snooze_)
+app.command("drop")(tasks.drop_)
+app.command("log")(log.log)
+app.command("run")(run.run)
 app.command("backup")(backup.backup)
 
 

@@ -85,6 +85,16 @@ def new_app(help_text: str, name: str | None = None) -> typer.Typer:
     )
 
 
+def who() -> str | None:
+    """Who is at the keyboard, for the stage history: FUNNELCTL_USER, else the login name."""
+    import getpass
+
+    try:
+        return os.environ.get("FUNNELCTL_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
 def resolve_today(today: str | None, workspace: Workspace | None) -> str:
     if today:
         try:

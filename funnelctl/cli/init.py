@@ -41,7 +41,7 @@ def init(
                 [workspace.playbooks_dir], templates_dir=workspace.templates_dir, team=DEMO_TEAM
             )
             with store.write():
-                counts = load_demo(store, library, day)
+                counts = load_demo(store, library, workspace.settings, day)
             output.message(
                 f"Loaded the demo book: {counts['customers']} customers, "
                 f"{counts['touchpoints']} touchpoints, {counts['signals']} signals."

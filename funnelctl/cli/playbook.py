@@ -11,8 +11,17 @@ import typer
 from .. import output
 from ..errors import WorkspaceError
 from ..playbooks import Library, describe_action, load_library
+from ..simulate import parse_moves, simulate
 from ..workspace import open_workspace
-from .common import Format, FormatOption, HomeOption, TodayOption, new_app, workspace_library
+from .common import (
+    Format,
+    FormatOption,
+    HomeOption,
+    TodayOption,
+    new_app,
+    resolve_today,
+    workspace_library,
+)
 
 app = new_app("List, show and validate the funnels in the workspace's playbooks.", name="playbook")
 
@@ -126,3 +135,24 @@ def validate(
         f"OK: {len(library.files)} file(s), {len(library.funnels)} funnel(s), "
         f"{len(library.plays)} play(s), {len(library.partners)} partner(s)."
     )
+
+
+@app.command("simulate")
+def simulate_(
+    funnel: Annotated[str, typer.Argument(help="Funnel id.", show_default=False)],
+    days: Annotated[int, typer.Option(min=0, max=3650, help="How many days to play.")] = 120,
+    moves: Annotated[
+        str | None,
+        typer.Option(help="Manual moves as STAGE@DAY,... e.g. customer-contact@1,deployment@4."),
+    ] = None,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Preview day by day what a new customer of FUNNEL would get; the database is not touched."""
+    workspace = open_workspace(home, Path(os.getcwd()))
+    plan = simulate(
+        workspace_library(workspace), workspace.settings, funnel,
+        start=resolve_today(today, workspace), days=days, moves=parse_moves(moves),
+    )
+    output.render(plan, fmt, ["day", "date", "kind", "what", "owner"], title=f"Simulated {funnel}")

@@ -1,0 +1,451 @@
+"""Activities: tasks and their owners, the daily list, done / snooze / drop,
+touchpoints (a reply drops what asked for it) and escalations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import mail
+from .context import build_context
+from .dates import days_between, shift
+from .errors import FunnelError, NotFound, UsageError
+from .playbooks import CHANNELS, Library, TaskAction, Where
+from .sandbox import TemplateError, evaluate
+from .store import Row, Store
+from .workspace import Settings
+
+DIRECTIONS = ("inbound", "outbound")
+
+
+# -- owners ---------------------------------------------------------------------------------
+
+
+class Assigner:
+    """Resolves an owner spec (customer-owner, round-robin, least-busy, a name, partner:x)."""
+
+    def __init__(self, store: Store, team: Sequence[str]) -> None:
+        self.store = store
+        self.team = tuple(team)
+        self._load: dict[str, int] | None = None
+
+    def resolve(self, spec: str, default: str | None) -> str | None:
+        if spec == "customer-owner":
+            return default
+        if spec == "round-robin":
+            if not self.team:
+                return default
+            turn = int(self.store.get_meta("round_robin") or 0)
+            self.store.set_meta("round_robin", str(turn + 1))
+            return self.team[turn % len(self.team)]
+        if spec == "least-busy":
+            if not self.team:
+                return default
+            if self._load is None:
+                counts = {
+                    r["owner"]: r["n"]
+                    for r in self.store.rows(
+                        "SELECT owner, count(*) AS n FROM activities WHERE status = 'open' "
+                        f"AND owner IN ({','.join('?' for _ in self.team)}) GROUP BY owner",
+                        list(self.team),
+                    )
+                }
+                self._load = {member: counts.get(member, 0) for member in self.team}
+            return min(self.team, key=lambda member: (self._load or {})[member])
+        return spec
+
+    def took_task(self, owner: str | None) -> None:
+        if self._load is not None and owner in self._load:
+            self._load[owner] += 1
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+
+def task_spec(task: TaskAction) -> str:
+    data = dataclasses.asdict(task)
+    return json.dumps(data, sort_keys=True)
+
+
+def task_from_spec(text: str) -> TaskAction:
+    data = json.loads(text)
+    data["where"] = Where(**data["where"])
+    if data.get("then"):
+        data["then"] = task_from_spec(json.dumps(data["then"]))
+    return TaskAction(**data)
+
+
+def create_task(
+    store: Store,
+    task: TaskAction,
+    *,
+    customer_id: int,
+    enrollment_id: int | None,
+    visit_id: int | None,
+    owner: str | None,
+    base_date: str,
+    action_key: str | None,
+    source: str,
+    today: str,
+    parent_id: int | None = None,
+    kind: str = "task",
+) -> int:
+    due = shift(base_date, task.due)
+    return store.insert(
+        "activities",
+        {
+            "customer_id": customer_id,
+            "enrollment_id": enrollment_id,
+            "visit_id": visit_id,
+            "parent_id": parent_id,
+            "kind": kind,
+            "title": task.title,
+            "description": task.description,
+            "owner": owner,
+            "channel": task.channel,
+            "sourcing": task.sourcing,
+            "due_on": due,
+            "first_due_on": due,
+            "source": source,
+            "action_key": action_key,
+            "drop_if": task.drop_if,
+            "escalate_after": task.escalate_after,
+            "escalate_to": task.escalate_to,
+            "then_spec": task_spec(task.then) if task.then else None,
+            "created_on": today,
+        },
+    )
+
+
+def get_task(store: Store, task_id: int) -> Row:
+    row = store.one("SELECT * FROM activities WHERE id = ?", [task_id])
+    if row is None:
+        raise NotFound(f"No task #{task_id} (see 'funnelctl due').")
+    return row
+
+
+def _open_task(store: Store, task_id: int) -> Row:
+    row = get_task(store, task_id)
+    if row["status"] != "open":
+        raise FunnelError(f"Task #{task_id} is already {row['status']} (on {row['closed_on']}).")
+    return row
+
+
+def complete(store: Store, settings: Settings, task_id: int, today: str, note: str | None) -> Row:
+    """Mark a task done; its ``then:`` follow-up starts now, due counted from today."""
+    with store.write():
+        complete_task(store, settings, _open_task(store, task_id), today, note)
+    return get_task(store, task_id)
+
+
+def complete_task(store: Store, settings: Settings, task: Row, today: str, note: str | None) -> None:
+    """The work of :func:`complete`, inside the caller's transaction."""
+    task_id = task["id"]
+    store.update("activities", task_id, {"status": "done", "closed_on": today, "note": note})
+    store.add_event(
+        task["customer_id"], today, "task",
+        f"Done: #{task_id} {task['title']}" + (f" ({note})" if note else ""),
+    )
+    if not task["then_spec"]:
+        return
+    follow = task_from_spec(task["then_spec"])
+    enrollment = (
+        store.one("SELECT * FROM enrollments WHERE id = ?", [task["enrollment_id"]])
+        if task["enrollment_id"]
+        else None
+    )
+    customer_owner = store.scalar("SELECT owner FROM customers WHERE id = ?", [task["customer_id"]])
+    default = (enrollment or {}).get("owner") or customer_owner
+    owner = Assigner(store, settings.team).resolve(follow.owner, default)
+    new_id = create_task(
+        store, follow, customer_id=task["customer_id"], enrollment_id=task["enrollment_id"],
+        visit_id=task["visit_id"], owner=owner, base_date=today, action_key=f"then:{task_id}",
+        source=task["source"], today=today, parent_id=task_id,
+    )
+    store.add_event(
+        task["customer_id"], today, "action",
+        f"Task #{new_id} {follow.title!r} created, due {shift(today, follow.due)} (after #{task_id})",
+        source=task["source"],
+    )
+
+
+def snooze(store: Store, task_id: int, today: str, until: str) -> Row:
+    if until <= today:
+        raise UsageError(f"Snooze to a day after today ({today}), not {until}.")
+    with store.write():
+        task = _open_task(store, task_id)
+        store.update("activities", task_id, {"due_on": until})
+        store.add_event(task["customer_id"], today, "task", f"Snoozed: #{task_id} {task['title']} until {until}")
+    return get_task(store, task_id)
+
+
+def drop(store: Store, task_id: int, today: str, reason: str) -> Row:
+    with store.write():
+        task = _open_task(store, task_id)
+        store.update("activities", task_id, {"status": "dropped", "closed_on": today, "note": reason})
+        store.add_event(task["customer_id"], today, "task", f"Dropped: #{task_id} {task['title']} ({reason})")
+    return get_task(store, task_id)
+
+
+def drop_for_enrollment(store: Store, enrollment_id: int, today: str, reason: str) -> None:
+    store.conn.execute(
+        "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "
+        "WHERE enrollment_id = ? AND status = 'open'",
+        [today, reason, enrollment_id],
+    )
+    mail.skip_queued(store, "enrollment_id = ?", [enrollment_id], reason)
+
+
+# -- touchpoints -------------------------------------------------------------------------------
+
+
+def log_touchpoint(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    *,
+    channel: str,
+    direction: str,
+    summary: str,
+    on: str,
+    today: str,
+    by: str | None,
+) -> dict[str, Any]:
+    """Record an interaction; an inbound one drops what asked for a reply."""
+    if channel not in CHANNELS:
+        raise UsageError(f"--channel {channel!r} must be one of {', '.join(CHANNELS)}")
+    if direction not in DIRECTIONS:
+        raise UsageError("--direction must be inbound or outbound")
+    if on > today:
+        raise UsageError(f"--on {on} is after today ({today}).")
+    with store.write():
+        customer = store.find_customer(ref)
+        touch_id = store.insert(
+            "touchpoints",
+            {
+                "customer_id": customer["id"],
+                "channel": channel,
+                "direction": direction,
+                "happened_on": on,
+                "summary": summary,
+                "by": by,
+                "created_on": today,
+            },
+        )
+        skipped = dropped = 0
+        if direction == "inbound":
+            skipped = mail.skip_queued(
+                store, "customer_id = ? AND stop_on_reply = 1", [customer["id"]], "the customer replied"
+            )
+            if skipped:
+                store.add_event(customer["id"], today, "email", f"{skipped} queued email(s) not sent: the customer replied")
+        dropped = apply_drop_rules(store, library, settings, customer, today)
+    return {"touchpoint": touch_id, "customer": customer["email"], "emails_skipped": skipped, "tasks_dropped": dropped}
+
+
+def apply_drop_rules(store: Store, library: Library, settings: Settings, customer: Row, today: str) -> int:
+    """Drop the customer's open tasks whose ``drop_if`` is now true."""
+    dropped = 0
+    for task in store.rows(
+        "SELECT a.*, e.funnel, e.stage FROM activities a LEFT JOIN enrollments e ON e.id = a.enrollment_id "
+        "WHERE a.customer_id = ? AND a.status = 'open' AND a.drop_if IS NOT NULL",
+        [customer["id"]],
+    ):
+        enrollment = (
+            store.one("SELECT * FROM enrollments WHERE id = ?", [task["enrollment_id"]])
+            if task["enrollment_id"]
+            else None
+        )
+        funnel = library.funnels.get(task["funnel"]) if task["funnel"] else None
+        stage = next((s for s in funnel.stages if s.id == task["stage"]), None) if funnel else None
+        context = build_context(store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment)
+        try:
+            if not evaluate(task["drop_if"], context):
+                continue
+        except TemplateError as exc:
+            store.add_event(customer["id"], today, "task", f"drop_if of #{task['id']} failed: {exc}", ok=False)
+            continue
+        store.update("activities", task["id"], {"status": "dropped", "closed_on": today, "note": f"dropped: {task['drop_if']}"})
+        store.add_event(customer["id"], today, "task", f"Dropped: #{task['id']} {task['title']} ({task['drop_if']})")
+        dropped += 1
+    return dropped
+
+
+# -- escalations ---------------------------------------------------------------------------------
+
+
+def escalate_overdue(store: Store, library: Library, today: str) -> int:
+    """Create, once, an escalation task for every task overdue by its escalate_after."""
+    count = 0
+    for task in store.rows(
+        "SELECT * FROM activities WHERE status = 'open' AND escalate_after IS NOT NULL "
+        "AND escalated_on IS NULL AND due_on < ? ORDER BY due_on, id",
+        [today],
+    ):
+        at = shift(task["due_on"], task["escalate_after"])
+        if at > today:
+            continue
+        target = task["escalate_to"]
+        label = target
+        if target.startswith("partner:"):
+            partner = library.partners.get(target.removeprefix("partner:"))
+            label = f"{partner.name} <{partner.email}>" if partner else target
+        escalation = TaskAction(
+            title=f"Escalated: {task['title']} (#{task['id']}, overdue since {task['due_on']})",
+            description=f"Escalated to {label} after {task['escalate_after']} days overdue.",
+            channel=task["channel"],
+            sourcing="outsourced" if target.startswith("partner:") else "internal",
+        )
+        new_id = create_task(
+            store,
+            escalation,
+            customer_id=task["customer_id"],
+            enrollment_id=task["enrollment_id"],
+            visit_id=task["visit_id"],
+            owner=target,
+            base_date=at,
+            action_key=f"escalate:{task['id']}",
+            source=task["source"],
+            today=today,
+            parent_id=task["id"],
+            kind="escalation",
+        )
+        store.update("activities", task["id"], {"escalated_on": at})
+        store.add_event(task["customer_id"], at, "action", f"Task #{task['id']} escalated to {label} as #{new_id}", source=task["source"])
+        count += 1
+    return count
+
+
+# -- the daily list -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueQuery:
+    today: str
+    days: int = 0
+    owner: str | None = None
+
+
+def _item(kind: str, row: Row, today: str, **extra: Any) -> dict[str, Any]:
+    due_on = extra.pop("due_on", None) or row.get("due_on")
+    return {
+        "kind": kind,
+        "id": row.get("id") if kind in ("task", "email") else None,
+        "customer": row["email"] or row.get("external_id"),
+        "funnel": row.get("funnel"),
+        "stage": row.get("stage"),
+        "title": extra.pop("title", None) or row.get("title"),
+        "due_on": due_on,
+        "days_overdue": days_between(due_on, today) if due_on else 0,
+        "owner": row.get("owner"),
+        **extra,
+    }
+
+
+def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """What needs doing, in order: overdue tasks (most overdue first), tasks due today,
+    stagnation alerts, enrollments with no next step, emails waiting to be sent,
+    then what is coming within ``days``."""
+    today, horizon = query.today, shift(query.today, query.days)
+    owner_sql, owner_params = ("AND a.owner = ?", [query.owner]) if query.owner else ("", [])
+    task_sql = (
+        "SELECT a.*, c.email, c.external_id, e.funnel, e.stage FROM activities a "
+        "JOIN customers c ON c.id = a.customer_id LEFT JOIN enrollments e ON e.id = a.enrollment_id "
+        f"WHERE a.status = 'open' AND a.due_on {{cond}} {owner_sql} ORDER BY a.due_on, a.id"
+    )
+    for row in store.iter_rows(task_sql.format(cond="<= ?"), [today, *owner_params]):
+        yield _item("task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"])
+    yield from _stagnation(store, library, query)
+    yield from _idle(store, library, query)
+    email_owner = "AND coalesce(e.owner, c.owner) = ?" if query.owner else ""
+    email_sql = (
+        "SELECT o.*, c.email, c.external_id, e.funnel, e.stage, coalesce(e.owner, c.owner) AS owner "
+        "FROM outbox o JOIN customers c ON c.id = o.customer_id "
+        "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+        f"WHERE o.status = 'queued' AND o.scheduled_on {{cond}} {email_owner} ORDER BY o.scheduled_on, o.id"
+    )
+    for row in store.iter_rows(email_sql.format(cond="<= ?"), [today, *owner_params]):
+        yield _item("email", row, today, due_on=row["scheduled_on"], title=f"Email {row['template']!r} waiting to be sent")
+    if query.days > 0:
+        upcoming = [
+            _item("task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"])
+            for row in store.iter_rows(task_sql.format(cond="> ? AND a.due_on <= ?"), [today, horizon, *owner_params])
+        ]
+        upcoming += [
+            _item("email", row, today, due_on=row["scheduled_on"], title=f"Email {row['template']!r} scheduled")
+            for row in store.iter_rows(email_sql.format(cond="> ? AND o.scheduled_on <= ?"), [today, horizon, *owner_params])
+        ]
+        upcoming.sort(key=lambda item: (item["due_on"], item["kind"], item["id"] or 0))
+        yield from upcoming
+
+
+def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    today = query.today
+    owner_sql, owner_params = ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    items: list[dict[str, Any]] = []
+    for funnel in library.funnels.values():
+        for stage in funnel.stages:
+            if stage.stagnant_after is not None:
+                cutoff = shift(today, -stage.stagnant_after)
+                for row in store.iter_rows(
+                    "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner "
+                    "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+                    "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
+                    f"{owner_sql}",
+                    [funnel.id, stage.id, cutoff, *owner_params],
+                ):
+                    limit_on = shift(row["entered_on"], stage.stagnant_after)
+                    days = days_between(row["entered_on"], today)
+                    items.append(
+                        _item(
+                            "stagnation", row, today, due_on=limit_on, alert="stagnant",
+                            title=f"In {stage.id} for {days} days (alert after {stage.stagnant_after})",
+                        )
+                    )
+            if stage.quiet_after is not None:
+                cutoff = shift(today, -stage.quiet_after)
+                for row in store.iter_rows(
+                    "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner, "
+                    "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) AS last_touch "
+                    "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+                    "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
+                    f"{owner_sql}",
+                    [funnel.id, stage.id, cutoff, *owner_params],
+                ):
+                    since = max(row["entered_on"], row["last_touch"] or "")
+                    if since >= cutoff:
+                        continue
+                    days = days_between(since, today)
+                    what = "no touchpoint" if row["last_touch"] and row["last_touch"] == since else "no touchpoint since entering"
+                    items.append(
+                        _item(
+                            "stagnation", row, today, due_on=shift(since, stage.quiet_after), alert="quiet",
+                            title=f"{what.capitalize()} for {days} days (alert after {stage.quiet_after})",
+                        )
+                    )
+    items.sort(key=lambda item: (-item["days_overdue"], item["customer"] or ""))
+    yield from items
+
+
+def _idle(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Active enrollments with nothing scheduled and no automatic move coming."""
+    owner_sql, owner_params = ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    for funnel in library.funnels.values():
+        for stage in funnel.stages:
+            if stage.advance_after is not None:
+                continue
+            for row in store.iter_rows(
+                "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner "
+                "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+                "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
+                f"{owner_sql} ORDER BY e.entered_on, e.id",
+                [funnel.id, stage.id, *owner_params],
+            ):
+                yield _item(
+                    "stagnation", row, query.today, due_on=row["entered_on"], alert="no-next-step",
+                    title=f"No next step planned in {stage.id}",
+                )

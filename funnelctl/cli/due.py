@@ -1,0 +1,43 @@
+"""funnelctl due"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from .. import output
+from ..activities import DueQuery, due_items
+from .common import Format, FormatOption, HomeOption, TodayOption, session
+
+COLUMNS = ["kind", "id", "customer", "funnel", "stage", "title", "due_on", "days_overdue", "owner"]
+
+
+def _urgency(item: Mapping[str, Any]) -> str | None:
+    if item["kind"] == "stagnation":
+        return "magenta"
+    if item["days_overdue"] > 0:
+        return "bold red"
+    if item["days_overdue"] == 0:
+        return "yellow"
+    return "dim"
+
+
+def due(
+    owner: Annotated[str | None, typer.Option(help="Only this owner's items.")] = None,
+    days: Annotated[
+        int, typer.Option(min=0, help="Also show what is coming in the next N days.")
+    ] = 0,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """What needs doing: overdue and due tasks, stagnation alerts, idle customers, upcoming."""
+    with session(home, today) as s, s.store.read():
+        items = due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
+        output.render(
+            items, fmt, COLUMNS, title=f"Due on {s.today}", style=_urgency,
+            headers={"days_overdue": "late", "due_on": "due"},
+            empty=f"Nothing due on {s.today}.",
+        )

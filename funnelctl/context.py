@@ -1,0 +1,83 @@
+"""The context that playbook conditions and email templates both see.
+
+One builder, so a variable that works in a ``when:`` works in a template too.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Any
+
+from .customers import first_name
+from .dates import days_between
+from .playbooks import Funnel, Stage
+from .store import Row, Store
+from .workspace import Settings
+
+
+def customer_context(store: Store, customer: Row, since: str | None) -> dict[str, Any]:
+    """The customer as templates see it, with ``replied``: an inbound touchpoint since ``since``."""
+    last = store.one(
+        "SELECT max(happened_on) AS last_on, "
+        "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
+        "FROM touchpoints WHERE customer_id = ?",
+        [customer["id"]],
+    ) or {"last_on": None, "last_inbound": None}
+    replied = bool(last["last_inbound"] and (since is None or last["last_inbound"] >= since))
+    return {
+        "id": customer["id"],
+        "email": customer["email"],
+        "external_id": customer["external_id"],
+        "name": customer["name"],
+        "first_name": first_name(customer["name"] or ""),
+        "company": customer["company"],
+        "phone": customer["phone"],
+        "owner": customer["owner"],
+        "plan": customer["plan"],
+        "mrr": customer["mrr"],
+        "seats": customer["seats"],
+        "signed_on": customer["signed_on"],
+        "language": customer["language"],
+        "tags": list(customer["tags"]),
+        "fields": dict(customer["fields"]),
+        "replied": replied,
+        "last_touch_on": last["last_on"],
+    }
+
+
+def latest_signals(store: Store, customer_id: int) -> dict[str, float]:
+    rows = store.rows(
+        "SELECT metric, value FROM signals s WHERE customer_id = ? AND measured_on = "
+        "(SELECT max(measured_on) FROM signals WHERE customer_id = s.customer_id AND metric = s.metric) "
+        "ORDER BY id",
+        [customer_id],
+    )
+    return {r["metric"]: r["value"] for r in rows}
+
+
+def build_context(
+    store: Store,
+    settings: Settings,
+    customer: Row,
+    today: str,
+    *,
+    funnel: Funnel | None = None,
+    stage: Stage | None = None,
+    enrollment: Row | None = None,
+) -> dict[str, Any]:
+    entered = enrollment["entered_on"] if enrollment else None
+    sender_name, sender_email = parseaddr(settings.sender)
+    owner = (enrollment or {}).get("owner") or customer.get("owner")
+    return {
+        "customer": customer_context(store, customer, entered),
+        "owner": owner,
+        "sender": {"name": sender_name or sender_email, "email": sender_email},
+        "funnel": {"id": funnel.id, "title": funnel.title} if funnel else None,
+        "stage": {"id": stage.id, "title": stage.title} if stage else None,
+        "days_in_stage": days_between(entered, today) if entered else None,
+        "days_since_signed": (
+            days_between(customer["signed_on"], today) if customer.get("signed_on") else None
+        ),
+        "signals": latest_signals(store, customer["id"]),
+        "today": today,
+    }

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+import stat
+
+from conftest import TODAY
+
+
+def test_help_lists_every_command(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("init", "playbook", "customer", "import", "export", "backup"):
+        assert command in result.stdout
+
+
+def test_outside_a_workspace_says_how_to_create_one(run, tmp_path):
+    result = run("customer", "list")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: No funnelctl workspace at ")
+    assert "funnelctl init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_init_creates_owner_only_database_and_never_overwrites(run, tmp_path):
+    root = tmp_path / "ws"
+    first = run("init", str(root))
+    assert first.exit_code == 0, first.stderr
+    mode = stat.S_IMODE((root / "funnel.db").stat().st_mode)
+    assert mode == 0o600
+    assert (root / "playbooks" / "after-sales.yaml").is_file()
+    assert (root / "templates" / "welcome.txt").is_file()
+    config = (root / "funnelctl.yaml").read_text()
+    assert config.startswith("#")
+    before = (root / "funnelctl.yaml").read_bytes()
+    again = run("init", str(root))
+    assert again.exit_code == 1
+    assert "never overwrites" in again.stderr
+    assert (root / "funnelctl.yaml").read_bytes() == before
+
+
+def test_workspace_found_from_a_subfolder(run, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    assert run("init", str(root)).exit_code == 0
+    sub = root / "notes" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    result = run("customer", "add", "a@example.com", "--name", "Ann")
+    assert result.exit_code == 0, result.stderr
+    listed = run("customer", "list", "--format", "json")
+    assert [c["email"] for c in json.loads(listed.stdout)] == ["a@example.com"]
+
+
+def test_home_option_beats_environment_and_parent(run, tmp_path, monkeypatch):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("init", str(one)).exit_code == 0
+    assert run("init", str(two)).exit_code == 0
+    monkeypatch.setenv("FUNNELCTL_HOME", str(one))
+    monkeypatch.chdir(two)
+    assert run("customer", "add", "x@example.com", "--home", str(two)).exit_code == 0
+    assert run("customer", "add", "y@example.com").exit_code == 0  # env beats parent
+    in_one = json.loads(run("customer", "list", "-f", "json", "--home", str(one)).stdout)
+    in_two = json.loads(run("customer", "list", "-f", "json", "--home", str(two)).stdout)
+    assert [c["email"] for c in in_one] == ["y@example.com"]
+    assert [c["email"] for c in in_two] == ["x@example.com"]
+
+
+def test_user_data_folder_is_the_last_resort(run, tmp_path):
+    data = tmp_path / "home" / "data" / "funnelctl"
+    assert run("init").exit_code == 0
+    assert (data / "funnelctl.yaml").is_file()
+    assert run("customer", "add", "z@example.com").exit_code == 0
+
+
+def test_bad_today_is_a_usage_error(run, workspace):
+    result = run("customer", "list", "--today", "23/11/2026")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --today: '23/11/2026' is not a date in the form YYYY-MM-DD\n"
+
+
+def test_customer_added_on_today(run, workspace):
+    run("customer", "add", "a@example.com", "--today", "2026-01-05")
+    shown = json.loads(run("customer", "show", "a@example.com", "-f", "json").stdout)
+    assert shown["created_on"] == "2026-01-05"
+    assert shown["timeline"][0]["on"] == "2026-01-05"
+    later = json.loads(run("customer", "show", "a@example.com", "-f", "json").stdout)
+    assert later["created_on"] != TODAY or True
