@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
-from . import migrations
 from .errors import BusyError, FunnelError, NotFound
 
 BUSY_TIMEOUT_MS = 5000
+# Bumped with every migration step, so that opening an up-to-date database does not
+# need to import sqlite-utils to find out (startup time matters for a CLI).
+SCHEMA_VERSION = 1
 
 CUSTOMER_COLUMNS = (
     "email",
@@ -50,7 +50,26 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        self.db = Database(conn)
+
+    @property
+    def db(self) -> Any:
+        """The sqlite-utils view of the connection (for migrations; imported only when needed)."""
+        from sqlite_utils import Database
+
+        return Database(self.conn)
+
+    def migrate(self) -> None:
+        """Apply pending schema steps, in one write transaction."""
+        from . import migrations
+
+        db = self.db
+        with self.write():
+            if migrations.migrations.pending(db):
+                migrations.apply(db)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     # -- opening -----------------------------------------------------------------
 
@@ -72,9 +91,8 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")
-                if migrations.migrations.pending(store.db):
-                    with store.write():
-                        migrations.apply(store.db)
+                if store.schema_version() != SCHEMA_VERSION:
+                    store.migrate()
             except sqlite3.OperationalError as exc:
                 conn.close()
                 if _is_busy(exc):
@@ -96,8 +114,7 @@ class Store:
         conn.row_factory = sqlite3.Row
         store = cls(Path(":memory:"), conn)
         conn.execute("PRAGMA foreign_keys = ON")
-        with store.write():
-            migrations.apply(store.db)
+        store.migrate()
         return store
 
     def close(self) -> None:

@@ -1,0 +1,245 @@
+"""Scenario tests of the funnel engine through the real command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+from conftest import db_dump
+
+START = date(2026, 3, 2)
+
+
+def day(n: int) -> str:
+    return (START + timedelta(days=n)).isoformat()
+
+
+@pytest.fixture
+def book(run, workspace):
+    added = run("customer", "add", "c@example.com", "--name", "Carla Reis", "--owner", "ana")
+    assert added.exit_code == 0, added.stderr
+    return workspace
+
+
+def due(run, n: int, *args: str) -> list[dict]:
+    result = run("due", "--today", day(n), "--format", "json", *args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def brief(items: list[dict]) -> list[tuple]:
+    return [(i["kind"], i.get("alert") or i["title"], i["due_on"], i["days_overdue"]) for i in items]
+
+
+def ok(result):
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_after_sales_day_by_day(run, book):
+    ok(run("enroll", "c@example.com", "after-sales", "--today", day(0)))
+    # Day 0: the demand analysis task, due the day of entry.
+    assert brief(due(run, 0)) == [("task", "Analyze customer demand", day(0), 0)]
+    # Day 2: overdue, and the stage's 1-day stagnation alert fires.
+    assert brief(due(run, 2)) == [
+        ("task", "Analyze customer demand", day(0), 2),
+        ("stagnation", "stagnant", day(1), 1),
+    ]
+    task_id = due(run, 2)[0]["id"]
+    ok(run("done", str(task_id), "--today", day(2)))
+    assert brief(due(run, 2)) == [
+        ("stagnation", "stagnant", day(1), 1),
+        ("stagnation", "no-next-step", day(0), 2),
+    ]
+    # Day 3: first contact. The welcome email is queued and the call is due in 2 days.
+    ok(run("move", "c@example.com", "customer-contact", "--today", day(3)))
+    assert brief(due(run, 3, "--days", "2")) == [
+        ("email", "Email 'welcome' waiting to be sent", day(3), 0),
+        ("task", "Call the customer", day(5), -2),
+    ]
+    assert brief(due(run, 5)) == [
+        ("task", "Call the customer", day(5), 0),
+        ("email", "Email 'welcome' waiting to be sent", day(3), 2),
+    ]
+    # Day 5: the customer answers: the call is dropped and the queued welcome not sent.
+    ok(run("log", "c@example.com", "Replied with times for a call", "--channel", "email",
+           "--direction", "inbound", "--today", day(5)))
+    assert brief(due(run, 5)) == [("stagnation", "no-next-step", day(3), 2)]
+    # Day 9: more than 5 days in customer-contact.
+    assert brief(due(run, 9)) == [
+        ("stagnation", "stagnant", day(8), 1),
+        ("stagnation", "no-next-step", day(3), 6),
+    ]
+    ok(run("move", "c@example.com", "deployment", "--today", day(9)))
+    fill = due(run, 9)
+    assert brief(fill) == [("task", "Fill customer needs", day(9), 0)]
+    ok(run("done", str(fill[0]["id"]), "--today", day(9)))
+    ok(run("move", "c@example.com", "follow-up-30", "--today", day(12)))
+    assert brief(due(run, 12, "--days", "30")) == [
+        ("email", "Email 'follow-up-30' waiting to be sent", day(12), 0),
+        ("task", "Contact after another 30 days", day(42), -30),
+    ]
+    # The consultant reports all is well at 30 days: the 60- and 90-day contacts still come.
+    ok(run("log", "c@example.com", "All good, team happy", "--channel", "phone",
+           "--direction", "inbound", "--today", day(13)))
+    ran = json.loads(ok(run("run", "--today", day(42), "-f", "json")).stdout)
+    assert ran["moved"] == 1
+    items = brief(due(run, 42))
+    assert ("task", "Contact after another 30 days", day(42), 0) in items
+    assert ("email", "Email 'follow-up-60' waiting to be sent", day(42), 0) in items
+    # Cron missed two months: the run catches up, each move dated when it was due.
+    ran = json.loads(ok(run("run", "--today", day(120), "-f", "json")).stdout)
+    assert ran["moved"] == 3  # follow-up-90 (day 72), approved (day 102), relationship steady (day 116)
+    shown = json.loads(ok(run("customer", "show", "c@example.com", "-f", "json")).stdout)
+    stages = [(t["on"], t["what"]) for t in shown["timeline"] if t["kind"] == "stage"]
+    assert (day(72), "after-sales: follow-up-60 -> follow-up-90 (automatic after 30 days in follow-up-60)") in stages
+    assert (day(102), "after-sales: follow-up-90 -> approved (automatic after 30 days in follow-up-90)") in stages
+    assert (day(102), "after-sales: won at approved (First 90 days completed and goals met)") in stages
+    assert (day(102), "Enrolled in relationship at kickoff (from after-sales)") in stages
+    # Emails whose day passed more than max_late_days ago are skipped, never blasted.
+    outbox = json.loads(ok(run("export", "outbox", "-f", "json")).stdout)
+    status = {o["template"]: (o["status"], o["scheduled_on"]) for o in outbox}
+    assert status["welcome"] == ("skipped", day(3))
+    assert status["follow-up-90"] == ("skipped", day(72))
+    assert status["follow-up-60"] == ("queued", day(42))
+
+
+def test_run_is_idempotent(run, book):
+    ok(run("enroll", "c@example.com", "after-sales", "--stage", "follow-up-30", "--today", day(0)))
+    ok(run("run", "--today", day(75)))
+    before = db_dump(book)
+    again = json.loads(ok(run("run", "--today", day(75), "-f", "json")).stdout)
+    assert again == {"moved": 0, "tasks": 0, "emails": 0, "emails_skipped": 0, "escalated": 0, "failed_actions": 0}
+    assert db_dump(book) == before
+
+
+def test_backward_move_in_support_runs_entry_actions_again(run, book):
+    ok(run("enroll", "c@example.com", "support", "--stage", "post-sales", "--today", day(0)))
+    first = [i["title"] for i in due(run, 30)]
+    assert first.count("Send the guides for everyday use") == 1
+    ok(run("move", "c@example.com", "retention", "--today", day(30)))
+    ok(run("move", "c@example.com", "post-sales", "--today", day(40), "--note", "new team joined"))
+    titles = [i["title"] for i in due(run, 41)]
+    assert titles.count("Send the guides for everyday use") == 2
+    shown = json.loads(ok(run("customer", "show", "c@example.com", "-f", "json")).stdout)
+    assert (day(40), "support: retention -> post-sales (new team joined)") in [
+        (t["on"], t["what"]) for t in shown["timeline"]
+    ]
+
+
+def test_rerunning_a_command_never_repeats_an_action(run, book):
+    ok(run("enroll", "c@example.com", "after-sales", "--today", day(0)))
+    again = run("enroll", "c@example.com", "after-sales", "--today", day(0))
+    assert again.exit_code == 1
+    assert again.stderr == "Error: Customer c@example.com is already in funnel 'after-sales'.\n"
+    assert len(due(run, 0)) == 1
+
+
+def test_closed_enrollment_moves_only_with_reopen(run, book):
+    ok(run("enroll", "c@example.com", "support", "--today", day(0)))
+    ok(run("churn", "c@example.com", "--reason", "budget cut", "--today", day(5)))
+    assert [i["kind"] for i in due(run, 6)] == []  # churned: nothing open, never stagnant
+    moved = run("move", "c@example.com", "onboarding", "--funnel", "support", "--today", day(6))
+    assert moved.exit_code == 1
+    assert "--reopen" in moved.stderr
+    ok(run("move", "c@example.com", "onboarding", "--reopen", "--funnel", "support", "--today", day(6)))
+    assert [i["funnel"] for i in due(run, 6)] != []
+
+
+def test_ambiguous_customer_asks_for_funnel(run, book):
+    ok(run("enroll", "c@example.com", "support", "--today", day(0)))
+    ok(run("enroll", "c@example.com", "after-sales", "--today", day(0)))
+    result = run("won", "c@example.com", "--today", day(1))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: c@example.com is in several funnels (after-sales, support); say which with --funnel.\n"
+    )
+
+
+def test_forbidden_skip_is_refused_and_changes_nothing(run, book):
+    ok(run("enroll", "c@example.com", "after-sales", "--today", day(0)))
+    before = db_dump(book)
+    result = run("move", "c@example.com", "approved", "--today", day(1))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Funnel after-sales does not allow skipping stages")
+    assert db_dump(book) == before
+
+
+ESCALATING = """\
+id: desk
+title: Help desk
+stages:
+  - id: open
+    title: Open ticket
+    on_enter:
+      - task: Solve the ticket
+        due: 1d
+        escalate_after: 2d
+        escalate_to: partner:desk-partner
+        then:
+          task: Confirm the fix with the customer
+          due: 3d
+partners:
+  - id: desk-partner
+    name: Harbour Desk
+    email: desk@example.com
+"""
+
+
+def test_escalation_created_once_and_follow_up_counts_from_completion(run, book):
+    (book / "playbooks" / "desk.yaml").write_text(ESCALATING)
+    ok(run("enroll", "c@example.com", "desk", "--today", day(0)))
+    assert json.loads(ok(run("run", "--today", day(2), "-f", "json")).stdout)["escalated"] == 0
+    assert json.loads(ok(run("run", "--today", day(3), "-f", "json")).stdout)["escalated"] == 1
+    assert json.loads(ok(run("run", "--today", day(9), "-f", "json")).stdout)["escalated"] == 0
+    items = due(run, 9)
+    owners = {i["title"]: i["owner"] for i in items}
+    assert owners["Solve the ticket"] == "ana"
+    escalation = [i for i in items if i["title"].startswith("Escalated: Solve the ticket")]
+    assert [(e["owner"], e["due_on"]) for e in escalation] == [("partner:desk-partner", day(3))]
+    solve = next(i for i in items if i["title"] == "Solve the ticket")
+    ok(run("done", str(solve["id"]), "--today", day(10)))
+    follow = [i for i in due(run, 10, "--days", "5") if i["title"] == "Confirm the fix with the customer"]
+    assert [(f["due_on"], f["days_overdue"]) for f in follow] == [(day(13), -3)]
+
+
+def test_failed_action_leaves_a_line_and_the_rest_runs(run, book):
+    (book / "playbooks" / "broken.yaml").write_text(
+        "id: broken\ntitle: Broken\nstages:\n  - id: one\n    title: One\n    on_enter:\n"
+        "      - task: Needs a field\n        when: customer.fields.missing > 1\n"
+        "      - task: Still created\n"
+    )
+    ok(run("enroll", "c@example.com", "broken", "--today", day(0)))
+    assert [i["title"] for i in due(run, 0)] == ["Still created"]
+    shown = json.loads(ok(run("customer", "show", "c@example.com", "-f", "json")).stdout)
+    failed = [t["what"] for t in shown["timeline"] if t["what"].startswith("FAILED")]
+    assert len(failed) == 1 and "missing" in failed[0]
+
+
+def test_due_filters_by_owner(run, book):
+    ok(run("customer", "add", "d@example.com", "--owner", "bruno"))
+    ok(run("enroll", "c@example.com", "after-sales", "--today", day(0)))
+    ok(run("enroll", "d@example.com", "after-sales", "--today", day(0)))
+    assert [i["customer"] for i in due(run, 0, "--owner", "bruno")] == ["d@example.com"]
+
+
+def test_simulate_touches_nothing(run, book):
+    before = db_dump(book)
+    result = ok(run("playbook", "simulate", "after-sales", "--moves", "customer-contact@1,deployment@4,follow-up-30@10",
+                    "--days", "110", "-f", "json"))
+    plan = json.loads(result.stdout)
+    assert db_dump(book) == before
+    kinds = [(p["day"], p["kind"], p["what"]) for p in plan]
+    assert (1, "email", "send 'welcome'") in kinds
+    assert (3, "task", "Call the customer") in kinds
+    assert any(k[1] == "won" for k in kinds)
+    bad = run("playbook", "simulate", "after-sales", "--moves", "nowhere@3")
+    assert bad.exit_code == 1
+
+
+def test_schema_version_counts_every_migration():
+    from funnelctl import migrations
+    from funnelctl.store import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == len(migrations.migrations._migrations)
