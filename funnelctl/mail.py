@@ -1,12 +1,224 @@
-"""Email: the outbox. (Templates and delivery build on this.)"""
+"""Email: templates, the messages they make, and the outbox.
+
+A template is a message: header lines (``Subject:`` required; optional
+``From:``, ``To:``, ``Cc:``, ``Bcc:``, ``Reply-To:``, ``Content-Type:
+text/markdown``), a blank line, then the body. Header values and body are
+rendered separately with the one sandboxed Jinja environment, so data can never
+add a header line; a rendered header value holding CR or LF fails that email.
+A Markdown body is sent as plain text plus HTML, with data escaped in the HTML.
+"""
 
 from __future__ import annotations
 
-from email.utils import make_msgid, parseaddr
+import re
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from .dates import days_between
+from .errors import FunnelError, NotFound
+from .sandbox import TemplateError
+from .sandbox import template as compiled
 from .store import Store
 from .workspace import Settings
+
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "skipped", "uncertain")
+HEADERS = ("Subject", "From", "To", "Cc", "Bcc", "Reply-To", "Content-Type")
+_HEADER_LINE = re.compile(r"^([A-Za-z-]+):[ \t]*(.*)$")
+_ALLOWED_TYPES = ("text/plain", "text/markdown")
+
+
+class TemplateProblem(FunnelError):
+    """A template that cannot be read or rendered; ``line`` points into its file."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    path: Path
+    headers: tuple[tuple[str, str, int], ...]  # (name, raw value, line)
+    body: str
+    body_line: int  # the file line where the body starts
+
+    @property
+    def markdown(self) -> bool:
+        return any(n == "Content-Type" and v.strip() == "text/markdown" for n, v, _ in self.headers)
+
+
+def parse_template(name: str, path: Path) -> Template:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TemplateProblem(path, None, "is not UTF-8 text") from None
+    except OSError as exc:
+        raise TemplateProblem(path, None, f"cannot be read: {exc.strerror}") from None
+    lines = text.split("\n")
+    headers: list[tuple[str, str, int]] = []
+    index = 0
+    for index, line in enumerate(lines):
+        if not line.strip():
+            break
+        match = _HEADER_LINE.match(line.rstrip("\r"))
+        if not match:
+            raise TemplateProblem(
+                path, index + 1,
+                "expected a header line such as 'Subject: ...', then a blank line before the body",
+            )
+        header = next((h for h in HEADERS if h.lower() == match.group(1).lower()), None)
+        if header is None:
+            raise TemplateProblem(path, index + 1, f"unknown header {match.group(1)!r} (use {', '.join(HEADERS)})")
+        if any(h == header for h, _, _ in headers):
+            raise TemplateProblem(path, index + 1, f"header {header} appears twice")
+        if header == "Content-Type" and match.group(2).strip() not in _ALLOWED_TYPES:
+            raise TemplateProblem(path, index + 1, "Content-Type must be text/plain or text/markdown")
+        headers.append((header, match.group(2), index + 1))
+    else:
+        index = len(lines)
+    if not any(h == "Subject" for h, _, _ in headers):
+        raise TemplateProblem(path, 1, "a template needs a 'Subject:' header line")
+    body = "\n".join(lines[index + 1 :])
+    return Template(name, path, tuple(headers), body, index + 2)
+
+
+def find_template(templates_dir: Path, name: str, language: str | None) -> Template:
+    """``name.<language>.txt`` where it exists (pt-br, then pt), else ``name.txt``."""
+    candidates = []
+    if language:
+        lang = language.lower()
+        candidates.append(f"{name}.{lang}.txt")
+        if "-" in lang:
+            candidates.append(f"{name}.{lang.split('-')[0]}.txt")
+    candidates.append(f"{name}.txt")
+    for candidate in candidates:
+        path = templates_dir / candidate
+        if path.is_file():
+            return parse_template(name, path)
+    raise NotFound(f"No email template {name!r} in {templates_dir} (expected {name}.txt).")
+
+
+def _render(source: str, context: Mapping[str, Any], template: Template, first_line: int) -> str:
+    try:
+        return compiled(source).render(**context)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None) or _template_line(exc)
+        absolute = first_line + line - 1 if line else first_line
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateProblem(template.path, absolute, message) from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>":
+            return frame.lineno
+    return None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    reply_to: str | None
+    text: str
+    html: str | None
+
+    @property
+    def recipients(self) -> list[str]:
+        """The envelope: every address the message goes to (Bcc included)."""
+        return [addr for _, addr in getaddresses([*self.to, *self.cc, *self.bcc]) if addr]
+
+
+class HeaderProblem(FunnelError):
+    """A header value that came out of data and cannot be sent (CR/LF, no address)."""
+
+
+def render(template: Template, context: Mapping[str, Any], settings: Settings, customer: Mapping[str, Any]) -> Rendered:
+    """Render a template for one customer; raise TemplateProblem or HeaderProblem."""
+    values: dict[str, str] = {}
+    for header, raw, line in template.headers:
+        value = _render(raw, context, template, line)
+        if "\r" in value or "\n" in value:
+            raise HeaderProblem(f"the {header} header would contain a line break (from the customer's data)")
+        values[header] = value.strip()
+    text = _render(template.body, context, template, template.body_line)
+    html = None
+    if template.markdown:
+        import markdown
+
+        escaped = _render(
+            "{% autoescape true %}" + template.body + "{% endautoescape %}", context, template, template.body_line
+        )
+        html = markdown.markdown(escaped, extensions=["sane_lists"], output_format="html")
+    sender = values.get("From") or settings.sender
+    if not sender or "@" not in parseaddr(sender)[1]:
+        raise HeaderProblem("no sender: set 'sender' in funnelctl.yaml or a From: line in the template")
+    to = values.get("To") or _customer_address(customer)
+    split = lambda v: [a.strip() for a in v.split(",") if a.strip()] if v else []  # noqa: E731
+    rendered = Rendered(
+        subject=values["Subject"],
+        sender=sender,
+        to=split(to),
+        cc=split(values.get("Cc", "")),
+        bcc=split(values.get("Bcc", "")),
+        reply_to=values.get("Reply-To") or None,
+        text=text,
+        html=html,
+    )
+    for address in [*rendered.to, *rendered.cc, *rendered.bcc]:
+        if "@" not in parseaddr(address)[1]:
+            raise HeaderProblem(f"{address!r} is not an email address")
+    if not rendered.recipients:
+        raise HeaderProblem("the email has no recipient")
+    return rendered
+
+
+def _customer_address(customer: Mapping[str, Any]) -> str:
+    email = customer.get("email")
+    if not email:
+        raise HeaderProblem("the customer has no email address and the template has no To: line")
+    name = customer.get("name") or ""
+    if "\r" in name or "\n" in name:
+        raise HeaderProblem("the customer's name contains a line break")
+    return str(Address(display_name=name, addr_spec=email)) if name else str(email)
+
+
+def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailMessage:
+    """The message as it goes on the wire: modern policy, Date and Message-ID always set."""
+    message = EmailMessage()
+    try:
+        message["Subject"] = rendered.subject
+        message["From"] = rendered.sender
+        message["To"] = ", ".join(rendered.to)
+        if rendered.cc:
+            message["Cc"] = ", ".join(rendered.cc)
+        if rendered.reply_to:
+            message["Reply-To"] = rendered.reply_to
+        message["Date"] = format_datetime(when)
+        message["Message-ID"] = message_id
+    except ValueError as exc:  # the email library refuses CR/LF and malformed values
+        raise HeaderProblem(f"a header cannot be sent: {exc}") from None
+    message.set_content(rendered.text)
+    if rendered.html is not None:
+        message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+# -- the outbox ---------------------------------------------------------------------------------
 
 
 def message_id(settings: Settings) -> str:
@@ -36,11 +248,7 @@ def queue_email(
     status, reason = "queued", None
     late = days_between(scheduled_on, today)
     if late > settings.send.max_late_days:
-        status = "skipped"
-        reason = (
-            f"stale: due {scheduled_on}, {late} days ago (more than max_late_days "
-            f"{settings.send.max_late_days})"
-        )
+        status, reason = "skipped", stale_reason(scheduled_on, late, settings.send.max_late_days)
     outbox_id = store.insert(
         "outbox",
         {
@@ -60,6 +268,10 @@ def queue_email(
     return outbox_id, status, reason
 
 
+def stale_reason(scheduled_on: str, late: int, limit: int) -> str:
+    return f"stale: due {scheduled_on}, {late} days ago (more than max_late_days {limit})"
+
+
 def skip_queued(store: Store, where: str, params: list[object], reason: str) -> int:
     """Mark queued emails matching ``where`` as skipped with ``reason``; returns how many."""
     cursor = store.conn.execute(
@@ -69,4 +281,77 @@ def skip_queued(store: Store, where: str, params: list[object], reason: str) -> 
     return cursor.rowcount
 
 
-__all__ = ["message_id", "queue_email", "skip_queued"]
+def preview(
+    store: Store, library: Any, settings: Settings, templates_dir: Path, name: str, ref: str,
+    today: str, now: datetime,
+) -> str:
+    """The exact message ``name`` makes for a customer, as text (nothing is queued)."""
+    from .context import context_for
+
+    customer = store.find_customer(ref)
+    enrollment = store.one(
+        "SELECT id FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id LIMIT 1",
+        [customer["id"]],
+    )
+    context = context_for(
+        store, library, settings, customer, today, enrollment_id=enrollment["id"] if enrollment else None
+    )
+    template = find_template(templates_dir, name, customer.get("language"))
+    rendered = render(template, context, settings, customer)
+    message = build_message(rendered, "<preview@funnelctl.invalid>", now)
+    lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]
+    lines += [f"{key}: {value}" for key, value in message.items() if key not in ("MIME-Version", "Content-Type")]
+    lines += ["", rendered.text.rstrip("\n")]
+    if rendered.html is not None:
+        lines += ["", "--- HTML part ---", rendered.html.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+SAMPLE_CUSTOMER: dict[str, Any] = {
+    "id": 0,
+    "email": "sample.customer@example.com",
+    "external_id": "SAMPLE-1",
+    "name": "Sample Customer",
+    "first_name": "Sample",
+    "company": "Sample Company",
+    "phone": "+1 555 0100",
+    "owner": "owner",
+    "plan": "growth",
+    "mrr": 500.0,
+    "seats": 10,
+    "signed_on": "2026-01-05",
+    "language": "en",
+    "tags": ["sample"],
+    "fields": {},
+    "replied": False,
+    "last_touch_on": "2026-01-20",
+}
+
+
+def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
+    """Render every template against a sample customer: ``file:line: problem`` for each failure.
+
+    Custom fields are empty in the sample, so a template that needs one without a
+    ``default`` is reported: some real customer will not have it.
+    """
+    context: dict[str, Any] = {
+        "customer": SAMPLE_CUSTOMER,
+        "owner": "owner",
+        "sender": {"name": "Sender", "email": "sender@example.com"},
+        "funnel": {"id": "sample", "title": "Sample funnel"},
+        "stage": {"id": "sample", "title": "Sample stage"},
+        "days_in_stage": 3,
+        "days_since_signed": 30,
+        "signals": {},
+        "today": "2026-02-04",
+    }
+    problems: list[str] = []
+    for path in sorted(templates_dir.glob("*.txt")):
+        try:
+            template = parse_template(path.name.split(".")[0], path)
+            render(template, context, settings or Settings(sender="Sender <sender@example.com>"), SAMPLE_CUSTOMER)
+        except TemplateProblem as exc:
+            problems.append(exc.message)
+        except HeaderProblem as exc:
+            problems.append(f"{path}: {exc.message}")
+    return problems

@@ -20,8 +20,6 @@ def environment() -> SandboxedEnvironment:
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
     )
 
 
@@ -39,9 +37,15 @@ def _compiled(expression: str) -> Any:
     return environment().compile_expression(expression, undefined_to_none=False)
 
 
+@lru_cache(maxsize=256)
+def template(source: str) -> Any:
+    """A compiled template for ``source`` (compiled once per process)."""
+    return environment().from_string(source)
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """The value of a condition over ``context``; raises jinja2.TemplateError when it fails."""
     return _compiled(expression)(**context)
 
 
-__all__ = ["TemplateError", "check_expression", "environment", "evaluate"]
+__all__ = ["TemplateError", "check_expression", "environment", "evaluate", "template"]

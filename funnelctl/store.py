@@ -352,6 +352,16 @@ class Store:
             "SELECT * FROM events WHERE customer_id = ? ORDER BY happened_on, id", [customer_id]
         )
 
+    # -- outbox ---------------------------------------------------------------------------
+
+    def outbox(self, status: str | None = None) -> Iterator[Row]:
+        where, params = ("WHERE o.status = ?", [status]) if status else ("", [])
+        yield from self.iter_rows(
+            "SELECT o.*, coalesce(c.email, c.external_id) AS customer FROM outbox o "
+            f"JOIN customers c ON c.id = o.customer_id {where} ORDER BY o.scheduled_on, o.id",
+            params,
+        )
+
     # -- whole tables, for export --------------------------------------------------------
 
     def table_rows(self, table: str) -> Iterator[Row]:

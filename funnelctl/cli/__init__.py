@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import backup, customer, due, export, import_, init, log, moves, playbook, run, tasks
+from . import backup, customer, due, export, import_, init, log, moves, outbox, playbook, run, send, tasks
 from .common import new_app
 
 app = new_app(
@@ -25,6 +25,9 @@ app.command("snooze")(tasks.snooze_)
 app.command("drop")(tasks.drop_)
 app.command("log")(log.log)
 app.command("run")(run.run)
+app.command("send")(send.send_)
+app.add_typer(outbox.app)
+app.add_typer(outbox.templates)
 app.command("backup")(backup.backup)
 
 

@@ -105,6 +105,24 @@ def resolve_today(today: str | None, workspace: Workspace | None) -> str:
     return datetime.now(zone).date().isoformat() if zone else date.today().isoformat()
 
 
+def resolve_now(today: str, workspace: Workspace) -> datetime:
+    """The moment, in the workspace's zone, for send windows and Date headers.
+
+    FUNNELCTL_NOW (an ISO date and time) replays a moment exactly; otherwise it is
+    the clock's time of day on ``today``.
+    """
+    zone = workspace.settings.zone
+    fixed = os.environ.get("FUNNELCTL_NOW")
+    if fixed:
+        try:
+            moment = datetime.fromisoformat(fixed)
+        except ValueError:
+            raise UsageError(f"FUNNELCTL_NOW {fixed!r} is not an ISO date and time") from None
+        return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    clock = datetime.now(zone)
+    return datetime.combine(date.fromisoformat(today), clock.timetz())
+
+
 @dataclass
 class Session:
     workspace: Workspace

@@ -130,7 +130,22 @@ def validate(
     else:
         first = targets[0] if targets[0].is_dir() else targets[0].parent
         templates, team = first.parent / "templates", None
-    library = load_library(targets, templates_dir=templates, team=team)
+    from ..errors import ValidationError
+    from ..mail import check_templates
+    from ..workspace import Settings
+
+    template_problems: list[str] = []
+    if templates.is_dir():
+        settings = workspace.settings if workspace else Settings()
+        template_problems = check_templates(templates, settings)
+    try:
+        library = load_library(targets, templates_dir=templates, team=team)
+    except ValidationError as exc:
+        exc.details += template_problems
+        exc.message = f"The playbooks and templates have {len(exc.details)} problem(s)"
+        raise
+    if template_problems:
+        raise ValidationError(f"The templates have {len(template_problems)} problem(s)", template_problems)
     output.message(
         f"OK: {len(library.files)} file(s), {len(library.funnels)} funnel(s), "
         f"{len(library.plays)} play(s), {len(library.partners)} partner(s)."

@@ -1,0 +1,54 @@
+"""funnelctl send"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from .. import output
+from ..errors import EXIT_FAILED
+from ..sending import SendOptions, send
+from .common import Format, FormatOption, HomeOption, TodayOption, resolve_now, session
+
+
+def send_(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would go out, to whom; change nothing.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Send at most N emails this run.")] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for another send to finish before giving up.")
+    ] = 10.0,
+    retry_uncertain: Annotated[
+        bool,
+        typer.Option("--retry-uncertain", help="Resend emails whose fate is unknown (same Message-ID)."),
+    ] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Deliver the queued emails that are due, inside the send window. Safe under cron.
+
+    Exits 1 when an email failed or is uncertain (so cron mails you), 75 when another
+    send holds the workspace.
+    """
+    with session(home, today) as s:
+        report = send(
+            s.store, s.library(), s.workspace, today=s.today, now=resolve_now(s.today, s.workspace),
+            options=SendOptions(dry_run, limit, wait, retry_uncertain), environ=dict(os.environ),
+        )
+    if dry_run:
+        output.render(
+            report.planned, fmt, ["id", "template", "scheduled_on", "recipients", "subject"],
+            title="Would send (dry run)", empty="Nothing would be sent now.",
+        )
+    else:
+        output.render_object(report.summary(), fmt, title="Send")
+    if report.outside_window:
+        output.message("Outside the send window (funnelctl.yaml send.window): nothing was sent.")
+    for problem in report.problems:
+        output.message(problem)
+    if not dry_run and not report.ok:
+        raise typer.Exit(EXIT_FAILED)
