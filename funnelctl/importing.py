@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
+import itertools
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,15 +22,23 @@ from typing import Any, TextIO
 
 from . import engine
 from .customers import FIELDS, Cleaner, changes_for, split_name
-from .errors import UsageError, ValidationError
-from .playbooks import Library
+from .errors import FunnelError, UsageError, ValidationError
+from .playbooks import Funnel, Library
 from .store import Row, Store
+from .workspace import Settings
 
 MAX_LISTED = 20
 REASON_COLUMN = "funnelctl_reason"
+BY = "import"  # who the stage history says made an imported enrollment
 PLACEMENT = ("funnel", "stage", "entered_on")
 IMPORT_FIELDS = (*FIELDS, "first_name", "last_name", *PLACEMENT)
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+IDENTIFIERS = ("email", "external_id")
+# A cell our CSV export neutralised ('=SUM(..), '+351 ...): the import takes the ' off again,
+# so that an export loads back unchanged.
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
+# Custom fields keep line breaks and tabs (a quoted CSV value may hold several lines).
+_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,57 @@ def _encoding_of(path: Path, requested: str | None) -> str:
     return "utf-8"
 
 
+def _encoding_label(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16"}.get(name, encoding)
+
+
+def _count_breaks(text: str, after_cr: bool) -> int:
+    """Line breaks in ``text`` as a CSV reader counts them: \\n, \\r\\n and a lone \\r."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    if after_cr and text.startswith("\n"):
+        breaks -= 1
+    return breaks
+
+
+def _undecodable_line(path: Path, encoding: str) -> int:
+    """The physical line holding the first byte that ``encoding`` cannot decode.
+
+    A text stream decodes ahead in large chunks, so the line being parsed when it
+    fails is not the line at fault: read the file again and find it.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line, after_cr = 1, False
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                good = exc.object[: exc.start]
+                text = good.decode(encoding, errors="replace") if good else ""
+                return line + _count_breaks(text, after_cr)
+            if text:
+                line += _count_breaks(text, after_cr)
+                after_cr = text.endswith("\r")
+    return line
+
+
+def _not_text(path: Path, encoding: str) -> ValidationError:
+    line = _undecodable_line(path, encoding)
+    label = _encoding_label(encoding)
+    return ValidationError(
+        f"{path}:{line}: the file is not valid {label} text; pass its encoding, "
+        "e.g. --encoding latin-1 (or cp1252 for files saved by Excel on Windows)"
+    )
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text or "field larger than field limit" in text:
+        return 'a quoted value that starts on this line is never closed (an unterminated " quote)'
+    return f"the CSV is malformed: {text}"
+
+
 def _sniff_delimiter(header_line: str) -> str:
     counts = {d: header_line.count(d) for d in DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
@@ -121,49 +181,70 @@ class CsvFile:
     reader: Any
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        line = 2
+        """Each record with the physical line it starts on (the reader counts the header too)."""
+        line = self.reader.line_num + 1
         try:
             for cells in self.reader:
                 yield line, cells
-                line = self.reader.line_num + 2
+                line = self.reader.line_num + 1
         except UnicodeDecodeError:
-            hint = " (if it was saved by Excel, try --encoding latin-1 or cp1252)"
-            raise ValidationError(
-                f"{self.path}:{line}: the file is not valid {self.encoding} text"
-                + (hint if self.encoding.startswith("utf") else "")
-            ) from None
+            raise _not_text(self.path, self.encoding) from None
         except csv.Error as exc:
-            raise ValidationError(f"{self.path}:{line}: the CSV is malformed: {exc}") from None
+            raise ValidationError(f"{self.path}:{line}: {_csv_problem(exc)}") from None
 
     def close(self) -> None:
         self.stream.close()
 
 
 def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise UsageError("--delimiter must be ',', ';' or a tab ('\\t')")
     if not path.is_file():
         raise ValidationError(f"{path}: no such file")
     enc = _encoding_of(path, encoding)
-    stream = path.open("r", encoding=enc, newline="", errors="strict")
+    try:
+        stream = path.open("r", encoding=enc, newline="", errors="strict")
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
     try:
         first = stream.readline()
+        if not first.strip():
+            raise ValidationError(f"{path}:1: the file is empty; the first line must be the header")
+        if "\x00" in first:
+            raise ValidationError(
+                f"{path}:1: the header holds NUL characters: the file looks like UTF-16 without "
+                "a byte-order mark (try --encoding utf-16-le)"
+            )
+        sep = delimiter or _sniff_delimiter(first)
+        # The reader sees the header too, so a quoted header cell may span lines and the
+        # reader's line count is the file's.
+        reader = csv.reader(itertools.chain([first], stream), delimiter=sep, strict=True)
+        header = next(reader)
     except UnicodeDecodeError:
         stream.close()
-        raise ValidationError(
-            f"{path}:1: the file is not valid {enc} text (try --encoding latin-1 or cp1252)"
-        ) from None
-    if not first.strip():
+        raise _not_text(path, enc) from None
+    except csv.Error as exc:
         stream.close()
-        raise ValidationError(f"{path}:1: the file is empty; the first line must be the header")
-    if delimiter is not None and delimiter not in DELIMITERS:
+        raise ValidationError(f"{path}:1: {_csv_problem(exc)}") from None
+    except BaseException:
         stream.close()
-        raise UsageError("--delimiter must be ',', ';' or a tab ('\\t')")
-    sep = delimiter or _sniff_delimiter(first)
-    header = next(csv.reader(io.StringIO(first), delimiter=sep, strict=True))
-    reader = csv.reader(stream, delimiter=sep, strict=True)
+        raise
     return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader)
 
 
 # -- the import ---------------------------------------------------------------------------
+
+
+def _restore(raw: str) -> str:
+    """Undo the export's formula neutralising: ``'=SUM(A1)`` is ``=SUM(A1)``."""
+    value = raw.strip()
+    return value[1:] if _NEUTRALISED.match(value) else raw
+
+
+def _same(column: str, stored: str | None, value: str) -> bool:
+    if stored is None:
+        return False
+    return stored.lower() == value.lower() if column == "email" else stored == value
 
 
 def _normal(name: str) -> str:
@@ -181,9 +262,9 @@ def _column_targets(csvfile: CsvFile, options: ImportOptions) -> list[str | None
             f"(its columns: {', '.join(header)})"
         )
     targets: list[str | None] = []
-    for column in header:
+    for number, column in enumerate(header, start=1):
         if not column:
-            problems.append("a column has an empty name")
+            problems.append(f"column {number} has no name")
             targets.append(None)
             continue
         if column == REASON_COLUMN:
@@ -191,17 +272,25 @@ def _column_targets(csvfile: CsvFile, options: ImportOptions) -> list[str | None
             continue
         if column in options.mapping:
             mapped = options.mapping[column]
-            targets.append(_normal(mapped) if _normal(mapped) in IMPORT_FIELDS else f"fields.{mapped}")
+            targets.append(
+                _normal(mapped) if _normal(mapped) in IMPORT_FIELDS else f"fields.{mapped}"
+            )
         elif _normal(column) in IMPORT_FIELDS:
             targets.append(_normal(column))
         else:
             targets.append(f"fields.{column}")
     seen: dict[str, str] = {}
-    for column, target in zip(header, targets):
+    for column, target in zip(header, targets, strict=True):
         if target is None:
             continue
         if target in seen:
-            problems.append(f"columns {seen[target]!r} and {column!r} both give {target.removeprefix('fields.')!r}")
+            if seen[target] == column:
+                problems.append(f"column {column!r} appears twice")
+            else:
+                problems.append(
+                    f"columns {seen[target]!r} and {column!r} both give "
+                    f"{target.removeprefix('fields.')!r}"
+                )
         seen[target] = column
     if options.key not in seen:
         problems.append(
@@ -214,24 +303,38 @@ def _column_targets(csvfile: CsvFile, options: ImportOptions) -> list[str | None
 
 
 class _Importer:
-    def __init__(self, store: Store, library: Library, options: ImportOptions, today: str, source: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        playbooks: _Lazy,
+        options: ImportOptions,
+        today: str,
+        source: str,
+        settings: Settings | None,
+    ) -> None:
         self.store = store
-        self.library = library
+        self.playbooks = playbooks
         self.options = options
         self.today = today
         self.source = source
+        self.settings = settings
         self.cleaner = Cleaner(options.date_format)
         self.result = ImportResult()
+        self._engine: engine.Engine | None = None
 
     def row_values(self, targets: Sequence[str | None], cells: Sequence[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         custom: dict[str, str] = {}
-        for target, raw in zip(targets, cells):
+        for target, raw in zip(targets, cells, strict=True):
             if target is None or not raw.strip():
                 continue
+            raw = _restore(raw)
             try:
                 if target.startswith("fields."):
-                    custom[target[len("fields."):]] = self.cleaner.clean("field", raw)
+                    name = target[len("fields.") :]
+                    if _FIELD_CONTROL.search(raw):
+                        raise ValueError(f"{name} contains a control character")
+                    custom[name] = raw.strip()
                 elif target in PLACEMENT:
                     values[target] = raw.strip()
                 else:
@@ -245,28 +348,66 @@ class _Importer:
             values["fields"] = custom
         return values
 
+    def check_unique(self, line: int, targets: Sequence[str | None], cells: Sequence[str]) -> None:
+        """Remember the row's email and external id; a customer already seen in the file is bad.
+
+        Done before the row is cleaned (and outside its savepoint), so that a second row for
+        the same customer is reported even when the first one is bad too.
+        """
+        for target, raw in zip(targets, cells, strict=True):
+            if target in IDENTIFIERS:
+                value = _restore(raw).strip()
+                if value:
+                    self.remember(target, value.lower() if target == "email" else value, line)
+
     def remember(self, kind: str, key: str, line: int) -> None:
         try:
             self.store.conn.execute(
-                "INSERT INTO temp.import_seen (key, line) VALUES (?, ?)", [f"{kind}:{key.lower()}", line]
+                "INSERT INTO temp.import_seen (key, line) VALUES (?, ?)", [f"{kind}:{key}", line]
             )
         except sqlite3.IntegrityError:
             first = self.store.scalar(
-                "SELECT line FROM temp.import_seen WHERE key = ?", [f"{kind}:{key.lower()}"]
+                "SELECT line FROM temp.import_seen WHERE key = ?", [f"{kind}:{key}"]
             )
             raise RowError(f"{kind} {key!r} is already on line {first} of this file") from None
 
+    def existing(self, values: Mapping[str, Any]) -> Row | None:
+        """The stored customer this row updates: by --key, else by the other identifier."""
+        key_column = self.options.key
+        if values.get(key_column):
+            return self.store.customer_by(key_column, values[key_column])
+        for column in IDENTIFIERS:
+            if values.get(column):
+                return self.store.customer_by(column, values[column])
+        raise RowError(f"the {key_column} is empty")
+
+    def check_identifiers(self, existing: Row | None, values: Mapping[str, Any]) -> None:
+        """An email or external id that another customer holds is a bad row, never a crash."""
+        for column in IDENTIFIERS:
+            value = values.get(column)
+            if not value or (existing is not None and _same(column, existing[column], value)):
+                continue
+            holder = self.store.customer_by(column, value)
+            if holder is not None and (existing is None or holder["id"] != existing["id"]):
+                raise RowError(
+                    f"{column} {value!r} already belongs to customer #{holder['id']} "
+                    f"({engine.customer_label(holder)})"
+                )
+
     def placement(self, values: dict[str, Any]) -> tuple[Any, str | None, str] | None:
         funnel_id = values.pop("funnel", None) or self.options.funnel
-        stage_id = values.pop("stage", None) or (self.options.stage if funnel_id == self.options.funnel else None)
+        stage_id = values.pop("stage", None) or (
+            self.options.stage if funnel_id == self.options.funnel else None
+        )
         entered = values.pop("entered_on", None)
         if not funnel_id:
             if stage_id or entered:
                 raise RowError("stage or entered_on is given without a funnel")
             return None
-        funnel = self.library.funnels.get(funnel_id)
+        funnels = self.playbooks.get().funnels
+        funnel = funnels.get(funnel_id)
         if funnel is None:
-            raise RowError(f"no funnel {funnel_id!r} (funnels: {', '.join(sorted(self.library.funnels))})")
+            raise RowError(f"no funnel {funnel_id!r} (funnels: {', '.join(sorted(funnels))})")
         if stage_id and stage_id not in {s.id for s in funnel.stages}:
             raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
         on = self.today
@@ -280,23 +421,14 @@ class _Importer:
         return funnel, stage_id, on
 
     def apply_row(self, line: int, values: dict[str, Any]) -> None:
-        key_column = self.options.key
-        key = values.get(key_column)
-        if not key:
-            raise RowError(f"the {key_column} is empty")
-        self.remember(key_column, key, line)
-        if key_column != "email" and values.get("email"):
-            self.remember("email", values["email"], line)
+        existing = self.existing(values)
+        self.check_identifiers(existing, values)
         place = self.placement(values)
-        existing = self.store.customer_by(key_column, key)
-        email = values.get("email")
-        if email and (existing is None or existing["email"] != email):
-            holder = self.store.customer_by("email", email)
-            if holder is not None:
-                raise RowError(f"email {email!r} already belongs to customer #{holder['id']}")
         if existing is None:
             customer_id = self.store.insert_customer({"name": "", **values}, self.today)
-            self.store.add_event(customer_id, self.today, "customer", f"Imported from {self.source} line {line}")
+            self.store.add_event(
+                customer_id, self.today, "customer", f"Imported from {self.source} line {line}"
+            )
             self.result.inserted += 1
         else:
             customer_id = existing["id"]
@@ -315,48 +447,66 @@ class _Importer:
         if place is not None:
             funnel, stage_id, on = place
             already = self.store.scalar(
-                "SELECT 1 FROM enrollments WHERE customer_id = ? AND funnel = ?", [customer_id, funnel.id]
+                "SELECT 1 FROM enrollments WHERE customer_id = ? AND funnel = ?",
+                [customer_id, funnel.id],
             )
             if not already:
                 customer = self.store.customer_by("id", str(customer_id))
                 assert customer is not None
-                engine.enroll(
-                    self.store, customer, funnel, stage_id=stage_id, on=on, by="import",
-                    note=f"imported from {self.source}",
-                )
+                self.enroll(customer, funnel, stage_id, on)
                 self.result.enrolled += 1
+
+    def enroll(self, customer: Row, funnel: Funnel, stage_id: str | None, on: str) -> None:
+        """Enroll, running the stage's entry actions unless --no-actions (or no settings)."""
+        note = f"imported from {self.source}"
+        if self.settings is None or not self.options.run_actions:
+            engine.enroll(self.store, customer, funnel, stage_id=stage_id, on=on, by=BY, note=note)
+            return
+        if self._engine is None:  # one engine: round-robin turns carry across the rows
+            self._engine = engine.Engine(
+                self.store, self.playbooks.get(), self.settings, self.today, BY
+            )
+        self._engine.enroll(customer, funnel, stage_id, on=on, note=note, run_actions=True)
 
 
 def import_customers(
     store: Store,
-    library: Library,
+    library: Library | Callable[[], Library],
     path: Path,
     options: ImportOptions,
     today: str,
     on_row: Callable[[int], None] | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> ImportResult:
-    """Upsert customers from a CSV file; see the module docstring for the guarantees."""
-    if options.key not in ("email", "external_id"):
+    """Upsert customers from a CSV file; see the module docstring for the guarantees.
+
+    ``library`` may be a function that loads it: the playbooks are then read only when
+    the import places customers in a funnel. Enrolling runs the stage's entry actions
+    (tasks, emails, assignment) when ``settings`` (the workspace's) is given and
+    ``options.run_actions`` is true; without settings an enrollment is recorded only.
+    """
+    if options.key not in IDENTIFIERS:
         raise UsageError("--key must be email or external_id")
+    if options.stage and not options.funnel:
+        raise UsageError("--stage needs --funnel")
+    playbooks = _Lazy(library)
     if options.funnel:
-        funnel = library.funnel(options.funnel)
+        funnel = playbooks.get().funnel(options.funnel)
         if options.stage:
             funnel.stage(options.stage)
-    elif options.stage:
-        raise UsageError("--stage needs --funnel")
     csvfile = open_csv(path, options.encoding, options.delimiter)
-    rejects: Any = None
-    rejects_tmp = options.skip_bad.with_name(options.skip_bad.name + ".tmp") if options.skip_bad else None
+    rejects: _Rejects | None = None
     try:
         targets = _column_targets(csvfile, options)
-        importer = _Importer(store, library, options, today, path.name)
+        importer = _Importer(store, playbooks, options, today, path.name, settings)
         width = len(csvfile.header)
-        if rejects_tmp is not None:
-            rejects = rejects_tmp.open("w", encoding="utf-8", newline="")
-            reject_writer = csv.writer(rejects, lineterminator="\n")
-            reject_writer.writerow([*csvfile.header, REASON_COLUMN])
+        if options.skip_bad is not None:
+            rejects = _Rejects(options.skip_bad, csvfile.header)
         with store.write():
-            store.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (key TEXT PRIMARY KEY, line INTEGER)")
+            store.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_seen (key TEXT PRIMARY KEY, line INTEGER)"
+            )
             store.conn.execute("DELETE FROM temp.import_seen")
             for count, (line, cells) in enumerate(csvfile.rows(), start=1):
                 if on_row is not None:
@@ -366,6 +516,7 @@ def import_customers(
                 try:
                     if len(cells) != width:
                         raise RowError(f"{len(cells)} values but the header has {width} columns")
+                    importer.check_unique(line, targets, cells)
                     store.conn.execute("SAVEPOINT import_row")
                     try:
                         importer.apply_row(line, importer.row_values(targets, cells))
@@ -377,7 +528,7 @@ def import_customers(
                 except RowError as exc:
                     importer.result.reject(line, str(exc))
                     if rejects is not None:
-                        reject_writer.writerow([*cells, str(exc)])
+                        rejects.write(cells, str(exc))
             store.conn.execute("DROP TABLE temp.import_seen")
             result = importer.result
             if result.rejected and rejects is None:
@@ -394,16 +545,73 @@ def import_customers(
                 raise _DryRun()
     except _DryRun:
         pass
+    except BaseException:
+        if rejects is not None:
+            rejects.discard()
+        raise
     finally:
         csvfile.close()
-        if rejects is not None:
-            rejects.close()
-    if rejects_tmp is not None and options.skip_bad is not None:
+    if rejects is not None:
         if options.dry_run:
-            rejects_tmp.unlink(missing_ok=True)
+            rejects.discard()
         else:
-            os.replace(rejects_tmp, options.skip_bad)
+            rejects.keep()
     return importer.result
+
+
+class _Lazy:
+    """The playbook library, loaded on first use."""
+
+    def __init__(self, source: Library | Callable[[], Library]) -> None:
+        self._source = source
+        self._library = source if isinstance(source, Library) else None
+
+    def get(self) -> Library:
+        if self._library is None:
+            assert not isinstance(self._source, Library)
+            self._library = self._source()
+        return self._library
+
+
+class _Rejects:
+    """The --skip-bad file: written beside its final name, moved in place only on success.
+
+    A row keeps its cells (a short row is padded to the header) and gains the reason in a
+    ``funnelctl_reason`` column; a file that already has that column (rejects being
+    imported again) reuses it, so that the fixed file can be imported as it is.
+    """
+
+    def __init__(self, target: Path, header: Sequence[str]) -> None:
+        self.target = target
+        self.tmp = target.with_name(target.name + ".tmp")
+        self.width = len(header)
+        self.reason_at = header.index(REASON_COLUMN) if REASON_COLUMN in header else None
+        try:
+            self.stream = self.tmp.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise FunnelError(
+                f"Cannot write the rejected rows to {target}: {exc.strerror}."
+            ) from None
+        self.writer = csv.writer(self.stream, lineterminator="\n")
+        self.writer.writerow(
+            list(header) if self.reason_at is not None else [*header, REASON_COLUMN]
+        )
+
+    def write(self, cells: Sequence[str], reason: str) -> None:
+        row = [*cells, *[""] * (self.width - len(cells))]
+        if self.reason_at is not None and len(cells) <= self.width:
+            row[self.reason_at] = reason
+        else:
+            row.append(reason)
+        self.writer.writerow(row)
+
+    def discard(self) -> None:
+        self.stream.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def keep(self) -> None:
+        self.stream.close()
+        os.replace(self.tmp, self.target)
 
 
 class _DryRun(Exception):
@@ -431,13 +639,17 @@ def export_rows(store: Store, table: str) -> tuple[list[str], Iterator[Row]]:
         columns = customer_export_columns(store)
 
         def flat() -> Iterator[Row]:
+            # Only the exported fields: a custom field may be called like a stored column
+            # that is not exported (id, created_on), and its column must show the custom
+            # value, blank when a customer has none.
             for row in store.customers():
-                yield {**row.pop("fields"), **row}
+                custom = {k: v for k, v in row["fields"].items() if k not in IMPORT_FIELDS}
+                yield {**{k: row[k] for k in FIELDS}, **custom}
 
         return columns, flat()
     name = "stage_history" if table == "history" else table
-    first = store.one(f"SELECT * FROM {name} LIMIT 1")
-    columns = ["customer", *(first.keys() if first else [])]
+    # From the schema, not from a first row: an empty table still gets its header.
+    columns = ["customer", *(r["name"] for r in store.rows(f"PRAGMA table_info({name})"))]
     return columns, store.table_rows(name)
 
 

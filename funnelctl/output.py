@@ -48,17 +48,17 @@ def stderr_console() -> Console:
 
 
 def message(text: str) -> None:
-    """A line for the person (stderr), never mixed into the data on stdout."""
-    stderr_console().print(Text(text))
+    """A line for the person (stderr), never mixed into the data on stdout, never wrapped."""
+    stderr_console().print(Text(text), soft_wrap=True)
 
 
 def error(text: str, details: Sequence[str] = (), limit: int = 50) -> None:
     console = stderr_console()
-    console.print(Text("Error: ", style="bold red") + Text(text))
+    console.print(Text("Error: ", style="bold red") + Text(text), soft_wrap=True)
     for line in details[:limit]:
-        console.print(Text("  " + line))
+        console.print(Text("  " + line), soft_wrap=True)
     if len(details) > limit:
-        console.print(Text(f"  … and {len(details) - limit} more"))
+        console.print(Text(f"  … and {len(details) - limit} more"), soft_wrap=True)
 
 
 def json_default(value: Any) -> Any:
@@ -69,7 +69,9 @@ def json_default(value: Any) -> Any:
 
 def neutralise(value: Any) -> Any:
     """Keep spreadsheet programs from running a cell as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    # A value already starting with ' is escaped too, so that the import (which strips
+    # one leading ' before = + - @) gives back exactly what was stored.
+    if isinstance(value, str) and value.lstrip("'").startswith(_FORMULA_START):
         return "'" + value
     return value
 

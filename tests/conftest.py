@@ -5,12 +5,15 @@ Nothing here reads the real clock, the real home folder or the network.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import typer
+import typer.testing
 from typer.testing import CliRunner
 
 from funnelctl.cli import app
@@ -23,6 +26,20 @@ class Result:
     exit_code: int
     stdout: str
     stderr: str
+
+
+_build_command = typer.testing._get_command
+
+
+@functools.cache
+def _cached_command(app: typer.Typer) -> object:
+    return _build_command(app)
+
+
+@pytest.fixture(autouse=True)
+def built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer rebuilds the whole click command on every invoke; build it once per session."""
+    monkeypatch.setattr(typer.testing, "_get_command", _cached_command)
 
 
 @pytest.fixture(autouse=True)

@@ -68,7 +68,8 @@ def import_(
     )
     with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
         result = import_customers(
-            s.store, s.library(), file, options, s.today, on_row=bar.update
+            s.store, s.library, file, options, s.today, on_row=bar.update,
+            settings=s.workspace.settings,
         )
     output.render_object(result.summary(), fmt, title="Dry run: nothing written" if dry_run else "Import")
     if result.rejected and skip_bad:
