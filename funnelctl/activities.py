@@ -360,6 +360,7 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     for row in store.iter_rows(task_sql.format(cond="<= ?"), [today, *owner_params]):
         yield _item("task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"])
     yield from _stagnation(store, library, query)
+    yield from _at_risk(store, query)
     yield from _idle(store, library, query)
     email_owner = "AND coalesce(e.owner, c.owner) = ?" if query.owner else ""
     email_sql = (
@@ -429,6 +430,20 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
                     )
     items.sort(key=lambda item: (-item["days_overdue"], item["customer"] or ""))
     yield from items
+
+
+def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Customers in an open at-risk episode (the plays it started are tasks above)."""
+    owner_sql, owner_params = ("AND c.owner = ?", [query.owner]) if query.owner else ("", [])
+    for row in store.iter_rows(
+        "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner FROM health_episodes h "
+        "JOIN customers c ON c.id = h.customer_id WHERE h.kind = 'at-risk' AND h.ended_on IS NULL "
+        f"AND h.started_on <= ? {owner_sql} ORDER BY h.score, h.started_on",
+        [query.today, *owner_params],
+    ):
+        reasons = json.loads(row["reasons"] or "[]")
+        title = f"At risk, health {row['score']:g}" + (f": {reasons[0]}" if reasons else "")
+        yield _item("at-risk", row, query.today, due_on=row["started_on"], title=title, score=row["score"])
 
 
 def _idle(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:

@@ -232,8 +232,24 @@ class Engine:
         prefix = f"{enrollment['id']}:{enrollment['visit_id']}"
         self._run(enrollment, funnel, stage, stage.on_enter, prefix, f"{funnel.id}/{stage.id}")
 
+    def run_play(self, customer: Row, play_id: str, *, key: str) -> None:
+        """Start a play for a customer (a health trigger), dated today, once per ``key``."""
+        enrollment = self.store.one(
+            "SELECT * FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
+            [customer["id"]],
+        )
+        if enrollment is None:
+            return
+        funnel = self.library.funnel(enrollment["funnel"])
+        play = self.library.plays[play_id]
+        self._run(
+            enrollment, funnel, funnel.stage(enrollment["stage"]), play.actions, key, f"play {play.id}",
+            on=self.today,
+        )
+
     def _run(
-        self, enrollment: Row, funnel: Funnel, stage: Stage, actions: Sequence[Action], prefix: str, source: str
+        self, enrollment: Row, funnel: Funnel, stage: Stage, actions: Sequence[Action], prefix: str,
+        source: str, *, on: str | None = None,
     ) -> None:
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"
@@ -248,23 +264,23 @@ class Engine:
             current = self._enrollment(enrollment["id"])
             customer = self.store.customer_by("id", str(current["customer_id"]))
             assert customer is not None
-            on = enrollment["entered_on"]  # actions are dated from the visit's entry
+            day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
             try:
                 if action.when and not self._condition(action.when, customer, funnel, stage, current):
                     outcome = f"skipped ({describe_action(action)}): condition is false"
-                    self.store.add_event(customer["id"], on, "action", outcome.capitalize(), source=where)
+                    self.store.add_event(customer["id"], day, "action", outcome.capitalize(), source=where)
                 elif isinstance(action, PlayAction):
                     play = self.library.plays[action.play]
-                    self.store.add_event(customer["id"], on, "action", f"Play {play.id!r} started: {play.title}", source=where)
-                    self._run(current, funnel, stage, play.actions, f"{key}:play", f"play {play.id}")
+                    self.store.add_event(customer["id"], day, "action", f"Play {play.id!r} started: {play.title}", source=where)
+                    self._run(current, funnel, stage, play.actions, f"{key}:play", f"play {play.id}", on=day)
                     outcome = "ran play"
                 else:
-                    outcome = self._act(action, customer, current, funnel, on, key, where)
+                    outcome = self._act(action, customer, current, funnel, day, key, where)
             except (TemplateError, FunnelError, ValueError, KeyError) as exc:
                 reason = getattr(exc, "message", None) or str(exc)
                 outcome = f"failed: {reason}"
                 self.store.add_event(
-                    customer["id"], on, "action", f"{describe_action(action)}: {reason}", ok=False, source=where
+                    customer["id"], day, "action", f"{describe_action(action)}: {reason}", ok=False, source=where
                 )
                 self._count("failed")
             self.store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])
@@ -350,6 +366,10 @@ class Engine:
         escalated = activities.escalate_overdue(self.store, self.library, self.today)
         if escalated:
             self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
+        from .health import run_health
+
+        for key, value in run_health(self.store, self.library, self.settings, self.today, self).items():
+            self.counts[key] = self.counts.get(key, 0) + value
         return self.counts
 
 
@@ -473,4 +493,7 @@ def run_tick(store: Store, library: Library, settings: Settings, today: str) -> 
         "emails_skipped": counts.get("emails_skipped", 0),
         "escalated": counts.get("escalated", 0),
         "failed_actions": counts.get("failed", 0),
+        "scored": counts.get("scored", 0),
+        "at_risk": counts.get("at_risk", 0),
+        "plays": counts.get("plays", 0),
     }

@@ -618,6 +618,103 @@ class _DryRun(Exception):
     """Raised inside the transaction to roll a dry run back."""
 
 
+# -- signals -------------------------------------------------------------------------------
+
+SIGNAL_CUSTOMER = ("customer", "email", "external_id")
+SIGNAL_DATE = ("date", "measured_on", "at")
+
+
+def import_signals(
+    store: Store, path: Path, today: str, *, encoding: str | None = None,
+    delimiter: str | None = None, date_format: str | None = None, dry_run: bool = False,
+) -> dict[str, int]:
+    """Signals from CSV, all or nothing.
+
+    Long format: a customer column (customer, email or external_id), ``metric``,
+    ``value`` and an optional date (date, measured_on or at; default today).
+    Wide format: the customer column, the optional date, and one column per
+    metric (an empty cell is no measurement).
+    """
+    from .dates import parse_date
+    from .health import check_metric, parse_value
+
+    csvfile = open_csv(path, encoding, delimiter)
+    try:
+        header = [_normal(h) for h in csvfile.header]
+        who = next((c for c in SIGNAL_CUSTOMER if c in header), None)
+        if who is None:
+            raise ValidationError(
+                f"{path}:1: the header needs a customer column (customer, email or external_id)"
+            )
+        when = next((c for c in SIGNAL_DATE if c in header), None)
+        long = "metric" in header and "value" in header
+        metrics: dict[int, str] = {}
+        if not long:
+            for index, name in enumerate(csvfile.header):
+                if header[index] in (who, when):
+                    continue
+                try:
+                    metrics[index] = check_metric(name)
+                except ValueError as exc:
+                    raise ValidationError(f"{path}:1: column {index + 1}: {exc}") from None
+            if not metrics:
+                raise ValidationError(f"{path}:1: no metric columns (or metric and value columns)")
+        problems: list[str] = []
+        rejected = imported = 0
+        with store.write():
+            for line, cells in csvfile.rows():
+                if not any(c.strip() for c in cells):
+                    continue
+                try:
+                    if len(cells) != len(header):
+                        raise RowError(f"{len(cells)} values but the header has {len(header)} columns")
+                    row = dict(zip(header, cells))
+                    ref = row[who].strip()
+                    customer = store.customer_by("id", ref[1:]) if ref.startswith("#") else None
+                    customer = customer or store.customer_by("email", ref) or store.customer_by("external_id", ref)
+                    if customer is None:
+                        raise RowError(f"no customer {ref!r}")
+                    on = today
+                    if when and row[when].strip():
+                        try:
+                            on = parse_date(row[when], date_format).isoformat()
+                        except ValueError as exc:
+                            raise RowError(str(exc)) from None
+                        if on > today:
+                            raise RowError(f"the date {on} is after today ({today})")
+                    pairs = [(row["metric"], row["value"])] if long else [
+                        (metrics[i], cells[i]) for i in metrics if cells[i].strip()
+                    ]
+                    for metric, raw in pairs:
+                        try:
+                            name, value = check_metric(metric), parse_value(raw)
+                        except ValueError as exc:
+                            raise RowError(str(exc)) from None
+                        store.insert(
+                            "signals",
+                            {"customer_id": customer["id"], "metric": name, "value": value,
+                             "measured_on": on, "source": path.name, "created_on": today},
+                        )
+                        imported += 1
+                except RowError as exc:
+                    rejected += 1
+                    if len(problems) < MAX_LISTED:
+                        problems.append(f"{path}:{line}: {exc}")
+            if rejected:
+                if rejected > len(problems):
+                    problems.append(f"… and {rejected - len(problems)} more bad row(s)")
+                raise ValidationError(
+                    f"{path}: {rejected} bad row(s); no signal was imported", problems
+                )
+            if dry_run:
+                raise _DryRun()
+    except _DryRun:
+        pass
+    finally:
+        csvfile.close()
+    return {"imported": imported, "rejected": rejected}
+
+
 # -- export ---------------------------------------------------------------------------------
 
 EXPORT_TABLES = ("customers", "activities", "history", "outbox", "touchpoints", "signals")

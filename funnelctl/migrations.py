@@ -216,3 +216,37 @@ def m001_initial(db: Database) -> None:
 
 def apply(db: Database) -> None:
     migrations.apply(db)
+
+
+@migrations()
+def m002_health(db: Database) -> None:
+    """Health snapshots (kept when a customer's result changes) and at-risk/opportunity episodes."""
+    for statement in (
+        """
+        CREATE TABLE health_snapshots (
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            day TEXT NOT NULL,
+            score REAL,                          -- none when no measure had an input
+            at_risk INTEGER NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            opportunities TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (customer_id, day)
+        )
+        """,
+        """
+        CREATE TABLE health_episodes (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            kind TEXT NOT NULL,                  -- at-risk, or opportunity:<id>
+            started_on TEXT NOT NULL,
+            ended_on TEXT,
+            score REAL,
+            reasons TEXT
+        )
+        """,
+        """CREATE UNIQUE INDEX health_episodes_open ON health_episodes(customer_id, kind)
+           WHERE ended_on IS NULL""",
+        """CREATE INDEX health_episodes_current ON health_episodes(kind, started_on)
+           WHERE ended_on IS NULL""",
+    ):
+        db.execute(statement)

@@ -179,6 +179,50 @@ class Partner:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """One weighted input of the health score, with its bands."""
+
+    id: str
+    title: str
+    value: str  # an expression; none or undefined means the input is missing
+    weight: float
+    healthy: float
+    poor: float
+    better: str = "higher"  # or "lower"
+    where: Where = Where("", 0)
+
+    def band(self, value: float) -> str:
+        if self.better == "higher":
+            if value >= self.healthy:
+                return "healthy"
+            return "poor" if value <= self.poor else "concerning"
+        if value <= self.healthy:
+            return "healthy"
+        return "poor" if value >= self.poor else "concerning"
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    id: str
+    title: str
+    when: str
+    play: str | None = None
+    where: Where = Where("", 0)
+
+
+BAND_POINTS = {"healthy": 100.0, "concerning": 50.0, "poor": 0.0}
+
+
+@dataclass(frozen=True)
+class HealthModel:
+    at_risk_below: float
+    measures: tuple[Measure, ...]
+    opportunities: tuple[Opportunity, ...] = ()
+    on_at_risk: tuple[str, ...] = ()  # play ids
+    where: Where = Where("", 0)
+
+
+@dataclass(frozen=True)
 class Library:
     """Everything the workspace's playbooks define."""
 
@@ -186,6 +230,7 @@ class Library:
     plays: dict[str, Play] = field(default_factory=dict)
     partners: dict[str, Partner] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    health: HealthModel | None = None
 
     def funnel(self, funnel_id: str) -> Funnel:
         try:
@@ -225,6 +270,7 @@ def load_library(
     funnels: dict[str, Funnel] = {}
     plays: dict[str, Play] = {}
     partners: dict[str, Partner] = {}
+    health: list[HealthModel] = []
     files = playbook_files(paths)
     for path in files:
         try:
@@ -232,8 +278,15 @@ def load_library(
         except ValidationError as exc:
             problems.items.append(exc.message)
             continue
-        _read_file(path, data, problems, funnels, plays, partners)
-    library = Library(funnels, plays, partners, tuple(str(f) for f in files))
+        _read_file(path, data, problems, funnels, plays, partners, health)
+    for extra in health[1:]:
+        problems.add(
+            extra.where.path, extra.where.line,
+            f"a second health model (the first is at {health[0].where}); keep one",
+        )
+    library = Library(
+        funnels, plays, partners, tuple(str(f) for f in files), health[0] if health else None
+    )
     _check_references(library, problems, templates_dir, team)
     problems.raise_if_any("The playbooks have {n} problem(s)")
     return library
@@ -246,6 +299,7 @@ def _read_file(
     funnels: dict[str, Funnel],
     plays: dict[str, Play],
     partners: dict[str, Partner],
+    health: list[HealthModel],
 ) -> None:
     if data is None:
         problems.add(path, 1, "the file is empty")
@@ -263,9 +317,16 @@ def _read_file(
     stage_list = top.get("stages", YList, required=is_funnel)
     play_list = top.get("plays", YList)
     partner_list = top.get("partners", YList)
+    health_map = top.get("health", YMap)
     top.done()
-    if not is_funnel and play_list is None and partner_list is None:
-        problems.add(path, data.line, "playbook: the file defines no funnel (id, stages), plays or partners")
+    if not is_funnel and play_list is None and partner_list is None and health_map is None:
+        problems.add(
+            path, data.line, "playbook: the file defines no funnel (id, stages), plays, partners or health"
+        )
+    if health_map is not None:
+        model = _read_health(path, health_map, problems)
+        if model is not None:
+            health.append(model)
     if is_funnel and funnel_id is not None:
         if not SLUG.match(funnel_id):
             top.problem("id", f"funnel id {funnel_id!r} must be lowercase letters, digits and -")
@@ -522,6 +583,67 @@ def _read_partner(path: Path, item: YMap, problems: Problems) -> Partner | None:
     return Partner(partner_id, name, email, role, Where(str(path), item.line))
 
 
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{yamlfile.describe(value)} is not a number")
+    return float(value)
+
+
+def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | None:
+    f = Fields(data, path, problems, "health")
+    threshold = f.get("at_risk_below", (int, float), required=True, convert=_number)
+    on_at_risk = f.get("on_at_risk", YList, default=YList())
+    measure_list = f.get("measures", YList, required=True)
+    opportunity_list = f.get("opportunities", YList, default=YList())
+    f.done()
+    if threshold is not None and not 0 < threshold <= 100:
+        f.problem("at_risk_below", "at_risk_below must be a score between 0 and 100")
+    measures: list[Measure] = []
+    for _, item in _items(path, measure_list, problems, "health measures"):
+        m = Fields(item, path, problems, "health measure")
+        measure_id = m.get("id", str, required=True, convert=_slug)
+        m.where = f"health measure {measure_id or '?'}"
+        title = m.get("title", str, required=True)
+        value = m.get("value", str, required=True, convert=_expression)
+        weight = m.get("weight", (int, float), default=1.0, convert=_number)
+        better = m.get("better", str, default="higher", convert=_one_of(("higher", "lower")))
+        healthy = m.get("healthy", (int, float), required=True, convert=_number)
+        poor = m.get("poor", (int, float), required=True, convert=_number)
+        m.done()
+        if weight is not None and weight <= 0:
+            m.problem("weight", "weight must be more than 0")
+        if healthy is not None and poor is not None:
+            if better == "higher" and healthy <= poor:
+                m.problem("healthy", "with better: higher, healthy must be above poor")
+            if better == "lower" and healthy >= poor:
+                m.problem("healthy", "with better: lower, healthy must be below poor")
+        if measure_id in {x.id for x in measures}:
+            m.problem("id", f"measure {measure_id!r} appears twice")
+        elif None not in (measure_id, title, value, healthy, poor):
+            measures.append(
+                Measure(measure_id, title, value, weight or 1.0, healthy, poor, better, Where(str(path), item.line))
+            )
+    if measure_list is not None and not measure_list:
+        f.problem("measures", "the health model needs at least one measure")
+    opportunities: list[Opportunity] = []
+    for _, item in _items(path, opportunity_list, problems, "health opportunities"):
+        o = Fields(item, path, problems, "health opportunity")
+        opp_id = o.get("id", str, required=True, convert=_slug)
+        o.where = f"health opportunity {opp_id or '?'}"
+        title = o.get("title", str, required=True)
+        when = o.get("when", str, required=True, convert=_expression)
+        play = o.get("play", str)
+        o.done()
+        if None not in (opp_id, title, when):
+            opportunities.append(Opportunity(opp_id, title, when, play, Where(str(path), item.line)))
+    plays = [p for p in on_at_risk if isinstance(p, str)]
+    if len(plays) != len(on_at_risk):
+        f.problem("on_at_risk", "on_at_risk must be a list of play ids")
+    if threshold is None or not measures:
+        return None
+    return HealthModel(threshold, tuple(measures), tuple(opportunities), tuple(plays), Where(str(path), data.line))
+
+
 # -- references ---------------------------------------------------------------------------
 
 
@@ -612,6 +734,14 @@ def _check_references(
                 problems.add(at.path, at.line, f"{where}: assign: {reason}")
         elif isinstance(action, PlayAction) and action.play not in library.plays:
             problems.add(at.path, at.line, f"{where}: no play {action.play!r} (plays: {', '.join(sorted(library.plays)) or 'none'})")
+    if library.health is not None:
+        model = library.health
+        named = [(p, model.where) for p in model.on_at_risk]
+        named += [(o.play, o.where) for o in model.opportunities if o.play]
+        for play, where in named:
+            if play not in library.plays:
+                known = ", ".join(sorted(library.plays)) or "none"
+                problems.add(where.path, where.line, f"health: no play {play!r} (plays: {known})")
     _check_play_cycles(library, problems)
 
 

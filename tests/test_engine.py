@@ -110,7 +110,10 @@ def test_run_is_idempotent(run, book):
     ok(run("run", "--today", day(75)))
     before = db_dump(book)
     again = json.loads(ok(run("run", "--today", day(75), "-f", "json")).stdout)
-    assert again == {"moved": 0, "tasks": 0, "emails": 0, "emails_skipped": 0, "escalated": 0, "failed_actions": 0}
+    assert again == {
+        "moved": 0, "tasks": 0, "emails": 0, "emails_skipped": 0, "escalated": 0,
+        "failed_actions": 0, "scored": 1, "at_risk": 1, "plays": 0,
+    }
     assert db_dump(book) == before
 
 

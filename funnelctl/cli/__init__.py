@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from . import backup, customer, due, export, import_, init, log, moves, outbox, playbook, run, send, tasks
+from . import (
+    backup,
+    customer,
+    due,
+    export,
+    health,
+    import_,
+    init,
+    log,
+    moves,
+    outbox,
+    playbook,
+    run,
+    send,
+    tasks,
+)
 from .common import new_app
 
 app = new_app(
@@ -24,6 +39,8 @@ app.command("done")(tasks.done)
 app.command("snooze")(tasks.snooze_)
 app.command("drop")(tasks.drop_)
 app.command("log")(log.log)
+app.command("signal")(health.signal)
+app.command("at-risk")(health.at_risk)
 app.command("run")(run.run)
 app.command("send")(send.send_)
 app.add_typer(outbox.app)

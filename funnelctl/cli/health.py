@@ -1,0 +1,80 @@
+"""funnelctl signal | at-risk"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import output
+from ..dates import parse_date
+from ..errors import UsageError
+from .common import Format, FormatOption, HomeOption, TodayOption, session
+
+
+def signal(
+    customer: Annotated[
+        str, typer.Argument(help="Email, external id or #id; or 'import' to read a CSV file.")
+    ],
+    metric: Annotated[str, typer.Argument(help="Metric (nps, csat, logins, seats_used, tickets, …); after 'import': the CSV file.")],
+    value: Annotated[str | None, typer.Argument(help="The number.")] = None,
+    at: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="When it was measured (default today).")] = None,
+    date_format: Annotated[
+        str | None, typer.Option("--date-format", help="strptime format of the CSV's dates.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="The CSV's encoding (default UTF-8 or by BOM).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the CSV; write nothing.")] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Record a signal: funnelctl signal CUSTOMER METRIC VALUE [--at DATE].
+
+    Or import many: funnelctl signal import FILE.csv, in long format (customer, metric,
+    value, date) or wide (customer, date, one column per metric). All rows or none.
+    """
+    from ..health import record_signal
+    from ..importing import import_signals
+
+    with session(home, today) as s:
+        if customer == "import" and value is None:
+            result = import_signals(
+                s.store, Path(metric), s.today, encoding=encoding, date_format=date_format,
+                dry_run=dry_run,
+            )
+            output.render_object(result, fmt, title="Signals imported")
+            return
+        if value is None:
+            raise UsageError("Give CUSTOMER METRIC VALUE, or: funnelctl signal import FILE.csv")
+        try:
+            on = parse_date(at).isoformat() if at else s.today
+        except ValueError as exc:
+            raise UsageError(f"--at: {exc}") from None
+        output.render_object(record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal")
+
+
+def at_risk(
+    everyone: Annotated[bool, typer.Option("--all", help="Every active customer, not only those at risk or with an opportunity.")] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Health scores with their reasons and trend: customers at risk first, and opportunities."""
+    from ..health import at_risk_report
+
+    with session(home, today) as s:
+        rows = at_risk_report(s.store, s.library(), s.workspace.settings, s.today, everyone=everyone)
+
+    def style(row: dict) -> str | None:  # type: ignore[type-arg]
+        return "bold red" if row["at_risk"] else None
+
+    if fmt == "table":
+        for row in rows:
+            row["reasons"] = "\n".join(row["reasons"][:3])
+            row["opportunities"] = "\n".join(row["opportunities"])
+
+    output.render(
+        rows, fmt, ["customer", "owner", "score", "trend", "reasons", "opportunities"],
+        title=f"Health on {s.today}", style=style, empty="Nobody is at risk and no opportunity is open.",
+    )

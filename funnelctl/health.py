@@ -1,0 +1,318 @@
+"""Customer health: signals, the score and its reasons, opportunities, triggered plays.
+
+The model lives in the playbooks (``health:``). Each measure is an expression
+over the customer's context; its value falls in a band worth points; the score
+is the weighted average over the measures that have a value, so a missing input
+spreads its weight over the others. `run` keeps a snapshot per customer when
+the result changes (the trend) and starts the at-risk and opportunity plays once
+per episode: not again while it lasts, again after a recovery and a new slip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import context_for
+from .dates import days_between, shift
+from .errors import FunnelError, UsageError
+from .playbooks import BAND_POINTS, HealthModel, Library, Measure
+from .sandbox import TemplateError, evaluate
+from .store import Row, Store, decode_customer
+from .workspace import Settings
+
+
+# -- signals --------------------------------------------------------------------------------------
+
+
+def parse_value(raw: str) -> float:
+    try:
+        value = float(raw.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{raw!r} is not a number")
+    return value
+
+
+def check_metric(metric: str) -> str:
+    name = metric.strip().lower()
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"metric {metric!r} must be a name such as nps, csat or logins")
+    return name.replace("-", "_")
+
+
+def record_signal(store: Store, ref: str, metric: str, value: str, on: str, today: str) -> dict[str, Any]:
+    try:
+        name, number = check_metric(metric), parse_value(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if on > today:
+        raise UsageError(f"--at {on} is after today ({today}).")
+    with store.write():
+        customer = store.find_customer(ref)
+        signal_id = store.insert(
+            "signals",
+            {"customer_id": customer["id"], "metric": name, "value": number, "measured_on": on,
+             "source": "cli", "created_on": today},
+        )
+    return {"id": signal_id, "customer": customer["email"] or customer["external_id"], "metric": name,
+            "value": number, "measured_on": on}
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    customer_id: int
+    customer: str
+    score: float | None
+    at_risk: bool
+    reasons: list[str] = field(default_factory=list)
+    opportunities: list[tuple[str, str]] = field(default_factory=list)  # (id, title)
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+
+
+def _signal_functions(store: Store, customer_id: int, today: str) -> dict[str, Callable[..., Any]]:
+    def window(metric: str, days: int, how: str) -> float | None:
+        since = shift(today, -int(days))
+        row = store.one(
+            f"SELECT {how}(value) AS v, count(*) AS n FROM signals "
+            "WHERE customer_id = ? AND metric = ? AND measured_on > ? AND measured_on <= ?",
+            [customer_id, metric, since, today],
+        )
+        if not row or not row["n"]:
+            return None
+        return float(row["v"])
+
+    def change(metric: str, days: int) -> float | None:
+        rows = store.rows(
+            "SELECT value FROM signals WHERE customer_id = ? AND metric = ? AND measured_on <= ? "
+            "ORDER BY measured_on DESC, id DESC LIMIT 1",
+            [customer_id, metric, today],
+        ) + store.rows(
+            "SELECT value FROM signals WHERE customer_id = ? AND metric = ? AND measured_on <= ? "
+            "ORDER BY measured_on DESC, id DESC LIMIT 1",
+            [customer_id, metric, shift(today, -int(days))],
+        )
+        return rows[0]["value"] - rows[1]["value"] if len(rows) == 2 else None
+
+    return {
+        "signal_sum": lambda metric, days: window(metric, days, "sum"),
+        "signal_avg": lambda metric, days: window(metric, days, "avg"),
+        "signal_min": lambda metric, days: window(metric, days, "min"),
+        "signal_max": lambda metric, days: window(metric, days, "max"),
+        "signal_change": change,
+    }
+
+
+def health_context(store: Store, library: Library, settings: Settings, customer: Row, today: str) -> dict[str, Any]:
+    """The condition context plus what health measures read."""
+    enrollment = store.one(
+        "SELECT id FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
+        [customer["id"]],
+    )
+    context = context_for(store, library, settings, customer, today,
+                          enrollment_id=enrollment["id"] if enrollment else None)
+    last_touch = context["customer"]["last_touch_on"]
+    since = last_touch or customer.get("signed_on") or customer.get("created_on")
+    stagnant = 0
+    for row in store.rows(
+        "SELECT funnel, stage, entered_on FROM enrollments WHERE customer_id = ? AND status = 'active'",
+        [customer["id"]],
+    ):
+        funnel = library.funnels.get(row["funnel"])
+        stage = next((s for s in funnel.stages if s.id == row["stage"]), None) if funnel else None
+        if stage is not None and stage.stagnant_after is not None:
+            stagnant = max(stagnant, days_between(row["entered_on"], today) - stage.stagnant_after)
+    context.update(_signal_functions(store, customer["id"], today))
+    context.update(
+        {
+            "days_since_touch": days_between(since, today) if since else None,
+            "overdue_tasks": int(store.scalar(
+                "SELECT count(*) FROM activities WHERE customer_id = ? AND status = 'open' AND due_on < ?",
+                [customer["id"], today],
+            )),
+            "days_stagnant": max(stagnant, 0),
+        }
+    )
+    return context
+
+
+def _measure(measure: Measure, context: dict[str, Any]) -> float | None:
+    try:
+        value = evaluate(measure.value, context)
+    except TemplateError:
+        return None  # an input that is not there (no NPS answer yet): the weight moves on
+    except (TypeError, ZeroDivisionError, ValueError):
+        return None
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def score_customer(
+    store: Store, library: Library, settings: Settings, model: HealthModel, customer: Row, today: str
+) -> Health:
+    context = health_context(store, library, settings, customer, today)
+    total = weights = 0.0
+    lost: list[tuple[float, str]] = []
+    values: dict[str, float | None] = {}
+    for measure in model.measures:
+        value = _measure(measure, context)
+        values[measure.id] = value
+        if value is None:
+            continue
+        band = measure.band(value)
+        points = BAND_POINTS[band]
+        total += measure.weight * points
+        weights += measure.weight
+        if band != "healthy":
+            sign = "≥" if measure.better == "higher" else "≤"
+            lost.append(
+                (measure.weight * (100 - points),
+                 f"{measure.title}: {_fmt(value)} is {band} (healthy {sign} {_fmt(measure.healthy)})")
+            )
+    score = round(total / weights, 1) if weights else None
+    lost.sort(key=lambda item: -item[0])
+    opportunities: list[tuple[str, str]] = []
+    for opportunity in model.opportunities:
+        try:
+            if evaluate(opportunity.when, context):
+                opportunities.append((opportunity.id, opportunity.title))
+        except (TemplateError, TypeError, ValueError, ZeroDivisionError):
+            continue
+    label = customer["email"] or customer["external_id"] or f"#{customer['id']}"
+    return Health(
+        customer["id"], label, score, score is not None and score < model.at_risk_below,
+        [reason for _, reason in lost], opportunities, values,
+    )
+
+
+def _model(library: Library) -> HealthModel:
+    if library.health is None:
+        raise FunnelError(
+            "No health model in the playbooks: add a 'health:' section (see docs/health.md) "
+            "or restore playbooks/health.yaml from a new workspace."
+        )
+    return library.health
+
+
+def active_customers(store: Store) -> Iterator[Row]:
+    for row in store.iter_rows(
+        "SELECT * FROM customers c WHERE EXISTS "
+        "(SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active') ORDER BY c.id"
+    ):
+        yield decode_customer(row)
+
+
+def previous_scores(store: Store, customer_id: int, today: str) -> float | None:
+    return store.scalar(
+        "SELECT score FROM health_snapshots WHERE customer_id = ? AND day < ? ORDER BY day DESC LIMIT 1",
+        [customer_id, today],
+    )
+
+
+def at_risk_report(
+    store: Store, library: Library, settings: Settings, today: str, *, everyone: bool
+) -> list[dict[str, Any]]:
+    """Scores now, worst first, with reasons, trend and opportunities (the at-risk command)."""
+    model = _model(library)
+    rows: list[dict[str, Any]] = []
+    with store.read():
+        for customer in active_customers(store):
+            health = score_customer(store, library, settings, model, customer, today)
+            if not everyone and not health.at_risk and not health.opportunities:
+                continue
+            before = previous_scores(store, customer["id"], today)
+            rows.append(
+                {
+                    "customer": health.customer,
+                    "name": customer["name"],
+                    "owner": customer["owner"],
+                    "score": health.score,
+                    "at_risk": health.at_risk,
+                    "trend": round(health.score - before, 1) if health.score is not None and before is not None else None,
+                    "reasons": health.reasons,
+                    "opportunities": [title for _, title in health.opportunities],
+                }
+            )
+    rows.sort(key=lambda r: (r["score"] is None, r["score"] if r["score"] is not None else 0, r["customer"]))
+    return rows
+
+
+# -- the daily tick: snapshots, episodes, plays ------------------------------------------------------
+
+
+def run_health(store: Store, library: Library, settings: Settings, today: str, engine: Any) -> dict[str, int]:
+    """Score every active customer, keep changed snapshots, start plays once per episode.
+
+    Runs inside the caller's transaction (the tick).
+    """
+    counts = {"scored": 0, "at_risk": 0, "plays": 0}
+    model = library.health
+    if model is None:
+        return counts
+    for customer in list(active_customers(store)):
+        health = score_customer(store, library, settings, model, customer, today)
+        counts["scored"] += 1
+        counts["at_risk"] += int(health.at_risk)
+        _snapshot(store, health, today)
+        kinds = {"at-risk": (health.at_risk, list(model.on_at_risk), "; ".join(health.reasons[:3]))}
+        for opp_id, title in health.opportunities:
+            play = next((o.play for o in model.opportunities if o.id == opp_id), None)
+            kinds[f"opportunity:{opp_id}"] = (True, [play] if play else [], title)
+        open_kinds = {
+            r["kind"]: r["id"]
+            for r in store.rows(
+                "SELECT id, kind FROM health_episodes WHERE customer_id = ? AND ended_on IS NULL", [customer["id"]]
+            )
+        }
+        for kind, episode_id in open_kinds.items():
+            if not kinds.get(kind, (False,))[0]:
+                store.update("health_episodes", episode_id, {"ended_on": today})
+                store.add_event(customer["id"], today, "health", f"No longer {kind.replace('opportunity:', 'an opportunity: ')}")
+        for kind, (active, plays, why) in kinds.items():
+            if not active or kind in open_kinds:
+                continue
+            episode_id = store.insert(
+                "health_episodes",
+                {"customer_id": customer["id"], "kind": kind, "started_on": today, "score": health.score,
+                 "reasons": json.dumps(health.reasons)},
+            )
+            what = "At risk" if kind == "at-risk" else "Opportunity"
+            store.add_event(customer["id"], today, "health", f"{what} (score {health.score}): {why}")
+            for play in plays:
+                engine.run_play(customer, play, key=f"health:{episode_id}:{play}")
+                counts["plays"] += 1
+    return counts
+
+
+def _snapshot(store: Store, health: Health, today: str) -> None:
+    reasons = json.dumps(health.reasons, ensure_ascii=False)
+    opportunities = json.dumps([t for _, t in health.opportunities], ensure_ascii=False)
+    last = store.one(
+        "SELECT score, at_risk, reasons, opportunities FROM health_snapshots "
+        "WHERE customer_id = ? AND day <= ? ORDER BY day DESC LIMIT 1",
+        [health.customer_id, today],
+    )
+    same = last is not None and (last["score"], bool(last["at_risk"]), last["reasons"], last["opportunities"]) == (
+        health.score, health.at_risk, reasons, opportunities
+    )
+    if same:
+        return  # unchanged: the last snapshot still tells the value, so the trend stays right
+    store.conn.execute(
+        "INSERT INTO health_snapshots (customer_id, day, score, at_risk, reasons, opportunities) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(customer_id, day) DO UPDATE SET score = excluded.score, "
+        "at_risk = excluded.at_risk, reasons = excluded.reasons, opportunities = excluded.opportunities",
+        [health.customer_id, today, health.score, int(health.at_risk), reasons, opportunities],
+    )
+
+
