@@ -141,12 +141,16 @@ def complete(store: Store, settings: Settings, task_id: int, today: str, note: s
     return get_task(store, task_id)
 
 
-def complete_task(store: Store, settings: Settings, task: Row, today: str, note: str | None) -> None:
+def complete_task(
+    store: Store, settings: Settings, task: Row, today: str, note: str | None
+) -> None:
     """The work of :func:`complete`, inside the caller's transaction."""
     task_id = task["id"]
     store.update("activities", task_id, {"status": "done", "closed_on": today, "note": note})
     store.add_event(
-        task["customer_id"], today, "task",
+        task["customer_id"],
+        today,
+        "task",
         f"Done: #{task_id} {task['title']}" + (f" ({note})" if note else ""),
     )
     if not task["then_spec"]:
@@ -161,12 +165,22 @@ def complete_task(store: Store, settings: Settings, task: Row, today: str, note:
     default = (enrollment or {}).get("owner") or customer_owner
     owner = Assigner(store, settings.team).resolve(follow.owner, default)
     new_id = create_task(
-        store, follow, customer_id=task["customer_id"], enrollment_id=task["enrollment_id"],
-        visit_id=task["visit_id"], owner=owner, base_date=today, action_key=f"then:{task_id}",
-        source=task["source"], today=today, parent_id=task_id,
+        store,
+        follow,
+        customer_id=task["customer_id"],
+        enrollment_id=task["enrollment_id"],
+        visit_id=task["visit_id"],
+        owner=owner,
+        base_date=today,
+        action_key=f"then:{task_id}",
+        source=task["source"],
+        today=today,
+        parent_id=task_id,
     )
     store.add_event(
-        task["customer_id"], today, "action",
+        task["customer_id"],
+        today,
+        "action",
         f"Task #{new_id} {follow.title!r} created, due {shift(today, follow.due)} (after #{task_id})",
         source=task["source"],
     )
@@ -178,15 +192,21 @@ def snooze(store: Store, task_id: int, today: str, until: str) -> Row:
     with store.write():
         task = _open_task(store, task_id)
         store.update("activities", task_id, {"due_on": until})
-        store.add_event(task["customer_id"], today, "task", f"Snoozed: #{task_id} {task['title']} until {until}")
+        store.add_event(
+            task["customer_id"], today, "task", f"Snoozed: #{task_id} {task['title']} until {until}"
+        )
     return get_task(store, task_id)
 
 
 def drop(store: Store, task_id: int, today: str, reason: str) -> Row:
     with store.write():
         task = _open_task(store, task_id)
-        store.update("activities", task_id, {"status": "dropped", "closed_on": today, "note": reason})
-        store.add_event(task["customer_id"], today, "task", f"Dropped: #{task_id} {task['title']} ({reason})")
+        store.update(
+            "activities", task_id, {"status": "dropped", "closed_on": today, "note": reason}
+        )
+        store.add_event(
+            task["customer_id"], today, "task", f"Dropped: #{task_id} {task['title']} ({reason})"
+        )
     return get_task(store, task_id)
 
 
@@ -239,15 +259,30 @@ def log_touchpoint(
         skipped = dropped = 0
         if direction == "inbound":
             skipped = mail.skip_queued(
-                store, "customer_id = ? AND stop_on_reply = 1", [customer["id"]], "the customer replied"
+                store,
+                "customer_id = ? AND stop_on_reply = 1",
+                [customer["id"]],
+                "the customer replied",
             )
             if skipped:
-                store.add_event(customer["id"], today, "email", f"{skipped} queued email(s) not sent: the customer replied")
+                store.add_event(
+                    customer["id"],
+                    today,
+                    "email",
+                    f"{skipped} queued email(s) not sent: the customer replied",
+                )
         dropped = apply_drop_rules(store, library, settings, customer, today)
-    return {"touchpoint": touch_id, "customer": customer["email"], "emails_skipped": skipped, "tasks_dropped": dropped}
+    return {
+        "touchpoint": touch_id,
+        "customer": customer["email"],
+        "emails_skipped": skipped,
+        "tasks_dropped": dropped,
+    }
 
 
-def apply_drop_rules(store: Store, library: Library, settings: Settings, customer: Row, today: str) -> int:
+def apply_drop_rules(
+    store: Store, library: Library, settings: Settings, customer: Row, today: str
+) -> int:
     """Drop the customer's open tasks whose ``drop_if`` is now true."""
     dropped = 0
     for task in store.rows(
@@ -262,15 +297,28 @@ def apply_drop_rules(store: Store, library: Library, settings: Settings, custome
         )
         funnel = library.funnels.get(task["funnel"]) if task["funnel"] else None
         stage = next((s for s in funnel.stages if s.id == task["stage"]), None) if funnel else None
-        context = build_context(store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment)
+        context = build_context(
+            store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment
+        )
         try:
             if not evaluate(task["drop_if"], context):
                 continue
         except TemplateError as exc:
-            store.add_event(customer["id"], today, "task", f"drop_if of #{task['id']} failed: {exc}", ok=False)
+            store.add_event(
+                customer["id"], today, "task", f"drop_if of #{task['id']} failed: {exc}", ok=False
+            )
             continue
-        store.update("activities", task["id"], {"status": "dropped", "closed_on": today, "note": f"dropped: {task['drop_if']}"})
-        store.add_event(customer["id"], today, "task", f"Dropped: #{task['id']} {task['title']} ({task['drop_if']})")
+        store.update(
+            "activities",
+            task["id"],
+            {"status": "dropped", "closed_on": today, "note": f"dropped: {task['drop_if']}"},
+        )
+        store.add_event(
+            customer["id"],
+            today,
+            "task",
+            f"Dropped: #{task['id']} {task['title']} ({task['drop_if']})",
+        )
         dropped += 1
     return dropped
 
@@ -315,7 +363,13 @@ def escalate_overdue(store: Store, library: Library, today: str) -> int:
             kind="escalation",
         )
         store.update("activities", task["id"], {"escalated_on": at})
-        store.add_event(task["customer_id"], at, "action", f"Task #{task['id']} escalated to {label} as #{new_id}", source=task["source"])
+        store.add_event(
+            task["customer_id"],
+            at,
+            "action",
+            f"Task #{task['id']} escalated to {label} as #{new_id}",
+            source=task["source"],
+        )
         count += 1
     return count
 
@@ -358,7 +412,14 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
         f"WHERE a.status = 'open' AND a.due_on {{cond}} {owner_sql} ORDER BY a.due_on, a.id"
     )
     for row in store.iter_rows(task_sql.format(cond="<= ?"), [today, *owner_params]):
-        yield _item("task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"])
+        yield _item(
+            "task",
+            row,
+            today,
+            channel=row["channel"],
+            sourcing=row["sourcing"],
+            task_kind=row["kind"],
+        )
     yield from _stagnation(store, library, query)
     yield from _at_risk(store, query)
     yield from _idle(store, library, query)
@@ -370,15 +431,39 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
         f"WHERE o.status = 'queued' AND o.scheduled_on {{cond}} {email_owner} ORDER BY o.scheduled_on, o.id"
     )
     for row in store.iter_rows(email_sql.format(cond="<= ?"), [today, *owner_params]):
-        yield _item("email", row, today, due_on=row["scheduled_on"], title=f"Email {row['template']!r} waiting to be sent")
+        yield _item(
+            "email",
+            row,
+            today,
+            due_on=row["scheduled_on"],
+            title=f"Email {row['template']!r} waiting to be sent",
+        )
     if query.days > 0:
         upcoming = [
-            _item("task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"])
-            for row in store.iter_rows(task_sql.format(cond="> ? AND a.due_on <= ?"), [today, horizon, *owner_params])
+            _item(
+                "task",
+                row,
+                today,
+                channel=row["channel"],
+                sourcing=row["sourcing"],
+                task_kind=row["kind"],
+            )
+            for row in store.iter_rows(
+                task_sql.format(cond="> ? AND a.due_on <= ?"), [today, horizon, *owner_params]
+            )
         ]
         upcoming += [
-            _item("email", row, today, due_on=row["scheduled_on"], title=f"Email {row['template']!r} scheduled")
-            for row in store.iter_rows(email_sql.format(cond="> ? AND o.scheduled_on <= ?"), [today, horizon, *owner_params])
+            _item(
+                "email",
+                row,
+                today,
+                due_on=row["scheduled_on"],
+                title=f"Email {row['template']!r} scheduled",
+            )
+            for row in store.iter_rows(
+                email_sql.format(cond="> ? AND o.scheduled_on <= ?"),
+                [today, horizon, *owner_params],
+            )
         ]
         upcoming.sort(key=lambda item: (item["due_on"], item["kind"], item["id"] or 0))
         yield from upcoming
@@ -386,7 +471,9 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
 
 def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
     today = query.today
-    owner_sql, owner_params = ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    owner_sql, owner_params = (
+        ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    )
     items: list[dict[str, Any]] = []
     for funnel in library.funnels.values():
         for stage in funnel.stages:
@@ -403,7 +490,11 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
                     days = days_between(row["entered_on"], today)
                     items.append(
                         _item(
-                            "stagnation", row, today, due_on=limit_on, alert="stagnant",
+                            "stagnation",
+                            row,
+                            today,
+                            due_on=limit_on,
+                            alert="stagnant",
                             title=f"In {stage.id} for {days} days (alert after {stage.stagnant_after})",
                         )
                     )
@@ -421,10 +512,18 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
                     if since >= cutoff:
                         continue
                     days = days_between(since, today)
-                    what = "no touchpoint" if row["last_touch"] and row["last_touch"] == since else "no touchpoint since entering"
+                    what = (
+                        "no touchpoint"
+                        if row["last_touch"] and row["last_touch"] == since
+                        else "no touchpoint since entering"
+                    )
                     items.append(
                         _item(
-                            "stagnation", row, today, due_on=shift(since, stage.quiet_after), alert="quiet",
+                            "stagnation",
+                            row,
+                            today,
+                            due_on=shift(since, stage.quiet_after),
+                            alert="quiet",
                             title=f"{what.capitalize()} for {days} days (alert after {stage.quiet_after})",
                         )
                     )
@@ -443,12 +542,16 @@ def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
     ):
         reasons = json.loads(row["reasons"] or "[]")
         title = f"At risk, health {row['score']:g}" + (f": {reasons[0]}" if reasons else "")
-        yield _item("at-risk", row, query.today, due_on=row["started_on"], title=title, score=row["score"])
+        yield _item(
+            "at-risk", row, query.today, due_on=row["started_on"], title=title, score=row["score"]
+        )
 
 
 def _idle(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
     """Active enrollments with nothing scheduled and no automatic move coming."""
-    owner_sql, owner_params = ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    owner_sql, owner_params = (
+        ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
+    )
     for funnel in library.funnels.values():
         for stage in funnel.stages:
             if stage.advance_after is not None:
@@ -461,6 +564,10 @@ def _idle(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str,
                 [funnel.id, stage.id, *owner_params],
             ):
                 yield _item(
-                    "stagnation", row, query.today, due_on=row["entered_on"], alert="no-next-step",
+                    "stagnation",
+                    row,
+                    query.today,
+                    due_on=row["entered_on"],
+                    alert="no-next-step",
                     title=f"No next step planned in {stage.id}",
                 )

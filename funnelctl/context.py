@@ -95,11 +95,15 @@ def context_for(
 ) -> dict[str, Any]:
     """The context for an enrollment's stage visit (an email's own visit when given)."""
     enrollment = (
-        store.one("SELECT * FROM enrollments WHERE id = ?", [enrollment_id]) if enrollment_id else None
+        store.one("SELECT * FROM enrollments WHERE id = ?", [enrollment_id])
+        if enrollment_id
+        else None
     )
     stage_id = enrollment["stage"] if enrollment else None
     if visit_id:
-        stage_id = store.scalar("SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]) or stage_id
+        stage_id = (
+            store.scalar("SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]) or stage_id
+        )
     funnel = library.funnels.get(enrollment["funnel"]) if enrollment else None
     stage = next((s for s in funnel.stages if s.id == stage_id), None) if funnel else None
     return build_context(

@@ -31,7 +31,9 @@ FIELDS = (
     "language",
     "tags",
 )
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z]{2})?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -146,8 +148,10 @@ def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str)
             other = store.customer_by("email", email)
             if other:
                 raise FunnelError(f"Another customer already has the email {email!r}.")
-        if "email" in values and values["email"] is None and not (
-            values.get("external_id", customer["external_id"])
+        if (
+            "email" in values
+            and values["email"] is None
+            and not (values.get("external_id", customer["external_id"]))
         ):
             raise UsageError("A customer needs an email or an external id; both cannot be empty.")
         changes = changes_for(customer, values)
@@ -185,7 +189,9 @@ def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
         for a in store.rows("SELECT * FROM activities WHERE customer_id = ?", [cid]):
             status = a["status"] if a["status"] != "open" else f"due {a['due_on']}"
             what = f"#{a['id']} {a['title']} [{status}]"
-            lines.append(_line(a["closed_on"] or a["due_on"], a["kind"], what, a["owner"], 2, a["id"]))
+            lines.append(
+                _line(a["closed_on"] or a["due_on"], a["kind"], what, a["owner"], 2, a["id"])
+            )
         for o in store.rows(
             # emails skipped as stale when queued are already told by their action's line
             "SELECT * FROM outbox WHERE customer_id = ? "

@@ -59,7 +59,9 @@ def enroll(
     """
     stage = funnel.stage(stage_id) if stage_id else funnel.stages[0]
     if store.active_enrollment(customer["id"], funnel.id):
-        raise FunnelError(f"Customer {customer_label(customer)} is already in funnel {funnel.id!r}.")
+        raise FunnelError(
+            f"Customer {customer_label(customer)} is already in funnel {funnel.id!r}."
+        )
     enrollment_id = store.insert(
         "enrollments",
         {
@@ -73,8 +75,15 @@ def enroll(
         },
     )
     visit_id = store.add_history(
-        enrollment_id=enrollment_id, customer_id=customer["id"], funnel=funnel.id, kind="enroll",
-        from_stage=None, to_stage=stage.id, moved_on=on, by=by, note=note,
+        enrollment_id=enrollment_id,
+        customer_id=customer["id"],
+        funnel=funnel.id,
+        kind="enroll",
+        from_stage=None,
+        to_stage=stage.id,
+        moved_on=on,
+        by=by,
+        note=note,
     )
     store.update("enrollments", enrollment_id, {"visit_id": visit_id})
     return enrollment_id
@@ -104,7 +113,9 @@ def move(
         raise FunnelError(f"Already at stage {target.id!r} of {funnel.id}.")
     step = funnel.index(target.id) - funnel.index(current)
     if step < 0 and not funnel.allow_backward:
-        raise FunnelError(f"Funnel {funnel.id} does not allow moving back from {current} to {target.id}.")
+        raise FunnelError(
+            f"Funnel {funnel.id} does not allow moving back from {current} to {target.id}."
+        )
     if step > 1 and not funnel.allow_skip:
         nxt = funnel.next_stage(current)
         raise FunnelError(
@@ -112,12 +123,25 @@ def move(
             f"{nxt.id if nxt else 'none'}."
         )
     if on < enrollment["entered_on"]:
-        raise FunnelError(f"Cannot move on {on}: the customer entered {current} on {enrollment['entered_on']}.")
+        raise FunnelError(
+            f"Cannot move on {on}: the customer entered {current} on {enrollment['entered_on']}."
+        )
     visit_id = store.add_history(
-        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=funnel.id,
-        kind="move", from_stage=current, to_stage=target.id, moved_on=on, by=by, note=note,
+        enrollment_id=enrollment["id"],
+        customer_id=enrollment["customer_id"],
+        funnel=funnel.id,
+        kind="move",
+        from_stage=current,
+        to_stage=target.id,
+        moved_on=on,
+        by=by,
+        note=note,
     )
-    store.update("enrollments", enrollment["id"], {"stage": target.id, "entered_on": on, "visit_id": visit_id})
+    store.update(
+        "enrollments",
+        enrollment["id"],
+        {"stage": target.id, "entered_on": on, "visit_id": visit_id},
+    )
     return visit_id
 
 
@@ -133,18 +157,36 @@ def close(
     """Close an active enrollment as won, lost or churned; lost and churned drop what was open."""
     assert status in CLOSED
     if enrollment["status"] != "active":
-        raise FunnelError(f"The {enrollment['funnel']} enrollment is already {enrollment['status']}.")
+        raise FunnelError(
+            f"The {enrollment['funnel']} enrollment is already {enrollment['status']}."
+        )
     store.add_history(
-        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=enrollment["funnel"],
-        kind=status, from_stage=enrollment["stage"], to_stage=enrollment["stage"], moved_on=on, by=by, note=reason,
+        enrollment_id=enrollment["id"],
+        customer_id=enrollment["customer_id"],
+        funnel=enrollment["funnel"],
+        kind=status,
+        from_stage=enrollment["stage"],
+        to_stage=enrollment["stage"],
+        moved_on=on,
+        by=by,
+        note=reason,
     )
-    store.update("enrollments", enrollment["id"], {"status": status, "closed_on": on, "close_reason": reason})
+    store.update(
+        "enrollments", enrollment["id"], {"status": status, "closed_on": on, "close_reason": reason}
+    )
     if status != "won":
         activities.drop_for_enrollment(store, enrollment["id"], on, f"enrollment {status}")
 
 
 def reopen(
-    store: Store, enrollment: Row, funnel: Funnel, stage_id: str, *, on: str, by: str | None, note: str | None
+    store: Store,
+    enrollment: Row,
+    funnel: Funnel,
+    stage_id: str,
+    *,
+    on: str,
+    by: str | None,
+    note: str | None,
 ) -> int:
     """Reopen a closed enrollment at ``stage_id``: a new stage visit."""
     if enrollment["status"] == "active":
@@ -153,13 +195,27 @@ def reopen(
         raise FunnelError(f"The customer already has an active {funnel.id} enrollment.")
     stage = funnel.stage(stage_id)
     visit_id = store.add_history(
-        enrollment_id=enrollment["id"], customer_id=enrollment["customer_id"], funnel=funnel.id,
-        kind="reopen", from_stage=enrollment["stage"], to_stage=stage.id, moved_on=on, by=by, note=note,
+        enrollment_id=enrollment["id"],
+        customer_id=enrollment["customer_id"],
+        funnel=funnel.id,
+        kind="reopen",
+        from_stage=enrollment["stage"],
+        to_stage=stage.id,
+        moved_on=on,
+        by=by,
+        note=note,
     )
     store.update(
-        "enrollments", enrollment["id"],
-        {"status": "active", "closed_on": None, "close_reason": None, "stage": stage.id,
-         "entered_on": on, "visit_id": visit_id},
+        "enrollments",
+        enrollment["id"],
+        {
+            "status": "active",
+            "closed_on": None,
+            "close_reason": None,
+            "stage": stage.id,
+            "entered_on": on,
+            "visit_id": visit_id,
+        },
     )
     return visit_id
 
@@ -200,27 +256,49 @@ class Engine:
         run_actions: bool = True,
     ) -> Row:
         day = on or self.today
-        enrollment_id = enroll(self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note)
+        enrollment_id = enroll(
+            self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note
+        )
         enrollment = self._enrollment(enrollment_id)
         self._count("enrolled")
         if run_actions:
             self.run_entry(enrollment, funnel)
         return self._enrollment(enrollment_id)
 
-    def move(self, enrollment: Row, funnel: Funnel, to_stage: str, *, on: str | None = None, note: str | None = None) -> Row:
+    def move(
+        self,
+        enrollment: Row,
+        funnel: Funnel,
+        to_stage: str,
+        *,
+        on: str | None = None,
+        note: str | None = None,
+    ) -> Row:
         move(self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note)
         moved = self._enrollment(enrollment["id"])
         self._count("moved")
         self.run_entry(moved, funnel)
         return self._enrollment(enrollment["id"])
 
-    def reopen(self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None) -> Row:
-        reopen(self.store, enrollment, funnel, stage_id or enrollment["stage"], on=self.today, by=self.by, note=note)
+    def reopen(
+        self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None
+    ) -> Row:
+        reopen(
+            self.store,
+            enrollment,
+            funnel,
+            stage_id or enrollment["stage"],
+            on=self.today,
+            by=self.by,
+            note=note,
+        )
         reopened = self._enrollment(enrollment["id"])
         self.run_entry(reopened, funnel)
         return self._enrollment(enrollment["id"])
 
-    def close(self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None) -> Row:
+    def close(
+        self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None
+    ) -> Row:
         close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
         return self._enrollment(enrollment["id"])
 
@@ -243,13 +321,25 @@ class Engine:
         funnel = self.library.funnel(enrollment["funnel"])
         play = self.library.plays[play_id]
         self._run(
-            enrollment, funnel, funnel.stage(enrollment["stage"]), play.actions, key, f"play {play.id}",
+            enrollment,
+            funnel,
+            funnel.stage(enrollment["stage"]),
+            play.actions,
+            key,
+            f"play {play.id}",
             on=self.today,
         )
 
     def _run(
-        self, enrollment: Row, funnel: Funnel, stage: Stage, actions: Sequence[Action], prefix: str,
-        source: str, *, on: str | None = None,
+        self,
+        enrollment: Row,
+        funnel: Funnel,
+        stage: Stage,
+        actions: Sequence[Action],
+        prefix: str,
+        source: str,
+        *,
+        on: str | None = None,
     ) -> None:
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"
@@ -266,13 +356,31 @@ class Engine:
             assert customer is not None
             day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
             try:
-                if action.when and not self._condition(action.when, customer, funnel, stage, current):
+                if action.when and not self._condition(
+                    action.when, customer, funnel, stage, current
+                ):
                     outcome = f"skipped ({describe_action(action)}): condition is false"
-                    self.store.add_event(customer["id"], day, "action", outcome.capitalize(), source=where)
+                    self.store.add_event(
+                        customer["id"], day, "action", outcome.capitalize(), source=where
+                    )
                 elif isinstance(action, PlayAction):
                     play = self.library.plays[action.play]
-                    self.store.add_event(customer["id"], day, "action", f"Play {play.id!r} started: {play.title}", source=where)
-                    self._run(current, funnel, stage, play.actions, f"{key}:play", f"play {play.id}", on=day)
+                    self.store.add_event(
+                        customer["id"],
+                        day,
+                        "action",
+                        f"Play {play.id!r} started: {play.title}",
+                        source=where,
+                    )
+                    self._run(
+                        current,
+                        funnel,
+                        stage,
+                        play.actions,
+                        f"{key}:play",
+                        f"play {play.id}",
+                        on=day,
+                    )
                     outcome = "ran play"
                 else:
                     outcome = self._act(action, customer, current, funnel, day, key, where)
@@ -280,53 +388,117 @@ class Engine:
                 reason = getattr(exc, "message", None) or str(exc)
                 outcome = f"failed: {reason}"
                 self.store.add_event(
-                    customer["id"], day, "action", f"{describe_action(action)}: {reason}", ok=False, source=where
+                    customer["id"],
+                    day,
+                    "action",
+                    f"{describe_action(action)}: {reason}",
+                    ok=False,
+                    source=where,
                 )
                 self._count("failed")
-            self.store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])
+            self.store.conn.execute(
+                "UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key]
+            )
 
-    def _condition(self, expression: str, customer: Row, funnel: Funnel, stage: Stage, enrollment: Row) -> bool:
+    def _condition(
+        self, expression: str, customer: Row, funnel: Funnel, stage: Stage, enrollment: Row
+    ) -> bool:
         context = build_context(
-            self.store, self.settings, customer, self.today, funnel=funnel, stage=stage, enrollment=enrollment
+            self.store,
+            self.settings,
+            customer,
+            self.today,
+            funnel=funnel,
+            stage=stage,
+            enrollment=enrollment,
         )
         return bool(evaluate(expression, context))
 
-    def _act(self, action: Action, customer: Row, enrollment: Row, funnel: Funnel, on: str, key: str, where: str) -> str:
+    def _act(
+        self,
+        action: Action,
+        customer: Row,
+        enrollment: Row,
+        funnel: Funnel,
+        on: str,
+        key: str,
+        where: str,
+    ) -> str:
         store = self.store
         default_owner = enrollment.get("owner") or customer.get("owner")
         if isinstance(action, TaskAction):
             owner = self.assigner.resolve(action.owner, default_owner)
             task_id = activities.create_task(
-                store, action, customer_id=customer["id"], enrollment_id=enrollment["id"],
-                visit_id=enrollment["visit_id"], owner=owner, base_date=on, action_key=key,
-                source=where, today=self.today,
+                store,
+                action,
+                customer_id=customer["id"],
+                enrollment_id=enrollment["id"],
+                visit_id=enrollment["visit_id"],
+                owner=owner,
+                base_date=on,
+                action_key=key,
+                source=where,
+                today=self.today,
             )
             self.assigner.took_task(owner)
             due = shift(on, action.due)
-            store.add_event(customer["id"], on, "action", f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}", source=where)
+            store.add_event(
+                customer["id"],
+                on,
+                "action",
+                f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}",
+                source=where,
+            )
             self._count("tasks")
             return f"task #{task_id}"
         if isinstance(action, EmailAction):
             scheduled = shift(on, action.delay)
             outbox_id, status, reason = mail.queue_email(
-                store, self.settings, customer_id=customer["id"], enrollment_id=enrollment["id"],
-                visit_id=enrollment["visit_id"], template=action.template, scheduled_on=scheduled,
-                stop_on_reply=action.stop_on_reply, action_key=key, today=self.today,
+                store,
+                self.settings,
+                customer_id=customer["id"],
+                enrollment_id=enrollment["id"],
+                visit_id=enrollment["visit_id"],
+                template=action.template,
+                scheduled_on=scheduled,
+                stop_on_reply=action.stop_on_reply,
+                action_key=key,
+                today=self.today,
             )
-            text = f"Email {action.template!r} queued for {scheduled}" if status == "queued" else f"Email {action.template!r} skipped: {reason}"
+            text = (
+                f"Email {action.template!r} queued for {scheduled}"
+                if status == "queued"
+                else f"Email {action.template!r} skipped: {reason}"
+            )
             store.add_event(customer["id"], on, "action", text, source=where)
             self._count("emails" if status == "queued" else "emails_skipped")
             return f"email #{outbox_id} {status}"
         if isinstance(action, CloseAction):
             close(store, enrollment, action.status, on=on, by="playbook", reason=action.reason)
-            store.add_event(customer["id"], on, "action", f"Marked {action.status} in {funnel.id}", source=where)
+            store.add_event(
+                customer["id"], on, "action", f"Marked {action.status} in {funnel.id}", source=where
+            )
             return action.status
         if isinstance(action, EnrollAction):
             target = self.library.funnel(action.funnel)
             if store.active_enrollment(customer["id"], target.id):
-                store.add_event(customer["id"], on, "action", f"Already in {target.id}; not enrolled again", source=where)
+                store.add_event(
+                    customer["id"],
+                    on,
+                    "action",
+                    f"Already in {target.id}; not enrolled again",
+                    source=where,
+                )
                 return "already enrolled"
-            new_id = enroll(store, customer, target, stage_id=action.stage, on=on, by="playbook", note=f"from {funnel.id}")
+            new_id = enroll(
+                store,
+                customer,
+                target,
+                stage_id=action.stage,
+                on=on,
+                by="playbook",
+                note=f"from {funnel.id}",
+            )
             store.add_event(customer["id"], on, "action", f"Enrolled in {target.id}", source=where)
             self._count("enrolled")
             self.run_entry(self._enrollment(new_id), target)
@@ -336,7 +508,13 @@ class Engine:
         store.update("enrollments", enrollment["id"], {"owner": owner})
         if owner and not customer.get("owner"):
             store.update_customer(customer["id"], {"owner": owner}, self.today)
-        store.add_event(customer["id"], on, "action", f"Assigned to {owner or 'nobody (the team is empty)'}", source=where)
+        store.add_event(
+            customer["id"],
+            on,
+            "action",
+            f"Assigned to {owner or 'nobody (the team is empty)'}",
+            source=where,
+        )
         return f"assigned {owner}"
 
     # -- the daily tick ------------------------------------------------------------------------
@@ -368,7 +546,9 @@ class Engine:
             self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
         from .health import run_health
 
-        for key, value in run_health(self.store, self.library, self.settings, self.today, self).items():
+        for key, value in run_health(
+            self.store, self.library, self.settings, self.today, self
+        ).items():
             self.counts[key] = self.counts.get(key, 0) + value
         return self.counts
 
@@ -397,13 +577,21 @@ def pick_enrollment(
         if closed and mine:
             return mine[-1], funnel
         if mine:
-            raise FunnelError(f"{label}'s {funnel.id} enrollment is {mine[-1]['status']}; use --reopen to move it.")
+            raise FunnelError(
+                f"{label}'s {funnel.id} enrollment is {mine[-1]['status']}; use --reopen to move it."
+            )
         raise NotFound(f"{label} is not in funnel {funnel.id!r}; enroll them first.")
-    candidates = [r for r in rows if r["status"] == "active"] if not closed else [r for r in rows if r["status"] in CLOSED]
+    candidates = (
+        [r for r in rows if r["status"] == "active"]
+        if not closed
+        else [r for r in rows if r["status"] in CLOSED]
+    )
     if stage_id:
         candidates = [
-            r for r in candidates
-            if r["funnel"] in library.funnels and stage_id in {s.id for s in library.funnels[r["funnel"]].stages}
+            r
+            for r in candidates
+            if r["funnel"] in library.funnels
+            and stage_id in {s.id for s in library.funnels[r["funnel"]].stages}
         ]
     funnels = sorted({r["funnel"] for r in candidates})
     if not candidates:
@@ -411,7 +599,9 @@ def pick_enrollment(
         where = f" with a stage {stage_id!r}" if stage_id else ""
         raise NotFound(f"{label} has no {what} enrollment{where}.")
     if len(funnels) > 1:
-        raise UsageError(f"{label} is in several funnels ({', '.join(funnels)}); say which with --funnel.")
+        raise UsageError(
+            f"{label} is in several funnels ({', '.join(funnels)}); say which with --funnel."
+        )
     return candidates[-1], library.funnel(funnels[0])
 
 
@@ -435,8 +625,15 @@ def summary(store: Store, enrollment: Row, counts: dict[str, int]) -> dict[str, 
 
 
 def enroll_customer(
-    store: Store, library: Library, settings: Settings, ref: str, funnel_id: str,
-    *, stage_id: str | None, today: str, by: str | None,
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    funnel_id: str,
+    *,
+    stage_id: str | None,
+    today: str,
+    by: str | None,
 ) -> dict[str, object]:
     funnel = library.funnel(funnel_id)
     if stage_id:
@@ -449,8 +646,17 @@ def enroll_customer(
 
 
 def move_customer(
-    store: Store, library: Library, settings: Settings, ref: str, stage_id: str,
-    *, funnel_id: str | None, note: str | None, reopen: bool, today: str, by: str | None,
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    stage_id: str,
+    *,
+    funnel_id: str | None,
+    note: str | None,
+    reopen: bool,
+    today: str,
+    by: str | None,
 ) -> dict[str, object]:
     with store.write():
         customer = store.find_customer(ref)
@@ -467,8 +673,16 @@ def move_customer(
 
 
 def close_customer(
-    store: Store, library: Library, settings: Settings, ref: str, status: str,
-    *, funnel_id: str | None, reason: str | None, today: str, by: str | None,
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    status: str,
+    *,
+    funnel_id: str | None,
+    reason: str | None,
+    today: str,
+    by: str | None,
 ) -> dict[str, object]:
     with store.write():
         customer = store.find_customer(ref)

@@ -23,7 +23,6 @@ from .sandbox import TemplateError, evaluate
 from .store import Row, Store, decode_customer
 from .workspace import Settings
 
-
 # -- signals --------------------------------------------------------------------------------------
 
 
@@ -44,7 +43,9 @@ def check_metric(metric: str) -> str:
     return name.replace("-", "_")
 
 
-def record_signal(store: Store, ref: str, metric: str, value: str, on: str, today: str) -> dict[str, Any]:
+def record_signal(
+    store: Store, ref: str, metric: str, value: str, on: str, today: str
+) -> dict[str, Any]:
     try:
         name, number = check_metric(metric), parse_value(value)
     except ValueError as exc:
@@ -55,11 +56,22 @@ def record_signal(store: Store, ref: str, metric: str, value: str, on: str, toda
         customer = store.find_customer(ref)
         signal_id = store.insert(
             "signals",
-            {"customer_id": customer["id"], "metric": name, "value": number, "measured_on": on,
-             "source": "cli", "created_on": today},
+            {
+                "customer_id": customer["id"],
+                "metric": name,
+                "value": number,
+                "measured_on": on,
+                "source": "cli",
+                "created_on": today,
+            },
         )
-    return {"id": signal_id, "customer": customer["email"] or customer["external_id"], "metric": name,
-            "value": number, "measured_on": on}
+    return {
+        "id": signal_id,
+        "customer": customer["email"] or customer["external_id"],
+        "metric": name,
+        "value": number,
+        "measured_on": on,
+    }
 
 
 # -- scoring ---------------------------------------------------------------------------------------
@@ -113,14 +125,22 @@ def _signal_functions(store: Store, customer_id: int, today: str) -> dict[str, C
     }
 
 
-def health_context(store: Store, library: Library, settings: Settings, customer: Row, today: str) -> dict[str, Any]:
+def health_context(
+    store: Store, library: Library, settings: Settings, customer: Row, today: str
+) -> dict[str, Any]:
     """The condition context plus what health measures read."""
     enrollment = store.one(
         "SELECT id FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
         [customer["id"]],
     )
-    context = context_for(store, library, settings, customer, today,
-                          enrollment_id=enrollment["id"] if enrollment else None)
+    context = context_for(
+        store,
+        library,
+        settings,
+        customer,
+        today,
+        enrollment_id=enrollment["id"] if enrollment else None,
+    )
     last_touch = context["customer"]["last_touch_on"]
     since = last_touch or customer.get("signed_on") or customer.get("created_on")
     stagnant = 0
@@ -136,10 +156,12 @@ def health_context(store: Store, library: Library, settings: Settings, customer:
     context.update(
         {
             "days_since_touch": days_between(since, today) if since else None,
-            "overdue_tasks": int(store.scalar(
-                "SELECT count(*) FROM activities WHERE customer_id = ? AND status = 'open' AND due_on < ?",
-                [customer["id"], today],
-            )),
+            "overdue_tasks": int(
+                store.scalar(
+                    "SELECT count(*) FROM activities WHERE customer_id = ? AND status = 'open' AND due_on < ?",
+                    [customer["id"], today],
+                )
+            ),
             "days_stagnant": max(stagnant, 0),
         }
     )
@@ -159,7 +181,12 @@ def _measure(measure: Measure, context: dict[str, Any]) -> float | None:
 
 
 def score_customer(
-    store: Store, library: Library, settings: Settings, model: HealthModel, customer: Row, today: str
+    store: Store,
+    library: Library,
+    settings: Settings,
+    model: HealthModel,
+    customer: Row,
+    today: str,
 ) -> Health:
     context = health_context(store, library, settings, customer, today)
     total = weights = 0.0
@@ -177,8 +204,10 @@ def score_customer(
         if band != "healthy":
             sign = "≥" if measure.better == "higher" else "≤"
             lost.append(
-                (measure.weight * (100 - points),
-                 f"{measure.title}: {_fmt(value)} is {band} (healthy {sign} {_fmt(measure.healthy)})")
+                (
+                    measure.weight * (100 - points),
+                    f"{measure.title}: {_fmt(value)} is {band} (healthy {sign} {_fmt(measure.healthy)})",
+                )
             )
     score = round(total / weights, 1) if weights else None
     lost.sort(key=lambda item: -item[0])
@@ -191,8 +220,13 @@ def score_customer(
             continue
     label = customer["email"] or customer["external_id"] or f"#{customer['id']}"
     return Health(
-        customer["id"], label, score, score is not None and score < model.at_risk_below,
-        [reason for _, reason in lost], opportunities, values,
+        customer["id"],
+        label,
+        score,
+        score is not None and score < model.at_risk_below,
+        [reason for _, reason in lost],
+        opportunities,
+        values,
     )
 
 
@@ -239,19 +273,29 @@ def at_risk_report(
                     "owner": customer["owner"],
                     "score": health.score,
                     "at_risk": health.at_risk,
-                    "trend": round(health.score - before, 1) if health.score is not None and before is not None else None,
+                    "trend": round(health.score - before, 1)
+                    if health.score is not None and before is not None
+                    else None,
                     "reasons": health.reasons,
                     "opportunities": [title for _, title in health.opportunities],
                 }
             )
-    rows.sort(key=lambda r: (r["score"] is None, r["score"] if r["score"] is not None else 0, r["customer"]))
+    rows.sort(
+        key=lambda r: (
+            r["score"] is None,
+            r["score"] if r["score"] is not None else 0,
+            r["customer"],
+        )
+    )
     return rows
 
 
 # -- the daily tick: snapshots, episodes, plays ------------------------------------------------------
 
 
-def run_health(store: Store, library: Library, settings: Settings, today: str, engine: Any) -> dict[str, int]:
+def run_health(
+    store: Store, library: Library, settings: Settings, today: str, engine: Any
+) -> dict[str, int]:
     """Score every active customer, keep changed snapshots, start plays once per episode.
 
     Runs inside the caller's transaction (the tick).
@@ -272,23 +316,36 @@ def run_health(store: Store, library: Library, settings: Settings, today: str, e
         open_kinds = {
             r["kind"]: r["id"]
             for r in store.rows(
-                "SELECT id, kind FROM health_episodes WHERE customer_id = ? AND ended_on IS NULL", [customer["id"]]
+                "SELECT id, kind FROM health_episodes WHERE customer_id = ? AND ended_on IS NULL",
+                [customer["id"]],
             )
         }
         for kind, episode_id in open_kinds.items():
             if not kinds.get(kind, (False,))[0]:
                 store.update("health_episodes", episode_id, {"ended_on": today})
-                store.add_event(customer["id"], today, "health", f"No longer {kind.replace('opportunity:', 'an opportunity: ')}")
+                store.add_event(
+                    customer["id"],
+                    today,
+                    "health",
+                    f"No longer {kind.replace('opportunity:', 'an opportunity: ')}",
+                )
         for kind, (active, plays, why) in kinds.items():
             if not active or kind in open_kinds:
                 continue
             episode_id = store.insert(
                 "health_episodes",
-                {"customer_id": customer["id"], "kind": kind, "started_on": today, "score": health.score,
-                 "reasons": json.dumps(health.reasons)},
+                {
+                    "customer_id": customer["id"],
+                    "kind": kind,
+                    "started_on": today,
+                    "score": health.score,
+                    "reasons": json.dumps(health.reasons),
+                },
             )
             what = "At risk" if kind == "at-risk" else "Opportunity"
-            store.add_event(customer["id"], today, "health", f"{what} (score {health.score}): {why}")
+            store.add_event(
+                customer["id"], today, "health", f"{what} (score {health.score}): {why}"
+            )
             for play in plays:
                 engine.run_play(customer, play, key=f"health:{episode_id}:{play}")
                 counts["plays"] += 1
@@ -303,9 +360,12 @@ def _snapshot(store: Store, health: Health, today: str) -> None:
         "WHERE customer_id = ? AND day <= ? ORDER BY day DESC LIMIT 1",
         [health.customer_id, today],
     )
-    same = last is not None and (last["score"], bool(last["at_risk"]), last["reasons"], last["opportunities"]) == (
-        health.score, health.at_risk, reasons, opportunities
-    )
+    same = last is not None and (
+        last["score"],
+        bool(last["at_risk"]),
+        last["reasons"],
+        last["opportunities"],
+    ) == (health.score, health.at_risk, reasons, opportunities)
     if same:
         return  # unchanged: the last snapshot still tells the value, so the trend stays right
     store.conn.execute(
@@ -314,5 +374,3 @@ def _snapshot(store: Store, health: Health, today: str) -> None:
         "at_risk = excluded.at_risk, reasons = excluded.reasons, opportunities = excluded.opportunities",
         [health.customer_id, today, health.score, int(health.at_risk), reasons, opportunities],
     )
-
-

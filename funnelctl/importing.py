@@ -625,8 +625,14 @@ SIGNAL_DATE = ("date", "measured_on", "at")
 
 
 def import_signals(
-    store: Store, path: Path, today: str, *, encoding: str | None = None,
-    delimiter: str | None = None, date_format: str | None = None, dry_run: bool = False,
+    store: Store,
+    path: Path,
+    today: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    date_format: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, int]:
     """Signals from CSV, all or nothing.
 
@@ -667,11 +673,17 @@ def import_signals(
                     continue
                 try:
                     if len(cells) != len(header):
-                        raise RowError(f"{len(cells)} values but the header has {len(header)} columns")
-                    row = dict(zip(header, cells))
+                        raise RowError(
+                            f"{len(cells)} values but the header has {len(header)} columns"
+                        )
+                    row = dict(zip(header, cells, strict=True))
                     ref = row[who].strip()
                     customer = store.customer_by("id", ref[1:]) if ref.startswith("#") else None
-                    customer = customer or store.customer_by("email", ref) or store.customer_by("external_id", ref)
+                    customer = (
+                        customer
+                        or store.customer_by("email", ref)
+                        or store.customer_by("external_id", ref)
+                    )
                     if customer is None:
                         raise RowError(f"no customer {ref!r}")
                     on = today
@@ -682,9 +694,11 @@ def import_signals(
                             raise RowError(str(exc)) from None
                         if on > today:
                             raise RowError(f"the date {on} is after today ({today})")
-                    pairs = [(row["metric"], row["value"])] if long else [
-                        (metrics[i], cells[i]) for i in metrics if cells[i].strip()
-                    ]
+                    pairs = (
+                        [(row["metric"], row["value"])]
+                        if long
+                        else [(metrics[i], cells[i]) for i in metrics if cells[i].strip()]
+                    )
                     for metric, raw in pairs:
                         try:
                             name, value = check_metric(metric), parse_value(raw)
@@ -692,8 +706,14 @@ def import_signals(
                             raise RowError(str(exc)) from None
                         store.insert(
                             "signals",
-                            {"customer_id": customer["id"], "metric": name, "value": value,
-                             "measured_on": on, "source": path.name, "created_on": today},
+                            {
+                                "customer_id": customer["id"],
+                                "metric": name,
+                                "value": value,
+                                "measured_on": on,
+                                "source": path.name,
+                                "created_on": today,
+                            },
                         )
                         imported += 1
                 except RowError as exc:

@@ -14,10 +14,10 @@ import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +74,21 @@ def parse_template(name: str, path: Path) -> Template:
         match = _HEADER_LINE.match(line.rstrip("\r"))
         if not match:
             raise TemplateProblem(
-                path, index + 1,
+                path,
+                index + 1,
                 "expected a header line such as 'Subject: ...', then a blank line before the body",
             )
         header = next((h for h in HEADERS if h.lower() == match.group(1).lower()), None)
         if header is None:
-            raise TemplateProblem(path, index + 1, f"unknown header {match.group(1)!r} (use {', '.join(HEADERS)})")
+            raise TemplateProblem(
+                path, index + 1, f"unknown header {match.group(1)!r} (use {', '.join(HEADERS)})"
+            )
         if any(h == header for h, _, _ in headers):
             raise TemplateProblem(path, index + 1, f"header {header} appears twice")
         if header == "Content-Type" and match.group(2).strip() not in _ALLOWED_TYPES:
-            raise TemplateProblem(path, index + 1, "Content-Type must be text/plain or text/markdown")
+            raise TemplateProblem(
+                path, index + 1, "Content-Type must be text/plain or text/markdown"
+            )
         headers.append((header, match.group(2), index + 1))
     else:
         index = len(lines)
@@ -147,13 +152,17 @@ class HeaderProblem(FunnelError):
     """A header value that came out of data and cannot be sent (CR/LF, no address)."""
 
 
-def render(template: Template, context: Mapping[str, Any], settings: Settings, customer: Mapping[str, Any]) -> Rendered:
+def render(
+    template: Template, context: Mapping[str, Any], settings: Settings, customer: Mapping[str, Any]
+) -> Rendered:
     """Render a template for one customer; raise TemplateProblem or HeaderProblem."""
     values: dict[str, str] = {}
     for header, raw, line in template.headers:
         value = _render(raw, context, template, line)
         if "\r" in value or "\n" in value:
-            raise HeaderProblem(f"the {header} header would contain a line break (from the customer's data)")
+            raise HeaderProblem(
+                f"the {header} header would contain a line break (from the customer's data)"
+            )
         values[header] = value.strip()
     text = _render(template.body, context, template, template.body_line)
     html = None
@@ -161,12 +170,17 @@ def render(template: Template, context: Mapping[str, Any], settings: Settings, c
         import markdown
 
         escaped = _render(
-            "{% autoescape true %}" + template.body + "{% endautoescape %}", context, template, template.body_line
+            "{% autoescape true %}" + template.body + "{% endautoescape %}",
+            context,
+            template,
+            template.body_line,
         )
         html = markdown.markdown(escaped, extensions=["sane_lists"], output_format="html")
     sender = values.get("From") or settings.sender
     if not sender or "@" not in parseaddr(sender)[1]:
-        raise HeaderProblem("no sender: set 'sender' in funnelctl.yaml or a From: line in the template")
+        raise HeaderProblem(
+            "no sender: set 'sender' in funnelctl.yaml or a From: line in the template"
+        )
     to = values.get("To") or _customer_address(customer)
     split = lambda v: [a.strip() for a in v.split(",") if a.strip()] if v else []  # noqa: E731
     rendered = Rendered(
@@ -282,8 +296,14 @@ def skip_queued(store: Store, where: str, params: list[object], reason: str) -> 
 
 
 def preview(
-    store: Store, library: Any, settings: Settings, templates_dir: Path, name: str, ref: str,
-    today: str, now: datetime,
+    store: Store,
+    library: Any,
+    settings: Settings,
+    templates_dir: Path,
+    name: str,
+    ref: str,
+    today: str,
+    now: datetime,
 ) -> str:
     """The exact message ``name`` makes for a customer, as text (nothing is queued)."""
     from .context import context_for
@@ -294,13 +314,22 @@ def preview(
         [customer["id"]],
     )
     context = context_for(
-        store, library, settings, customer, today, enrollment_id=enrollment["id"] if enrollment else None
+        store,
+        library,
+        settings,
+        customer,
+        today,
+        enrollment_id=enrollment["id"] if enrollment else None,
     )
     template = find_template(templates_dir, name, customer.get("language"))
     rendered = render(template, context, settings, customer)
     message = build_message(rendered, "<preview@funnelctl.invalid>", now)
     lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]
-    lines += [f"{key}: {value}" for key, value in message.items() if key not in ("MIME-Version", "Content-Type")]
+    lines += [
+        f"{key}: {value}"
+        for key, value in message.items()
+        if key not in ("MIME-Version", "Content-Type")
+    ]
     lines += ["", rendered.text.rstrip("\n")]
     if rendered.html is not None:
         lines += ["", "--- HTML part ---", rendered.html.rstrip("\n")]
@@ -345,11 +374,13 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
         "signals": {},
         "today": "2026-02-04",
     }
+    if not settings.sender:  # a missing sender is a settings matter, not the template's
+        settings = Settings(sender="Sender <sender@example.com>")
     problems: list[str] = []
     for path in sorted(templates_dir.glob("*.txt")):
         try:
             template = parse_template(path.name.split(".")[0], path)
-            render(template, context, settings or Settings(sender="Sender <sender@example.com>"), SAMPLE_CUSTOMER)
+            render(template, context, settings, SAMPLE_CUSTOMER)
         except TemplateProblem as exc:
             problems.append(exc.message)
         except HeaderProblem as exc:

@@ -96,9 +96,7 @@ def csv_cell(value: Any) -> Any:
     return neutralise(value)
 
 
-def write_csv(
-    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO
-) -> int:
+def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO) -> int:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     count = 0
@@ -140,7 +138,9 @@ def render(
         table.add_column((headers or {}).get(column, column.replace("_", " ")))
     count = 0
     for row in rows:
-        table.add_row(*(Text(cell_text(row.get(c))) for c in columns), style=style(row) if style else None)
+        table.add_row(
+            *(Text(cell_text(row.get(c))) for c in columns), style=style(row) if style else None
+        )
         count += 1
     if count:
         stdout_console().print(table)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from . import yamlfile
 from .dates import parse_duration
@@ -116,7 +116,7 @@ class PlayAction:
     type: str = "play"
 
 
-Action = Union[TaskAction, EmailAction, CloseAction, EnrollAction, AssignAction, PlayAction]
+Action = TaskAction | EmailAction | CloseAction | EnrollAction | AssignAction | PlayAction
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,9 @@ class Library:
             return self.funnels[funnel_id]
         except KeyError:
             names = ", ".join(sorted(self.funnels)) or "none"
-            raise NotFound(f"No funnel {funnel_id!r} in the playbooks (funnels: {names}).") from None
+            raise NotFound(
+                f"No funnel {funnel_id!r} in the playbooks (funnels: {names})."
+            ) from None
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -281,7 +283,8 @@ def load_library(
         _read_file(path, data, problems, funnels, plays, partners, health)
     for extra in health[1:]:
         problems.add(
-            extra.where.path, extra.where.line,
+            extra.where.path,
+            extra.where.line,
             f"a second health model (the first is at {health[0].where}); keep one",
         )
     library = Library(
@@ -321,7 +324,9 @@ def _read_file(
     top.done()
     if not is_funnel and play_list is None and partner_list is None and health_map is None:
         problems.add(
-            path, data.line, "playbook: the file defines no funnel (id, stages), plays, partners or health"
+            path,
+            data.line,
+            "playbook: the file defines no funnel (id, stages), plays, partners or health",
         )
     if health_map is not None:
         model = _read_health(path, health_map, problems)
@@ -335,7 +340,9 @@ def _read_file(
         if stage_list is not None and not stage_list:
             top.problem("stages", "a funnel needs at least one stage")
         if funnel_id in funnels:
-            top.problem("id", f"funnel {funnel_id!r} is defined twice (also {funnels[funnel_id].where})")
+            top.problem(
+                "id", f"funnel {funnel_id!r} is defined twice (also {funnels[funnel_id].where})"
+            )
         else:
             funnels[funnel_id] = Funnel(
                 id=funnel_id,
@@ -346,15 +353,17 @@ def _read_file(
                 allow_skip=allow_skip,
                 where=Where(str(path), top.line("id")),
             )
-    for index, item in _items(path, play_list, problems, "plays"):
+    for _, item in _items(path, play_list, problems, "plays"):
         play = _read_play(path, item, problems)
         if play is None:
             continue
         if play.id in plays:
-            problems.add(path, item.line, f"play {play.id!r} is defined twice (also {plays[play.id].where})")
+            problems.add(
+                path, item.line, f"play {play.id!r} is defined twice (also {plays[play.id].where})"
+            )
         else:
             plays[play.id] = play
-    for index, item in _items(path, partner_list, problems, "partners"):
+    for _, item in _items(path, partner_list, problems, "partners"):
         partner = _read_partner(path, item, problems)
         if partner is None:
             continue
@@ -371,7 +380,11 @@ def _items(
         if isinstance(item, YMap):
             yield index, item
         else:
-            problems.add(path, items.line_of(index) if items else 1, f"{what}: each item must be a mapping, not {yamlfile.describe(item)}")
+            problems.add(
+                path,
+                items.line_of(index) if items else 1,
+                f"{what}: each item must be a mapping, not {yamlfile.describe(item)}",
+            )
 
 
 def _duration(value: Any) -> int:
@@ -508,7 +521,9 @@ def _read_action(path: Path, item: YMap, problems: Problems, where: str) -> Acti
     return action
 
 
-def _read_task(f: Fields, path: Path, problems: Problems, at: Where, when: str | None) -> TaskAction | None:
+def _read_task(
+    f: Fields, path: Path, problems: Problems, at: Where, when: str | None
+) -> TaskAction | None:
     title = f.get("task", str, required=True)
     due = f.get("due", (str, int), default=0, convert=_duration)
     owner = f.get("owner", str, default="customer-owner")
@@ -565,7 +580,9 @@ def _read_play(path: Path, item: YMap, problems: Problems) -> Play | None:
         f.problem("actions", "a play needs at least one action")
     if not play_id or not title or not sourcing:
         return None
-    return Play(play_id, title, sourcing, actions, description, trigger, Where(str(path), item.line))
+    return Play(
+        play_id, title, sourcing, actions, description, trigger, Where(str(path), item.line)
+    )
 
 
 def _read_partner(path: Path, item: YMap, problems: Problems) -> Partner | None:
@@ -621,7 +638,16 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
             m.problem("id", f"measure {measure_id!r} appears twice")
         elif None not in (measure_id, title, value, healthy, poor):
             measures.append(
-                Measure(measure_id, title, value, weight or 1.0, healthy, poor, better, Where(str(path), item.line))
+                Measure(
+                    measure_id,
+                    title,
+                    value,
+                    weight or 1.0,
+                    healthy,
+                    poor,
+                    better,
+                    Where(str(path), item.line),
+                )
             )
     if measure_list is not None and not measure_list:
         f.problem("measures", "the health model needs at least one measure")
@@ -635,13 +661,17 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
         play = o.get("play", str)
         o.done()
         if None not in (opp_id, title, when):
-            opportunities.append(Opportunity(opp_id, title, when, play, Where(str(path), item.line)))
+            opportunities.append(
+                Opportunity(opp_id, title, when, play, Where(str(path), item.line))
+            )
     plays = [p for p in on_at_risk if isinstance(p, str)]
     if len(plays) != len(on_at_risk):
         f.problem("on_at_risk", "on_at_risk must be a list of play ids")
     if threshold is None or not measures:
         return None
-    return HealthModel(threshold, tuple(measures), tuple(opportunities), tuple(plays), Where(str(path), data.line))
+    return HealthModel(
+        threshold, tuple(measures), tuple(opportunities), tuple(plays), Where(str(path), data.line)
+    )
 
 
 # -- references ---------------------------------------------------------------------------
@@ -677,14 +707,16 @@ def all_actions(library: Library) -> Iterable[tuple[str, Action]]:
         yield from walk(f"play {play.id}", play.actions)
 
 
-def _check_owner(value: str, library: Library, team: Sequence[str] | None, partners_ok: bool) -> str | None:
+def _check_owner(
+    value: str, library: Library, team: Sequence[str] | None, partners_ok: bool
+) -> str | None:
     if value in STRATEGIES:
         return None
     if value.startswith("partner:"):
         if not partners_ok:
             return f"owner {value!r}: a partner cannot be used here"
         if value[len("partner:") :] not in library.partners:
-            return f"no partner {value[len('partner:'):]!r} is defined (partners: {', '.join(sorted(library.partners)) or 'none'})"
+            return f"no partner {value[len('partner:') :]!r} is defined (partners: {', '.join(sorted(library.partners)) or 'none'})"
         return None
     if team is not None and value not in team:
         members = ", ".join(team) or "empty"
@@ -706,7 +738,11 @@ def _check_references(
         for stage in funnel.stages:
             reason = _check_owner(stage.owner, library, team, partners_ok=False)
             if reason:
-                problems.add(stage.where.path, stage.where.line, f"funnel {funnel.id}, stage {stage.id}: {reason}")
+                problems.add(
+                    stage.where.path,
+                    stage.where.line,
+                    f"funnel {funnel.id}, stage {stage.id}: {reason}",
+                )
     for where, action in all_actions(library):
         at = action.where
         if isinstance(action, TaskAction):
@@ -727,21 +763,29 @@ def _check_references(
             if target is None:
                 problems.add(at.path, at.line, f"{where}: enroll: no funnel {action.funnel!r}")
             elif action.stage and action.stage not in {s.id for s in target.stages}:
-                problems.add(at.path, at.line, f"{where}: enroll: funnel {action.funnel!r} has no stage {action.stage!r}")
+                problems.add(
+                    at.path,
+                    at.line,
+                    f"{where}: enroll: funnel {action.funnel!r} has no stage {action.stage!r}",
+                )
         elif isinstance(action, AssignAction):
             reason = _check_owner(action.strategy, library, team, partners_ok=False)
             if reason:
                 problems.add(at.path, at.line, f"{where}: assign: {reason}")
         elif isinstance(action, PlayAction) and action.play not in library.plays:
-            problems.add(at.path, at.line, f"{where}: no play {action.play!r} (plays: {', '.join(sorted(library.plays)) or 'none'})")
+            problems.add(
+                at.path,
+                at.line,
+                f"{where}: no play {action.play!r} (plays: {', '.join(sorted(library.plays)) or 'none'})",
+            )
     if library.health is not None:
         model = library.health
         named = [(p, model.where) for p in model.on_at_risk]
         named += [(o.play, o.where) for o in model.opportunities if o.play]
-        for play, where in named:
+        for play, place in named:
             if play not in library.plays:
                 known = ", ".join(sorted(library.plays)) or "none"
-                problems.add(where.path, where.line, f"health: no play {play!r} (plays: {known})")
+                problems.add(place.path, place.line, f"health: no play {play!r} (plays: {known})")
     _check_play_cycles(library, problems)
 
 
@@ -754,7 +798,11 @@ def _check_play_cycles(library: Library, problems: Problems) -> None:
         while stack:
             name = stack.pop()
             if name == play.id:
-                problems.add(play.where.path, play.where.line, f"play {play.id}: it runs itself through other plays")
+                problems.add(
+                    play.where.path,
+                    play.where.line,
+                    f"play {play.id}: it runs itself through other plays",
+                )
                 break
             if name in seen or name not in library.plays:
                 continue

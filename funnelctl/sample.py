@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 
 from .customers import Cleaner
-from .playbooks import Library
 from .engine import Engine
+from .playbooks import Library
 from .store import Store
 from .workspace import Settings
 
@@ -57,7 +57,12 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
         store.add_event(ids[values["email"]], signed, "customer", "Customer added (demo)")
     engine = Engine(store, library, settings, today, "demo")
     for row in _rows("moves.csv"):
-        email, funnel_id, stage, on = row["email"].lower(), row["funnel"], row["stage"], ago(row["days_ago"])
+        email, funnel_id, stage, on = (
+            row["email"].lower(),
+            row["funnel"],
+            row["stage"],
+            ago(row["days_ago"]),
+        )
         funnel = library.funnel(funnel_id)
         note = row.get("note") or None
         current = store.one(

@@ -9,10 +9,10 @@ request (with the same Message-ID). An OS lock makes runs take turns.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import smtplib
-import socket
 import ssl
 import subprocess
 import time
@@ -28,7 +28,15 @@ from typing import Any, Protocol
 from .context import context_for
 from .dates import days_between, shift
 from .errors import BusyError, FunnelError
-from .mail import HeaderProblem, Rendered, TemplateProblem, build_message, find_template, render, stale_reason
+from .mail import (
+    HeaderProblem,
+    Rendered,
+    TemplateProblem,
+    build_message,
+    find_template,
+    render,
+    stale_reason,
+)
 from .playbooks import Library
 from .store import Row, Store
 from .workspace import Settings, Transport, Workspace
@@ -85,7 +93,9 @@ class SmtpSender:
             if t.username:
                 conn.login(t.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise FunnelError(f"The SMTP server {t.host} refused the login for {t.username}: {_reply(exc)}") from None
+            raise FunnelError(
+                f"The SMTP server {t.host} refused the login for {t.username}: {_reply(exc)}"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(f"cannot connect to {t.host}:{t.port}: {exc}") from None
         return conn
@@ -100,10 +110,14 @@ class SmtpSender:
                 # Dropped before the message was handed over: safe to reconnect once.
                 self.conn = None
                 if attempt == 2:
-                    raise TemporaryFailure(f"{self.transport.host} keeps closing the connection") from None
+                    raise TemporaryFailure(
+                        f"{self.transport.host} keeps closing the connection"
+                    ) from None
         raise AssertionError("unreachable")
 
-    def _send(self, conn: smtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
+    def _send(
+        self, conn: smtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> Delivery:
         envelope_from = _address(sender)
         conn.ehlo_or_helo_if_needed()
         code, reply = conn.mail(envelope_from)
@@ -121,30 +135,33 @@ class SmtpSender:
             conn.rset()
             worst = 500 if any(c >= 500 for c in codes) else 400
             raise (PermanentFailure if worst >= 500 else TemporaryFailure)(
-                "every recipient was refused: " + "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
+                "every recipient was refused: "
+                + "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
             )
         data = message.as_bytes(policy=policy.SMTP)
         try:
             code, reply = conn.data(data)
         except smtplib.SMTPDataError as exc:
             _fail(exc.smtp_code, exc.smtp_error, "message refused")
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self.conn = None
-            raise Uncertain(f"the connection to {self.transport.host} failed while the message was sent: {exc}") from None
+            raise Uncertain(
+                f"the connection to {self.transport.host} failed while the message was sent: {exc}"
+            ) from None
         return delivery
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             self.conn = None
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     error = exc.smtp_error
-    return f"{exc.smtp_code} {error.decode(errors='replace') if isinstance(error, bytes) else error}"
+    return (
+        f"{exc.smtp_code} {error.decode(errors='replace') if isinstance(error, bytes) else error}"
+    )
 
 
 def _fail(code: int, reply: bytes | str, what: str) -> None:
@@ -170,9 +187,16 @@ class SendmailSender:
         if "-t" not in argv:
             argv += ["--", *recipients]
         try:
-            done = subprocess.run(argv, input=message.as_bytes(policy=policy.SMTP), capture_output=True, timeout=self.timeout)
+            done = subprocess.run(
+                argv,
+                input=message.as_bytes(policy=policy.SMTP),
+                capture_output=True,
+                timeout=self.timeout,
+            )
         except FileNotFoundError:
-            raise FunnelError(f"The sendmail command {argv[0]} does not exist; fix transport.command.") from None
+            raise FunnelError(
+                f"The sendmail command {argv[0]} does not exist; fix transport.command."
+            ) from None
         except subprocess.TimeoutExpired:
             raise Uncertain(f"{argv[0]} did not finish within {self.timeout} s") from None
         if done.returncode != 0:
@@ -197,7 +221,12 @@ class MaildirSender:
         stem = str(message["Message-ID"]).strip("<>").replace("/", "_").replace("@", "_at_")
         target = self.folder / f"{stem}.eml"
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(b"X-Envelope-To: " + ", ".join(recipients).encode() + b"\r\n" + message.as_bytes(policy=policy.SMTP))
+        tmp.write_bytes(
+            b"X-Envelope-To: "
+            + ", ".join(recipients).encode()
+            + b"\r\n"
+            + message.as_bytes(policy=policy.SMTP)
+        )
         os.replace(tmp, target)
         return Delivery()
 
@@ -224,7 +253,9 @@ def make_sender(workspace: Workspace, environ: dict[str, str]) -> Sender:
 
 
 @contextmanager
-def send_lock(workspace: Workspace, wait_s: float, sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+def send_lock(
+    workspace: Workspace, wait_s: float, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[None]:
     """An OS lock held for the whole run; a second run waits, then gives up as busy."""
     import fcntl
 
@@ -301,8 +332,15 @@ class Prepared:
 
 
 def _prepare(
-    store: Store, library: Library, workspace: Workspace, rows: list[Row], today: str, now: datetime,
-    report: SendReport, *, dry: bool,
+    store: Store,
+    library: Library,
+    workspace: Workspace,
+    rows: list[Row],
+    today: str,
+    now: datetime,
+    report: SendReport,
+    *,
+    dry: bool,
 ) -> list[Prepared]:
     """Render every due message before any goes out; a broken template holds all of its emails."""
     ready: list[Prepared] = []
@@ -311,16 +349,25 @@ def _prepare(
         customer = store.customer_by("id", str(row["customer_id"]))
         assert customer is not None
         context = context_for(
-            store, library, workspace.settings, customer, today,
-            enrollment_id=row["enrollment_id"], visit_id=row["visit_id"],
+            store,
+            library,
+            workspace.settings,
+            customer,
+            today,
+            enrollment_id=row["enrollment_id"],
+            visit_id=row["visit_id"],
         )
         try:
-            template = find_template(workspace.templates_dir, row["template"], customer.get("language"))
+            template = find_template(
+                workspace.templates_dir, row["template"], customer.get("language")
+            )
             rendered = render(template, context, workspace.settings, customer)
             message = build_message(rendered, row["message_id"], now)
         except TemplateProblem as exc:
             broken.setdefault(row["template"], exc.message)
-            report.problems.append(f"{exc.message} (for {customer['email'] or customer['external_id']})")
+            report.problems.append(
+                f"{exc.message} (for {customer['email'] or customer['external_id']})"
+            )
             continue
         except HeaderProblem as exc:
             report.problems.append(f"email #{row['id']} to {customer['email']}: {exc.message}")
@@ -333,10 +380,17 @@ def _prepare(
     return [p for p in ready if p.row["template"] not in broken]
 
 
-def _finish(store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any) -> None:
+def _finish(
+    store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any
+) -> None:
     with store.write():
         store.update("outbox", row["id"], {"status": status, "reason": reason, **extra})
-        label = {"sent": "sent", "failed": "FAILED", "uncertain": "UNCERTAIN", "queued": "deferred"}[status]
+        label = {
+            "sent": "sent",
+            "failed": "FAILED",
+            "uncertain": "UNCERTAIN",
+            "queued": "deferred",
+        }[status]
         text = f"Email {row['template']!r} {label}" + (f": {reason}" if reason else "")
         store.add_event(row["customer_id"], today, "email", text, ok=status in ("sent", "queued"))
 
@@ -370,8 +424,21 @@ def send(
         if not in_window(workspace.settings, now):
             report.outside_window = True
         else:
-            _deliver(store, library, workspace, today, now, options, report, environ, sleep, sender_factory)
-        report.uncertain = int(store.scalar("SELECT count(*) FROM outbox WHERE status = 'uncertain'"))
+            _deliver(
+                store,
+                library,
+                workspace,
+                today,
+                now,
+                options,
+                report,
+                environ,
+                sleep,
+                sender_factory,
+            )
+        report.uncertain = int(
+            store.scalar("SELECT count(*) FROM outbox WHERE status = 'uncertain'")
+        )
     return report
 
 
@@ -387,18 +454,35 @@ def _due_rows(store: Store, today: str, now: datetime, limit: int | None) -> lis
 
 def _skip_stale(store: Store, settings: Settings, today: str, dry: bool) -> int:
     cutoff = shift(today, -settings.send.max_late_days)
-    rows = store.rows("SELECT id, scheduled_on, customer_id, template FROM outbox WHERE status = 'queued' AND scheduled_on < ?", [cutoff])
+    rows = store.rows(
+        "SELECT id, scheduled_on, customer_id, template FROM outbox WHERE status = 'queued' AND scheduled_on < ?",
+        [cutoff],
+    )
     if dry or not rows:
         return len(rows)
     with store.write():
         for row in rows:
-            reason = stale_reason(row["scheduled_on"], days_between(row["scheduled_on"], today), settings.send.max_late_days)
+            reason = stale_reason(
+                row["scheduled_on"],
+                days_between(row["scheduled_on"], today),
+                settings.send.max_late_days,
+            )
             store.update("outbox", row["id"], {"status": "skipped", "reason": reason})
-            store.add_event(row["customer_id"], today, "email", f"Email {row['template']!r} skipped: {reason}")
+            store.add_event(
+                row["customer_id"], today, "email", f"Email {row['template']!r} skipped: {reason}"
+            )
     return len(rows)
 
 
-def _plan(store: Store, library: Library, workspace: Workspace, today: str, now: datetime, options: SendOptions, report: SendReport) -> SendReport:
+def _plan(
+    store: Store,
+    library: Library,
+    workspace: Workspace,
+    today: str,
+    now: datetime,
+    options: SendOptions,
+    report: SendReport,
+) -> SendReport:
     report.outside_window = not in_window(workspace.settings, now)
     report.skipped = _skip_stale(store, workspace.settings, today, dry=True)
     cutoff = shift(today, -workspace.settings.send.max_late_days)
@@ -416,13 +500,22 @@ def _plan(store: Store, library: Library, workspace: Workspace, today: str, now:
                 "subject": prepared.rendered.subject,
             }
         )
-    report.uncertain = int(store.scalar("SELECT count(*) FROM outbox WHERE status IN ('uncertain', 'sending')"))
+    report.uncertain = int(
+        store.scalar("SELECT count(*) FROM outbox WHERE status IN ('uncertain', 'sending')")
+    )
     return report
 
 
 def _deliver(
-    store: Store, library: Library, workspace: Workspace, today: str, now: datetime, options: SendOptions,
-    report: SendReport, environ: dict[str, str], sleep: Callable[[float], None],
+    store: Store,
+    library: Library,
+    workspace: Workspace,
+    today: str,
+    now: datetime,
+    options: SendOptions,
+    report: SendReport,
+    environ: dict[str, str],
+    sleep: Callable[[float], None],
     sender_factory: Callable[[], Sender] | None,
 ) -> None:
     settings = workspace.settings
@@ -451,12 +544,21 @@ def _deliver(
             except TemporaryFailure as exc:
                 attempts = row["attempts"] + 1
                 if attempts >= MAX_ATTEMPTS:
-                    _finish(store, row, "failed", f"gave up after {attempts} attempts: {exc}", today)
+                    _finish(
+                        store, row, "failed", f"gave up after {attempts} attempts: {exc}", today
+                    )
                     report.failed += 1
                 else:
                     wait = BACKOFF_MINUTES[min(attempts - 1, len(BACKOFF_MINUTES) - 1)]
                     later = (now + timedelta(minutes=wait)).isoformat(timespec="seconds")
-                    _finish(store, row, "queued", f"{exc}; retrying after {later}", today, next_attempt_at=later)
+                    _finish(
+                        store,
+                        row,
+                        "queued",
+                        f"{exc}; retrying after {later}",
+                        today,
+                        next_attempt_at=later,
+                    )
                     report.deferred += 1
                     report.problems.append(f"email #{row['id']}: {exc} (kept for a later run)")
                 continue

@@ -32,7 +32,13 @@ def parse_moves(text: str | None) -> dict[int, list[str]]:
 
 
 def simulate(
-    library: Library, settings: Settings, funnel_id: str, *, start: str, days: int, moves: dict[int, list[str]]
+    library: Library,
+    settings: Settings,
+    funnel_id: str,
+    *,
+    start: str,
+    days: int,
+    moves: dict[int, list[str]],
 ) -> list[dict[str, Any]]:
     funnel = library.funnel(funnel_id)
     for stages in moves.values():
@@ -42,13 +48,21 @@ def simulate(
     plan: list[dict[str, Any]] = []
 
     def note(day: int, kind: str, what: str, owner: str | None = None) -> None:
-        plan.append({"day": day, "date": shift(start, day), "kind": kind, "what": what, "owner": owner})
+        plan.append(
+            {"day": day, "date": shift(start, day), "kind": kind, "what": what, "owner": owner}
+        )
 
     try:
         owner = settings.team[0] if settings.team else "you"
         with store.write():
             cid = store.insert_customer(
-                {"email": SAMPLE_EMAIL, "name": "New Customer", "owner": owner, "signed_on": start, "language": "en"},
+                {
+                    "email": SAMPLE_EMAIL,
+                    "name": "New Customer",
+                    "owner": owner,
+                    "signed_on": start,
+                    "language": "en",
+                },
                 start,
             )
             customer = store.customer_by("id", str(cid))
@@ -61,30 +75,42 @@ def simulate(
                 engine = Engine(store, library, settings, date, "simulate")
                 for stage in moves.get(day, []):
                     enrollment = store.one(
-                        "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'", [funnel.id]
+                        "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'",
+                        [funnel.id],
                     )
                     if enrollment is not None and enrollment["stage"] != stage:
                         engine.move(enrollment, funnel, stage)
                 engine.tick()
-                for h in store.rows("SELECT * FROM stage_history WHERE moved_on = ? ORDER BY id", [date]):
+                for h in store.rows(
+                    "SELECT * FROM stage_history WHERE moved_on = ? ORDER BY id", [date]
+                ):
                     if h["kind"] == "enroll":
                         note(day, "enroll", f"enters {h['funnel']} at {h['to_stage']}")
                     elif h["kind"] == "move":
                         why = f" ({h['note']})" if h["note"] else ""
-                        note(day, "move", f"{h['funnel']}: {h['from_stage']} -> {h['to_stage']}{why}")
+                        note(
+                            day, "move", f"{h['funnel']}: {h['from_stage']} -> {h['to_stage']}{why}"
+                        )
                     else:
                         note(day, h["kind"], f"{h['funnel']} closed as {h['kind']}")
                 for item in due_items(store, library, DueQuery(today=date)):
                     if item["kind"] == "task" and item["due_on"] == date:
                         note(day, "task", item["title"], item["owner"])
                     elif item["kind"] == "email" and item["due_on"] == date:
-                        template = store.scalar("SELECT template FROM outbox WHERE id = ?", [item["id"]])
+                        template = store.scalar(
+                            "SELECT template FROM outbox WHERE id = ?", [item["id"]]
+                        )
                         note(day, "email", f"send {template!r}", item["owner"])
                     elif item["kind"] == "stagnation":
                         key = (item["funnel"], item["stage"], item.get("alert", ""))
                         if key not in seen_alerts:
                             seen_alerts.add(key)
-                            note(day, "alert", f"{item['funnel']}/{item['stage']}: {item['title']}", item["owner"])
+                            note(
+                                day,
+                                "alert",
+                                f"{item['funnel']}/{item['stage']}: {item['title']}",
+                                item["owner"],
+                            )
                 # The simulated consultant does the day's work: tasks done, emails sent.
                 for task in store.rows(
                     "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [date]
@@ -97,4 +123,3 @@ def simulate(
     finally:
         store.close()
     return plan
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,18 +158,18 @@ class Store:
 
     # -- small helpers ---------------------------------------------------------------
 
-    def rows(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
+    def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         return [dict(r) for r in self.conn.execute(sql, params)]
 
-    def iter_rows(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Iterator[Row]:
+    def iter_rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[Row]:
         for r in self.conn.execute(sql, params):
             yield dict(r)
 
-    def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Row | None:
+    def one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
         r = self.conn.execute(sql, params).fetchone()
         return dict(r) if r is not None else None
 
-    def scalar(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> Any:
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         r = self.conn.execute(sql, params).fetchone()
         return r[0] if r is not None else None
 
@@ -382,7 +382,9 @@ class Store:
         if target.exists():
             raise FunnelError(f"{target} already exists; choose a new file name for the backup.")
         if not target.parent.is_dir():
-            raise FunnelError(f"Cannot write the backup: the folder {target.parent} does not exist.")
+            raise FunnelError(
+                f"Cannot write the backup: the folder {target.parent} does not exist."
+            )
         old_umask = os.umask(0o077)
         try:
             dest = sqlite3.connect(target)

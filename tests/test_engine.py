@@ -29,7 +29,9 @@ def due(run, n: int, *args: str) -> list[dict]:
 
 
 def brief(items: list[dict]) -> list[tuple]:
-    return [(i["kind"], i.get("alert") or i["title"], i["due_on"], i["days_overdue"]) for i in items]
+    return [
+        (i["kind"], i.get("alert") or i["title"], i["due_on"], i["days_overdue"]) for i in items
+    ]
 
 
 def ok(result):
@@ -63,8 +65,19 @@ def test_after_sales_day_by_day(run, book):
         ("email", "Email 'welcome' waiting to be sent", day(3), 2),
     ]
     # Day 5: the customer answers: the call is dropped and the queued welcome not sent.
-    ok(run("log", "c@example.com", "Replied with times for a call", "--channel", "email",
-           "--direction", "inbound", "--today", day(5)))
+    ok(
+        run(
+            "log",
+            "c@example.com",
+            "Replied with times for a call",
+            "--channel",
+            "email",
+            "--direction",
+            "inbound",
+            "--today",
+            day(5),
+        )
+    )
     assert brief(due(run, 5)) == [("stagnation", "no-next-step", day(3), 2)]
     # Day 9: more than 5 days in customer-contact.
     assert brief(due(run, 9)) == [
@@ -81,8 +94,19 @@ def test_after_sales_day_by_day(run, book):
         ("task", "Contact after another 30 days", day(42), -30),
     ]
     # The consultant reports all is well at 30 days: the 60- and 90-day contacts still come.
-    ok(run("log", "c@example.com", "All good, team happy", "--channel", "phone",
-           "--direction", "inbound", "--today", day(13)))
+    ok(
+        run(
+            "log",
+            "c@example.com",
+            "All good, team happy",
+            "--channel",
+            "phone",
+            "--direction",
+            "inbound",
+            "--today",
+            day(13),
+        )
+    )
     ran = json.loads(ok(run("run", "--today", day(42), "-f", "json")).stdout)
     assert ran["moved"] == 1
     items = brief(due(run, 42))
@@ -90,12 +114,23 @@ def test_after_sales_day_by_day(run, book):
     assert ("email", "Email 'follow-up-60' waiting to be sent", day(42), 0) in items
     # Cron missed two months: the run catches up, each move dated when it was due.
     ran = json.loads(ok(run("run", "--today", day(120), "-f", "json")).stdout)
-    assert ran["moved"] == 3  # follow-up-90 (day 72), approved (day 102), relationship steady (day 116)
+    assert (
+        ran["moved"] == 3
+    )  # follow-up-90 (day 72), approved (day 102), relationship steady (day 116)
     shown = json.loads(ok(run("customer", "show", "c@example.com", "-f", "json")).stdout)
     stages = [(t["on"], t["what"]) for t in shown["timeline"] if t["kind"] == "stage"]
-    assert (day(72), "after-sales: follow-up-60 -> follow-up-90 (automatic after 30 days in follow-up-60)") in stages
-    assert (day(102), "after-sales: follow-up-90 -> approved (automatic after 30 days in follow-up-90)") in stages
-    assert (day(102), "after-sales: won at approved (First 90 days completed and goals met)") in stages
+    assert (
+        day(72),
+        "after-sales: follow-up-60 -> follow-up-90 (automatic after 30 days in follow-up-60)",
+    ) in stages
+    assert (
+        day(102),
+        "after-sales: follow-up-90 -> approved (automatic after 30 days in follow-up-90)",
+    ) in stages
+    assert (
+        day(102),
+        "after-sales: won at approved (First 90 days completed and goals met)",
+    ) in stages
     assert (day(102), "Enrolled in relationship at kickoff (from after-sales)") in stages
     # Emails whose day passed more than max_late_days ago are skipped, never blasted.
     outbox = json.loads(ok(run("export", "outbox", "-f", "json")).stdout)
@@ -111,8 +146,15 @@ def test_run_is_idempotent(run, book):
     before = db_dump(book)
     again = json.loads(ok(run("run", "--today", day(75), "-f", "json")).stdout)
     assert again == {
-        "moved": 0, "tasks": 0, "emails": 0, "emails_skipped": 0, "escalated": 0,
-        "failed_actions": 0, "scored": 1, "at_risk": 1, "plays": 0,
+        "moved": 0,
+        "tasks": 0,
+        "emails": 0,
+        "emails_skipped": 0,
+        "escalated": 0,
+        "failed_actions": 0,
+        "scored": 1,
+        "at_risk": 1,
+        "plays": 0,
     }
     assert db_dump(book) == before
 
@@ -146,7 +188,18 @@ def test_closed_enrollment_moves_only_with_reopen(run, book):
     moved = run("move", "c@example.com", "onboarding", "--funnel", "support", "--today", day(6))
     assert moved.exit_code == 1
     assert "--reopen" in moved.stderr
-    ok(run("move", "c@example.com", "onboarding", "--reopen", "--funnel", "support", "--today", day(6)))
+    ok(
+        run(
+            "move",
+            "c@example.com",
+            "onboarding",
+            "--reopen",
+            "--funnel",
+            "support",
+            "--today",
+            day(6),
+        )
+    )
     assert [i["funnel"] for i in due(run, 6)] != []
 
 
@@ -203,7 +256,9 @@ def test_escalation_created_once_and_follow_up_counts_from_completion(run, book)
     assert [(e["owner"], e["due_on"]) for e in escalation] == [("partner:desk-partner", day(3))]
     solve = next(i for i in items if i["title"] == "Solve the ticket")
     ok(run("done", str(solve["id"]), "--today", day(10)))
-    follow = [i for i in due(run, 10, "--days", "5") if i["title"] == "Confirm the fix with the customer"]
+    follow = [
+        i for i in due(run, 10, "--days", "5") if i["title"] == "Confirm the fix with the customer"
+    ]
     assert [(f["due_on"], f["days_overdue"]) for f in follow] == [(day(13), -3)]
 
 
@@ -229,8 +284,19 @@ def test_due_filters_by_owner(run, book):
 
 def test_simulate_touches_nothing(run, book):
     before = db_dump(book)
-    result = ok(run("playbook", "simulate", "after-sales", "--moves", "customer-contact@1,deployment@4,follow-up-30@10",
-                    "--days", "110", "-f", "json"))
+    result = ok(
+        run(
+            "playbook",
+            "simulate",
+            "after-sales",
+            "--moves",
+            "customer-contact@1,deployment@4,follow-up-30@10",
+            "--days",
+            "110",
+            "-f",
+            "json",
+        )
+    )
     plan = json.loads(result.stdout)
     assert db_dump(book) == before
     kinds = [(p["day"], p["kind"], p["what"]) for p in plan]
@@ -245,4 +311,4 @@ def test_schema_version_counts_every_migration():
     from funnelctl import migrations
     from funnelctl.store import SCHEMA_VERSION
 
-    assert SCHEMA_VERSION == len(migrations.migrations._migrations)
+    assert len(migrations.migrations._migrations) == SCHEMA_VERSION

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, write
 
-
 KEYS = ["inserted", "updated", "unchanged", "rejected", "enrolled"]
 
 

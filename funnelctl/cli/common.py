@@ -10,12 +10,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -62,7 +61,7 @@ FormatOption = Annotated[
 class FunnelGroup(TyperGroup):
     """Turns funnelctl's own errors into one 'Error: ...' line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
         try:
             return super().invoke(ctx)
         except FunnelError as exc:

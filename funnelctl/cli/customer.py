@@ -72,8 +72,18 @@ def add(
     """Add a customer (keyed by email, or by --external-id)."""
     with session(home, today) as s:
         values = _values(
-            Cleaner(), set_, email=email, name=name, company=company, owner=owner, plan=plan,
-            mrr=mrr, seats=seats, signed_on=signed_on, language=language, tags=tag,
+            Cleaner(),
+            set_,
+            email=email,
+            name=name,
+            company=company,
+            owner=owner,
+            plan=plan,
+            mrr=mrr,
+            seats=seats,
+            signed_on=signed_on,
+            language=language,
+            tags=tag,
             external_id=external_id,
         )
         row = add_customer(s.store, values, s.today)
@@ -102,19 +112,33 @@ def edit(
     """Change a customer's fields; custom fields with --set key=value."""
     with session(home, today) as s:
         values = _values(
-            Cleaner(), set_, email=email, name=name, company=company, owner=owner, plan=plan,
-            mrr=mrr, seats=seats, signed_on=signed_on, language=language, tags=tag,
+            Cleaner(),
+            set_,
+            email=email,
+            name=name,
+            company=company,
+            owner=owner,
+            plan=plan,
+            mrr=mrr,
+            seats=seats,
+            signed_on=signed_on,
+            language=language,
+            tags=tag,
             external_id=external_id,
         )
         if not values:
-            raise UsageError("Nothing to change: give at least one option such as --owner or --set.")
+            raise UsageError(
+                "Nothing to change: give at least one option such as --owner or --set."
+            )
         row = edit_customer(s.store, customer, values, s.today)
     output.render_object(row, fmt, title="Customer")
 
 
 @app.command("list")
 def list_(
-    funnel: Annotated[str | None, typer.Option(help="Only customers active in this funnel.")] = None,
+    funnel: Annotated[
+        str | None, typer.Option(help="Only customers active in this funnel.")
+    ] = None,
     stage: Annotated[str | None, typer.Option(help="Only customers at this stage.")] = None,
     owner: Annotated[str | None, typer.Option(help="Only this owner's customers.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only customers with this tag.")] = None,
@@ -150,4 +174,6 @@ def show(
         return
     if fmt == "table":
         output.render_object(row, fmt, title=row.get("name") or row.get("email"))
-    output.render(lines, fmt, ["on", "kind", "what", "who"], title="Timeline", empty="No history yet.")
+    output.render(
+        lines, fmt, ["on", "kind", "what", "who"], title="Timeline", empty="No history yet."
+    )

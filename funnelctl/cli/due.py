@@ -37,7 +37,11 @@ def due(
     with session(home, today) as s, s.store.read():
         items = due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
         output.render(
-            items, fmt, COLUMNS, title=f"Due on {s.today}", style=_urgency,
+            items,
+            fmt,
+            COLUMNS,
+            title=f"Due on {s.today}",
+            style=_urgency,
             headers={"days_overdue": "late", "due_on": "due"},
             empty=f"Nothing due on {s.today}.",
         )

@@ -11,6 +11,7 @@ import typer
 
 from .. import output
 from ..importing import EXPORT_TABLES, export_json_rows, export_rows
+from .common import HomeOption, TodayOption, session
 
 ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # type: ignore[misc]
 
@@ -18,8 +19,6 @@ ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # ty
 class ExportFormat(str, Enum):
     csv = "csv"
     json = "json"
-
-from .common import HomeOption, TodayOption, session
 
 
 def export(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
@@ -17,14 +18,25 @@ def signal(
     customer: Annotated[
         str, typer.Argument(help="Email, external id or #id; or 'import' to read a CSV file.")
     ],
-    metric: Annotated[str, typer.Argument(help="Metric (nps, csat, logins, seats_used, tickets, …); after 'import': the CSV file.")],
+    metric: Annotated[
+        str,
+        typer.Argument(
+            help="Metric (nps, csat, logins, seats_used, tickets, …); after 'import': the CSV file."
+        ),
+    ],
     value: Annotated[str | None, typer.Argument(help="The number.")] = None,
-    at: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="When it was measured (default today).")] = None,
+    at: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="When it was measured (default today).")
+    ] = None,
     date_format: Annotated[
         str | None, typer.Option("--date-format", help="strptime format of the CSV's dates.")
     ] = None,
-    encoding: Annotated[str | None, typer.Option(help="The CSV's encoding (default UTF-8 or by BOM).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the CSV; write nothing.")] = False,
+    encoding: Annotated[
+        str | None, typer.Option(help="The CSV's encoding (default UTF-8 or by BOM).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the CSV; write nothing.")
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
@@ -40,7 +52,11 @@ def signal(
     with session(home, today) as s:
         if customer == "import" and value is None:
             result = import_signals(
-                s.store, Path(metric), s.today, encoding=encoding, date_format=date_format,
+                s.store,
+                Path(metric),
+                s.today,
+                encoding=encoding,
+                date_format=date_format,
                 dry_run=dry_run,
             )
             output.render_object(result, fmt, title="Signals imported")
@@ -51,11 +67,18 @@ def signal(
             on = parse_date(at).isoformat() if at else s.today
         except ValueError as exc:
             raise UsageError(f"--at: {exc}") from None
-        output.render_object(record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal")
+        output.render_object(
+            record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal"
+        )
 
 
 def at_risk(
-    everyone: Annotated[bool, typer.Option("--all", help="Every active customer, not only those at risk or with an opportunity.")] = False,
+    everyone: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every active customer, not only those at risk or with an opportunity."
+        ),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
@@ -64,9 +87,11 @@ def at_risk(
     from ..health import at_risk_report
 
     with session(home, today) as s:
-        rows = at_risk_report(s.store, s.library(), s.workspace.settings, s.today, everyone=everyone)
+        rows = at_risk_report(
+            s.store, s.library(), s.workspace.settings, s.today, everyone=everyone
+        )
 
-    def style(row: dict) -> str | None:  # type: ignore[type-arg]
+    def style(row: Mapping[str, Any]) -> str | None:
         return "bold red" if row["at_risk"] else None
 
     if fmt == "table":
@@ -75,6 +100,10 @@ def at_risk(
             row["opportunities"] = "\n".join(row["opportunities"])
 
     output.render(
-        rows, fmt, ["customer", "owner", "score", "trend", "reasons", "opportunities"],
-        title=f"Health on {s.today}", style=style, empty="Nobody is at risk and no opportunity is open.",
+        rows,
+        fmt,
+        ["customer", "owner", "score", "trend", "reasons", "opportunities"],
+        title=f"Health on {s.today}",
+        style=style,
+        empty="Nobody is at risk and no opportunity is open.",
     )

@@ -13,7 +13,9 @@ from .common import Format, FormatOption, HomeOption, TodayOption, session
 
 
 def import_(
-    file: Annotated[Path, typer.Argument(help="The CSV file (header on line 1).", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(help="The CSV file (header on line 1).", show_default=False)
+    ],
     key: Annotated[
         str, typer.Option(help="Match existing customers on email or external_id.")
     ] = "email",
@@ -21,9 +23,7 @@ def import_(
         list[str] | None,
         typer.Option("--map", help="Rename a column: 'E-mail Address=email' (repeatable)."),
     ] = None,
-    funnel: Annotated[
-        str | None, typer.Option(help="Enroll customers new to this funnel.")
-    ] = None,
+    funnel: Annotated[str | None, typer.Option(help="Enroll customers new to this funnel.")] = None,
     stage: Annotated[str | None, typer.Option(help="At this stage (default: the first).")] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and count everything; write nothing.")
@@ -47,7 +47,9 @@ def import_(
     ] = None,
     date_format: Annotated[
         str | None,
-        typer.Option("--date-format", help="strptime format of dates, e.g. %d/%m/%Y (default ISO)."),
+        typer.Option(
+            "--date-format", help="strptime format of dates, e.g. %d/%m/%Y (default ISO)."
+        ),
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
@@ -68,10 +70,17 @@ def import_(
     )
     with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
         result = import_customers(
-            s.store, s.library, file, options, s.today, on_row=bar.update,
+            s.store,
+            s.library,
+            file,
+            options,
+            s.today,
+            on_row=bar.update,
             settings=s.workspace.settings,
         )
-    output.render_object(result.summary(), fmt, title="Dry run: nothing written" if dry_run else "Import")
+    output.render_object(
+        result.summary(), fmt, title="Dry run: nothing written" if dry_run else "Import"
+    )
     if result.rejected and skip_bad:
         output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
         for problem in result.problems:

@@ -18,7 +18,9 @@ from .common import HomeOption, TodayOption, resolve_today
 def init(
     directory: Annotated[
         Path | None,
-        typer.Argument(help="Folder for the new workspace (default: --home, else the user's data folder)."),
+        typer.Argument(
+            help="Folder for the new workspace (default: --home, else the user's data folder)."
+        ),
     ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Also load a sample book with back-dated history.")

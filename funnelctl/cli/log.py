@@ -15,12 +15,16 @@ from .common import Format, FormatOption, HomeOption, TodayOption, session, who
 
 def log(
     customer: Annotated[str, typer.Argument(help="Email, external id or #id.", show_default=False)],
-    summary: Annotated[str, typer.Argument(help="What happened, in a sentence.", show_default=False)],
+    summary: Annotated[
+        str, typer.Argument(help="What happened, in a sentence.", show_default=False)
+    ],
     channel: Annotated[str, typer.Option(help="phone, email, chat, meeting, in-person, …")],
     direction: Annotated[
         str, typer.Option(help="inbound (the customer reached us) or outbound.")
     ] = "outbound",
-    on: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="When (default today).")] = None,
+    on: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="When (default today).")
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
@@ -32,7 +36,15 @@ def log(
         except ValueError as exc:
             raise UsageError(f"--on: {exc}") from None
         result = log_touchpoint(
-            s.store, s.library(), s.workspace.settings, customer, channel=channel,
-            direction=direction, summary=summary, on=day, today=s.today, by=who(),
+            s.store,
+            s.library(),
+            s.workspace.settings,
+            customer,
+            channel=channel,
+            direction=direction,
+            summary=summary,
+            on=day,
+            today=s.today,
+            by=who(),
         )
     output.render_object(result, fmt, title="Logged")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,7 +20,9 @@ FunnelOpt = Annotated[
 def enroll(
     customer: Customer,
     funnel: Annotated[str, typer.Argument(help="Funnel id.", show_default=False)],
-    stage: Annotated[str | None, typer.Option(help="Start at this stage (default: the first).")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Start at this stage (default: the first).")
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
@@ -27,8 +30,14 @@ def enroll(
     """Put a customer in a funnel and run the stage's entry actions."""
     with session(home, today) as s:
         result = enroll_customer(
-            s.store, s.library(), s.workspace.settings, customer, funnel,
-            stage_id=stage, today=s.today, by=who(),
+            s.store,
+            s.library(),
+            s.workspace.settings,
+            customer,
+            funnel,
+            stage_id=stage,
+            today=s.today,
+            by=who(),
         )
     output.render_object(result, fmt, title="Enrolled")
 
@@ -48,13 +57,21 @@ def move(
     """Move a customer to a stage (forwards or backwards) and run its entry actions."""
     with session(home, today) as s:
         result = move_customer(
-            s.store, s.library(), s.workspace.settings, customer, stage,
-            funnel_id=funnel, note=note, reopen=reopen, today=s.today, by=who(),
+            s.store,
+            s.library(),
+            s.workspace.settings,
+            customer,
+            stage,
+            funnel_id=funnel,
+            note=note,
+            reopen=reopen,
+            today=s.today,
+            by=who(),
         )
     output.render_object(result, fmt, title="Moved")
 
 
-def _closer(status: str, doc: str):  # type: ignore[no-untyped-def]
+def _closer(status: str, doc: str) -> Callable[..., None]:
     def command(
         customer: Customer,
         funnel: FunnelOpt = None,
@@ -65,8 +82,15 @@ def _closer(status: str, doc: str):  # type: ignore[no-untyped-def]
     ) -> None:
         with session(home, today) as s:
             result = close_customer(
-                s.store, s.library(), s.workspace.settings, customer, status,
-                funnel_id=funnel, reason=reason, today=s.today, by=who(),
+                s.store,
+                s.library(),
+                s.workspace.settings,
+                customer,
+                status,
+                funnel_id=funnel,
+                reason=reason,
+                today=s.today,
+                by=who(),
             )
         output.render_object(result, fmt, title=status.capitalize())
 

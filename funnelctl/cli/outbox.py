@@ -13,7 +13,16 @@ from .common import Format, FormatOption, HomeOption, TodayOption, new_app, reso
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
 templates = new_app("Preview email templates.", name="template")
 
-COLUMNS = ["id", "customer", "template", "scheduled_on", "status", "reason", "sent_at", "message_id"]
+COLUMNS = [
+    "id",
+    "customer",
+    "template",
+    "scheduled_on",
+    "status",
+    "reason",
+    "sent_at",
+    "message_id",
+]
 
 
 @app.command("list")
@@ -37,15 +46,25 @@ def list_(
 
 @templates.command("render")
 def render_(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. welcome.", show_default=False)],
-    customer: Annotated[str, typer.Option(help="Render for this customer (email, external id or #id).")],
+    template: Annotated[
+        str, typer.Argument(help="Template name, e.g. welcome.", show_default=False)
+    ],
+    customer: Annotated[
+        str, typer.Option(help="Render for this customer (email, external id or #id).")
+    ],
     home: HomeOption = None,
     today: TodayOption = None,
 ) -> None:
     """Print the exact message TEMPLATE would make for a customer (headers, text, HTML)."""
     with session(home, today) as s:
         text = preview(
-            s.store, s.library(), s.workspace.settings, s.workspace.templates_dir, template, customer,
-            s.today, resolve_now(s.today, s.workspace),
+            s.store,
+            s.library(),
+            s.workspace.settings,
+            s.workspace.templates_dir,
+            template,
+            customer,
+            s.today,
+            resolve_now(s.today, s.workspace),
         )
     typer.echo(text, nl=False)

@@ -31,7 +31,9 @@ def _library(home: Path | None) -> Library:
 
 
 @app.command("list")
-def list_(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table) -> None:
+def list_(
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+) -> None:
     """List the funnels: id, title, stages and how many automatic actions they hold."""
     library = _library(home)
     rows = [
@@ -73,10 +75,14 @@ def show(
         for row in rows:
             row["alerts"] = ", ".join(
                 f"{label} {row[key]}d"
-                for key, label in (("stagnant_after", "stagnant"), ("quiet_after", "quiet"), ("advance_after", "advance"))
+                for key, label in (
+                    ("stagnant_after", "stagnant"),
+                    ("quiet_after", "quiet"),
+                    ("advance_after", "advance"),
+                )
                 if row[key] is not None
             )
-            row["actions"] = "\n".join(row["actions"])
+            row["actions"] = "\n".join(row["actions"] or [])  # type: ignore[arg-type]
         moves = "backward moves allowed" if f.allow_backward else "forward only"
         output.render(
             rows,
@@ -89,7 +95,9 @@ def show(
 
 
 @app.command("plays")
-def plays(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table) -> None:
+def plays(
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+) -> None:
     """List the customer-journey plays: what, when, who, channel and sourcing."""
     library = _library(home)
     rows = [
@@ -104,7 +112,7 @@ def plays(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption 
     ]
     if fmt == "table":
         for row in rows:
-            row["actions"] = "\n".join(row["actions"])
+            row["actions"] = "\n".join(row["actions"] or [])
     output.render(rows, fmt, ["play", "what", "sourcing", "trigger", "actions"], title="Plays")
 
 
@@ -141,11 +149,14 @@ def validate(
     try:
         library = load_library(targets, templates_dir=templates, team=team)
     except ValidationError as exc:
-        exc.details += template_problems
-        exc.message = f"The playbooks and templates have {len(exc.details)} problem(s)"
+        if template_problems:
+            exc.details += template_problems
+            exc.message = f"The playbooks and templates have {len(exc.details)} problem(s)"
         raise
     if template_problems:
-        raise ValidationError(f"The templates have {len(template_problems)} problem(s)", template_problems)
+        raise ValidationError(
+            f"The templates have {len(template_problems)} problem(s)", template_problems
+        )
     output.message(
         f"OK: {len(library.files)} file(s), {len(library.funnels)} funnel(s), "
         f"{len(library.plays)} play(s), {len(library.partners)} partner(s)."
@@ -167,7 +178,11 @@ def simulate_(
     """Preview day by day what a new customer of FUNNEL would get; the database is not touched."""
     workspace = open_workspace(home, Path(os.getcwd()))
     plan = simulate(
-        workspace_library(workspace), workspace.settings, funnel,
-        start=resolve_today(today, workspace), days=days, moves=parse_moves(moves),
+        workspace_library(workspace),
+        workspace.settings,
+        funnel,
+        start=resolve_today(today, workspace),
+        days=days,
+        moves=parse_moves(moves),
     )
     output.render(plan, fmt, ["day", "date", "kind", "what", "owner"], title=f"Simulated {funnel}")

@@ -7,7 +7,9 @@ from ..engine import run_tick
 from .common import Format, FormatOption, HomeOption, TodayOption, session
 
 
-def run(home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table) -> None:
+def run(
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+) -> None:
     """The daily tick: time-based moves and escalations, caught up for missed days; idempotent."""
     with session(home, today) as s:
         result = run_tick(s.store, s.library(), s.workspace.settings, s.today)

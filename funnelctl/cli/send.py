@@ -17,13 +17,18 @@ def send_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would go out, to whom; change nothing.")
     ] = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="Send at most N emails this run.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Send at most N emails this run.")
+    ] = None,
     wait: Annotated[
-        float, typer.Option(min=0, help="Seconds to wait for another send to finish before giving up.")
+        float,
+        typer.Option(min=0, help="Seconds to wait for another send to finish before giving up."),
     ] = 10.0,
     retry_uncertain: Annotated[
         bool,
-        typer.Option("--retry-uncertain", help="Resend emails whose fate is unknown (same Message-ID)."),
+        typer.Option(
+            "--retry-uncertain", help="Resend emails whose fate is unknown (same Message-ID)."
+        ),
     ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
@@ -36,13 +41,21 @@ def send_(
     """
     with session(home, today) as s:
         report = send(
-            s.store, s.library(), s.workspace, today=s.today, now=resolve_now(s.today, s.workspace),
-            options=SendOptions(dry_run, limit, wait, retry_uncertain), environ=dict(os.environ),
+            s.store,
+            s.library(),
+            s.workspace,
+            today=s.today,
+            now=resolve_now(s.today, s.workspace),
+            options=SendOptions(dry_run, limit, wait, retry_uncertain),
+            environ=dict(os.environ),
         )
     if dry_run:
         output.render(
-            report.planned, fmt, ["id", "template", "scheduled_on", "recipients", "subject"],
-            title="Would send (dry run)", empty="Nothing would be sent now.",
+            report.planned,
+            fmt,
+            ["id", "template", "scheduled_on", "recipients", "subject"],
+            title="Would send (dry run)",
+            empty="Nothing would be sent now.",
         )
     else:
         output.render_object(report.summary(), fmt, title="Send")

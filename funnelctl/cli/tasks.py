@@ -12,7 +12,9 @@ from ..dates import parse_date, shift
 from ..errors import UsageError
 from .common import Format, FormatOption, HomeOption, TodayOption, session
 
-TaskId = Annotated[int, typer.Argument(help="The task id shown by 'funnelctl due'.", show_default=False)]
+TaskId = Annotated[
+    int, typer.Argument(help="The task id shown by 'funnelctl due'.", show_default=False)
+]
 COLUMNS = ["id", "title", "status", "due_on", "owner", "note"]
 
 
@@ -31,8 +33,12 @@ def done(
 
 def snooze_(
     task: TaskId,
-    days: Annotated[int | None, typer.Option(min=1, help="Push it back this many days from today.")] = None,
-    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Push it to this day.")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Push it back this many days from today.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Push it to this day.")
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
