@@ -735,6 +735,87 @@ def import_signals(
     return {"imported": imported, "rejected": rejected}
 
 
+# -- tickets -------------------------------------------------------------------------------
+
+TICKET_COLUMNS = ("id", "customer", "opened_at", "first_response_at", "resolved_at", "csat")
+
+
+def parse_moment(raw: str) -> str:
+    """An ISO date or date-time, normalised (``2026-03-02`` or ``2026-03-02T09:30``)."""
+    from datetime import datetime
+
+    text = raw.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an ISO date or date and time") from None
+    if len(text) == 10:
+        return moment.date().isoformat()
+    return moment.replace(tzinfo=None).isoformat(timespec="minutes")
+
+
+def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None = None) -> dict[str, int]:
+    """Help-desk tickets from CSV (id, customer, opened_at, first_response_at, resolved_at,
+    csat), upserted by id; all or nothing."""
+    csvfile = open_csv(path, encoding)
+    try:
+        header = [_normal(h) for h in csvfile.header]
+        missing = [c for c in ("id", "customer", "opened_at") if c not in header]
+        if missing:
+            raise ValidationError(f"{path}:1: missing column(s) {', '.join(missing)} (expected {', '.join(TICKET_COLUMNS)})")
+        problems: list[str] = []
+        counts = {"inserted": 0, "updated": 0, "rejected": 0}
+        with store.write():
+            for line, cells in csvfile.rows():
+                if not any(c.strip() for c in cells):
+                    continue
+                try:
+                    if len(cells) != len(header):
+                        raise RowError(f"{len(cells)} values but the header has {len(header)} columns")
+                    row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
+                    ref = row["customer"]
+                    customer = store.customer_by("email", ref) or store.customer_by("external_id", ref)
+                    if customer is None:
+                        raise RowError(f"no customer {ref!r}")
+                    if not row["id"]:
+                        raise RowError("the ticket id is empty")
+                    values: dict[str, object] = {"customer_id": customer["id"]}
+                    for column in ("opened_at", "first_response_at", "resolved_at"):
+                        raw = row.get(column, "")
+                        try:
+                            values[column] = parse_moment(raw) if raw else None
+                        except ValueError as exc:
+                            raise RowError(f"{column}: {exc}") from None
+                    if values["opened_at"] is None:
+                        raise RowError("opened_at is empty")
+                    for column in ("first_response_at", "resolved_at"):
+                        if values[column] is not None and str(values[column]) < str(values["opened_at"]):
+                            raise RowError(f"{column} is before opened_at")
+                    if str(values["opened_at"])[:10] > today:
+                        raise RowError(f"opened_at is after today ({today})")
+                    csat = row.get("csat", "")
+                    try:
+                        values["csat"] = float(csat) if csat else None
+                    except ValueError:
+                        raise RowError(f"csat {csat!r} is not a number") from None
+                    existing = store.scalar("SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]])
+                    if existing:
+                        store.update("tickets", existing, values)
+                        counts["updated"] += 1
+                    else:
+                        store.insert("tickets", {"ticket_id": row["id"], **values, "source": path.name, "created_on": today})
+                        counts["inserted"] += 1
+                except RowError as exc:
+                    counts["rejected"] += 1
+                    if len(problems) < MAX_LISTED:
+                        problems.append(f"{path}:{line}: {exc}")
+            if counts["rejected"]:
+                raise ValidationError(f"{path}: {counts['rejected']} bad row(s); no ticket was imported", problems)
+    finally:
+        csvfile.close()
+    return counts
+
+
 # -- export ---------------------------------------------------------------------------------
 
 EXPORT_TABLES = ("customers", "activities", "history", "outbox", "touchpoints", "signals")

@@ -250,3 +250,36 @@ def m002_health(db: Database) -> None:
            WHERE ended_on IS NULL""",
     ):
         db.execute(statement)
+
+
+@migrations()
+def m003_tickets(db: Database) -> None:
+    """Help-desk tickets, imported for response time, time to resolution and backlog."""
+    for statement in (
+        """
+        CREATE TABLE tickets (
+            id INTEGER PRIMARY KEY,
+            ticket_id TEXT NOT NULL UNIQUE,      -- the help desk's own id
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            opened_at TEXT NOT NULL,             -- ISO date or date and time
+            first_response_at TEXT,
+            resolved_at TEXT,
+            csat REAL,
+            source TEXT,
+            created_on TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX tickets_opened ON tickets(opened_at)",
+        "CREATE INDEX tickets_open ON tickets(resolved_at)",
+    ):
+        db.execute(statement)
+
+
+@migrations()
+def m004_stage_history_no_replace(db: Database) -> None:
+    """INSERT OR REPLACE deletes without firing delete triggers: refuse it too."""
+    db.execute(
+        """CREATE TRIGGER stage_history_no_replace BEFORE INSERT ON stage_history
+           WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM stage_history WHERE id = NEW.id)
+           BEGIN SELECT RAISE(ABORT, 'stage history is never rewritten'); END"""
+    )

@@ -246,14 +246,20 @@ class Library:
 
 
 def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files under ``paths`` (files or folders), each once, folders in name order."""
     files: list[Path] = []
+    seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
         elif path.is_file():
-            files.append(path)
+            found = [path]
         else:
             raise ValidationError(f"{path}: no such playbook file or folder")
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
     return files
 
 
@@ -388,6 +394,8 @@ def _items(
 
 
 def _duration(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} has no unit: write {value}d (days) or {value}w (weeks)")
     if not isinstance(value, str):
         raise ValueError(f"{yamlfile.describe(value)} is not a duration such as 2d or 3w")
     return parse_duration(value)
@@ -678,15 +686,11 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
 
 
 def template_names(templates_dir: Path) -> set[str]:
-    """Template names (``welcome`` for welcome.txt and welcome.pt.txt)."""
-    names = set()
-    for path in templates_dir.glob("*.txt"):
-        stem = path.name[: -len(".txt")]
-        names.add(stem)
-        base, _, lang = stem.rpartition(".")
-        if base and re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2})?", lang):
-            names.add(base)
-    return names
+    """Template names: ``welcome`` for welcome.txt. A language variant (welcome.pt.txt)
+    alone is not the template: customers in every other language need welcome.txt."""
+    if not templates_dir.is_dir():
+        return set()
+    return {path.name[: -len(".txt")] for path in templates_dir.glob("*.txt")}
 
 
 def all_actions(library: Library) -> Iterable[tuple[str, Action]]:
@@ -733,7 +737,7 @@ def _check_references(
     templates_dir: Path | None,
     team: Sequence[str] | None,
 ) -> None:
-    templates = template_names(templates_dir) if templates_dir and templates_dir.is_dir() else None
+    templates = template_names(templates_dir) if templates_dir is not None else None
     for funnel in library.funnels.values():
         for stage in funnel.stages:
             reason = _check_owner(stage.owner, library, team, partners_ok=False)

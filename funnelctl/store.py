@@ -20,7 +20,7 @@ from .errors import BusyError, FunnelError, NotFound
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
 # need to import sqlite-utils to find out (startup time matters for a CLI).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 CUSTOMER_COLUMNS = (
     "email",
@@ -91,8 +91,17 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")
-                if store.schema_version() != SCHEMA_VERSION:
+                version = store.schema_version()
+                if version > SCHEMA_VERSION:
+                    raise FunnelError(
+                        f"{path} was written by a newer version of funnelctl (schema {version}; "
+                        f"this one knows up to {SCHEMA_VERSION}): upgrade funnelctl to use it."
+                    )
+                if version < SCHEMA_VERSION:
                     store.migrate()
+            except FunnelError:
+                conn.close()
+                raise
             except sqlite3.OperationalError as exc:
                 conn.close()
                 if _is_busy(exc):

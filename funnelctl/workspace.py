@@ -17,14 +17,21 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import yamlfile
-from .errors import ValidationError, WorkspaceError
+from .errors import WorkspaceError
 from .yamlfile import Fields, Problems, YList, YMap
 
 CONFIG_NAME = "funnelctl.yaml"
 DB_NAME = "funnel.db"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Words a playbook uses for an owner that are not people: a team member may not be called so.
+_NOT_NAMES = ("customer-owner", "round-robin", "least-busy")
+_NO_PASSWORD = (
+    "a password is never stored in funnelctl.yaml; set transport.password_env to the name of "
+    "an environment variable that holds it"
+)
 
 
 @dataclass(frozen=True)
@@ -180,13 +187,12 @@ def init_workspace(
     if root.exists() and not root.is_dir():
         raise WorkspaceError(f"{root} exists and is not a folder.")
     taken = [
-        name
-        for name in (CONFIG_NAME, "playbooks", "templates", DB_NAME)
-        if (root / name).exists()
+        name for name in (CONFIG_NAME, "playbooks", "templates", DB_NAME) if (root / name).exists()
     ]
     if taken:
         raise WorkspaceError(
-            f"{root} already holds a workspace ({', '.join(taken)}); funnelctl init never overwrites one."
+            f"{root} already holds a workspace ({', '.join(taken)}); "
+            "funnelctl init never overwrites one."
         )
     root.mkdir(parents=True, exist_ok=True)
     (root / CONFIG_NAME).write_text(
@@ -218,20 +224,32 @@ def load_settings(path: Path) -> Settings:
     timezone = top.get("timezone", str, default="UTC")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a folder of the zone database such as "Europe" is no zone.
         top.problem("timezone", f"unknown time zone {timezone!r} (use a name like Europe/Lisbon)")
         timezone = "UTC"
     sender = top.get("sender", str, default="")
-    if sender and "@" not in parseaddr(sender)[1]:
+    if "\r" in sender or "\n" in sender:
+        top.problem("sender", "sender must be one line")
+        sender = ""
+    elif sender and "@" not in parseaddr(sender)[1]:
         top.problem("sender", f"sender {sender!r} has no email address")
     team_list = top.get("team", YList, default=YList())
     team: list[str] = []
     for index, member in enumerate(team_list):
         if not isinstance(member, str) or not _NAME.match(member):
+            text = yamlfile.describe(member, team_list.source_of(index))
             problems.add(
                 path,
                 team_list.line_of(index),
-                f"settings: team member {yamlfile.describe(member)} must be a short name like ana",
+                f"settings: team member {text} must be a short name like ana",
+            )
+        elif member in _NOT_NAMES:
+            problems.add(
+                path,
+                team_list.line_of(index),
+                f"settings: team member {member!r} would be taken for the owner rule of that "
+                "name in the playbooks; choose another name",
             )
         elif member in team:
             problems.add(path, team_list.line_of(index), f"settings: team member {member!r} twice")
@@ -239,6 +257,7 @@ def load_settings(path: Path) -> Settings:
             team.append(member)
     send = _send_settings(top.get("send", YMap), path, problems)
     transport = _transport(top.get("transport", YMap), path, problems)
+    _refuse_password(top)
     top.done()
     problems.raise_if_any(f"{path} has {{n}} problem(s)")
     return Settings(
@@ -258,15 +277,25 @@ def _send_settings(data: YMap | None, path: Path, problems: Problems) -> SendSet
         match = _HOURS.match(hours)
         start, end = 0, 24 * 60
         if not match:
-            wf.problem("hours", f"hours {hours!r} must look like 09:00-17:00")
+            wf.problem(
+                "hours", f"hours {hours!r} must look like 09:00-17:00 (times from 00:00 to 24:00)"
+            )
         else:
-            start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
+            start = _minutes(*match.group(1, 2))
+            end = _minutes(*(match.group(3, 4) if match.group(3) else match.group(5, 6)))
             if end <= start:
                 wf.problem("hours", f"hours {hours!r} must end after they start")
-        days = wf.get("weekdays", YList, default=list(WEEKDAYS))
-        bad = [d for d in days if d not in WEEKDAYS]
-        if bad:
-            wf.problem("weekdays", f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+        days = wf.get("weekdays", YList, default=YList(WEEKDAYS))
+        for index, day in enumerate(days):
+            if not isinstance(day, str) or day not in WEEKDAYS:
+                text = yamlfile.describe(day, days.source_of(index))
+                problems.add(
+                    path,
+                    days.line_of(index),
+                    f"send.window: unknown weekday {text}; use {', '.join(WEEKDAYS)}",
+                )
+        if not days:
+            wf.problem("weekdays", "'weekdays' is empty: no email would ever be sent")
         wf.done()
         window = SendWindow(start, end, tuple(d for d in WEEKDAYS if d in days))
     max_late = fields.get("max_late_days", int, default=3)
@@ -296,18 +325,40 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
         port=f.get("port", int, default=port_default),
         security=security,
         username=f.get("username", str),
-        password_env=f.get("password_env", str, default=default.password_env),
+        password_env=_password_env(f),
         timeout_s=f.get("timeout_s", (int, float), default=default.timeout_s),
         command=f.get("command", str, default=default.command),
         path=f.get("path", str, default=default.path),
     )
-    if "password" in data:
-        f.seen.add("password")
-        f.problem(
-            "password",
-            "a password is never stored in funnelctl.yaml; set password_env to the name of "
-            "an environment variable that holds it",
-        )
+    if not 1 <= transport.port <= 65535:
+        f.problem("port", f"port {transport.port} must be between 1 and 65535")
+    if transport.timeout_s <= 0:
+        f.problem("timeout_s", "'timeout_s' must be more than 0 seconds")
+    _refuse_password(f)
     f.done()
     return transport
 
+
+def _password_env(f: Fields) -> str:
+    """The name of the variable holding the SMTP password; never echoed in a message,
+    since a user may have written the password itself there."""
+    f.seen.add("password_env")
+    value = f.map.get("password_env")
+    if value is None:
+        return Transport.password_env
+    if not isinstance(value, str) or not _ENV_NAME.match(value):
+        f.problem(
+            "password_env",
+            "'password_env' must be the name of an environment variable, such as "
+            "FUNNELCTL_SMTP_PASSWORD, never the password itself",
+        )
+        return Transport.password_env
+    return value
+
+
+def _refuse_password(f: Fields) -> None:
+    """A password key is an error, reported without its value, wherever it is written."""
+    for key in f.map:
+        if key in ("password", "smtp_password", "pass", "passwd"):
+            f.ignore(key)
+            f.problem(key, _NO_PASSWORD)

@@ -1,15 +1,19 @@
 """Strict YAML reading with line numbers, for playbooks and funnelctl.yaml.
 
 ``yaml.safe_load`` loses line numbers and silently keeps the last of two
-duplicate keys. Here every mapping remembers the line of each key, duplicate
-keys are errors, and :class:`Fields` reads typed values out of a mapping while
-collecting every problem as ``file:line: message`` so that all of them can be
-reported in one run.
+duplicate keys. Here every mapping remembers the line of each key and the text
+as written of values YAML did not read as text, duplicate keys are errors
+reported with every other problem of the file, and :class:`Fields` reads typed
+values out of a mapping while collecting every problem as ``file:line: message``
+so that all of them can be reported in one run.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date, datetime
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,48 +25,112 @@ T = TypeVar("T")
 
 
 class YMap(dict[str, Any]):
-    """A YAML mapping that knows the line of itself and of each key (1-based)."""
+    """A YAML mapping that knows the line of itself and of each key (1-based).
+
+    ``sources`` keeps the text as written of each plain value that YAML did not
+    read as text (``NO``, ``0755``, ``12:30``), so that a message can quote what
+    the user wrote rather than what YAML made of it. The top-level mapping of a
+    file also carries ``load_problems``: the duplicate and non-text keys found
+    anywhere in the file, which :meth:`Fields.done` reports with the rest.
+    """
 
     line: int = 0
     key_lines: dict[str, int]
+    sources: dict[str, str]
+    load_problems: list[tuple[int, str]]
 
     def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, self.line)
+        return getattr(self, "key_lines", {}).get(key, self.line)
+
+    def source_of(self, key: str) -> str | None:
+        return getattr(self, "sources", {}).get(key)
 
 
 class YList(list[Any]):
     line: int = 0
     item_lines: list[int]
+    sources: dict[int, str]
 
     def line_of(self, index: int) -> int:
-        return self.item_lines[index] if index < len(self.item_lines) else self.line
+        lines = getattr(self, "item_lines", [])
+        return lines[index] if index < len(lines) else self.line
+
+    def source_of(self, index: int) -> str | None:
+        return getattr(self, "sources", {}).get(index)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _source(node: yaml.Node) -> str | None:
+    """The text as written of a plain scalar that YAML reads as something other than text."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag == _STR_TAG:
+        return None
+    if node.style in (None, ""):  # plain: libyaml says "" where the Python parser says None
+        return str(node.value)
+    return None
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """A SafeLoader that collects key problems instead of stopping at the first one."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.key_problems: list[tuple[int, str]] = []
+
+
+# libyaml's parser when PyYAML was built with it (the wheels are): the same safe
+# constructors, about ten times faster, which every command feels at startup. Its
+# syntax errors are terser, so a file it rejects is read again by _Loader for the message.
+_CBase: Any = getattr(yaml, "CSafeLoader", None)
+
+
+class _FastLoader(_CBase or yaml.SafeLoader):  # type: ignore[misc]
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.key_problems: list[tuple[int, str]] = []
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YMap:
     result = YMap()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    result.sources = {}
+    written = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
     loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
+    # flatten_mapping puts the entries of `<<: *anchor` first; the keys written in the
+    # mapping itself override those, as YAML says, and only they can be duplicates.
+    merged = len(node.value) - written
+    own: set[str] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} must be text (quote it)", key_node.start_mark
+            as_written = _source(key_node) or str(key)
+            read_as = str(key).lower() if isinstance(key, bool) else describe(key).split(" (")[0]
+            loader.key_problems.append(
+                (
+                    line,
+                    f"the key {as_written} must be text, but YAML reads it as {read_as}; "
+                    f'quote it: "{as_written}"',
+                )
             )
-        if key in result:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first on line {result.key_lines[key]})",
-                key_node.start_mark,
-            )
+            continue
+        if index >= merged:
+            if key in own:
+                loader.key_problems.append(
+                    (line, f"duplicate key {key!r} (first on line {result.key_lines[key]})")
+                )
+                continue
+            own.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
+        source = _source(value_node)
+        if source is None:
+            result.sources.pop(key, None)
+        else:
+            result.sources[key] = source
     return result
 
 
@@ -70,37 +138,101 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
     result = YList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    result.sources = {}
+    for index, child in enumerate(node.value):
+        source = _source(child)
+        if source is not None:
+            result.sources[index] = source
     return result
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+for _loader in (_Loader, _FastLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+_HINTS = {
+    "mapping values are not allowed here": "quote text that contains ': '",
+    "found character '\\t'": "indent with spaces, not tabs",
+    "could not determine a constructor": "funnelctl reads plain YAML, without tags",
+}
+
+
+def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> ValidationError:
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    context, start = exc.context, exc.context_mark
+    if exc.problem and context and start and start.line + 1 != line:
+        started = start.line + 1
+        if "end of stream" in problem or "<stream end>" in problem:
+            # An unclosed quote or bracket: the file ended while YAML still looked for
+            # its end, so the place to fix is where it started.
+            problem = f"{problem} on line {line} {context} that starts here"
+            line = started
+        else:
+            problem = f"{problem} ({context} that starts on line {started})"
+    for text, hint in _HINTS.items():
+        if text in problem:
+            problem = f"{problem} ({hint})"
+    return ValidationError(f"{path}:{line}: {problem}")
 
 
 def load(path: Path, text: str | None = None) -> Any:
-    """Parse one YAML file; a syntax error or duplicate key raises ValidationError."""
+    """Parse one YAML file; a syntax error raises ValidationError.
+
+    Duplicate and non-text keys do not stop the reading: they are kept on the
+    top-level mapping (``load_problems``) and reported by :meth:`Fields.done`,
+    together with every other problem of the file.
+    """
     try:
         if text is None:
             text = path.read_text(encoding="utf-8")
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        try:
+            loader = _FastLoader(text)
+            data = loader.get_single_data()
+        except yaml.MarkedYAMLError:
+            loader = _Loader(text)  # the pure-Python parser explains syntax errors better
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except OSError as exc:
         raise ValidationError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ValidationError(f"{path}: is not UTF-8 text") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ValidationError(f"{path}:{line}: {problem}") from None
+        raise _syntax_error(path, exc) from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{path}: invalid YAML: {exc}") from None
+    key_problems = sorted(loader.key_problems)
+    if key_problems:
+        if not isinstance(data, YMap):
+            lines = [f"{path}:{line}: {message}" for line, message in key_problems]
+            raise ValidationError(lines[0], lines[1:])
+        data.load_problems = key_problems
+    return data
 
 
-def describe(value: Any) -> str:
+def describe(value: Any, source: str | None = None, *, text_expected: bool = True) -> str:
+    """How a value reads in a message; ``source`` is the value as written in the file.
+
+    Where text was expected, the message says how to make YAML read it as text.
+    """
     if isinstance(value, bool):
-        return f"{str(value).lower()} (YAML reads yes/no/on/off as booleans; quote it)"
+        word = str(value).lower()
+        if not text_expected:
+            return source or word
+        if source and source != word:
+            return f'{source} (YAML reads {source} as {word}; quote it: "{source}")'
+        return f"{word} (YAML reads yes/no/on/off as booleans; quote it)"
     if isinstance(value, (int, float)):
+        if not text_expected:
+            return f"the number {source or value}"
+        if source and source != str(value):
+            return f'{source} (YAML reads {source} as the number {value}; quote it: "{source}")'
         return f"the number {value} (quote it if it is text)"
+    if isinstance(value, (date, datetime)):
+        written = source or value.isoformat()
+        return f"the date {written} (quote it if it is text)" if text_expected else written
     if isinstance(value, (YMap, dict)):
         return "a mapping"
     if isinstance(value, (YList, list)):
@@ -108,6 +240,9 @@ def describe(value: Any) -> str:
     if value is None:
         return "empty"
     return repr(value)
+
+
+_LOCATED = re.compile(r"^(.+?):(\d+): ")
 
 
 class Problems:
@@ -119,15 +254,38 @@ class Problems:
     def add(self, path: Path | str, line: int, message: str) -> None:
         self.items.append(f"{path}:{line}: {message}")
 
+    def sorted(self) -> list[str]:
+        """The problems by file name, then by line: the order in which to fix them."""
+
+        def position(item: str) -> tuple[str, int]:
+            match = _LOCATED.match(item)
+            return (match.group(1), int(match.group(2))) if match else (item, 0)
+
+        return sorted(self.items, key=position)
+
     def raise_if_any(self, summary: str) -> None:
         if self.items:
-            raise ValidationError(summary.format(n=len(self.items)), self.items)
+            raise ValidationError(summary.format(n=len(self.items)), self.sorted())
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
 
-_MISSING: Any = object()
+_KINDS = {
+    str: "text",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    YMap: "a mapping",
+    YList: "a list",
+}
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = (kind,) if isinstance(kind, type) else kind
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
 
 
 class Fields:
@@ -139,12 +297,17 @@ class Fields:
         self.problems = problems
         self.where = where
         self.seen: set[str] = set()
+        self.handled: set[str] = set()
 
     def line(self, key: str | None = None) -> int:
         return self.map.line_of(key) if key else self.map.line
 
     def problem(self, key: str | None, message: str) -> None:
         self.problems.add(self.path, self.line(key), f"{self.where}: {message}")
+
+    def describe(self, key: str, *, text_expected: bool = True) -> str:
+        """The value of ``key`` for a message, as the user wrote it."""
+        return describe(self.map.get(key), self.map.source_of(key), text_expected=text_expected)
 
     def get(
         self,
@@ -161,17 +324,17 @@ class Fields:
         """
         self.seen.add(key)
         if key not in self.map or self.map[key] is None:
-            if required:
+            if required and key in self.map:
+                self.problem(key, f"'{key}' is empty; it needs a value")
+            elif required:
                 self.problem(None, f"missing required key '{key}'")
             return default
         value = self.map[key]
-        ok = isinstance(value, kind) and not (
-            isinstance(value, bool) and kind in (str, int, float, (int, float))
-        )
+        kinds = (kind,) if isinstance(kind, type) else kind
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            expected = {"str": "text", "YMap": "a mapping", "YList": "a list", "bool": "true or false"}
-            self.problem(key, f"'{key}' must be {expected.get(names, names)}, not {describe(value)}")
+            written = self.describe(key, text_expected=str in kinds)
+            self.problem(key, f"'{key}' must be {_kind_name(kind)}, not {written}")
             return default
         if convert is not None:
             try:
@@ -181,8 +344,18 @@ class Fields:
                 return default
         return value
 
+    def ignore(self, key: str) -> None:
+        """``key`` has been dealt with (reported, say) but is not one to suggest."""
+        self.handled.add(key)
+
     def done(self) -> None:
+        """Report the keys nobody asked for and, on a file's top level, its key problems."""
+        for line, message in getattr(self.map, "load_problems", ()):
+            self.problems.add(self.path, line, message)
+        self.map.load_problems = []
+        allowed = sorted(self.seen - self.handled)
         for key in self.map:
-            if key not in self.seen:
-                allowed = ", ".join(sorted(self.seen))
-                self.problem(key, f"unknown key '{key}' (allowed: {allowed})")
+            if key not in self.seen and key not in self.handled:
+                close = get_close_matches(key, allowed, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                self.problem(key, f"unknown key '{key}' ({hint}allowed: {', '.join(allowed)})")

@@ -135,6 +135,8 @@ def validate(
     targets = list(paths or [workspace.playbooks_dir])  # type: ignore[union-attr]
     if workspace is not None:
         templates, team = workspace.templates_dir, workspace.settings.team
+        if paths:  # a file's references may point at the workspace's other playbooks
+            targets.append(workspace.playbooks_dir)
     else:
         first = targets[0] if targets[0].is_dir() else targets[0].parent
         templates, team = first.parent / "templates", None
@@ -147,7 +149,11 @@ def validate(
         settings = workspace.settings if workspace else Settings()
         template_problems = check_templates(templates, settings)
     try:
-        library = load_library(targets, templates_dir=templates, team=team)
+        library = load_library(
+            targets,
+            templates_dir=templates if workspace is not None or templates.is_dir() else None,
+            team=team,
+        )
     except ValidationError as exc:
         if template_problems:
             exc.details += template_problems
