@@ -754,7 +754,9 @@ def parse_moment(raw: str) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="minutes")
 
 
-def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None = None) -> dict[str, int]:
+def import_tickets(
+    store: Store, path: Path, today: str, *, encoding: str | None = None
+) -> dict[str, int]:
     """Help-desk tickets from CSV (id, customer, opened_at, first_response_at, resolved_at,
     csat), upserted by id; all or nothing."""
     csvfile = open_csv(path, encoding)
@@ -762,7 +764,9 @@ def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None
         header = [_normal(h) for h in csvfile.header]
         missing = [c for c in ("id", "customer", "opened_at") if c not in header]
         if missing:
-            raise ValidationError(f"{path}:1: missing column(s) {', '.join(missing)} (expected {', '.join(TICKET_COLUMNS)})")
+            raise ValidationError(
+                f"{path}:1: missing column(s) {', '.join(missing)} (expected {', '.join(TICKET_COLUMNS)})"
+            )
         problems: list[str] = []
         counts = {"inserted": 0, "updated": 0, "rejected": 0}
         with store.write():
@@ -771,10 +775,14 @@ def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None
                     continue
                 try:
                     if len(cells) != len(header):
-                        raise RowError(f"{len(cells)} values but the header has {len(header)} columns")
+                        raise RowError(
+                            f"{len(cells)} values but the header has {len(header)} columns"
+                        )
                     row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
                     ref = row["customer"]
-                    customer = store.customer_by("email", ref) or store.customer_by("external_id", ref)
+                    customer = store.customer_by("email", ref) or store.customer_by(
+                        "external_id", ref
+                    )
                     if customer is None:
                         raise RowError(f"no customer {ref!r}")
                     if not row["id"]:
@@ -789,7 +797,9 @@ def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None
                     if values["opened_at"] is None:
                         raise RowError("opened_at is empty")
                     for column in ("first_response_at", "resolved_at"):
-                        if values[column] is not None and str(values[column]) < str(values["opened_at"]):
+                        if values[column] is not None and str(values[column]) < str(
+                            values["opened_at"]
+                        ):
                             raise RowError(f"{column} is before opened_at")
                     if str(values["opened_at"])[:10] > today:
                         raise RowError(f"opened_at is after today ({today})")
@@ -798,19 +808,31 @@ def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None
                         values["csat"] = float(csat) if csat else None
                     except ValueError:
                         raise RowError(f"csat {csat!r} is not a number") from None
-                    existing = store.scalar("SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]])
+                    existing = store.scalar(
+                        "SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]]
+                    )
                     if existing:
                         store.update("tickets", existing, values)
                         counts["updated"] += 1
                     else:
-                        store.insert("tickets", {"ticket_id": row["id"], **values, "source": path.name, "created_on": today})
+                        store.insert(
+                            "tickets",
+                            {
+                                "ticket_id": row["id"],
+                                **values,
+                                "source": path.name,
+                                "created_on": today,
+                            },
+                        )
                         counts["inserted"] += 1
                 except RowError as exc:
                     counts["rejected"] += 1
                     if len(problems) < MAX_LISTED:
                         problems.append(f"{path}:{line}: {exc}")
             if counts["rejected"]:
-                raise ValidationError(f"{path}: {counts['rejected']} bad row(s); no ticket was imported", problems)
+                raise ValidationError(
+                    f"{path}: {counts['rejected']} bad row(s); no ticket was imported", problems
+                )
     finally:
         csvfile.close()
     return counts
@@ -818,7 +840,16 @@ def import_tickets(store: Store, path: Path, today: str, *, encoding: str | None
 
 # -- export ---------------------------------------------------------------------------------
 
-EXPORT_TABLES = ("customers", "activities", "history", "outbox", "touchpoints", "signals")
+EXPORT_TABLES = (
+    "customers",
+    "activities",
+    "history",
+    "outbox",
+    "touchpoints",
+    "signals",
+    "tickets",
+    "calendar",
+)
 
 
 def customer_export_columns(store: Store) -> list[str]:

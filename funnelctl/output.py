@@ -165,6 +165,32 @@ def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None)
     stdout_console().print(table)
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def bar(value: float, peak: float, width: int = 30) -> str:
+    """A horizontal bar of block characters, ``value`` out of ``peak``."""
+    if peak <= 0 or value <= 0:
+        return ""
+    eighths = round(width * 8 * value / peak)
+    return "█" * (eighths // 8) + ("" if eighths % 8 == 0 else "▏▎▍▌▋▊▉"[8 - eighths % 8 - 1])
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One character per value, scaled between the smallest and largest; blank for none."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = (high - low) or 1
+    return "".join(
+        " "
+        if v is None
+        else SPARKS[min(len(SPARKS) - 1, int((v - low) / span * (len(SPARKS) - 1)))]
+        for v in values
+    )
+
+
 class Progress:
     """A progress bar on stderr for a person at a terminal; silent in a pipe."""
 

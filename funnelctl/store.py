@@ -374,7 +374,14 @@ class Store:
     # -- whole tables, for export --------------------------------------------------------
 
     def table_rows(self, table: str) -> Iterator[Row]:
-        assert table in ("activities", "stage_history", "outbox", "touchpoints", "signals")
+        assert table in (
+            "activities",
+            "stage_history",
+            "outbox",
+            "touchpoints",
+            "signals",
+            "tickets",
+        )
         yield from self.iter_rows(
             f"SELECT c.email AS customer, t.* FROM {table} t "
             "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"

@@ -14,6 +14,7 @@ from . import (
     moves,
     outbox,
     playbook,
+    report,
     run,
     send,
     tasks,
@@ -45,6 +46,8 @@ app.command("run")(run.run)
 app.command("send")(send.send_)
 app.add_typer(outbox.app)
 app.add_typer(outbox.templates)
+app.command("report")(report.report)
+app.add_typer(report.tickets)
 app.command("backup")(backup.backup)
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from .. import output
 from ..activities import DueQuery, due_items
-from .common import Format, FormatOption, HomeOption, TodayOption, session
+from .common import HomeOption, TodayOption, session
+
+
+class DueFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    ics = "ics"
+
 
 COLUMNS = ["kind", "id", "customer", "funnel", "stage", "title", "due_on", "days_overdue", "owner"]
 
@@ -31,9 +40,25 @@ def due(
     ] = 0,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: Annotated[
+        DueFormat,
+        typer.Option(
+            "--format", "-f", help="table for people, json or csv for scripts, ics for a calendar."
+        ),
+    ] = DueFormat.table,
 ) -> None:
-    """What needs doing: overdue and due tasks, stagnation alerts, idle customers, upcoming."""
+    """What needs doing: overdue and due tasks, stagnation alerts, at-risk customers, upcoming.
+
+    --format ics writes every open task as an all-day event on its due date instead.
+    """
+    if fmt == DueFormat.ics:
+        import sys
+
+        from ..reports import calendar
+
+        with session(home, today) as s:
+            sys.stdout.buffer.write(calendar(s.store, owner=owner))
+        return
     with session(home, today) as s, s.store.read():
         items = due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
         output.render(

@@ -23,6 +23,10 @@ class ExportFormat(str, Enum):
 
 def export(
     table: Annotated[ExportTable, typer.Argument(help="What to export.", show_default=False)],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Write to this file (the same as --output).", show_default=False),
+    ] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
     out: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
@@ -30,10 +34,23 @@ def export(
     home: HomeOption = None,
     today: TodayOption = None,
 ) -> None:
-    """Export customers, activities, history, outbox, touchpoints or signals as CSV or JSON.
+    """Export customers, activities, history, outbox, touchpoints or signals as CSV or JSON,
+    or the open tasks as an iCalendar file (calendar).
 
     CSV cells that start with = + - @ are prefixed with ' so spreadsheets never run them.
     """
+    out = out or file
+    if table.value == "calendar":
+        from ..reports import calendar
+
+        with session(home, today) as s:
+            data = calendar(s.store)
+        if out:
+            out.write_bytes(data)
+            output.message(f"Exported the open tasks to {out}.")
+        else:
+            sys.stdout.buffer.write(data)
+        return
     with session(home, today) as s, s.store.read():
         stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
         try:
