@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ def default_period(today: str, since: str | None, until: str | None) -> Period:
     return Period(since or shift(end, -89), end)  # 90 days, both ends included
 
 
-def percentile(values: list[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of ``values``; None when empty."""
     if not values:
         return None
@@ -41,7 +42,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(ordered[int(rank) - 1])
 
 
-def median(values: list[float]) -> float | None:
+def median(values: Sequence[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 

@@ -187,6 +187,7 @@ def load(path: Path, text: str | None = None) -> Any:
     try:
         if text is None:
             text = path.read_text(encoding="utf-8")
+        loader: Any
         try:
             loader = _FastLoader(text)
             data = loader.get_single_data()

@@ -137,7 +137,7 @@ def _tables(data: dict[str, Any]) -> None:
         title="Owners",
     )
     weeks = sorted({r["week"] for r in data["workload"]})
-    load = {}
+    load: dict[str, dict[str, int]] = {}
     for r in data["workload"]:
         load.setdefault(r["owner"], {})[r["week"]] = r["tasks"] + r["emails"]
     workload = [
