@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--today", default="2026-11-23")
     parser.add_argument("--due", type=int, default=60, help="tasks due or overdue today")
+    parser.add_argument("--signals", type=int, default=0, help="signals spread over the customers")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -94,9 +95,25 @@ def main() -> None:
             "VALUES (?, 'email', 'outbound', ?, 'bench', ?)",
             ((i, iso(rng.randrange(0, 60)), iso(0)) for i in range(1, n + 1)),
         )
+        metrics = ("nps", "csat", "logins", "seats_used", "tickets")
+        ranges = {"nps": (0, 10), "csat": (1, 5), "logins": (0, 40), "seats_used": (0, 20), "tickets": (0, 5)}
+
+        def signal(k: int) -> tuple:
+            metric = metrics[k % len(metrics)]
+            low, high = ranges[metric]
+            return (k % n + 1, metric, rng.randint(low, high), iso(rng.randrange(0, 120)), iso(0))
+
+        store.conn.executemany(
+            "INSERT INTO signals (customer_id, metric, value, measured_on, created_on) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (signal(k) for k in range(args.signals)),
+        )
     store.conn.execute("ANALYZE")
     store.close()
-    print(f"built {args.dir}: {n} customers, {args.activities} activities, {args.due} due")
+    print(
+        f"built {args.dir}: {n} customers, {args.activities} activities, "
+        f"{args.signals} signals, {args.due} due"
+    )
 
 
 if __name__ == "__main__":

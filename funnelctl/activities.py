@@ -537,6 +537,7 @@ def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
     for row in store.iter_rows(
         "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner FROM health_episodes h "
         "JOIN customers c ON c.id = h.customer_id WHERE h.kind = 'at-risk' AND h.ended_on IS NULL "
+        "AND EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active') "
         f"AND h.started_on <= ? {owner_sql} ORDER BY h.score, h.started_on",
         [query.today, *owner_params],
     ):

@@ -6,6 +6,7 @@ One builder, so a variable that works in a ``when:`` works in a template too.
 from __future__ import annotations
 
 from email.utils import parseaddr
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .customers import first_name
@@ -15,42 +16,86 @@ from .store import Row, Store
 from .workspace import Settings
 
 
-def customer_context(store: Store, customer: Row, since: str | None) -> dict[str, Any]:
-    """The customer as templates see it, with ``replied``: an inbound touchpoint since ``since``."""
-    last = store.one(
-        "SELECT max(happened_on) AS last_on, "
-        "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
-        "FROM touchpoints WHERE customer_id = ?",
-        [customer["id"]],
-    ) or {"last_on": None, "last_inbound": None}
-    replied = bool(last["last_inbound"] and (since is None or last["last_inbound"] >= since))
-    return {
-        "id": customer["id"],
-        "email": customer["email"],
-        "external_id": customer["external_id"],
-        "name": customer["name"],
-        "first_name": first_name(customer["name"] or ""),
-        "company": customer["company"],
-        "phone": customer["phone"],
-        "owner": customer["owner"],
-        "plan": customer["plan"],
-        "mrr": customer["mrr"],
-        "seats": customer["seats"],
-        "signed_on": customer["signed_on"],
-        "language": customer["language"],
-        "tags": list(customer["tags"]),
-        "fields": dict(customer["fields"]),
-        "replied": replied,
-        "last_touch_on": last["last_on"],
-    }
+class Lazy(Mapping[str, Any]):
+    """A mapping whose costly part is read from the database only when first asked for.
+
+    Conditions are evaluated for every entry action of every imported customer; most
+    never look at touchpoints or signals, so those queries wait until one does.
+    """
+
+    def __init__(self, ready: dict[str, Any], later: Callable[[], dict[str, Any]]) -> None:
+        self._ready = ready
+        self._later: Callable[[], dict[str, Any]] | None = later
+
+    def _load(self) -> None:
+        if self._later is not None:
+            later, self._later = self._later, None
+            self._ready = {**self._ready, **later()}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._ready:
+            self._load()
+        return self._ready[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return iter(self._ready)
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._ready)
 
 
-def latest_signals(store: Store, customer_id: int) -> dict[str, float]:
+def customer_context(
+    store: Store, customer: Row, since: str | None, today: str | None = None
+) -> Mapping[str, Any]:
+    """The customer as templates see it, with ``replied``: an inbound touchpoint since ``since``.
+
+    Touchpoints after ``today`` are not seen, so a replayed day sees that day's world.
+    """
+
+    def touches() -> dict[str, Any]:
+        last = store.one(
+            "SELECT max(happened_on) AS last_on, "
+            "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
+            "FROM touchpoints WHERE customer_id = ? AND (? IS NULL OR happened_on <= ?)",
+            [customer["id"], today, today],
+        ) or {"last_on": None, "last_inbound": None}
+        inbound = last["last_inbound"]
+        return {
+            "replied": bool(inbound and (since is None or inbound >= since)),
+            "last_touch_on": last["last_on"],
+        }
+
+    return Lazy(
+        {
+            "id": customer["id"],
+            "email": customer["email"],
+            "external_id": customer["external_id"],
+            "name": customer["name"],
+            "first_name": first_name(customer["name"] or ""),
+            "company": customer["company"],
+            "phone": customer["phone"],
+            "owner": customer["owner"],
+            "plan": customer["plan"],
+            "mrr": customer["mrr"],
+            "seats": customer["seats"],
+            "signed_on": customer["signed_on"],
+            "language": customer["language"],
+            "tags": list(customer["tags"]),
+            "fields": dict(customer["fields"]),
+        },
+        touches,
+    )
+
+
+def latest_signals(store: Store, customer_id: int, today: str) -> dict[str, float]:
+    """Each metric's latest value as of ``today`` (later measurements are not seen)."""
     rows = store.rows(
         "SELECT metric, value FROM signals s WHERE customer_id = ? AND measured_on = "
-        "(SELECT max(measured_on) FROM signals WHERE customer_id = s.customer_id AND metric = s.metric) "
-        "ORDER BY id",
-        [customer_id],
+        "(SELECT max(measured_on) FROM signals WHERE customer_id = s.customer_id AND metric = s.metric "
+        "AND measured_on <= ?) ORDER BY id",
+        [customer_id, today],
     )
     return {r["metric"]: r["value"] for r in rows}
 
@@ -69,7 +114,7 @@ def build_context(
     sender_name, sender_email = parseaddr(settings.sender)
     owner = (enrollment or {}).get("owner") or customer.get("owner")
     return {
-        "customer": customer_context(store, customer, entered),
+        "customer": customer_context(store, customer, entered, today),
         "owner": owner,
         "sender": {"name": sender_name or sender_email, "email": sender_email},
         "funnel": {"id": funnel.id, "title": funnel.title} if funnel else None,
@@ -78,7 +123,7 @@ def build_context(
         "days_since_signed": (
             days_between(customer["signed_on"], today) if customer.get("signed_on") else None
         ),
-        "signals": latest_signals(store, customer["id"]),
+        "signals": Lazy({}, lambda: latest_signals(store, customer["id"], today)),
         "today": today,
     }
 

@@ -341,6 +341,8 @@ class Engine:
         *,
         on: str | None = None,
     ) -> None:
+        current: Row | None = None  # re-read only after an action that may change it
+        customer: Row | None = None
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"
             where = f"{source} #{index + 1}"
@@ -351,9 +353,11 @@ class Engine:
             ).rowcount
             if not claimed:
                 continue  # this action already ran for this stage visit
-            current = self._enrollment(enrollment["id"])
-            customer = self.store.customer_by("id", str(current["customer_id"]))
-            assert customer is not None
+            if current is None or customer is None:
+                current = self._enrollment(enrollment["id"])
+                customer = self.store.customer_by("id", str(current["customer_id"]))
+                assert customer is not None
+            refresh = not isinstance(action, (TaskAction, EmailAction))
             day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
             try:
                 if action.when and not self._condition(
@@ -399,6 +403,8 @@ class Engine:
             self.store.conn.execute(
                 "UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key]
             )
+            if refresh:
+                current = customer = None
 
     def _condition(
         self, expression: str, customer: Row, funnel: Funnel, stage: Stage, enrollment: Row

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .context import context_for
@@ -86,6 +87,11 @@ class Health:
     reasons: list[str] = field(default_factory=list)
     opportunities: list[tuple[str, str]] = field(default_factory=list)  # (id, title)
     values: dict[str, float | None] = field(default_factory=dict)
+
+
+def round1(value: float) -> float:
+    """One decimal, halves rounded up (81.25 -> 81.3), as people round."""
+    return float(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def _fmt(value: float) -> str:
@@ -209,7 +215,7 @@ def score_customer(
                     f"{measure.title}: {_fmt(value)} is {band} (healthy {sign} {_fmt(measure.healthy)})",
                 )
             )
-    score = round(total / weights, 1) if weights else None
+    score = round1(total / weights) if weights else None
     lost.sort(key=lambda item: -item[0])
     opportunities: list[tuple[str, str]] = []
     for opportunity in model.opportunities:
@@ -255,31 +261,26 @@ def previous_scores(store: Store, customer_id: int, today: str) -> float | None:
 
 
 def at_risk_report(
-    store: Store, library: Library, settings: Settings, today: str, *, everyone: bool
+    store: Store,
+    library: Library,
+    settings: Settings,
+    today: str,
+    *,
+    everyone: bool,
+    live: bool = False,
 ) -> list[dict[str, Any]]:
-    """Scores now, worst first, with reasons, trend and opportunities (the at-risk command)."""
+    """Scores, worst first, with reasons, trend and opportunities (the at-risk command).
+
+    When `run` has already scored everyone today, its snapshots are read (a query,
+    whatever the size of the book); otherwise, or with ``live``, every active customer
+    is scored now.
+    """
     model = _model(library)
-    rows: list[dict[str, Any]] = []
     with store.read():
-        for customer in active_customers(store):
-            health = score_customer(store, library, settings, model, customer, today)
-            if not everyone and not health.at_risk and not health.opportunities:
-                continue
-            before = previous_scores(store, customer["id"], today)
-            rows.append(
-                {
-                    "customer": health.customer,
-                    "name": customer["name"],
-                    "owner": customer["owner"],
-                    "score": health.score,
-                    "at_risk": health.at_risk,
-                    "trend": round(health.score - before, 1)
-                    if health.score is not None and before is not None
-                    else None,
-                    "reasons": health.reasons,
-                    "opportunities": [title for _, title in health.opportunities],
-                }
-            )
+        if not live and store.get_meta("last_run") == today:
+            rows = _from_snapshots(store, today, everyone)
+        else:
+            rows = _scored_now(store, library, settings, model, today, everyone)
     rows.sort(
         key=lambda r: (
             r["score"] is None,
@@ -287,6 +288,75 @@ def at_risk_report(
             r["customer"],
         )
     )
+    return rows
+
+
+def _row(
+    customer: Row,
+    score: float | None,
+    at_risk: bool,
+    reasons: list[str],
+    opportunities: list[str],
+    before: float | None,
+) -> dict[str, Any]:
+    return {
+        "customer": customer["email"] or customer["external_id"] or f"#{customer['id']}",
+        "name": customer["name"],
+        "owner": customer["owner"],
+        "score": score,
+        "at_risk": at_risk,
+        "trend": round1(score - before) if score is not None and before is not None else None,
+        "reasons": reasons,
+        "opportunities": opportunities,
+    }
+
+
+def _scored_now(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    model: HealthModel,
+    today: str,
+    everyone: bool,
+) -> list[dict[str, Any]]:
+    rows = []
+    for customer in active_customers(store):
+        health = score_customer(store, library, settings, model, customer, today)
+        if everyone or health.at_risk or health.opportunities:
+            before = previous_scores(store, customer["id"], today)
+            titles = [title for _, title in health.opportunities]
+            rows.append(
+                _row(customer, health.score, health.at_risk, health.reasons, titles, before)
+            )
+    return rows
+
+
+def _from_snapshots(store: Store, today: str, everyone: bool) -> list[dict[str, Any]]:
+    wanted = "" if everyone else "AND (s.at_risk = 1 OR s.opportunities != '[]')"
+    rows = []
+    for snap in store.iter_rows(
+        "SELECT s.*, c.id, c.email, c.external_id, c.name, c.owner FROM health_snapshots s "
+        "JOIN customers c ON c.id = s.customer_id "
+        "WHERE s.day = (SELECT max(t.day) FROM health_snapshots t WHERE t.customer_id = s.customer_id "
+        f"AND t.day <= ?) {wanted} AND EXISTS (SELECT 1 FROM enrollments e "
+        "WHERE e.customer_id = s.customer_id AND e.status = 'active')",
+        [today],
+    ):
+        before = (
+            snap["score"]
+            if snap["day"] < today
+            else previous_scores(store, snap["customer_id"], today)
+        )
+        rows.append(
+            _row(
+                snap,
+                snap["score"],
+                bool(snap["at_risk"]),
+                json.loads(snap["reasons"]),
+                json.loads(snap["opportunities"]),
+                before,
+            )
+        )
     return rows
 
 
@@ -304,6 +374,20 @@ def run_health(
     model = library.health
     if model is None:
         return counts
+    # Episodes of customers with no active enrollment left (churned, lost, won) end now:
+    # nobody scores them any more, so nothing else would close them.
+    for episode in store.rows(
+        "SELECT h.id, h.customer_id, h.kind FROM health_episodes h WHERE h.ended_on IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = h.customer_id "
+        "AND e.status = 'active')"
+    ):
+        store.update("health_episodes", episode["id"], {"ended_on": today})
+        store.add_event(
+            episode["customer_id"],
+            today,
+            "health",
+            f"{episode['kind']} ended: no active enrollment",
+        )
     for customer in list(active_customers(store)):
         health = score_customer(store, library, settings, model, customer, today)
         counts["scored"] += 1

@@ -17,7 +17,7 @@ from typing import Any
 from . import yamlfile
 from .dates import parse_duration
 from .errors import NotFound, ValidationError
-from .sandbox import check_expression
+from .sandbox import check_expression, undeclared_names
 from .yamlfile import Fields, Problems, YList, YMap
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -220,6 +220,7 @@ class HealthModel:
     opportunities: tuple[Opportunity, ...] = ()
     on_at_risk: tuple[str, ...] = ()  # play ids
     where: Where = Where("", 0)
+    on_at_risk_where: Where = Where("", 0)
 
 
 @dataclass(frozen=True)
@@ -407,11 +408,52 @@ def _slug(value: str) -> str:
     return value
 
 
-def _expression(value: str) -> str:
+# The names a condition can read (context.build_context), and what health rules add
+# (health.health_context). An expression naming anything else fails for every customer.
+CONDITION_NAMES = frozenset(
+    (
+        "customer",
+        "owner",
+        "sender",
+        "funnel",
+        "stage",
+        "days_in_stage",
+        "days_since_signed",
+        "signals",
+        "today",
+    )
+)
+HEALTH_NAMES = CONDITION_NAMES | {
+    "signal_sum",
+    "signal_avg",
+    "signal_min",
+    "signal_max",
+    "signal_change",
+    "days_since_touch",
+    "overdue_tasks",
+    "days_stagnant",
+}
+
+
+def _checked(value: str, known: frozenset[str]) -> str:
     reason = check_expression(value)
     if reason:
         raise ValueError(f"{value!r} is not a valid expression: {reason}")
+    unknown = sorted(undeclared_names(value) - known)
+    if unknown:
+        raise ValueError(
+            f"{value!r} uses {', '.join(unknown)}, which is not defined "
+            f"(names: {', '.join(sorted(known))})"
+        )
     return value
+
+
+def _expression(value: str) -> str:
+    return _checked(value, CONDITION_NAMES)
+
+
+def _health_expression(value: str) -> str:
+    return _checked(value, frozenset(HEALTH_NAMES))
 
 
 def _one_of(options: Sequence[str]) -> Any:
@@ -629,7 +671,7 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
         measure_id = m.get("id", str, required=True, convert=_slug)
         m.where = f"health measure {measure_id or '?'}"
         title = m.get("title", str, required=True)
-        value = m.get("value", str, required=True, convert=_expression)
+        value = m.get("value", str, required=True, convert=_health_expression)
         weight = m.get("weight", (int, float), default=1.0, convert=_number)
         better = m.get("better", str, default="higher", convert=_one_of(("higher", "lower")))
         healthy = m.get("healthy", (int, float), required=True, convert=_number)
@@ -665,7 +707,7 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
         opp_id = o.get("id", str, required=True, convert=_slug)
         o.where = f"health opportunity {opp_id or '?'}"
         title = o.get("title", str, required=True)
-        when = o.get("when", str, required=True, convert=_expression)
+        when = o.get("when", str, required=True, convert=_health_expression)
         play = o.get("play", str)
         o.done()
         if None not in (opp_id, title, when):
@@ -678,7 +720,12 @@ def _read_health(path: Path, data: YMap, problems: Problems) -> HealthModel | No
     if threshold is None or not measures:
         return None
     return HealthModel(
-        threshold, tuple(measures), tuple(opportunities), tuple(plays), Where(str(path), data.line)
+        threshold,
+        tuple(measures),
+        tuple(opportunities),
+        tuple(plays),
+        Where(str(path), data.line),
+        Where(str(path), data.line_of("on_at_risk")),
     )
 
 
@@ -784,7 +831,7 @@ def _check_references(
             )
     if library.health is not None:
         model = library.health
-        named = [(p, model.where) for p in model.on_at_risk]
+        named = [(p, model.on_at_risk_where) for p in model.on_at_risk]
         named += [(o.play, o.where) for o in model.opportunities if o.play]
         for play, place in named:
             if play not in library.plays:

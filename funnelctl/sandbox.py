@@ -6,11 +6,12 @@ a consultant learns one language and neither can reach Python internals.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 
@@ -32,6 +33,13 @@ def check_expression(expression: str) -> str | None:
     return None
 
 
+def undeclared_names(expression: str) -> set[str]:
+    """The top-level names an expression reads from its context."""
+    from jinja2 import meta
+
+    return set(meta.find_undeclared_variables(environment().parse("{{ (" + expression + ") }}")))
+
+
 @lru_cache(maxsize=256)
 def _compiled(expression: str) -> Any:
     return environment().compile_expression(expression, undefined_to_none=False)
@@ -43,8 +51,40 @@ def template(source: str) -> Any:
     return environment().from_string(source)
 
 
+_PATH = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*$")
+_LITERALS = {"true", "false", "none", "True", "False", "None"}
+
+
+@lru_cache(maxsize=256)
+def _path(expression: str) -> tuple[str, ...] | None:
+    """The parts of a plain dotted name such as ``signals.nps``; None for anything else."""
+    match = _PATH.match(expression)
+    if not match or match.group(1) in _LITERALS:
+        return None
+    return tuple(match.group(1).split("."))
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
-    """The value of a condition over ``context``; raises jinja2.TemplateError when it fails."""
+    """The value of a condition over ``context``; raises jinja2.TemplateError when it fails.
+
+    A plain dotted name through mappings (``signals.nps``, ``overdue_tasks``) is looked
+    up directly, with the same result and the same UndefinedError as the sandbox would
+    give: health scoring evaluates such names for every customer, and a full template
+    context per lookup costs ten times more.
+    """
+    parts = _path(expression)
+    if parts is not None:
+        value: Any = context
+        for index, part in enumerate(parts):
+            if not isinstance(value, Mapping):
+                break  # an object: let the sandbox decide what may be read
+            if part not in value:
+                if index == len(parts) - 1:  # like Jinja: undefined, an error once used
+                    return environment().undefined(name=part)
+                raise UndefinedError(f"{parts[index]!r} is undefined")
+            value = value[part]
+        else:
+            return value
     return _compiled(expression)(**context)
 
 

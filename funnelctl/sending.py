@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -148,6 +149,8 @@ class SmtpSender:
             raise Uncertain(
                 f"the connection to {self.transport.host} failed while the message was sent: {exc}"
             ) from None
+        if code != 250:  # the server's verdict on the message itself
+            _fail(code, reply, "message refused")
         return delivery
 
     def close(self) -> None:
@@ -184,12 +187,23 @@ class SendmailSender:
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
         argv = list(self.command)
-        if "-t" not in argv:
+        data = message.as_bytes(policy=policy.SMTP)
+        if "-t" in argv:
+            # sendmail -t takes the recipients from the headers and drops Bcc before
+            # delivery, so the Bcc addresses must be in the copy it reads.
+            shown = {
+                a.lower()
+                for _, a in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))
+            }
+            bcc = [r for r in recipients if r.lower() not in shown]
+            if bcc:
+                data = b"Bcc: " + ", ".join(bcc).encode() + b"\r\n" + data
+        else:
             argv += ["--", *recipients]
         try:
             done = subprocess.run(
                 argv,
-                input=message.as_bytes(policy=policy.SMTP),
+                input=data,
                 capture_output=True,
                 timeout=self.timeout,
             )
@@ -541,6 +555,14 @@ def _deliver(
                 continue
             try:
                 delivery = sender.send(item.message, item.rendered.sender, item.rendered.recipients)
+            except FunnelError:
+                # A problem of the set-up (refused login, missing sendmail): nothing left,
+                # so the email goes back to the queue untouched and the run stops.
+                with store.write():
+                    store.update(
+                        "outbox", row["id"], {"status": "queued", "attempts": row["attempts"]}
+                    )
+                raise
             except TemporaryFailure as exc:
                 attempts = row["attempts"] + 1
                 if attempts >= MAX_ATTEMPTS:

@@ -312,3 +312,25 @@ def test_schema_version_counts_every_migration():
     from funnelctl.store import SCHEMA_VERSION
 
     assert len(migrations.migrations._migrations) == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["customer.plan", "customer.fields.tier", "signals.nps", "missing", "customer.nope", "customer.nope.x", "today", "none"],
+)
+def test_dotted_names_evaluate_exactly_as_the_sandbox_does(expression):
+    from jinja2 import UndefinedError
+
+    from funnelctl.sandbox import _compiled, evaluate
+
+    context = {"customer": {"plan": "growth", "fields": {"tier": "gold"}}, "signals": {"nps": 9.0}, "today": "2026-03-02"}
+
+    def outcome(function):
+        try:
+            value = function()
+            str(value)  # an Undefined raises once it is used
+            return ("value", value)
+        except UndefinedError:
+            return ("undefined", None)
+
+    assert outcome(lambda: evaluate(expression, context)) == outcome(lambda: _compiled(expression)(**context))

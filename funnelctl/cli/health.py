@@ -79,16 +79,23 @@ def at_risk(
             "--all", help="Every active customer, not only those at risk or with an opportunity."
         ),
     ] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Score everyone now, even when today's run already did.")
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Health scores with their reasons and trend: customers at risk first, and opportunities."""
+    """Health scores with their reasons and trend: customers at risk first, and opportunities.
+
+    After today's `funnelctl run` this reads the scores it kept; before it (or with
+    --live) every active customer is scored now.
+    """
     from ..health import at_risk_report
 
     with session(home, today) as s:
         rows = at_risk_report(
-            s.store, s.library(), s.workspace.settings, s.today, everyone=everyone
+            s.store, s.library(), s.workspace.settings, s.today, everyone=everyone, live=live
         )
 
     def style(row: Mapping[str, Any]) -> str | None:
