@@ -6,6 +6,7 @@ One builder, so a variable that works in a ``when:`` works in a template too.
 from __future__ import annotations
 
 from email.utils import parseaddr
+from functools import lru_cache
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -100,6 +101,11 @@ def latest_signals(store: Store, customer_id: int, today: str) -> dict[str, floa
     return {r["metric"]: r["value"] for r in rows}
 
 
+@lru_cache(maxsize=8)
+def _sender(sender: str) -> tuple[str, str]:
+    return parseaddr(sender)  # the email parser is slow; the sender never changes in a run
+
+
 def build_context(
     store: Store,
     settings: Settings,
@@ -111,7 +117,7 @@ def build_context(
     enrollment: Row | None = None,
 ) -> dict[str, Any]:
     entered = enrollment["entered_on"] if enrollment else None
-    sender_name, sender_email = parseaddr(settings.sender)
+    sender_name, sender_email = _sender(settings.sender)
     owner = (enrollment or {}).get("owner") or customer.get("owner")
     return {
         "customer": customer_context(store, customer, entered, today),
