@@ -85,6 +85,13 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
             engine.enroll(customer, funnel, stage, on=on, note=note)
         elif current["stage"] != stage:
             engine.move(current, funnel, stage, on=on, note=note)
+    # A consultant keeps up with most of the work: only the last fortnight's tasks are
+    # still open, so the demo's list looks like a real morning rather than a backlog.
+    store.conn.execute(
+        "UPDATE activities SET status = 'done', closed_on = due_on "
+        "WHERE status = 'open' AND due_on < ?",
+        [(day - timedelta(days=14)).isoformat()],
+    )
     touchpoints = 0
     for row in _rows("touchpoints.csv"):
         on = ago(row["days_ago"])

@@ -78,9 +78,9 @@ def import_(
             on_row=bar.update,
             settings=s.workspace.settings,
         )
-    output.render_object(
-        result.summary(), fmt, title="Dry run: nothing written" if dry_run else "Import"
-    )
+    output.render_object(result.summary(), fmt, title="Import")
+    if dry_run:
+        output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
         output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
         for problem in result.problems:
