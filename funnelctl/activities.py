@@ -120,6 +120,34 @@ def create_task(
     )
 
 
+def create_child_task(
+    store: Store,
+    parent: Row,
+    task: TaskAction,
+    *,
+    owner: str | None,
+    base_date: str,
+    action_key: str,
+    today: str,
+    kind: str = "task",
+) -> int:
+    """A task that follows from another (its then: follow-up, its escalation), in its place."""
+    return create_task(
+        store,
+        task,
+        customer_id=parent["customer_id"],
+        enrollment_id=parent["enrollment_id"],
+        visit_id=parent["visit_id"],
+        owner=owner,
+        base_date=base_date,
+        action_key=action_key,
+        source=parent["source"],
+        today=today,
+        parent_id=parent["id"],
+        kind=kind,
+    )
+
+
 def get_task(store: Store, task_id: int) -> Row:
     row = store.one("SELECT * FROM activities WHERE id = ?", [task_id])
     if row is None:
@@ -164,18 +192,8 @@ def complete_task(
     customer_owner = store.scalar("SELECT owner FROM customers WHERE id = ?", [task["customer_id"]])
     default = (enrollment or {}).get("owner") or customer_owner
     owner = Assigner(store, settings.team).resolve(follow.owner, default)
-    new_id = create_task(
-        store,
-        follow,
-        customer_id=task["customer_id"],
-        enrollment_id=task["enrollment_id"],
-        visit_id=task["visit_id"],
-        owner=owner,
-        base_date=today,
-        action_key=f"then:{task_id}",
-        source=task["source"],
-        today=today,
-        parent_id=task_id,
+    new_id = create_child_task(
+        store, task, follow, owner=owner, base_date=today, action_key=f"then:{task_id}", today=today
     )
     store.add_event(
         task["customer_id"],
@@ -348,18 +366,14 @@ def escalate_overdue(store: Store, library: Library, today: str) -> int:
             channel=task["channel"],
             sourcing="outsourced" if target.startswith("partner:") else "internal",
         )
-        new_id = create_task(
+        new_id = create_child_task(
             store,
+            task,
             escalation,
-            customer_id=task["customer_id"],
-            enrollment_id=task["enrollment_id"],
-            visit_id=task["visit_id"],
             owner=target,
             base_date=at,
             action_key=f"escalate:{task['id']}",
-            source=task["source"],
             today=today,
-            parent_id=task["id"],
             kind="escalation",
         )
         store.update("activities", task["id"], {"escalated_on": at})

@@ -5,9 +5,9 @@ One builder, so a variable that works in a ``when:`` works in a template too.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from email.utils import parseaddr
 from functools import lru_cache
-from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .customers import first_name

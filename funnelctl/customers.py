@@ -14,23 +14,10 @@ from typing import Any
 
 from .dates import parse_date
 from .errors import FunnelError, UsageError
-from .store import Row, Store
+from .store import CUSTOMER_COLUMNS, Row, Store
 
 # Fields a customer has besides free custom fields, in display order.
-FIELDS = (
-    "email",
-    "external_id",
-    "name",
-    "company",
-    "phone",
-    "owner",
-    "plan",
-    "mrr",
-    "seats",
-    "signed_on",
-    "language",
-    "tags",
-)
+FIELDS = tuple(column for column in CUSTOMER_COLUMNS if column != "fields")
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
