@@ -742,7 +742,7 @@ TICKET_COLUMNS = ("id", "customer", "opened_at", "first_response_at", "resolved_
 
 def parse_moment(raw: str) -> str:
     """An ISO date or date-time, normalised (``2026-03-02`` or ``2026-03-02T09:30``)."""
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     text = raw.strip()
     try:
@@ -751,6 +751,8 @@ def parse_moment(raw: str) -> str:
         raise ValueError(f"{raw!r} is not an ISO date or date and time") from None
     if len(text) == 10:
         return moment.date().isoformat()
+    if moment.tzinfo is not None:  # compare moments, not wall clocks: store them in UTC
+        moment = moment.astimezone(timezone.utc)
     return moment.replace(tzinfo=None).isoformat(timespec="minutes")
 
 

@@ -173,7 +173,7 @@ def bar(value: float, peak: float, width: int = 30) -> str:
     if peak <= 0 or value <= 0:
         return ""
     eighths = round(width * 8 * value / peak)
-    return "█" * (eighths // 8) + ("" if eighths % 8 == 0 else "▏▎▍▌▋▊▉"[8 - eighths % 8 - 1])
+    return "█" * (eighths // 8) + ("" if eighths % 8 == 0 else "▏▎▍▌▋▊▉"[eighths % 8 - 1])
 
 
 def sparkline(values: Sequence[float | None]) -> str:

@@ -72,14 +72,14 @@ def funnel_report(
             [funnel.id],
         )
     }
-    stagnating: dict[str, int] = defaultdict(int)
+    stagnating: dict[str, set[str]] = defaultdict(set)  # customers, once even if stagnant and quiet
     for item in due_items(store, library, DueQuery(today=today)):
         if (
             item["kind"] == "stagnation"
             and item["funnel"] == funnel.id
             and item.get("alert") != "no-next-step"
         ):
-            stagnating[item["stage"]] += 1
+            stagnating[item["stage"]].add(item["customer"])
     touches = _touchpoints_by_stage(store, funnel, period)
     stages = []
     for stage in funnel.stages:
@@ -89,8 +89,13 @@ def funnel_report(
         converted = [
             v
             for v in entered
-            if (v["next_kind"] == "move" and order.get(v["next_stage"], -1) > order[stage.id])
-            or v["next_kind"] == "won"
+            # what happened after --until does not change the period's figures
+            if v["left_on"] is not None
+            and v["left_on"] <= period.until
+            and (
+                (v["next_kind"] == "move" and order.get(v["next_stage"], -1) > order[stage.id])
+                or v["next_kind"] == "won"
+            )
         ]
         durations = [
             days_between(v["entered"], v["left_on"])
@@ -108,7 +113,7 @@ def funnel_report(
                 "conversion": round(len(converted) / len(entered), 3) if entered else None,
                 "median_days": median(durations),
                 "p90_days": percentile(durations, 90),
-                "stagnating": stagnating.get(stage.id, 0),
+                "stagnating": len(stagnating.get(stage.id, ())),
                 "touchpoints": channels,
                 "gap": not channels,
             }
@@ -123,9 +128,11 @@ def funnel_report(
     }
     at_start = int(
         store.scalar(
-            "SELECT count(*) FROM enrollments WHERE funnel = ? AND started_on < ? "
-            "AND (closed_on IS NULL OR closed_on >= ?)",
-            [funnel.id, period.since, period.since],
+            # enrollments whose last event before the period left them active
+            "SELECT count(*) FROM (SELECT kind, row_number() OVER (PARTITION BY enrollment_id "
+            "ORDER BY moved_on DESC, id DESC) AS n FROM stage_history WHERE funnel = ? "
+            "AND moved_on < ?) WHERE n = 1 AND kind IN ('enroll', 'move', 'reopen')",
+            [funnel.id, period.since],
         )
     )
     churned = closed.get("churned", 0)
@@ -148,11 +155,13 @@ def _touchpoints_by_stage(
     """Touchpoints in the period, counted under the stage the customer was in that day."""
     rows = store.rows(
         "WITH visits AS (SELECT h.customer_id, h.to_stage AS stage, h.moved_on AS start, "
-        "  lead(h.moved_on) OVER (PARTITION BY h.enrollment_id ORDER BY h.moved_on, h.id) AS stop, "
-        "  h.kind FROM stage_history h WHERE h.funnel = ?) "
+        "  lead(h.moved_on) OVER w AS stop, lead(h.kind) OVER w AS next_kind, "
+        "  h.kind FROM stage_history h WHERE h.funnel = ? "
+        "  WINDOW w AS (PARTITION BY h.enrollment_id ORDER BY h.moved_on, h.id)) "
         "SELECT v.stage, t.channel, count(*) AS n FROM touchpoints t JOIN visits v "
         "ON v.customer_id = t.customer_id AND v.kind IN ('enroll', 'move', 'reopen') "
-        "AND t.happened_on >= v.start AND (v.stop IS NULL OR t.happened_on < v.stop) "
+        "AND t.happened_on >= v.start AND (v.stop IS NULL OR t.happened_on < v.stop "
+        "  OR (t.happened_on = v.stop AND v.next_kind IN ('won', 'lost', 'churned'))) "
         "WHERE t.happened_on BETWEEN ? AND ? GROUP BY v.stage, t.channel",
         [funnel.id, period.since, period.until],
     )

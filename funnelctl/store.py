@@ -20,7 +20,7 @@ from .errors import BusyError, FunnelError, NotFound
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
 # need to import sqlite-utils to find out (startup time matters for a CLI).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CUSTOMER_COLUMNS = (
     "email",

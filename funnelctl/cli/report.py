@@ -55,16 +55,14 @@ def report(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload."""
-    from ..reports import build_report
+    from ..reports import build_report, default_period
 
     with session(home, today) as s:
+        period = default_period(s.today, _date("--since", since), _date("--until", until))
+        if period.since > period.until:
+            raise UsageError(f"--since {period.since} is after --until {period.until}.")
         data = build_report(
-            s.store,
-            s.library(),
-            s.today,
-            funnel=funnel,
-            since=_date("--since", since),
-            until=_date("--until", until),
+            s.store, s.library(), s.today, funnel=funnel, since=period.since, until=period.until
         )
     if html is not None:
         from ..htmlreport import render_html
