@@ -24,9 +24,15 @@ class Lazy(Mapping[str, Any]):
     never look at touchpoints or signals, so those queries wait until one does.
     """
 
-    def __init__(self, ready: dict[str, Any], later: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, ready: dict[str, Any], later: Callable[[], dict[str, Any]], name: str = "mapping"
+    ) -> None:
         self._ready = ready
         self._later: Callable[[], dict[str, Any]] | None = later
+        self._name = name
+
+    def __repr__(self) -> str:  # what an "undefined attribute" message names
+        return f"'{self._name}'"
 
     def _load(self) -> None:
         if self._later is not None:
@@ -129,7 +135,7 @@ def build_context(
         "days_since_signed": (
             days_between(customer["signed_on"], today) if customer.get("signed_on") else None
         ),
-        "signals": Lazy({}, lambda: latest_signals(store, customer["id"], today)),
+        "signals": Lazy({}, lambda: latest_signals(store, customer["id"], today), "signals"),
         "today": today,
     }
 

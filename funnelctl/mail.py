@@ -14,6 +14,7 @@ import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -23,7 +24,7 @@ from typing import Any
 
 from .dates import days_between
 from .errors import FunnelError, NotFound
-from .sandbox import TemplateError
+from .sandbox import TemplateError, markdown_template
 from .sandbox import template as compiled
 from .store import Store
 from .workspace import Settings
@@ -114,9 +115,15 @@ def find_template(templates_dir: Path, name: str, language: str | None) -> Templ
     raise NotFound(f"No email template {name!r} in {templates_dir} (expected {name}.txt).")
 
 
-def _render(source: str, context: Mapping[str, Any], template: Template, first_line: int) -> str:
+def _render(
+    source: str,
+    context: Mapping[str, Any],
+    template: Template,
+    first_line: int,
+    compile: Any = compiled,
+) -> str:
     try:
-        return compiled(source).render(**context)
+        return str(compile(source).render(**context))
     except TemplateError as exc:
         line = getattr(exc, "lineno", None) or _template_line(exc)
         absolute = first_line + line - 1 if line else first_line
@@ -167,26 +174,19 @@ def render(
     text = _render(template.body, context, template, template.body_line)
     html = None
     if template.markdown:
-        import markdown
-
-        escaped = _render(
-            "{% autoescape true %}" + template.body + "{% endautoescape %}",
-            context,
-            template,
-            template.body_line,
-        )
-        html = markdown.markdown(escaped, extensions=["sane_lists"], output_format="html")
+        escaped = _render(template.body, context, template, template.body_line, markdown_template)
+        html = _markdown().reset().convert(escaped)
     sender = values.get("From") or settings.sender
     if not sender or "@" not in parseaddr(sender)[1]:
         raise HeaderProblem(
             "no sender: set 'sender' in funnelctl.yaml or a From: line in the template"
         )
-    to = values.get("To") or _customer_address(customer)
     split = lambda v: [a.strip() for a in v.split(",") if a.strip()] if v else []  # noqa: E731
     rendered = Rendered(
         subject=values["Subject"],
         sender=sender,
-        to=split(to),
+        # the customer's own address is one address, even when the name holds a comma
+        to=split(values["To"]) if values.get("To") else [_customer_address(customer)],
         cc=split(values.get("Cc", "")),
         bcc=split(values.get("Bcc", "")),
         reply_to=values.get("Reply-To") or None,
@@ -194,11 +194,25 @@ def render(
         html=html,
     )
     for address in [*rendered.to, *rendered.cc, *rendered.bcc]:
-        if "@" not in parseaddr(address)[1]:
+        addr = parseaddr(address)[1]
+        if "@" not in addr:
             raise HeaderProblem(f"{address!r} is not an email address")
+        if not addr.isascii():
+            raise HeaderProblem(
+                f"{address!r} has non-ASCII characters in the address itself, which SMTP "
+                "cannot carry without SMTPUTF8; use an ASCII address"
+            )
     if not rendered.recipients:
         raise HeaderProblem("the email has no recipient")
     return rendered
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> Any:
+    """One Markdown converter for the run (building one costs more than converting)."""
+    import markdown
+
+    return markdown.Markdown(extensions=["sane_lists"], output_format="html")
 
 
 def _customer_address(customer: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +50,29 @@ def _compiled(expression: str) -> Any:
 def template(source: str) -> Any:
     """A compiled template for ``source`` (compiled once per process)."""
     return environment().from_string(source)
+
+
+# Python-Markdown's escapable characters, less '>' (escaped as HTML anyway).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!])")
+
+
+def _markdown_literal(value: Any) -> Any:
+    """Data printed into a Markdown body stays text: no HTML, no links, no images."""
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(escape(_MARKDOWN_SPECIAL.sub(r"\\\1", str(value))))
+
+
+@lru_cache(maxsize=1)
+def _markdown_overlay() -> SandboxedEnvironment:
+    # An overlay shares the environment's sandbox, filters and settings; only printing differs.
+    return environment().overlay(autoescape=True, finalize=_markdown_literal)
+
+
+@lru_cache(maxsize=256)
+def markdown_template(source: str) -> Any:
+    """``source`` compiled to render Markdown whose printed values are literal text."""
+    return _markdown_overlay().from_string(source)
 
 
 _PATH = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*$")
@@ -88,4 +112,11 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     return _compiled(expression)(**context)
 
 
-__all__ = ["TemplateError", "check_expression", "environment", "evaluate", "template"]
+__all__ = [
+    "TemplateError",
+    "check_expression",
+    "environment",
+    "evaluate",
+    "markdown_template",
+    "template",
+]

@@ -340,9 +340,11 @@ def in_window(settings: Settings, now: datetime) -> bool:
 
 @dataclass
 class Prepared:
+    """A message rendered and checked; it is built again just before it goes, so that a
+    long outbox does not hold thousands of MIME trees in memory at once."""
+
     row: Row
     rendered: Rendered
-    message: EmailMessage
 
 
 def _prepare(
@@ -376,7 +378,7 @@ def _prepare(
                 workspace.templates_dir, row["template"], customer.get("language")
             )
             rendered = render(template, context, workspace.settings, customer)
-            message = build_message(rendered, row["message_id"], now)
+            build_message(rendered, row["message_id"], now)  # headers checked before any send
         except TemplateProblem as exc:
             broken.setdefault(row["template"], exc.message)
             report.problems.append(
@@ -389,7 +391,7 @@ def _prepare(
                 _finish(store, row, "failed", exc.message, today)
             report.failed += 1
             continue
-        ready.append(Prepared(row, rendered, message))
+        ready.append(Prepared(row, rendered))
     report.held += sum(1 for r in rows if r["template"] in broken)
     return [p for p in ready if p.row["template"] not in broken]
 
@@ -554,7 +556,8 @@ def _deliver(
             if not claimed:
                 continue
             try:
-                delivery = sender.send(item.message, item.rendered.sender, item.rendered.recipients)
+                message = build_message(item.rendered, row["message_id"], now)
+                delivery = sender.send(message, item.rendered.sender, item.rendered.recipients)
             except FunnelError:
                 # A problem of the set-up (refused login, missing sendmail): nothing left,
                 # so the email goes back to the queue untouched and the run stops.

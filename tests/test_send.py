@@ -1,0 +1,1111 @@
+"""`funnelctl send` against real peers: an aiosmtpd server on 127.0.0.1 (tests/smtp_server.py),
+real `funnelctl` subprocesses for locks and kill -9, real sendmail-like executables.
+
+Emails reach the outbox the way they do for users: `customer add`, then `enroll` into a
+stage whose entry actions queue an email. Every test runs at a fixed moment:
+FUNNELCTL_TODAY=2026-03-02 (conftest) and FUNNELCTL_NOW=2026-03-02T10:00, a Monday inside
+the default window (mon-fri 09:00-17:00).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import TODAY, Result
+from smtp_server import SmtpServer, free_port
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning"),
+]
+
+NOW = "2026-03-02T10:00"
+SENT_AT = "2026-03-02T10:00:00+00:00"  # Europe/Lisbon is on UTC in March
+DATE_HEADER = "Mon, 02 Mar 2026 10:00:00 +0000"
+SENDER = "Ana Lima <ana@example.com>"
+FUNNELCTL = str(Path(sys.executable).with_name("funnelctl"))
+WELCOME_SUBJECT = "Welcome aboard: how to reach me from here on"
+WELCOME_PT_SUBJECT = "As nossas boas-vindas: como falar comigo a partir de agora"
+UNCERTAIN_REASON = (
+    "a previous send stopped while sending it; check the recipient's mailbox, "
+    "then resend with --retry-uncertain"
+)
+ZERO = {"sent": 0, "failed": 0, "skipped": 0, "uncertain": 0, "deferred": 0, "held": 0}
+
+
+def summary(**counts: int) -> dict[str, int]:
+    return {**ZERO, **counts}
+
+
+# -- fixtures and helpers -------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUNNELCTL_NOW", NOW)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def configure(root: Path, transport: str, send: str = "") -> None:
+    """Rewrite funnelctl.yaml: our sender and time zone, the given transport (YAML lines)."""
+    text = f'timezone: Europe/Lisbon\nsender: "{SENDER}"\nteam: [ana, bruno]\n'
+    text += 'send:\n  window: {hours: "09:00-17:00", weekdays: [mon, tue, wed, thu, fri]}\n'
+    text += "  max_late_days: 3\n" + textwrap.indent(textwrap.dedent(send), "  ")
+    text += "transport:\n" + textwrap.indent(textwrap.dedent(transport), "  ")
+    (root / "funnelctl.yaml").write_text(text, encoding="utf-8")
+
+
+def smtp_yaml(port: int, extra: str = "") -> str:
+    return f"kind: smtp\nhost: 127.0.0.1\nport: {port}\nsecurity: none\ntimeout_s: 5\n" + extra
+
+
+@pytest.fixture
+def ws(workspace: Path, smtp: SmtpServer) -> Path:
+    """A workspace whose transport is the test SMTP server, with a crafted playbook."""
+    configure(workspace, smtp_yaml(smtp.port))
+    add_crafted(workspace)
+    return workspace
+
+
+CRAFTED_PLAYBOOK = """\
+id: crafted
+title: Crafted emails for the send tests
+stages:
+  - id: copied
+    title: Copied
+    on_enter:
+      - email: with-cc
+  - id: audited
+    title: Audited
+    on_enter:
+      - email: with-bcc
+  - id: broken
+    title: Broken
+    on_enter:
+      - email: broken
+  - id: managed
+    title: Managed
+    on_enter:
+      - email: with-manager
+"""
+
+TEMPLATES = {
+    "with-cc": "Subject: Notes for {{ customer.name }}\n"
+    "Cc: refused@example.com, Boss <boss@example.com>\n\nHello {{ customer.first_name }}.\n",
+    "with-bcc": "Subject: Your account\nBcc: audit@example.com\n\nHello {{ customer.first_name }}.\n",
+    "with-manager": "Subject: Your account\nCc: {{ customer.fields.manager }}\n\nHello.\n",
+    # line 6 uses a variable that does not exist
+    "broken": "Subject: About your plan\nContent-Type: text/markdown\n\n"
+    "Hello {{ customer.first_name }},\n\nYour plan renews on {{ renewal_date }}.\n",
+}
+
+
+def add_crafted(root: Path) -> None:
+    (root / "playbooks" / "crafted.yaml").write_text(CRAFTED_PLAYBOOK, encoding="utf-8")
+    for name, text in TEMPLATES.items():
+        (root / "templates" / f"{name}.txt").write_text(text, encoding="utf-8")
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def customer(run: Callable[..., Result], email: str, name: str, *extra: str) -> None:
+    ok(run("customer", "add", email, "--name", name, *extra))
+
+
+def welcome(run: Callable[..., Result], email: str, name: str, *extra: str) -> None:
+    """A customer in after-sales' customer-contact stage: the `welcome` email is queued today."""
+    customer(run, email, name, *extra)
+    ok(run("enroll", email, "after-sales", "--stage", "customer-contact"))
+
+
+def crafted(run: Callable[..., Result], email: str, name: str, stage: str) -> None:
+    customer(run, email, name)
+    ok(run("enroll", email, "crafted", "--stage", stage))
+
+
+def send(run: Callable[..., Result], *args: str) -> tuple[Result, dict[str, int]]:
+    result = run("send", "--format", "json", *args)
+    return result, json.loads(result.stdout)
+
+
+def outbox(run: Callable[..., Result], *args: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(
+        ok(run("outbox", "list", "--format", "json", *args)).stdout
+    )
+    return rows
+
+
+def by_customer(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["customer"]: r for r in rows}
+
+
+def statuses(run: Callable[..., Result]) -> dict[str, str]:
+    return {r["customer"]: r["status"] for r in outbox(run)}
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)  # conftest already points HOME, FUNNELCTL_HOME, TODAY, TZ into tmp_path
+    env.update(extra)
+    return env
+
+
+def spawn(*args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [FUNNELCTL, *args],
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# -- 1. delivery and content ----------------------------------------------------------------------
+
+
+def test_each_queued_email_is_delivered_once_with_its_message_id_and_rendered_content(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "x@example.com", "<b>x</b>")
+    welcome(run, "maria@example.com", "Maria Silva", "--language", "pt")
+    customer(run, "acme@example.com", "Rita Acme", "--company", "Acme Lda")
+    ok(run("enroll", "acme@example.com", "support"))  # onboarding queues onboarding-welcome
+    queued = by_customer(outbox(run))
+    assert [r["status"] for r in queued.values()] == ["queued"] * 4
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts, result.stderr) == (0, summary(sent=4), "")
+    received = {r.rcpt_tos[0]: r for r in smtp.received}
+    assert sorted(received) == [
+        "acme@example.com",
+        "joe@example.com",
+        "maria@example.com",
+        "x@example.com",
+    ]
+    assert [len(r.rcpt_tos) for r in smtp.received] == [1, 1, 1, 1]
+    for email, got in received.items():
+        message = got.message
+        assert got.mail_from == "ana@example.com"
+        assert message["Message-ID"] == queued[email]["message_id"]
+        assert message["Date"] == DATE_HEADER
+        assert message["From"] == SENDER
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    subjects = {email: got.message["Subject"] for email, got in received.items()}
+    assert subjects == {
+        "joe@example.com": WELCOME_SUBJECT,
+        "x@example.com": WELCOME_SUBJECT,
+        "maria@example.com": WELCOME_PT_SUBJECT,
+        "acme@example.com": "Getting started at Acme Lda: your first steps",
+    }
+    assert received["joe@example.com"].message["To"] == "Joe Bloggs <joe@example.com>"
+    assert received["maria@example.com"].message["To"] == "Maria Silva <maria@example.com>"
+    to_x = received["x@example.com"].message["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in to_x] == [("<b>x</b>", "x@example.com")]
+
+    # the plain text part carries the name as written, the HTML part escapes it
+    text, html = (p.get_content() for p in received["x@example.com"].message.iter_parts())
+    assert text.startswith("Hi <b>x</b>,\n")
+    assert "<p>Hi &lt;b&gt;x&lt;/b&gt;,</p>" in html
+    assert "<b>x</b>" not in html
+    assert "<strong>Email:</strong>" in html  # the template's own Markdown is HTML
+    assert "I am Ana Lima, and for the next three months" in text
+    pt_text = next(received["maria@example.com"].message.iter_parts()).get_content()
+    assert pt_text.startswith("Olá Maria,\n")
+
+    after = by_customer(outbox(run))
+    assert {
+        e: (r["status"], r["sent_at"], r["attempts"], r["reason"]) for e, r in after.items()
+    } == {e: ("sent", SENT_AT, 1, None) for e in received}
+    assert after["maria@example.com"]["subject"] == WELCOME_PT_SUBJECT
+    assert after["joe@example.com"]["recipients"] == "joe@example.com"
+
+    # a second run finds nothing to send and sends nothing again
+    result, counts = send(run)
+    assert (result.exit_code, counts, len(smtp.received)) == (0, summary(), 4)
+
+
+def test_outbox_export_shows_the_same_fate(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    ok(send(run)[0])
+    exported = json.loads(ok(run("export", "outbox", "-f", "json")).stdout)
+    assert [(r["customer"], r["template"], r["status"], r["sent_at"]) for r in exported] == [
+        ("joe@example.com", "welcome", "sent", SENT_AT)
+    ]
+    assert exported[0]["message_id"] == smtp.received[0].message_id
+
+
+def test_a_customer_name_with_a_comma_gets_the_email(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "lima@example.com", "Lima, Ana")
+    result, counts = send(run)
+    assert (result.exit_code, counts, result.stderr) == (0, summary(sent=1), "")
+    addresses = smtp.received[0].message["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in addresses] == [("Lima, Ana", "lima@example.com")]
+
+
+# -- 2. the server is down ----------------------------------------------------------------------
+
+
+def test_server_down_defers_the_email_and_is_not_a_failure(
+    run: Callable[..., Result], workspace: Path
+) -> None:
+    port = free_port()  # nothing listens there
+    configure(workspace, smtp_yaml(port))
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(deferred=1))
+    row = outbox(run)[0]
+    assert (row["status"], row["attempts"], row["next_attempt_at"], row["sent_at"]) == (
+        "queued",
+        1,
+        "2026-03-02T10:05:00+00:00",
+        None,
+    )
+    assert row["reason"].startswith(f"cannot connect to 127.0.0.1:{port}: ")
+    assert "Connection refused" in row["reason"]
+    assert row["reason"].endswith("; retrying after 2026-03-02T10:05:00+00:00")
+    assert (
+        result.stderr
+        == f"email #1: {row['reason'].split('; retrying')[0]} (kept for a later run)\n"
+    )
+
+    # before next_attempt_at nothing is tried again
+    result, counts = send(run)
+    assert (result.exit_code, counts, outbox(run)[0]["attempts"]) == (0, summary(), 1)
+
+
+# -- 3. temporary failures: retried later, then given up ------------------------------------------
+
+
+def test_greylisted_recipient_is_retried_with_backoff_and_failed_after_max_attempts(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from funnelctl.sending import MAX_ATTEMPTS
+
+    smtp.handler.refuse["joe@example.com"] = "451 4.7.1 Greylisted, try again later"
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    # each run happens exactly when the previous one said to retry: +5, +15, +60, +240 min
+    schedule = ["10:00", "10:05", "10:20", "11:20", "15:20"]
+    assert len(schedule) == MAX_ATTEMPTS == 5
+    next_attempts = []
+    for index, hhmm in enumerate(schedule):
+        monkeypatch.setenv("FUNNELCTL_NOW", f"2026-03-02T{hhmm}")
+        result, counts = send(run)
+        row = outbox(run)[0]
+        if index < MAX_ATTEMPTS - 1:
+            assert (result.exit_code, counts, row["status"]) == (0, summary(deferred=1), "queued")
+            next_attempts.append(row["next_attempt_at"])
+        else:
+            assert (result.exit_code, counts, row["status"]) == (1, summary(failed=1), "failed")
+            assert row["reason"] == (
+                "gave up after 5 attempts: every recipient was refused: "
+                "joe@example.com: 451 4.7.1 Greylisted, try again later"
+            )
+    assert next_attempts == [f"2026-03-02T{t}:00+00:00" for t in schedule[1:]]
+    assert smtp.received == []
+    assert smtp.handler.rcpt_seen == ["joe@example.com"] * 5
+
+
+def test_4xx_reply_to_the_message_defers_it_and_a_later_run_sends_it(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp.handler.data_replies.append("451 4.3.0 Mailbox busy, try later")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+    row = outbox(run)[0]
+    assert (result.exit_code, counts, row["status"], row["sent_at"]) == (
+        0,
+        summary(deferred=1),
+        "queued",
+        None,
+    )
+    assert row["reason"] == (
+        "message refused: 451 4.3.0 Mailbox busy, try later; retrying after 2026-03-02T10:05:00+00:00"
+    )
+
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-02T10:10")
+    result, counts = send(run)
+    row = outbox(run)[0]
+    assert (result.exit_code, counts, row["status"], row["attempts"]) == (
+        0,
+        summary(sent=1),
+        "sent",
+        2,
+    )
+    assert row["sent_at"] == "2026-03-02T10:10:00+00:00"
+    first, second = smtp.received
+    assert first.message_id == second.message_id == row["message_id"]
+
+
+def test_4xx_reply_to_the_message_every_time_fails_it_after_max_attempts(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp.handler.data_reply = "452 4.2.2 Mailbox full"
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    for hhmm in ["10:00", "10:05", "10:20", "11:20"]:
+        monkeypatch.setenv("FUNNELCTL_NOW", f"2026-03-02T{hhmm}")
+        assert send(run)[1] == summary(deferred=1)
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-02T15:20")
+    result, counts = send(run)
+    row = outbox(run)[0]
+    assert (result.exit_code, counts, row["status"]) == (1, summary(failed=1), "failed")
+    assert row["reason"] == "gave up after 5 attempts: message refused: 452 4.2.2 Mailbox full"
+
+
+# -- 4. permanent failures ------------------------------------------------------------------------
+
+
+def test_5xx_for_one_recipient_fails_that_email_and_the_run_goes_on(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    smtp.handler.refuse["gone@example.com"] = "550 5.1.1 <gone@example.com>: user unknown"
+    welcome(run, "ann@example.com", "Ann First")
+    welcome(run, "gone@example.com", "Gone Away")
+    welcome(run, "zoe@example.com", "Zoe Last")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=2, failed=1))
+    reason = (
+        "every recipient was refused: gone@example.com: 550 5.1.1 <gone@example.com>: user unknown"
+    )
+    assert result.stderr == f"email #2: {reason}\n"
+    rows = by_customer(outbox(run))
+    assert {e: (r["status"], r["reason"]) for e, r in rows.items()} == {
+        "ann@example.com": ("sent", None),
+        "gone@example.com": ("failed", reason),
+        "zoe@example.com": ("sent", None),
+    }
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"], ["zoe@example.com"]]
+    # failed is final: the next run does not try again
+    result, counts = send(run)
+    assert (result.exit_code, counts, smtp.handler.rcpt_seen.count("gone@example.com")) == (
+        0,
+        summary(),
+        1,
+    )
+
+
+def test_5xx_reply_to_the_message_fails_it_with_the_servers_reason(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "ann@example.com", "Ann First")
+    welcome(run, "spam@example.com", "Spam Trap")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    smtp.handler.data_replies.extend(["250 OK", "554 5.7.1 Message rejected as spam", "250 OK"])
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=2, failed=1))
+    assert statuses(run) == {
+        "ann@example.com": "sent",
+        "spam@example.com": "failed",
+        "zoe@example.com": "sent",
+    }
+    row = by_customer(outbox(run))["spam@example.com"]
+    assert (row["reason"], row["sent_at"]) == (
+        "message refused: 554 5.7.1 Message rejected as spam",
+        None,
+    )
+
+
+# -- 5. one refused recipient among several -------------------------------------------------------
+
+
+def test_one_refused_cc_does_not_stop_the_email_and_is_recorded(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    smtp.handler.refuse["refused@example.com"] = "550 5.1.1 No such user"
+    crafted(run, "joe@example.com", "Joe Bloggs", "copied")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    refusal = "refused refused@example.com: 550 5.1.1 No such user"
+    assert result.stderr == f"email #1: sent, but {refusal}\n"
+    row = outbox(run)[0]
+    assert (row["status"], row["reason"], row["sent_at"]) == ("sent", refusal, SENT_AT)
+    assert row["recipients"] == "joe@example.com, refused@example.com, boss@example.com"
+    (got,) = smtp.received
+    assert got.rcpt_tos == ["joe@example.com", "boss@example.com"]
+    assert got.message["Cc"] == "refused@example.com, Boss <boss@example.com>"
+    assert got.message["Subject"] == "Notes for Joe Bloggs"
+    assert got.message.get_content_type() == "text/plain"  # no Content-Type: text/markdown
+
+
+# -- 6. fate unknown: uncertain, never resent unless asked ----------------------------------------
+
+
+def test_connection_dropped_after_data_is_uncertain_and_resent_only_on_request(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    smtp.handler.drop_after_data = 1  # the first message arrives, the reply never does
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, uncertain=1))
+    row = by_customer(outbox(run))["joe@example.com"]
+    assert (row["status"], row["sent_at"]) == ("uncertain", None)
+    assert row["reason"].startswith(
+        "the connection to 127.0.0.1 failed while the message was sent: "
+    )
+    assert result.stderr == f"email #1: {row['reason']}\n"
+    assert statuses(run)["zoe@example.com"] == "sent"  # the run reconnected and went on
+    assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"], ["zoe@example.com"]]
+
+    # the next run leaves it alone, and keeps saying so through its exit code
+    result, counts = send(run)
+    assert (result.exit_code, counts, len(smtp.received)) == (1, summary(uncertain=1), 2)
+    assert statuses(run)["joe@example.com"] == "uncertain"
+
+    # asked to, it resends with the same Message-ID, so the recipient's client can de-duplicate
+    result, counts = send(run, "--retry-uncertain")
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    assert len(smtp.received) == 3
+    assert smtp.received[2].message_id == smtp.received[0].message_id == row["message_id"]
+    after = by_customer(outbox(run))["joe@example.com"]
+    assert (after["status"], after["sent_at"], after["attempts"]) == ("sent", SENT_AT, 2)
+
+
+# -- 7. two runs at once ----------------------------------------------------------------------------
+
+
+def test_two_send_processes_at_once_deliver_every_email_exactly_once(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    emails = [f"c{i}@example.com" for i in range(1, 6)]
+    for i, email in enumerate(emails, 1):
+        welcome(run, email, f"Customer {i}")
+    smtp.handler.delay = 0.25  # about 1.25 s for the batch: the runs overlap
+
+    first = spawn("send", "--format", "json", "--wait", "30")
+    second = spawn("send", "--format", "json", "--wait", "30")
+    results = [p.communicate(timeout=60) for p in (first, second)]
+
+    assert [p.returncode for p in (first, second)] == [0, 0], results
+    counts = sorted((json.loads(out) for out, _ in results), key=lambda c: c["sent"])
+    assert counts == [summary(), summary(sent=5)]
+    ids = sorted(r.message_id for r in smtp.received)
+    assert ids == sorted(r["message_id"] for r in outbox(run))
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == emails
+    assert set(statuses(run).values()) == {"sent"}
+
+
+def test_a_held_send_lock_makes_send_exit_75_busy(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    fd = os.open(ws / ".send.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = subprocess.run(
+            [FUNNELCTL, "send", "--wait", "0.3"],
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(fd)
+    assert proc.returncode == 75
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        f"Error: Another 'funnelctl send' is running in {ws}; waited 0.3 s. Try again later.\n"
+    )
+    assert (smtp.received, statuses(run)) == ([], {"joe@example.com": "queued"})
+
+
+# -- 8. kill -9 in the middle of a batch -------------------------------------------------------------
+
+
+def test_send_killed_mid_batch_leaves_the_interrupted_email_uncertain_and_loses_none(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    emails = ["c1@example.com", "c2@example.com", "c3@example.com"]
+    for i, email in enumerate(emails, 1):
+        welcome(run, email, f"Customer {i}")
+    smtp.handler.delay_for["c2@example.com"] = 30  # the server sits on the second message
+
+    proc = spawn("send", "--format", "json")
+    assert smtp.handler.data_started.wait(20), "the second message never reached the server"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGKILL
+    assert statuses(run) == {
+        "c1@example.com": "sent",
+        "c2@example.com": "sending",
+        "c3@example.com": "queued",
+    }
+    smtp.handler.delay_for.clear()
+
+    again = subprocess.run(
+        [FUNNELCTL, "send", "--format", "json"],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert again.returncode == 1
+    assert json.loads(again.stdout) == summary(sent=1, uncertain=1)
+    rows = by_customer(outbox(run))
+    assert {e: r["status"] for e, r in rows.items()} == {
+        "c1@example.com": "sent",
+        "c2@example.com": "uncertain",
+        "c3@example.com": "sent",
+    }
+    assert rows["c2@example.com"]["reason"] == UNCERTAIN_REASON
+    # the server got each message exactly once, the interrupted one included; none is missing
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == emails
+    assert sorted(r.message_id for r in smtp.received) == sorted(
+        r["message_id"] for r in rows.values()
+    )
+
+
+# -- 9. header injection from data --------------------------------------------------------------------
+
+
+def test_a_line_break_in_customer_data_fails_that_email_and_reaches_nobody_else(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "ann@example.com", "Ann First")
+    # the CLI refuses such a name, so put it in the way a careless import or script could
+    refused = run("customer", "add", "eve@example.com", "--name", "Eve\r\nBcc: evil@example.com")
+    assert refused.exit_code == 2
+    conn = sqlite3.connect(ws / "funnel.db")
+    with conn:
+        conn.execute(
+            "INSERT INTO customers (email, name, company, created_on, updated_on) VALUES (?, ?, ?, ?, ?)",
+            ["eve@example.com", "Eve\r\nBcc: evil@example.com", None, TODAY, TODAY],
+        )
+        conn.execute(
+            "INSERT INTO customers (email, name, company, created_on, updated_on) VALUES (?, ?, ?, ?, ?)",
+            ["mal@example.com", "Mal Lory", "Acme\nBcc: evil@example.com", TODAY, TODAY],
+        )
+    conn.close()
+    ok(run("enroll", "eve@example.com", "after-sales", "--stage", "customer-contact"))
+    ok(run("enroll", "mal@example.com", "support"))  # the Subject shows the company
+    welcome(run, "zoe@example.com", "Zoe Last")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=2, failed=2))
+    rows = by_customer(outbox(run))
+    assert {e: (r["status"], r["reason"]) for e, r in rows.items()} == {
+        "ann@example.com": ("sent", None),
+        "eve@example.com": ("failed", "the customer's name contains a line break"),
+        "mal@example.com": (
+            "failed",
+            "the Subject header would contain a line break (from the customer's data)",
+        ),
+        "zoe@example.com": ("sent", None),
+    }
+    assert result.stderr == (
+        "email #2 to eve@example.com: the customer's name contains a line break\n"
+        "email #3 to mal@example.com: the Subject header would contain a line break "
+        "(from the customer's data)\n"
+    )
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"], ["zoe@example.com"]]
+    assert "evil@example.com" not in smtp.handler.rcpt_seen
+    assert not any(b"evil" in r.content for r in smtp.received)
+
+
+def test_a_non_ascii_address_from_data_fails_that_email_and_the_run_goes_on(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    customer(run, "joe@example.com", "Joe Bloggs", "--set", "manager=jos\u00e9@example.com")
+    ok(run("enroll", "joe@example.com", "crafted", "--stage", "managed"))
+    customer(run, "zoe@example.com", "Zoe Last", "--set", "manager=boss@example.com")
+    ok(run("enroll", "zoe@example.com", "crafted", "--stage", "managed"))
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    rows = by_customer(outbox(run))
+    assert (rows["joe@example.com"]["status"], rows["zoe@example.com"]["status"]) == (
+        "failed",
+        "sent",
+    )
+    assert "jos\u00e9@example.com" in rows["joe@example.com"]["reason"]
+    assert "Traceback" not in result.stderr
+    assert [r.rcpt_tos for r in smtp.received] == [["zoe@example.com", "boss@example.com"]]
+
+
+def test_markdown_in_customer_data_is_not_turned_into_links(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    company = "[Reset your password](https://evil.example/reset)"
+    welcome(run, "joe@example.com", "Joe Bloggs", "--company", company)
+    ok(send(run)[0])
+    text, html = (p.get_content() for p in smtp.received[0].message.iter_parts())
+    assert f"at {company}." in text
+    assert "href" not in html
+    assert f"at {company}." in html
+
+
+# -- 10. a template that does not render ------------------------------------------------------------
+
+
+def test_a_template_with_an_undefined_variable_holds_all_its_emails_and_only_those(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, dump: Callable[[Path], str]
+) -> None:
+    crafted(run, "b1@example.com", "Bea One", "broken")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    crafted(run, "b2@example.com", "Bob Two", "broken")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, held=2))
+    path = ws / "templates" / "broken.txt"
+    assert result.stderr == (
+        f"{path}:6: 'renewal_date' is undefined (for b1@example.com)\n"
+        f"{path}:6: 'renewal_date' is undefined (for b2@example.com)\n"
+    )
+    assert statuses(run) == {
+        "b1@example.com": "queued",
+        "joe@example.com": "sent",
+        "b2@example.com": "queued",
+    }
+    assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"]]
+
+    # fixed, the held emails go out on the next run
+    path.write_text(TEMPLATES["broken"].replace("{{ renewal_date }}", "the 1st"), encoding="utf-8")
+    result, counts = send(run)
+    assert (result.exit_code, counts) == (0, summary(sent=2))
+    assert sorted(r.rcpt_tos[0] for r in smtp.received[1:]) == ["b1@example.com", "b2@example.com"]
+
+
+def test_an_undefined_variable_in_a_header_names_the_header_line(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    (ws / "templates" / "broken.txt").write_text(
+        "Content-Type: text/markdown\nSubject: Hello {{ customer.nickname }}\n\nBody.\n",
+        encoding="utf-8",
+    )
+    crafted(run, "b1@example.com", "Bea One", "broken")
+    result, counts = send(run)
+    assert (result.exit_code, counts, smtp.received) == (1, summary(held=1), [])
+    assert result.stderr.startswith(f"{ws / 'templates' / 'broken.txt'}:2: ")
+    assert result.stderr.endswith(" has no attribute 'nickname' (for b1@example.com)\n")
+    assert result.stderr.count("\n") == 1
+
+
+# -- 11. dry run --------------------------------------------------------------------------------
+
+
+def test_dry_run_lists_the_real_envelope_and_changes_nothing(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, dump: Callable[[Path], str]
+) -> None:
+    crafted(run, "joe@example.com", "Joe Bloggs", "audited")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    before = dump(ws)
+
+    result = run("send", "--dry-run", "--format", "json")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == [
+        {
+            "id": 1,
+            "template": "with-bcc",
+            "scheduled_on": TODAY,
+            "from": SENDER,
+            "recipients": ["joe@example.com", "audit@example.com"],
+            "subject": "Your account",
+        },
+        {
+            "id": 2,
+            "template": "welcome",
+            "scheduled_on": TODAY,
+            "from": SENDER,
+            "recipients": ["zoe@example.com"],
+            "subject": WELCOME_SUBJECT,
+        },
+    ]
+    assert dump(ws) == before
+    assert smtp.received == []
+    assert not (ws / ".send.lock").exists()
+
+    # the real run sends to that envelope, and Bcc stays out of the headers
+    result, counts = send(run)
+    assert (result.exit_code, counts) == (0, summary(sent=2))
+    audited = smtp.received[0]
+    assert audited.rcpt_tos == ["joe@example.com", "audit@example.com"]
+    assert audited.message["Bcc"] is None
+    assert b"audit@example.com" not in audited.content
+
+
+# -- 12. the send window and stale emails -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("today", "now"),
+    [
+        ("2026-03-07", "2026-03-07T10:00"),
+        ("2026-03-02", "2026-03-02T20:00"),
+        ("2026-03-02", "2026-03-02T08:59"),
+    ],
+    ids=["saturday", "evening", "before-nine"],
+)
+def test_outside_the_send_window_nothing_is_sent(
+    run: Callable[..., Result],
+    ws: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    dump: Callable[[Path], str],
+    today: str,
+    now: str,
+) -> None:
+    monkeypatch.setenv("FUNNELCTL_TODAY", today)
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    monkeypatch.setenv("FUNNELCTL_NOW", now)
+    before = dump(ws)
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary())
+    assert (
+        result.stderr == "Outside the send window (funnelctl.yaml send.window): nothing was sent.\n"
+    )
+    assert smtp.received == []
+    assert dump(ws) == before
+
+
+def test_stale_emails_are_skipped_with_a_reason_and_the_last_allowed_day_is_sent(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNNELCTL_TODAY", "2026-02-20")  # queued then, never sent
+    welcome(run, "old@example.com", "Old Timer")
+    monkeypatch.setenv("FUNNELCTL_TODAY", "2026-02-27")  # exactly max_late_days (3) ago
+    welcome(run, "late@example.com", "Late Comer")
+    monkeypatch.setenv("FUNNELCTL_TODAY", TODAY)
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=2, skipped=1))
+    rows = by_customer(outbox(run))
+    assert {e: (r["status"], r["reason"]) for e, r in rows.items()} == {
+        "old@example.com": (
+            "skipped",
+            "stale: due 2026-02-20, 10 days ago (more than max_late_days 3)",
+        ),
+        "late@example.com": ("sent", None),
+        "joe@example.com": ("sent", None),
+    }
+    assert sorted(r.rcpt_tos[0] for r in smtp.received) == ["joe@example.com", "late@example.com"]
+
+
+# -- 13. pacing ------------------------------------------------------------------------------------
+
+
+def test_rate_per_minute_paces_the_batch_without_real_waiting(
+    run: Callable[..., Result], workspace: Path, smtp: SmtpServer
+) -> None:
+    from funnelctl.cli.common import workspace_library
+    from funnelctl.sending import SendOptions
+    from funnelctl.sending import send as send_outbox
+    from funnelctl.store import Store
+    from funnelctl.workspace import open_workspace
+
+    configure(workspace, smtp_yaml(smtp.port), send="rate_per_minute: 120\n")
+    for i in range(1, 4):
+        welcome(run, f"c{i}@example.com", f"Customer {i}")
+    ws = open_workspace(workspace, workspace)
+    store = Store.open(ws.db_path)
+    slept: list[float] = []
+    try:
+        report = send_outbox(
+            store,
+            workspace_library(ws),
+            ws,
+            today=TODAY,
+            now=datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Europe/Lisbon")),
+            options=SendOptions(),
+            environ={},
+            sleep=slept.append,
+        )
+    finally:
+        store.close()
+    assert slept == [0.5, 0.5]
+    assert report.summary() == summary(sent=3)
+    assert len(smtp.received) == 3
+
+
+# -- 14. sendmail and maildir transports -----------------------------------------------------------
+
+
+def fake_sendmail(folder: Path, exit_code: int = 0, stderr: str = "") -> Path:
+    """An executable that behaves like sendmail: records argv and the message, exits as told."""
+    script = folder / "fake-sendmail"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$@\" > '{folder}/argv.txt'\n"
+        f"cat > '{folder}/message.eml'\n"
+        + (f"echo '{stderr}' >&2\n" if stderr else "")
+        + f"exit {exit_code}\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_sendmail_transport_hands_the_message_to_the_command(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    script = fake_sendmail(tmp_path)
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -i"\n')
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    assert (tmp_path / "argv.txt").read_text().splitlines() == ["-i", "--", "joe@example.com"]
+    from email import message_from_bytes, policy
+
+    message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
+    assert (message["To"], message["Subject"]) == ("Joe Bloggs <joe@example.com>", WELCOME_SUBJECT)
+    assert message["Message-ID"] == outbox(run)[0]["message_id"]
+    assert statuses(run) == {"joe@example.com": "sent"}
+
+
+def test_sendmail_that_fails_fails_the_email_with_its_stderr(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    script = fake_sendmail(tmp_path, exit_code=1, stderr="sendmail: fatal: no such user")
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -i"\n')
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(failed=1))
+    row = outbox(run)[0]
+    assert (row["status"], row["reason"]) == ("failed", f"{script}: sendmail: fatal: no such user")
+    assert result.stderr == f"email #1: {script}: sendmail: fatal: no such user\n"
+
+
+def test_sendmail_that_says_try_later_defers_the_email(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    script = fake_sendmail(tmp_path, exit_code=75, stderr="queue is full")
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -i"\n')
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    result, counts = send(run)
+    row = outbox(run)[0]
+    assert (result.exit_code, counts, row["status"]) == (0, summary(deferred=1), "queued")
+    assert row["reason"] == f"{script}: queue is full; retrying after 2026-03-02T10:05:00+00:00"
+
+
+def test_sendmail_with_dash_t_still_delivers_to_bcc(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    script = fake_sendmail(tmp_path)
+    # the flags of the default command, /usr/sbin/sendmail -t -i
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -t -i"\n')
+    add_crafted(workspace)
+    crafted(run, "joe@example.com", "Joe Bloggs", "audited")
+    ok(send(run)[0])
+
+    from email import message_from_bytes, policy
+    from email.utils import getaddresses
+
+    argv = (tmp_path / "argv.txt").read_text().splitlines()
+    message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
+    # what a real sendmail delivers to: the addresses on the command line, plus with -t
+    # those of the To, Cc and Bcc headers (it then removes Bcc from the copy it sends)
+    delivered = {a for a in argv if "@" in a}
+    if "-t" in argv:
+        headers = [str(message[h]) for h in ("To", "Cc", "Bcc") if message[h]]
+        delivered |= {addr for _, addr in getaddresses(headers)}
+    assert delivered == {"joe@example.com", "audit@example.com"}
+
+
+def test_maildir_transport_writes_one_eml_per_email(
+    run: Callable[..., Result], workspace: Path
+) -> None:
+    configure(workspace, "kind: maildir\npath: review\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=2))
+    files = sorted((workspace / "review").iterdir())
+    assert [f.suffix for f in files] == [".eml", ".eml"]
+    from email import message_from_bytes, policy
+
+    messages = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    assert sorted(m["Message-ID"] for m in messages) == sorted(r["message_id"] for r in outbox(run))
+    assert sorted(m["X-Envelope-To"] for m in messages) == ["joe@example.com", "zoe@example.com"]
+    assert set(statuses(run).values()) == {"sent"}
+
+
+# -- 15. SMTP AUTH ---------------------------------------------------------------------------------
+
+PASSWORD = "pw-Zq8!n0t-in-any-file"
+
+
+@pytest.fixture
+def auth_smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(users={"ana@example.com": PASSWORD}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_smtp_login_uses_the_password_from_the_environment_and_never_shows_it(
+    run: Callable[..., Result],
+    workspace: Path,
+    auth_smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    dump: Callable[[Path], str],
+) -> None:
+    configure(
+        workspace,
+        smtp_yaml(auth_smtp.port, "username: ana@example.com\npassword_env: TEST_SMTP_PW\n"),
+    )
+    monkeypatch.setenv("TEST_SMTP_PW", PASSWORD)
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    assert auth_smtp.handler.logins == ["ana@example.com"]
+    assert auth_smtp.received[0].login == "ana@example.com"
+    for text in (
+        result.stdout,
+        result.stderr,
+        dump(workspace),
+        (workspace / "funnelctl.yaml").read_text(),
+    ):
+        assert PASSWORD not in text
+
+
+def test_smtp_login_without_the_password_variable_says_which_variable(
+    run: Callable[..., Result],
+    workspace: Path,
+    auth_smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(
+        workspace,
+        smtp_yaml(auth_smtp.port, "username: ana@example.com\npassword_env: TEST_SMTP_PW\n"),
+    )
+    monkeypatch.delenv("TEST_SMTP_PW", raising=False)
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result = run("send", "--format", "json")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: transport.username is set but the environment variable TEST_SMTP_PW is empty; "
+        "export the SMTP password there.\n"
+    )
+    assert (auth_smtp.received, statuses(run)) == ([], {"joe@example.com": "queued"})
+
+
+def test_a_refused_login_leaves_the_email_queued(
+    run: Callable[..., Result],
+    workspace: Path,
+    auth_smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(
+        workspace,
+        smtp_yaml(auth_smtp.port, "username: ana@example.com\npassword_env: TEST_SMTP_PW\n"),
+    )
+    monkeypatch.setenv("TEST_SMTP_PW", "wrong-password")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result = run("send")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: The SMTP server 127.0.0.1 refused the login for ana@example.com: 535"
+    )
+    assert "wrong-password" not in result.stderr
+    assert statuses(run) == {"joe@example.com": "queued"}
+    monkeypatch.setenv("TEST_SMTP_PW", PASSWORD)
+    result, counts = send(run)
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+
+
+# -- 16. preview and listing -----------------------------------------------------------------------
+
+
+def test_template_render_prints_headers_and_body(run: Callable[..., Result], ws: Path) -> None:
+    customer(run, "joe@example.com", "Joe Bloggs", "--company", "Acme Lda")
+
+    result = run("template", "render", "welcome", "--customer", "joe@example.com")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        f"Template: {ws / 'templates' / 'welcome.txt'}",
+        "Envelope-To: joe@example.com",
+    ]
+    assert f"Subject: {WELCOME_SUBJECT}" in lines
+    assert "To: Joe Bloggs <joe@example.com>" in lines
+    assert f"From: {SENDER}" in lines
+    assert f"Date: {DATE_HEADER}" in lines
+    body = lines[lines.index("") + 1 :]
+    assert body[0] == "Hi Joe,"
+    assert any("at Acme Lda." in line for line in body)
+    assert "--- HTML part ---" in body
+    assert statuses(run) == {}  # a preview queues nothing
+
+
+def test_outbox_list_filters_by_status(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    result, counts = send(run, "--limit", "1")
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+
+    assert [(r["customer"], r["status"]) for r in outbox(run, "--status", "queued")] == [
+        ("zoe@example.com", "queued")
+    ]
+    assert [(r["customer"], r["status"]) for r in outbox(run, "--status", "sent")] == [
+        ("joe@example.com", "sent")
+    ]
+    assert outbox(run, "--status", "failed") == []
+    bad = run("outbox", "list", "--status", "bogus")
+    assert bad.exit_code == 2
+    assert bad.stderr == (
+        "Error: --status must be one of queued, sending, sent, failed, skipped, uncertain\n"
+    )
