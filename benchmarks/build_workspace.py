@@ -46,8 +46,15 @@ def main() -> None:
             "INSERT INTO customers (id, email, name, owner, plan, signed_on, created_on, updated_on) "
             "VALUES (?, ?, ?, ?, 'growth', ?, ?, ?)",
             (
-                (i, f"customer{i}@example.com", f"Customer {i}", ("ana", "bruno")[i % 2],
-                 iso(200), iso(200), iso(200))
+                (
+                    i,
+                    f"customer{i}@example.com",
+                    f"Customer {i}",
+                    ("ana", "bruno")[i % 2],
+                    iso(200),
+                    iso(200),
+                    iso(200),
+                )
                 for i in range(1, n + 1)
             ),
         )
@@ -82,8 +89,16 @@ def main() -> None:
                 status, due_on = "open", (today + timedelta(days=rng.randrange(1, 90))).isoformat()
             else:
                 status, due_on = "done", iso(rng.randrange(10, 400))
-            return (customer, customer, f"Task {k}", ("ana", "bruno")[customer % 2], due_on, due_on,
-                    status, iso(400))
+            return (
+                customer,
+                customer,
+                f"Task {k}",
+                ("ana", "bruno")[customer % 2],
+                due_on,
+                due_on,
+                status,
+                iso(400),
+            )
 
         store.conn.executemany(
             "INSERT INTO activities (customer_id, enrollment_id, title, owner, due_on, first_due_on, "
@@ -96,7 +111,13 @@ def main() -> None:
             ((i, iso(rng.randrange(0, 60)), iso(0)) for i in range(1, n + 1)),
         )
         metrics = ("nps", "csat", "logins", "seats_used", "tickets")
-        ranges = {"nps": (0, 10), "csat": (1, 5), "logins": (0, 40), "seats_used": (0, 20), "tickets": (0, 5)}
+        ranges = {
+            "nps": (0, 10),
+            "csat": (1, 5),
+            "logins": (0, 40),
+            "seats_used": (0, 20),
+            "tickets": (0, 5),
+        }
 
         def signal(k: int) -> tuple:
             metric = metrics[k % len(metrics)]

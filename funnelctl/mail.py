@@ -14,11 +14,11 @@ import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 

@@ -316,14 +316,27 @@ def test_schema_version_counts_every_migration():
 
 @pytest.mark.parametrize(
     "expression",
-    ["customer.plan", "customer.fields.tier", "signals.nps", "missing", "customer.nope", "customer.nope.x", "today", "none"],
+    [
+        "customer.plan",
+        "customer.fields.tier",
+        "signals.nps",
+        "missing",
+        "customer.nope",
+        "customer.nope.x",
+        "today",
+        "none",
+    ],
 )
 def test_dotted_names_evaluate_exactly_as_the_sandbox_does(expression):
     from jinja2 import UndefinedError
 
     from funnelctl.sandbox import _compiled, evaluate
 
-    context = {"customer": {"plan": "growth", "fields": {"tier": "gold"}}, "signals": {"nps": 9.0}, "today": "2026-03-02"}
+    context = {
+        "customer": {"plan": "growth", "fields": {"tier": "gold"}},
+        "signals": {"nps": 9.0},
+        "today": "2026-03-02",
+    }
 
     def outcome(function):
         try:
@@ -333,4 +346,6 @@ def test_dotted_names_evaluate_exactly_as_the_sandbox_does(expression):
         except UndefinedError:
             return ("undefined", None)
 
-    assert outcome(lambda: evaluate(expression, context)) == outcome(lambda: _compiled(expression)(**context))
+    assert outcome(lambda: evaluate(expression, context)) == outcome(
+        lambda: _compiled(expression)(**context)
+    )
