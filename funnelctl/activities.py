@@ -276,10 +276,12 @@ def log_touchpoint(
         )
         skipped = dropped = 0
         if direction == "inbound":
+            # only emails of stage visits that began by the day of the reply
             skipped = mail.skip_queued(
                 store,
-                "customer_id = ? AND stop_on_reply = 1",
-                [customer["id"]],
+                "customer_id = ? AND stop_on_reply = 1 AND (visit_id IS NULL OR visit_id IN "
+                "(SELECT id FROM stage_history WHERE customer_id = ? AND moved_on <= ?))",
+                [customer["id"], customer["id"], on],
                 "the customer replied",
             )
             if skipped:
@@ -547,13 +549,14 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
 
 def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
     """Customers in an open at-risk episode (the plays it started are tasks above)."""
-    owner_sql, owner_params = ("AND c.owner = ?", [query.owner]) if query.owner else ("", [])
+    # Owned as the other items are: by an active enrollment's owner, else the customer's.
+    owner_sql = "AND coalesce(e.owner, c.owner) = ?" if query.owner else ""
     for row in store.iter_rows(
         "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner FROM health_episodes h "
         "JOIN customers c ON c.id = h.customer_id WHERE h.kind = 'at-risk' AND h.ended_on IS NULL "
-        "AND EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active') "
-        f"AND h.started_on <= ? {owner_sql} ORDER BY h.score, h.started_on",
-        [query.today, *owner_params],
+        "AND EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active' "
+        f"{owner_sql}) AND h.started_on <= ? ORDER BY h.score, h.started_on",
+        [*([query.owner] if query.owner else []), query.today],
     ):
         reasons = json.loads(row["reasons"] or "[]")
         title = f"At risk, health {row['score']:g}" + (f": {reasons[0]}" if reasons else "")

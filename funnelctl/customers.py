@@ -130,20 +130,26 @@ def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
 def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str) -> Row:
     with store.write():
         customer = store.find_customer(ref)
-        email = values.get("email")
-        if email and email != customer["email"]:
-            other = store.customer_by("email", email)
-            if other:
-                raise FunnelError(f"Another customer already has the email {email!r}.")
-        if (
-            "email" in values
-            and values["email"] is None
-            and not (values.get("external_id", customer["external_id"]))
+        for column, label in (("email", "email"), ("external_id", "external id")):
+            key = values.get(column)
+            if key and key != customer[column]:
+                other = store.customer_by(column, key)
+                if other and other["id"] != customer["id"]:
+                    raise FunnelError(f"Another customer already has the {label} {key!r}.")
+        if not values.get("email", customer["email"]) and not values.get(
+            "external_id", customer["external_id"]
         ):
             raise UsageError("A customer needs an email or an external id; both cannot be empty.")
         changes = changes_for(customer, values)
         if changes:
             store.update_customer(customer["id"], changes, today)
+            if "owner" in changes:
+                # The funnels follow the customer's owner unless one was assigned its own.
+                store.conn.execute(
+                    "UPDATE enrollments SET owner = ? WHERE customer_id = ? AND status = 'active' "
+                    "AND (owner IS NULL OR owner = ?)",
+                    [changes["owner"], customer["id"], customer["owner"]],
+                )
             store.add_event(
                 customer["id"], today, "customer", "Edited: " + ", ".join(sorted(changes))
             )

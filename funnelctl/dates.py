@@ -21,9 +21,12 @@ def parse_date(text: str, fmt: str | None = None) -> date:
             raise ValueError(f"{text!r} is not a date in the form YYYY-MM-DD")
         fmt = "%Y-%m-%d"
     try:
-        return datetime.strptime(value, fmt).date()
+        parsed = datetime.strptime(value, fmt).date()
     except ValueError:
         raise ValueError(f"{text!r} is not a valid date in the form {fmt}") from None
+    if not 1900 <= parsed.year <= 9000:
+        raise ValueError(f"{text!r} is outside the years 1900 to 9000")
+    return parsed
 
 
 def parse_duration(text: str) -> int:
@@ -43,7 +46,12 @@ def format_duration(days: int) -> str:
 
 def shift(day: str, days: int) -> str:
     """The ISO date ``days`` after (or before, if negative) the ISO date ``day``."""
-    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    try:
+        return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    except OverflowError:
+        from .errors import UsageError
+
+        raise UsageError(f"{day} {days:+d} days is outside the calendar.") from None
 
 
 def days_between(earlier: date | str, later: date | str) -> int:

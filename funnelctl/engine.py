@@ -111,7 +111,9 @@ def move(
     current = enrollment["stage"]
     if current == target.id:
         raise FunnelError(f"Already at stage {target.id!r} of {funnel.id}.")
-    step = funnel.index(target.id) - funnel.index(current)
+    known = {s.id for s in funnel.stages}
+    # A stage renamed or removed from the playbook: the customer can still be moved out.
+    step = funnel.index(target.id) - funnel.index(current) if current in known else 1
     if step < 0 and not funnel.allow_backward:
         raise FunnelError(
             f"Funnel {funnel.id} does not allow moving back from {current} to {target.id}."
@@ -156,6 +158,11 @@ def close(
 ) -> None:
     """Close an active enrollment as won, lost or churned; lost and churned drop what was open."""
     assert status in CLOSED
+    if on < enrollment["entered_on"]:
+        raise FunnelError(
+            f"Cannot close on {on}: the customer entered {enrollment['stage']} on "
+            f"{enrollment['entered_on']}."
+        )
     if enrollment["status"] != "active":
         raise FunnelError(
             f"The {enrollment['funnel']} enrollment is already {enrollment['status']}."
@@ -191,6 +198,10 @@ def reopen(
     """Reopen a closed enrollment at ``stage_id``: a new stage visit."""
     if enrollment["status"] == "active":
         raise FunnelError(f"The {funnel.id} enrollment is not closed; move it without --reopen.")
+    if enrollment["closed_on"] and on < enrollment["closed_on"]:
+        raise FunnelError(
+            f"Cannot reopen on {on}: the enrollment was closed on {enrollment['closed_on']}."
+        )
     if store.active_enrollment(enrollment["customer_id"], funnel.id):
         raise FunnelError(f"The customer already has an active {funnel.id} enrollment.")
     stage = funnel.stage(stage_id)

@@ -133,7 +133,7 @@ def render(
         return write_json_rows(rows, sys.stdout)
     if fmt == "csv":
         return write_csv(rows, columns, sys.stdout)
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column((headers or {}).get(column, column.replace("_", " ")))
     count = 0
@@ -157,7 +157,7 @@ def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None)
     if fmt == "csv":
         write_csv([obj], list(obj), sys.stdout)
         return
-    table = Table(title=title, show_header=False)
+    table = Table(title=Text(title) if title else None, show_header=False)
     table.add_column(style="bold")
     table.add_column()
     for key, value in obj.items():

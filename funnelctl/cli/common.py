@@ -7,6 +7,7 @@ the only place that reads the clock: the core is always given ``today``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ class FunnelGroup(TyperGroup):
         except FunnelError as exc:
             output.error(exc.message, exc.details)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # The reader went away (`funnelctl export customers | head -1`): not a failure.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             output.error("Interrupted; nothing half-done was kept.")
             raise typer.Exit(130) from None

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .. import output
+from ..errors import FunnelError
 from ..importing import EXPORT_TABLES, export_json_rows, export_rows
 from .common import HomeOption, TodayOption, session
 
@@ -46,13 +47,19 @@ def export(
         with session(home, today) as s:
             data = calendar(s.store)
         if out:
-            out.write_bytes(data)
+            try:
+                out.write_bytes(data)
+            except OSError as exc:
+                raise FunnelError(f"Cannot write {out}: {exc.strerror}.") from None
             output.message(f"Exported the open tasks to {out}.")
         else:
             sys.stdout.buffer.write(data)
         return
     with session(home, today) as s, s.store.read():
-        stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+        try:
+            stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+        except OSError as exc:
+            raise FunnelError(f"Cannot write {out}: {exc.strerror}.") from None
         try:
             if fmt == "json":
                 count = output.write_json_rows(export_json_rows(s.store, table.value), stream)

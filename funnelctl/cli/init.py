@@ -30,6 +30,8 @@ def init(
 ) -> None:
     """Create a workspace: funnelctl.yaml, the shipped playbooks and templates, the database."""
     root = directory or home or user_data_dir()
+    if today:
+        resolve_today(today, None)  # a bad --today stops before anything is written
     workspace = init_workspace(
         root,
         team=DEMO_TEAM if demo else (),
