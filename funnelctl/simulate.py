@@ -111,15 +111,30 @@ def simulate(
                                 f"{item['funnel']}/{item['stage']}: {item['title']}",
                                 item["owner"],
                             )
-                # The simulated consultant does the day's work: tasks done, emails sent.
+                # The simulated consultant does the day's work: tasks done, emails sent, and
+                # the contact logged (so health sees an attentive consultant, not silence).
+                worked = 0
                 for task in store.rows(
                     "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [date]
                 ):
                     complete_task(store, settings, task, date, "done on time (simulated)")
-                store.conn.execute(
+                    worked += 1
+                worked += store.conn.execute(
                     "UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'queued' AND scheduled_on <= ?",
                     [date, date],
-                )
+                ).rowcount
+                if worked:
+                    store.insert(
+                        "touchpoints",
+                        {
+                            "customer_id": cid,
+                            "channel": "email",
+                            "direction": "outbound",
+                            "happened_on": date,
+                            "summary": "simulated contact",
+                            "created_on": date,
+                        },
+                    )
     finally:
         store.close()
     return plan

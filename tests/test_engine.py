@@ -349,3 +349,22 @@ def test_dotted_names_evaluate_exactly_as_the_sandbox_does(expression):
     assert outcome(lambda: evaluate(expression, context)) == outcome(
         lambda: _compiled(expression)(**context)
     )
+
+
+def test_simulate_an_attentive_consultant_never_trips_the_health_rules(run, book):
+    plan = json.loads(
+        ok(
+            run(
+                "playbook",
+                "simulate",
+                "after-sales",
+                "--moves",
+                "customer-contact@1,deployment@4,follow-up-30@10",
+                "--days",
+                "130",
+                "-f",
+                "json",
+            )
+        ).stdout
+    )
+    assert not [p for p in plan if "at-risk" in p["what"] or "not working" in p["what"]]
