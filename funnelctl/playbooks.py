@@ -269,11 +269,15 @@ def load_library(
     *,
     templates_dir: Path | None = None,
     team: Sequence[str] | None = None,
+    references: Sequence[Path] = (),
 ) -> Library:
     """Load and check every playbook under ``paths``; ValidationError lists all problems.
 
     ``templates_dir`` (when given) is checked for every template an email names;
-    ``team`` (when given) for every team member a playbook names.
+    ``team`` (when given) for every team member a playbook names. ``references``
+    (the workspace's playbooks, when checking a draft) are loaded only so that the
+    draft may name their funnels, plays and partners: what the draft defines itself
+    wins, and the references' own problems are not the draft's.
     """
     problems = Problems()
     funnels: dict[str, Funnel] = {}
@@ -294,12 +298,35 @@ def load_library(
             extra.where.line,
             f"a second health model (the first is at {health[0].where}); keep one",
         )
-    library = Library(
+    mine = {str(f) for f in files}
+    known_funnels, known_plays, known_partners = dict(funnels), dict(plays), dict(partners)
+    ignored = Problems()
+    for path in playbook_files(references):
+        if str(path) in mine or path.resolve() in {f.resolve() for f in files}:
+            continue
+        try:
+            data = yamlfile.load(path)
+        except ValidationError:
+            continue
+        extra_f: dict[str, Funnel] = {}
+        extra_p: dict[str, Play] = {}
+        extra_r: dict[str, Partner] = {}
+        _read_file(path, data, ignored, extra_f, extra_p, extra_r, [])
+        for target, more in (
+            (known_funnels, extra_f),
+            (known_plays, extra_p),
+            (known_partners, extra_r),
+        ):
+            for key, value in more.items():
+                target.setdefault(key, value)  # type: ignore[arg-type]
+    checked = Library(known_funnels, known_plays, known_partners, (), health[0] if health else None)
+    found = Problems()
+    _check_references(checked, found, templates_dir, team)
+    problems.items += [p for p in found.items if p.split(":", 1)[0] in mine or not references]
+    problems.raise_if_any("The playbooks have {n} problem(s)")
+    return Library(
         funnels, plays, partners, tuple(str(f) for f in files), health[0] if health else None
     )
-    _check_references(library, problems, templates_dir, team)
-    problems.raise_if_any("The playbooks have {n} problem(s)")
-    return library
 
 
 def _read_file(

@@ -139,3 +139,15 @@ def test_a_closed_pipe_is_not_a_failure(run, workspace, tmp_path):
         timeout=60,
     )
     assert status.returncode == 0
+
+
+def test_a_draft_copy_of_a_workspace_funnel_validates(run, workspace, tmp_path):
+    draft = tmp_path / "support-draft.yaml"
+    draft.write_text((workspace / "playbooks" / "support.yaml").read_text())
+    result = run("playbook", "validate", str(draft))
+    assert result.exit_code == 0, result.stderr
+    # a draft that names a play nobody defines is still caught, at its own line
+    draft.write_text(draft.read_text().replace("play: onboarding-kickoff", "play: no-such-play"))
+    broken = run("playbook", "validate", str(draft))
+    assert broken.exit_code == 1
+    assert f"{draft}:" in broken.stderr and "no play 'no-such-play'" in broken.stderr

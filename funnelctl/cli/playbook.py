@@ -133,10 +133,11 @@ def validate(
             raise
         workspace = None
     targets = list(paths or [workspace.playbooks_dir])  # type: ignore[union-attr]
+    references: list[Path] = []
     if workspace is not None:
         templates, team = workspace.templates_dir, workspace.settings.team
-        if paths:  # a file's references may point at the workspace's other playbooks
-            targets.append(workspace.playbooks_dir)
+        # a draft's references may point at the workspace's other playbooks
+        references = [workspace.playbooks_dir] if paths else []
     else:
         first = targets[0] if targets[0].is_dir() else targets[0].parent
         templates, team = first.parent / "templates", None
@@ -153,6 +154,7 @@ def validate(
             targets,
             templates_dir=templates if workspace is not None or templates.is_dir() else None,
             team=team,
+            references=references if workspace is not None else [],
         )
     except ValidationError as exc:
         if template_problems:
