@@ -400,3 +400,35 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
         except HeaderProblem as exc:
             problems.append(f"{path}: {exc.message}")
     return problems
+
+
+RESOLUTIONS = {
+    # action: (statuses it may follow, new status, what the timeline says)
+    "sent": (("uncertain",), "sent", "marked sent by hand (the message did arrive)"),
+    "resend": (("uncertain", "failed"), "queued", "queued again by hand (same Message-ID)"),
+    "skip": (("uncertain", "failed", "queued"), "skipped", "skipped by hand"),
+}
+
+
+def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> dict[str, Any]:
+    """Settle an email by hand: one whose fate is unknown or that failed."""
+    allowed, status, what = RESOLUTIONS[action]
+    with store.write():
+        row = store.one("SELECT * FROM outbox WHERE id = ?", [outbox_id])
+        if row is None:
+            raise NotFound(f"No email #{outbox_id} in the outbox (see 'funnelctl outbox list').")
+        if row["status"] not in allowed:
+            raise FunnelError(
+                f"Email #{outbox_id} is {row['status']}; --{action} applies to "
+                f"{' or '.join(allowed)} emails."
+            )
+        changes: dict[str, Any] = {"status": status, "reason": what}
+        if status == "sent":
+            changes["sent_at"] = now
+        if status == "queued":
+            changes["next_attempt_at"] = None
+        store.update("outbox", outbox_id, changes)
+        store.add_event(row["customer_id"], today, "email", f"Email {row['template']!r} {what}")
+    updated = store.one("SELECT * FROM outbox WHERE id = ?", [outbox_id])
+    assert updated is not None
+    return updated

@@ -1109,3 +1109,24 @@ def test_outbox_list_filters_by_status(
     assert bad.stderr == (
         "Error: --status must be one of queued, sending, sent, failed, skipped, uncertain\n"
     )
+
+
+def test_an_uncertain_email_can_be_settled_by_hand(run, ws, smtp):
+    smtp.handler.drop_after_data = 1
+    welcome(run, "ann@example.com", "Ann Lee")
+    first, _ = send(run)
+    assert first.exit_code == 1 and statuses(run) == {"ann@example.com": "uncertain"}
+    wrong = run("outbox", "resolve", "1", "--sent", "--skip")
+    assert (wrong.exit_code, wrong.stderr) == (
+        2,
+        "Error: Give exactly one of --sent, --resend or --skip.\n",
+    )
+    ok(run("outbox", "resolve", "1", "--sent"))
+    assert statuses(run) == {"ann@example.com": "sent"}
+    again, counts = send(run)
+    assert again.exit_code == 0 and counts["uncertain"] == 0  # cron is quiet again
+    twice = run("outbox", "resolve", "1", "--resend")
+    assert (twice.exit_code, twice.stderr) == (
+        1,
+        "Error: Email #1 is sent; --resend applies to uncertain or failed emails.\n",
+    )

@@ -44,6 +44,33 @@ def list_(
         output.render(rows, fmt, COLUMNS, title="Outbox", empty="The outbox is empty.")
 
 
+@app.command("resolve")
+def resolve_(
+    email: Annotated[
+        int, typer.Argument(help="The email's id (funnelctl outbox list).", show_default=False)
+    ],
+    sent: Annotated[bool, typer.Option("--sent", help="It did arrive: mark it sent.")] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Queue it again, same Message-ID.")
+    ] = False,
+    skip: Annotated[bool, typer.Option("--skip", help="Give up on it.")] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Settle an uncertain or failed email after checking the recipient's mailbox."""
+    from ..errors import UsageError
+    from ..mail import resolve
+
+    chosen = [name for name, flag in (("sent", sent), ("resend", resend), ("skip", skip)) if flag]
+    if len(chosen) != 1:
+        raise UsageError("Give exactly one of --sent, --resend or --skip.")
+    with session(home, today) as s:
+        now = resolve_now(s.today, s.workspace).isoformat(timespec="seconds")
+        row = resolve(s.store, email, chosen[0], s.today, now)
+    output.render([row], fmt, ["id", "template", "status", "reason", "sent_at", "message_id"])
+
+
 @templates.command("render")
 def render_(
     template: Annotated[
