@@ -18,14 +18,16 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from . import engine
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import FunnelError, UsageError, ValidationError
 from .playbooks import Funnel, Library
 from .store import Row, Store
 from .workspace import Settings
+
+if TYPE_CHECKING:  # the engine is imported when a row is enrolled, not at startup
+    from . import engine
 
 MAX_LISTED = 20
 REASON_COLUMN = "funnelctl_reason"
@@ -77,6 +79,12 @@ class ImportResult:
         self.rejected += 1
         if len(self.problems) < MAX_LISTED:
             self.problems.append(f"line {line}: {reason}")
+
+
+def _engine() -> Any:
+    from . import engine
+
+    return engine
 
 
 class RowError(Exception):
@@ -391,7 +399,7 @@ class _Importer:
             if holder is not None and (existing is None or holder["id"] != existing["id"]):
                 raise RowError(
                     f"{column} {value!r} already belongs to customer #{holder['id']} "
-                    f"({engine.customer_label(holder)})"
+                    f"({_engine().customer_label(holder)})"
                 )
 
     def placement(self, values: dict[str, Any]) -> tuple[Any, str | None, str] | None:
@@ -460,10 +468,12 @@ class _Importer:
         """Enroll, running the stage's entry actions unless --no-actions (or no settings)."""
         note = f"imported from {self.source}"
         if self.settings is None or not self.options.run_actions:
-            engine.enroll(self.store, customer, funnel, stage_id=stage_id, on=on, by=BY, note=note)
+            _engine().enroll(
+                self.store, customer, funnel, stage_id=stage_id, on=on, by=BY, note=note
+            )
             return
         if self._engine is None:  # one engine: round-robin turns carry across the rows
-            self._engine = engine.Engine(
+            self._engine = _engine().Engine(
                 self.store, self.playbooks.get(), self.settings, self.today, BY
             )
         self._engine.enroll(customer, funnel, stage_id, on=on, note=note, run_actions=True)

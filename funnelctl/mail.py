@@ -29,7 +29,6 @@ from .sandbox import template as compiled
 from .store import Store
 from .workspace import Settings
 
-OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "skipped", "uncertain")
 HEADERS = ("Subject", "From", "To", "Cc", "Bcc", "Reply-To", "Content-Type")
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+):[ \t]*(.*)$")
 _ALLOWED_TYPES = ("text/plain", "text/markdown")

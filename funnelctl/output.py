@@ -12,11 +12,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
+    from rich.console import Console
 
 FORMATS = ("table", "json", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -28,6 +27,8 @@ def interactive() -> bool:
 
 
 def _console(stream: TextIO, *, is_stdout: bool) -> Console:
+    from rich.console import Console
+
     terminal = stream.isatty()
     return Console(
         file=stream,
@@ -49,10 +50,14 @@ def stderr_console() -> Console:
 
 def message(text: str) -> None:
     """A line for the person (stderr), never mixed into the data on stdout, never wrapped."""
+    from rich.text import Text
+
     stderr_console().print(Text(text), soft_wrap=True)
 
 
 def error(text: str, details: Sequence[str] = (), limit: int = 50) -> None:
+    from rich.text import Text
+
     console = stderr_console()
     console.print(Text("Error: ", style="bold red") + Text(text), soft_wrap=True)
     for line in details[:limit]:
@@ -129,6 +134,9 @@ def render(
     empty: str = "Nothing to show.",
 ) -> int:
     """Write rows to stdout as a table, JSON (every key) or CSV (``columns``)."""
+    from rich.table import Table
+    from rich.text import Text
+
     if fmt == "json":
         return write_json_rows(rows, sys.stdout)
     if fmt == "csv":
@@ -151,6 +159,9 @@ def render(
 
 def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None) -> None:
     """One record (a summary): JSON object, a one-row CSV, or a two-column table."""
+    from rich.table import Table
+    from rich.text import Text
+
     if fmt == "json":
         sys.stdout.write(json.dumps(obj, default=json_default, ensure_ascii=False, indent=2) + "\n")
         return

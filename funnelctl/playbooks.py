@@ -17,7 +17,6 @@ from typing import Any
 from . import yamlfile
 from .dates import parse_duration
 from .errors import NotFound, ValidationError
-from .sandbox import check_expression, undeclared_names
 from .yamlfile import Fields, Problems, YList, YMap
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -463,6 +462,8 @@ HEALTH_NAMES = CONDITION_NAMES | {
 
 
 def _checked(value: str, known: frozenset[str]) -> str:
+    from .sandbox import check_expression, undeclared_names  # Jinja loads on first use
+
     reason = check_expression(value)
     if reason:
         raise ValueError(f"{value!r} is not a valid expression: {reason}")

@@ -22,6 +22,9 @@ BUSY_TIMEOUT_MS = 5000
 # need to import sqlite-utils to find out (startup time matters for a CLI).
 SCHEMA_VERSION = 5
 
+# The outbox's statuses, as its CHECK constraint has them.
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "skipped", "uncertain")
+
 CUSTOMER_COLUMNS = (
     "email",
     "external_id",

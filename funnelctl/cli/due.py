@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from .. import output
-from ..activities import DueQuery, due_items
 from .common import HomeOption, TodayOption, session
 
 
@@ -51,6 +50,8 @@ def due(
 
     --format ics writes every open task as an all-day event on its due date instead.
     """
+    from ..activities import DueQuery, due_items
+
     if fmt == DueFormat.ics:
         import sys
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..importing import ImportOptions, import_customers, parse_mapping
 from .common import Format, FormatOption, HomeOption, TodayOption, session
 
 
@@ -56,6 +55,8 @@ def import_(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Upsert customers from a CSV file: all rows or none."""
+    from ..importing import ImportOptions, import_customers, parse_mapping
+
     options = ImportOptions(
         key=key,
         mapping=parse_mapping(map_ or []),

@@ -9,7 +9,6 @@ import typer
 
 from .. import output
 from ..playbooks import load_library
-from ..sample import DEMO_TEAM, load_demo
 from ..store import Store
 from ..workspace import init_workspace, user_data_dir
 from .common import HomeOption, TodayOption, resolve_today
@@ -29,6 +28,8 @@ def init(
     today: TodayOption = None,
 ) -> None:
     """Create a workspace: funnelctl.yaml, the shipped playbooks and templates, the database."""
+    from ..sample import DEMO_TEAM, load_demo
+
     root = directory or home or user_data_dir()
     if today:
         resolve_today(today, None)  # a bad --today stops before anything is written

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..activities import log_touchpoint
 from ..dates import parse_date
 from ..errors import UsageError
 from .common import Format, FormatOption, HomeOption, TodayOption, session, who
@@ -30,6 +29,8 @@ def log(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Log a touchpoint. An inbound one drops the tasks and emails waiting for a reply."""
+    from ..activities import log_touchpoint
+
     with session(home, today) as s:
         try:
             day = parse_date(on).isoformat() if on else s.today

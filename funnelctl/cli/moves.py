@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..engine import close_customer, enroll_customer, move_customer
 from .common import Format, FormatOption, HomeOption, TodayOption, session, who
 
 Customer = Annotated[str, typer.Argument(help="Email, external id or #id.", show_default=False)]
@@ -28,6 +27,8 @@ def enroll(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Put a customer in a funnel and run the stage's entry actions."""
+    from ..engine import enroll_customer
+
     with session(home, today) as s:
         result = enroll_customer(
             s.store,
@@ -55,6 +56,8 @@ def move(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Move a customer to a stage (forwards or backwards) and run its entry actions."""
+    from ..engine import move_customer
+
     with session(home, today) as s:
         result = move_customer(
             s.store,
@@ -80,6 +83,8 @@ def _closer(status: str, doc: str) -> Callable[..., None]:
         today: TodayOption = None,
         fmt: FormatOption = Format.table,
     ) -> None:
+        from ..engine import close_customer
+
         with session(home, today) as s:
             result = close_customer(
                 s.store,

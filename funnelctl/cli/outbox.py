@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..mail import OUTBOX_STATUSES, preview
+from ..store import OUTBOX_STATUSES
 from .common import Format, FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
 
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
@@ -83,6 +83,8 @@ def render_(
     today: TodayOption = None,
 ) -> None:
     """Print the exact message TEMPLATE would make for a customer (headers, text, HTML)."""
+    from ..mail import preview
+
     with session(home, today) as s:
         text = preview(
             s.store,

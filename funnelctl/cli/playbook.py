@@ -11,7 +11,6 @@ import typer
 from .. import output
 from ..errors import WorkspaceError
 from ..playbooks import Library, describe_action, load_library
-from ..simulate import parse_moves, simulate
 from ..workspace import open_workspace
 from .common import (
     Format,
@@ -184,6 +183,8 @@ def simulate_(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Preview day by day what a new customer of FUNNEL would get; the database is not touched."""
+    from ..simulate import parse_moves, simulate
+
     workspace = open_workspace(home, Path(os.getcwd()))
     plan = simulate(
         workspace_library(workspace),

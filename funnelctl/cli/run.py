@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import output
-from ..engine import run_tick
 from .common import Format, FormatOption, HomeOption, TodayOption, session
 
 
@@ -11,6 +10,8 @@ def run(
     home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
 ) -> None:
     """The daily tick: time-based moves and escalations, caught up for missed days; idempotent."""
+    from ..engine import run_tick
+
     with session(home, today) as s:
         result = run_tick(s.store, s.library(), s.workspace.settings, s.today)
     output.render_object(result, fmt, title=f"Run for {s.today}")

@@ -9,7 +9,6 @@ import typer
 
 from .. import output
 from ..errors import EXIT_FAILED
-from ..sending import SendOptions, send
 from .common import Format, FormatOption, HomeOption, TodayOption, resolve_now, session
 
 
@@ -39,6 +38,8 @@ def send_(
     Exits 1 when an email failed or is uncertain (so cron mails you), 75 when another
     send holds the workspace.
     """
+    from ..sending import SendOptions, send
+
     with session(home, today) as s:
         report = send(
             s.store,

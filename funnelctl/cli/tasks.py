@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..activities import complete, drop, snooze
 from ..dates import parse_date, shift
 from ..errors import UsageError
 from .common import Format, FormatOption, HomeOption, TodayOption, session
@@ -26,6 +25,8 @@ def done(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Mark a task done; its follow-up task (then:) starts now."""
+    from ..activities import complete
+
     with session(home, today) as s:
         row = complete(s.store, s.workspace.settings, task, s.today, note)
     output.render([row], fmt, COLUMNS)
@@ -44,6 +45,8 @@ def snooze_(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Push a task back: --days N or --until DATE."""
+    from ..activities import snooze
+
     if (days is None) == (until is None):
         raise UsageError("Give exactly one of --days N or --until YYYY-MM-DD.")
     with session(home, today) as s:
@@ -67,6 +70,8 @@ def drop_(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Drop a task that is no longer needed."""
+    from ..activities import drop
+
     with session(home, today) as s:
         row = drop(s.store, task, s.today, reason)
     output.render([row], fmt, COLUMNS)
