@@ -54,20 +54,30 @@ class Lazy(Mapping[str, Any]):
 
 
 def customer_context(
-    store: Store, customer: Row, since: str | None, today: str | None = None
+    store: Store,
+    customer: Row,
+    since: str | None,
+    today: str | None = None,
+    known_touches: tuple[str | None, str | None] | None = None,
 ) -> Mapping[str, Any]:
     """The customer as templates see it, with ``replied``: an inbound touchpoint since ``since``.
 
     Touchpoints after ``today`` are not seen, so a replayed day sees that day's world.
+    ``known_touches`` (last touchpoint, last inbound one) spares the query when a caller
+    has already read them for many customers at once.
     """
 
     def touches() -> dict[str, Any]:
-        last = store.one(
-            "SELECT max(happened_on) AS last_on, "
-            "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
-            "FROM touchpoints WHERE customer_id = ? AND (? IS NULL OR happened_on <= ?)",
-            [customer["id"], today, today],
-        ) or {"last_on": None, "last_inbound": None}
+        last: dict[str, Any] | None
+        if known_touches is not None:
+            last = {"last_on": known_touches[0], "last_inbound": known_touches[1]}
+        else:
+            last = store.one(
+                "SELECT max(happened_on) AS last_on, "
+                "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
+                "FROM touchpoints WHERE customer_id = ? AND (? IS NULL OR happened_on <= ?)",
+                [customer["id"], today, today],
+            ) or {"last_on": None, "last_inbound": None}
         inbound = last["last_inbound"]
         return {
             "replied": bool(inbound and (since is None or inbound >= since)),
@@ -121,12 +131,15 @@ def build_context(
     funnel: Funnel | None = None,
     stage: Stage | None = None,
     enrollment: Row | None = None,
+    known_signals: dict[str, float] | None = None,
+    known_touches: tuple[str | None, str | None] | None = None,
 ) -> dict[str, Any]:
+    """The context of one customer; ``known_*`` are values already read in bulk."""
     entered = enrollment["entered_on"] if enrollment else None
     sender_name, sender_email = _sender(settings.sender)
     owner = (enrollment or {}).get("owner") or customer.get("owner")
     return {
-        "customer": customer_context(store, customer, entered, today),
+        "customer": customer_context(store, customer, entered, today, known_touches),
         "owner": owner,
         "sender": {"name": sender_name or sender_email, "email": sender_email},
         "funnel": {"id": funnel.id, "title": funnel.title} if funnel else None,
@@ -135,7 +148,9 @@ def build_context(
         "days_since_signed": (
             days_between(customer["signed_on"], today) if customer.get("signed_on") else None
         ),
-        "signals": Lazy({}, lambda: latest_signals(store, customer["id"], today), "signals"),
+        "signals": Lazy(known_signals, dict, "signals")
+        if known_signals is not None
+        else Lazy({}, lambda: latest_signals(store, customer["id"], today), "signals"),
         "today": today,
     }
 

@@ -938,3 +938,34 @@ def test_validate_reports_an_unknown_variable_in_a_measure(run, workspace):
     )
     problems = validate_problems(run, workspace)
     assert any(p.startswith(f"{path}:6:") and "signal" in p for p in problems), problems
+
+
+def test_bulk_scoring_gives_the_same_result_as_one_customer_at_a_time(run, demo):
+    """run and at-risk read what they need for every customer in a few grouped queries;
+    the result must equal scoring each customer on its own."""
+    from funnelctl.cli.common import workspace_library
+    from funnelctl.health import Prefetch, active_customers, score_customer
+    from funnelctl.store import Store
+    from funnelctl.workspace import open_workspace
+
+    assert (
+        run(
+            "log", "zoe.laurent@example.net", "call", "--channel", "phone", "--direction", "inbound"
+        ).exit_code
+        == 0
+    )
+    ws = open_workspace(demo, demo)
+    library = workspace_library(ws)
+    assert library.health is not None
+    store = Store.open(ws.db_path)
+    try:
+        for today in ("2025-12-20", "2026-02-01", "2026-03-02", "2026-04-15"):
+            prefetch = Prefetch(store, today)
+            for customer in active_customers(store):
+                alone = score_customer(store, library, ws.settings, library.health, customer, today)
+                bulk = score_customer(
+                    store, library, ws.settings, library.health, customer, today, prefetch
+                )
+                assert alone == bulk, customer["email"]
+    finally:
+        store.close()
