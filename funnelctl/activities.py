@@ -323,7 +323,7 @@ def apply_drop_rules(
         try:
             if not evaluate(task["drop_if"], context):
                 continue
-        except TemplateError as exc:
+        except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
             store.add_event(
                 customer["id"], today, "task", f"drop_if of #{task['id']} failed: {exc}", ok=False
             )

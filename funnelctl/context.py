@@ -90,7 +90,7 @@ def customer_context(
             "email": customer["email"],
             "external_id": customer["external_id"],
             "name": customer["name"],
-            "first_name": first_name(customer["name"] or ""),
+            "first_name": first_name(customer["name"] or "") or None,  # never prints as blank
             "company": customer["company"],
             "phone": customer["phone"],
             "owner": customer["owner"],

@@ -6,6 +6,7 @@ a value that one accepts the other accepts too.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,11 +43,11 @@ class Cleaner:
                 number = Decimal(value.replace("_", ""))
             except InvalidOperation:
                 raise ValueError(f"mrr {raw!r} is not a number (write 1200.50)") from None
-            if not number.is_finite() or number < 0:
-                raise ValueError(f"mrr {raw!r} must be zero or more")
+            if not number.is_finite() or number < 0 or not math.isfinite(float(number)):
+                raise ValueError(f"mrr {raw!r} must be a number from zero up")
             return float(number)
         if field == "seats":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()) or int(value) > 2**63 - 1:
                 raise ValueError(f"seats {raw!r} is not a whole number")
             return int(value)
         if field == "signed_on":

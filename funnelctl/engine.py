@@ -399,7 +399,14 @@ class Engine:
                     outcome = "ran play"
                 else:
                     outcome = self._act(action, customer, current, funnel, day, key, where)
-            except (TemplateError, FunnelError, ValueError, KeyError) as exc:
+            except (
+                TemplateError,
+                FunnelError,
+                ValueError,
+                KeyError,
+                TypeError,
+                ArithmeticError,
+            ) as exc:
                 reason = getattr(exc, "message", None) or str(exc)
                 outcome = f"failed: {reason}"
                 self.store.add_event(

@@ -676,7 +676,7 @@ def import_signals(
             if not metrics:
                 raise ValidationError(f"{path}:1: no metric columns (or metric and value columns)")
         problems: list[str] = []
-        rejected = imported = 0
+        rejected = imported = duplicates = 0
         with store.write():
             for line, cells in csvfile.rows():
                 if not any(c.strip() for c in cells):
@@ -714,6 +714,13 @@ def import_signals(
                             name, value = check_metric(metric), parse_value(raw)
                         except ValueError as exc:
                             raise RowError(str(exc)) from None
+                        if store.scalar(
+                            "SELECT 1 FROM signals WHERE customer_id = ? AND metric = ? "
+                            "AND measured_on = ? AND value = ?",
+                            [customer["id"], name, on, value],
+                        ):
+                            duplicates += 1  # imported before: importing a file twice is harmless
+                            continue
                         store.insert(
                             "signals",
                             {
@@ -742,7 +749,7 @@ def import_signals(
         pass
     finally:
         csvfile.close()
-    return {"imported": imported, "rejected": rejected}
+    return {"imported": imported, "duplicates": duplicates, "rejected": rejected}
 
 
 # -- tickets -------------------------------------------------------------------------------
@@ -779,8 +786,11 @@ def import_tickets(
             raise ValidationError(
                 f"{path}:1: missing column(s) {', '.join(missing)} (expected {', '.join(TICKET_COLUMNS)})"
             )
+        from .health import parse_value
+
         problems: list[str] = []
         counts = {"inserted": 0, "updated": 0, "rejected": 0}
+        seen: dict[str, int] = {}
         with store.write():
             for line, cells in csvfile.rows():
                 if not any(c.strip() for c in cells):
@@ -808,18 +818,26 @@ def import_tickets(
                             raise RowError(f"{column}: {exc}") from None
                     if values["opened_at"] is None:
                         raise RowError("opened_at is empty")
+                    opened = str(values["opened_at"])
                     for column in ("first_response_at", "resolved_at"):
-                        if values[column] is not None and str(values[column]) < str(
-                            values["opened_at"]
-                        ):
+                        later = values[column]
+                        if later is None:
+                            continue
+                        # a plain date is the whole day: compare dates when either is one
+                        plain = len(str(later)) == 10 or len(opened) == 10
+                        a, b = (str(later)[:10], opened[:10]) if plain else (str(later), opened)
+                        if a < b:
                             raise RowError(f"{column} is before opened_at")
                     if str(values["opened_at"])[:10] > today:
                         raise RowError(f"opened_at is after today ({today})")
                     csat = row.get("csat", "")
                     try:
-                        values["csat"] = float(csat) if csat else None
+                        values["csat"] = parse_value(csat) if csat else None
                     except ValueError:
                         raise RowError(f"csat {csat!r} is not a number") from None
+                    if row["id"] in seen:
+                        raise RowError(f"ticket {row['id']!r} is already on line {seen[row['id']]}")
+                    seen[row["id"]] = line
                     existing = store.scalar(
                         "SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]]
                     )

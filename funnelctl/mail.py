@@ -24,11 +24,12 @@ from typing import Any
 
 from .dates import days_between
 from .errors import FunnelError, NotFound
-from .sandbox import TemplateError, markdown_template
+from .sandbox import TemplateError, address_template, markdown_template
 from .sandbox import template as compiled
 from .store import Store
 from .workspace import Settings
 
+ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To")
 HEADERS = ("Subject", "From", "To", "Cc", "Bcc", "Reply-To", "Content-Type")
 _HEADER_LINE = re.compile(r"^([A-Za-z-]+):[ \t]*(.*)$")
 _ALLOWED_TYPES = ("text/plain", "text/markdown")
@@ -123,7 +124,8 @@ def _render(
 ) -> str:
     try:
         return str(compile(source).render(**context))
-    except TemplateError as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # a data value the template cannot work with (None * 12) is the template's problem
         line = getattr(exc, "lineno", None) or _template_line(exc)
         absolute = first_line + line - 1 if line else first_line
         message = getattr(exc, "message", None) or str(exc)
@@ -164,7 +166,8 @@ def render(
     """Render a template for one customer; raise TemplateProblem or HeaderProblem."""
     values: dict[str, str] = {}
     for header, raw, line in template.headers:
-        value = _render(raw, context, template, line)
+        compile = address_template if header in ADDRESS_HEADERS else compiled
+        value = _render(raw, context, template, line, compile)
         if "\r" in value or "\n" in value:
             raise HeaderProblem(
                 f"the {header} header would contain a line break (from the customer's data)"
@@ -179,6 +182,11 @@ def render(
     if not sender or "@" not in parseaddr(sender)[1]:
         raise HeaderProblem(
             "no sender: set 'sender' in funnelctl.yaml or a From: line in the template"
+        )
+    if not parseaddr(sender)[1].isascii():
+        raise HeaderProblem(
+            f"the sender address {parseaddr(sender)[1]!r} has non-ASCII characters, which SMTP "
+            "cannot carry without SMTPUTF8"
         )
     split = lambda v: [a.strip() for a in v.split(",") if a.strip()] if v else []  # noqa: E731
     rendered = Rendered(
@@ -389,15 +397,40 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
     }
     if not settings.sender:  # a missing sender is a settings matter, not the template's
         settings = Settings(sender="Sender <sender@example.com>")
+    # A customer with every field, and one with nothing but an email: a template must
+    # work for both (a blank or "None" where a name should be is never sent).
+    bare = {key: None for key in SAMPLE_CUSTOMER} | {
+        "id": 0,
+        "email": "bare.customer@example.com",
+        "name": "",
+        "tags": [],
+        "fields": {},
+        "replied": False,
+    }
+    bare_context = {
+        **context,
+        "customer": bare,
+        "owner": None,
+        "funnel": None,
+        "stage": None,
+        "days_in_stage": None,
+        "days_since_signed": None,
+    }
     problems: list[str] = []
     for path in sorted(templates_dir.glob("*.txt")):
-        try:
-            template = parse_template(path.name.split(".")[0], path)
-            render(template, context, settings, SAMPLE_CUSTOMER)
-        except TemplateProblem as exc:
-            problems.append(exc.message)
-        except HeaderProblem as exc:
-            problems.append(f"{path}: {exc.message}")
+        for who, ctx, customer in (
+            ("", context, SAMPLE_CUSTOMER),
+            (" (for a customer with only an email)", bare_context, bare),
+        ):
+            try:
+                template = parse_template(path.name.split(".")[0], path)
+                render(template, ctx, settings, customer)
+            except TemplateProblem as exc:
+                problems.append(exc.message + who)
+                break
+            except HeaderProblem as exc:
+                problems.append(f"{path}: {exc.message}{who}")
+                break
     return problems
 
 

@@ -135,6 +135,13 @@ def funnel_report(
             [funnel.id, period.since],
         )
     )
+    started = int(
+        store.scalar(
+            "SELECT count(*) FROM stage_history WHERE funnel = ? AND kind = 'enroll' "
+            "AND moved_on BETWEEN ? AND ?",
+            [funnel.id, period.since, period.until],
+        )
+    )
     churned = closed.get("churned", 0)
     return {
         "funnel": funnel.id,
@@ -145,7 +152,9 @@ def funnel_report(
         "lost": closed.get("lost", 0),
         "churned": churned,
         "active_at_start": at_start,
-        "churn_rate": round(churned / at_start, 3) if at_start else None,
+        "started": started,
+        # churned out of every enrollment that was active at some point in the period
+        "churn_rate": round(churned / (at_start + started), 3) if at_start + started else None,
     }
 
 

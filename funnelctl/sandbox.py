@@ -16,12 +16,23 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 
+def _printable(value: Any) -> Any:
+    """An empty value (a customer without a company, say) never prints as "None"."""
+    if value is None:
+        raise UndefinedError(
+            "a value printed here is empty for this customer; give it a fallback with "
+            '| default("...", true) or print it inside {% if ... %}'
+        )
+    return value
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     return SandboxedEnvironment(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        finalize=_printable,
     )
 
 
@@ -58,6 +69,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!])")
 
 def _markdown_literal(value: Any) -> Any:
     """Data printed into a Markdown body stays text: no HTML, no links, no images."""
+    _printable(value)
     if hasattr(value, "__html__"):
         return value
     return Markup(escape(_MARKDOWN_SPECIAL.sub(r"\\\1", str(value))))
@@ -67,6 +79,27 @@ def _markdown_literal(value: Any) -> Any:
 def _markdown_overlay() -> SandboxedEnvironment:
     # An overlay shares the environment's sandbox, filters and settings; only printing differs.
     return environment().overlay(autoescape=True, finalize=_markdown_literal)
+
+
+def _address_part(value: Any) -> Any:
+    """A value printed into an address header must not be able to add an address."""
+    text = str(_printable(value))
+    if any(c in text for c in '<>,;"\r\n'):
+        raise UndefinedError(
+            f'{text!r} cannot go into an address header: it holds one of < > , ; " or a line break'
+        )
+    return value
+
+
+@lru_cache(maxsize=1)
+def _address_overlay() -> SandboxedEnvironment:
+    return environment().overlay(finalize=_address_part)
+
+
+@lru_cache(maxsize=256)
+def address_template(source: str) -> Any:
+    """``source`` (a To:, Cc:... line) compiled so that data cannot add recipients."""
+    return _address_overlay().from_string(source)
 
 
 @lru_cache(maxsize=256)

@@ -121,7 +121,11 @@ class SmtpSender:
     ) -> Delivery:
         envelope_from = _address(sender)
         conn.ehlo_or_helo_if_needed()
-        code, reply = conn.mail(envelope_from)
+        try:
+            code, reply = conn.mail(envelope_from)
+        except UnicodeEncodeError as exc:  # nothing was handed over yet
+            conn.rset()
+            raise PermanentFailure(f"the sender address cannot be sent over SMTP: {exc}") from None
         if code != 250:
             conn.rset()
             _fail(code, reply, "sender refused")
@@ -471,7 +475,10 @@ def _due_rows(store: Store, today: str, now: datetime, limit: int | None) -> lis
 def _skip_stale(store: Store, settings: Settings, today: str, dry: bool) -> int:
     cutoff = shift(today, -settings.send.max_late_days)
     rows = store.rows(
-        "SELECT id, scheduled_on, customer_id, template FROM outbox WHERE status = 'queued' AND scheduled_on < ?",
+        # An email already tried (deferred by a 4xx, or requeued by hand after an uncertain
+        # or failed attempt) is not stale: its first attempt was on time.
+        "SELECT id, scheduled_on, customer_id, template FROM outbox WHERE status = 'queued' "
+        "AND scheduled_on < ? AND attempts = 0",
         [cutoff],
     )
     if dry or not rows:
@@ -502,10 +509,13 @@ def _plan(
     report.outside_window = not in_window(workspace.settings, now)
     report.skipped = _skip_stale(store, workspace.settings, today, dry=True)
     cutoff = shift(today, -workspace.settings.send.max_late_days)
-    rows = [r for r in _due_rows(store, today, now, None) if r["scheduled_on"] >= cutoff]
-    if options.limit:
-        rows = rows[: options.limit]
-    for prepared in _prepare(store, library, workspace, rows, today, now, report, dry=True):
+    rows = [
+        r
+        for r in _due_rows(store, today, now, None)
+        if r["scheduled_on"] >= cutoff or r["attempts"]
+    ]
+    prepared_rows = _prepare(store, library, workspace, rows, today, now, report, dry=True)
+    for prepared in prepared_rows[: options.limit] if options.limit else prepared_rows:
         report.planned.append(
             {
                 "id": prepared.row["id"],
@@ -536,8 +546,10 @@ def _deliver(
 ) -> None:
     settings = workspace.settings
     report.skipped += _skip_stale(store, settings, today, dry=False)
-    rows = _due_rows(store, today, now, options.limit)
+    # --limit counts emails that can go: a held template does not use up the run
+    rows = _due_rows(store, today, now, None)
     ready = _prepare(store, library, workspace, rows, today, now, report, dry=False)
+    ready = ready[: options.limit] if options.limit else ready
     if not ready:
         return
     sender = sender_factory() if sender_factory else make_sender(workspace, environ)

@@ -151,3 +151,85 @@ def test_a_draft_copy_of_a_workspace_funnel_validates(run, workspace, tmp_path):
     broken = run("playbook", "validate", str(draft))
     assert broken.exit_code == 1
     assert f"{draft}:" in broken.stderr and "no play 'no-such-play'" in broken.stderr
+
+
+# -- found in the second review -------------------------------------------------------------
+
+
+def test_numbers_json_cannot_hold_are_refused(run, workspace):
+    for args in (("--mrr", "1e400"), ("--seats", "99999999999999999999"), ("--seats", "²")):
+        result = run("customer", "add", "n@example.com", *args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_a_failing_condition_fails_that_action_not_the_import(run, workspace, tmp_path):
+    path = workspace / "playbooks" / "after-sales.yaml"
+    path.write_text(
+        path.read_text().replace('when: "not customer.owner"', 'when: "customer.mrr < 1000"')
+    )
+    (tmp_path / "n.csv").write_text("email\nn@example.com\n")
+    result = run("import", str(tmp_path / "n.csv"), "--funnel", "after-sales", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(ok(run("customer", "show", "n@example.com", "-f", "json")).stdout)
+    assert any(t["what"].startswith("FAILED: assign") for t in shown["timeline"])
+
+
+def test_churn_rate_never_exceeds_one(run, workspace):
+    ok(run("customer", "add", "old@example.com"))
+    ok(run("enroll", "old@example.com", "support", "--today", "2025-10-01"))
+    for n in range(3):
+        ok(run("customer", "add", f"new{n}@example.com"))
+        ok(run("enroll", f"new{n}@example.com", "support", "--today", "2026-01-10"))
+        ok(run("churn", f"new{n}@example.com", "--today", "2026-02-01"))
+    data = json.loads(
+        ok(run("report", "--funnel", "support", "--since", "2026-01-01", "-f", "json")).stdout
+    )
+    (funnel,) = data["funnels"]
+    # 3 churned out of 1 active at the start + 3 started in the period
+    assert (
+        funnel["churned"],
+        funnel["active_at_start"],
+        funnel["started"],
+        funnel["churn_rate"],
+    ) == (
+        3,
+        1,
+        3,
+        0.75,
+    )
+
+
+def test_importing_the_same_signals_twice_adds_nothing(run, workspace, tmp_path):
+    ok(run("customer", "add", "s@example.com"))
+    (tmp_path / "sig.csv").write_text(
+        "customer,metric,value,date\ns@example.com,csat,4,2026-02-01\n"
+    )
+    first = json.loads(ok(run("signal", "import", str(tmp_path / "sig.csv"), "-f", "json")).stdout)
+    again = json.loads(ok(run("signal", "import", str(tmp_path / "sig.csv"), "-f", "json")).stdout)
+    assert (first["imported"], again["imported"], again["duplicates"]) == (1, 0, 1)
+
+
+def test_report_html_to_a_missing_folder_is_an_error(run, workspace, tmp_path):
+    result = run("report", "--html", str(tmp_path / "nowhere" / "r.html"))
+    assert result.exit_code == 1 and result.stderr.startswith("Error: Cannot write ")
+
+
+def test_tickets_resolved_the_day_they_opened_and_duplicate_ids(run, workspace, tmp_path):
+    ok(run("customer", "add", "t@example.com"))
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "id,customer,opened_at,resolved_at,csat\nT1,t@example.com,2026-03-01T10:00,2026-03-01,inf\n"
+    )
+    bad = run("ticket", "import", str(good))
+    assert bad.exit_code == 1 and "csat 'inf' is not a number" in bad.stderr
+    good.write_text(
+        "id,customer,opened_at,resolved_at\nT1,t@example.com,2026-03-01T10:00,2026-03-01\n"
+    )
+    ok(run("ticket", "import", str(good)))
+    twice = tmp_path / "twice.csv"
+    twice.write_text(
+        "id,customer,opened_at\nT9,t@example.com,2026-03-01\nT9,t@example.com,2026-03-02\n"
+    )
+    result = run("ticket", "import", str(twice))
+    assert result.exit_code == 1 and "ticket 'T9' is already on line 2" in result.stderr

@@ -210,6 +210,7 @@ def test_signal_import_long_format(run, crafted):
     )
     assert as_json(run("signal", "import", str(csv), "--format", "json")) == {
         "imported": 4,
+        "duplicates": 0,
         "rejected": 0,
     }
     assert stored_signals(run) == [
@@ -232,6 +233,7 @@ def test_signal_import_wide_format(run, crafted):
     )
     assert as_json(run("signal", "import", str(csv), "--format", "json")) == {
         "imported": 5,
+        "duplicates": 0,
         "rejected": 0,
     }
     assert stored_signals(run) == [
@@ -248,7 +250,7 @@ def test_signal_import_dry_run_counts_and_writes_nothing(run, crafted, dump):
     csv = write(crafted.parent / "dry.csv", "customer,metric,value\na@example.com,nps,9\n")
     before = dump(crafted)
     result = as_json(run("signal", "import", str(csv), "--dry-run", "--format", "json"))
-    assert result == {"imported": 1, "rejected": 0}
+    assert result == {"imported": 1, "duplicates": 0, "rejected": 0}
     assert dump(crafted) == before
 
 

@@ -337,13 +337,17 @@ def test_funnel_outcomes_and_churn_rate(run, book):
     # 2025-12-31, the day before the period: not counted).
     # Active at the period start (started before 01-01, not closed before 01-01):
     # a (12-20), d (11-01, won later), f (12-01, lost later) = 3; i closed 12-31.
-    # churn rate = 1 churned / 3 = 0.333.
-    assert {k: funnel[k] for k in ("won", "lost", "churned", "active_at_start", "churn_rate")} == {
+    # Started in the period: b (01-10), c (01-15), e (02-20) = 3.
+    # churn rate = 1 churned / (3 active at the start + 3 started) = 0.167.
+    assert {
+        k: funnel[k] for k in ("won", "lost", "churned", "active_at_start", "started", "churn_rate")
+    } == {
         "won": 1,
         "lost": 1,
         "churned": 1,
         "active_at_start": 3,
-        "churn_rate": 0.333,
+        "started": 3,
+        "churn_rate": 0.167,
     }
     assert funnel["title"] == "Desk & care"
     assert funnel["active"] == 5  # e, c, g, a, h
@@ -461,9 +465,10 @@ def test_default_period_is_the_last_90_days(run, book):
     assert data["period"] == {"since": "2025-12-05", "until": TODAY}
     assert [t["month"] for t in data["trends"]] == ["2025-12", "2026-01", "2026-02", "2026-03"]
     # i's churn on 12-31 is inside this period: churned 2 (b, i). Active on 12-05:
-    # d (since 11-01), f (12-01), i (10-01) = 3; a only started 12-20. 2 / 3 = 0.667.
+    # d (since 11-01), f (12-01), i (10-01) = 3. Started since: a, b, c, e, g, h = 6.
+    # 2 / (3 + 6) = 0.222.
     funnel = desk(data)
-    assert (funnel["churned"], funnel["active_at_start"], funnel["churn_rate"]) == (2, 3, 0.667)
+    assert (funnel["churned"], funnel["active_at_start"], funnel["churn_rate"]) == (2, 3, 0.222)
 
 
 def test_funnel_filter(run, book):
@@ -510,7 +515,7 @@ def table_rows(text: str, first_cell: str) -> list[list[str]]:
 def test_table_shows_the_funnel_bars(run, book):
     out = ok(run("report", *PERIOD, "--funnel", "desk")).stdout
     assert (
-        "Desk & care: 5 active; won 1, lost 1, churned 1, churn rate 33% (2026-01-01 to 2026-02-28)"
+        "Desk & care: 5 active; won 1, lost 1, churned 1, churn rate 17% (2026-01-01 to 2026-02-28)"
         in out
     )
     # Bars are 24 characters for the largest stage (2 customers): 1 customer is 12.

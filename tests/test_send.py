@@ -1130,3 +1130,68 @@ def test_an_uncertain_email_can_be_settled_by_hand(run, ws, smtp):
         1,
         "Error: Email #1 is sent; --resend applies to uncertain or failed emails.\n",
     )
+
+
+# -- found in the second review -------------------------------------------------------------
+
+
+def test_a_template_that_fails_on_one_customers_data_holds_only_that_template(run, ws, smtp):
+    path = ws / "templates" / "welcome.txt"
+    path.write_text(
+        path.read_text().replace("Thank you for choosing us.", "You pay {{ customer.mrr * 12 }}.")
+    )
+    welcome(run, "nomrr@example.com", "No Mrr")  # no MRR: None * 12
+    crafted(run, "cc@example.com", "Cee Cee", "audited")
+    result, counts = send(run)
+    assert result.exit_code == 1
+    assert (counts["held"], counts["sent"]) == (1, 1)
+    assert f"{path}:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_non_ascii_sender_fails_the_email_cleanly(run, ws, smtp):
+    configure(ws, smtp_yaml(smtp.port))
+    text = (ws / "funnelctl.yaml").read_text().replace(SENDER, "Ana <ána@example.com>")
+    (ws / "funnelctl.yaml").write_text(text)
+    welcome(run, "ann@example.com", "Ann Lee")
+    result, counts = send(run)
+    assert (result.exit_code, counts["failed"], counts["uncertain"]) == (1, 1, 0)
+    assert "non-ASCII" in result.stderr and smtp.received == []
+
+
+def test_limit_counts_only_emails_that_can_go(run, ws, smtp):
+    crafted(run, "broken@example.com", "Bro Ken", "broken")  # queued first, held
+    welcome(run, "ann@example.com", "Ann Lee")
+    result, counts = send(run, "--limit", "1")
+    assert (counts["held"], counts["sent"]) == (1, 1)
+
+
+def test_a_resend_is_not_skipped_as_stale(run, ws, smtp, monkeypatch):
+    smtp.handler.drop_after_data = 1
+    welcome(run, "ann@example.com", "Ann Lee")
+    send(run)  # uncertain
+    ok(run("outbox", "resolve", "1", "--resend"))
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-10T10:00")  # a week later
+    result, counts = send(run, "--today", "2026-03-10")
+    assert (counts["sent"], counts["skipped"]) == (1, 0)
+
+
+def test_data_cannot_add_recipients(run, ws, smtp):
+    (ws / "templates" / "with-cc.txt").write_text(
+        "Subject: Hi\nTo: {{ customer.name }} <{{ customer.email }}>\n\nHello.\n"
+    )
+    crafted(run, "bob@example.com", "Bob <evil@example.org>", "copied")
+    result, counts = send(run)
+    assert counts["held"] == 1 and smtp.received == []
+    assert "cannot go into an address header" in result.stderr
+
+
+def test_an_empty_value_never_prints_as_none(run, ws, smtp):
+    (ws / "templates" / "with-cc.txt").write_text(
+        "Subject: News for {{ customer.company }}\n\nHi.\n"
+    )
+    crafted(run, "nocompany@example.com", "No Company", "copied")
+    result, counts = send(run)
+    assert counts["held"] == 1 and smtp.received == []
+    assert "empty for this customer" in result.stderr
+    check = run("playbook", "validate")
+    assert check.exit_code == 1 and "with-cc.txt:1:" in check.stderr

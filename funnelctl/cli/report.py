@@ -9,7 +9,7 @@ import typer
 
 from .. import output
 from ..dates import parse_date
-from ..errors import UsageError
+from ..errors import FunnelError, UsageError
 from .common import Format, FormatOption, HomeOption, TodayOption, new_app, session
 
 tickets = new_app("Help-desk tickets, for response and resolution times.", name="ticket")
@@ -67,7 +67,10 @@ def report(
     if html is not None:
         from ..htmlreport import render_html
 
-        html.write_text(render_html(data), encoding="utf-8")
+        try:
+            html.write_text(render_html(data), encoding="utf-8")
+        except OSError as exc:
+            raise FunnelError(f"Cannot write {html}: {exc.strerror}.") from None
         output.message(f"Wrote {html}.")
     rows = [
         {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
