@@ -1,0 +1,124 @@
+"""Property tests of the engine: whatever a consultant does, in whatever order,
+`run` twice on a day changes nothing the second time, the stage history only
+grows, and no action produces two emails or two tasks for one stage visit."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpoint
+from funnelctl.engine import Engine, pick_enrollment, run_tick
+from funnelctl.errors import FunnelError
+from funnelctl.playbooks import load_library
+from funnelctl.store import Store
+from funnelctl.workspace import Settings, shipped_dir
+
+START = date(2026, 3, 2)
+STAGES = [
+    "demand-analysis",
+    "customer-contact",
+    "deployment",
+    "follow-up-30",
+    "follow-up-60",
+    "follow-up-90",
+    "approved",
+    "onboarding",
+    "post-sales",
+    "retention",
+    "advocacy",
+]
+
+step = st.one_of(
+    st.tuples(st.just("move"), st.sampled_from(STAGES)),
+    st.tuples(st.just("done"), st.just("")),
+    st.tuples(st.just("reply"), st.just("")),
+    st.tuples(st.just("wait"), st.integers(min_value=1, max_value=45)),
+)
+
+
+def dump(store: Store) -> list[str]:
+    return list(store.conn.iterdump())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=1, max_size=12), st.sampled_from(["after-sales", "support"]))
+def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_id):
+    library = load_library(
+        [shipped_dir("playbooks")], templates_dir=shipped_dir("templates"), team=("ana", "bruno")
+    )
+    team = Settings(team=("ana", "bruno"), sender="Ana <ana@example.com>")
+    store = Store.memory()
+    try:
+        day = START
+        with store.write():
+            cid = store.insert_customer(
+                {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
+            )
+            customer = store.customer_by("id", str(cid))
+            assert customer is not None
+            Engine(store, library, team, day.isoformat()).enroll(
+                customer, library.funnel(funnel_id)
+            )
+        history = 0
+        for kind, arg in steps:
+            today = day.isoformat()
+            if kind == "wait":
+                day += timedelta(days=int(arg))
+                today = day.isoformat()
+                run_tick(store, library, team, today)
+                before = dump(store)
+                run_tick(store, library, team, today)
+                assert dump(store) == before, "a second run on the same day changed something"
+            elif kind == "move":
+                try:
+                    with store.write():
+                        customer = store.customer_by("id", str(cid))
+                        assert customer is not None
+                        enrollment, funnel = pick_enrollment(
+                            store, library, customer, funnel_id=funnel_id, stage_id=arg
+                        )
+                        Engine(store, library, team, today).move(enrollment, funnel, str(arg))
+                except FunnelError:
+                    pass  # refused moves (same stage, skipping, closed) change nothing
+            elif kind == "done":
+                with store.write():
+                    for task in store.rows(
+                        "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [today]
+                    ):
+                        complete_task(store, team, task, today, None)
+            else:
+                customer = store.customer_by("id", str(cid))
+                assert customer is not None
+                log_touchpoint(
+                    store,
+                    library,
+                    team,
+                    "p@example.com",
+                    channel="email",
+                    direction="inbound",
+                    summary="reply",
+                    on=today,
+                    today=today,
+                    by=None,
+                )
+            count = store.scalar("SELECT count(*) FROM stage_history")
+            assert count >= history
+            history = count
+            list(due_items(store, library, DueQuery(today=today, days=30)))  # never raises
+        # one email and one task per action per stage visit, never two
+        assert not store.rows(
+            "SELECT action_key, count(*) FROM outbox GROUP BY action_key HAVING count(*) > 1"
+        )
+        assert not store.rows(
+            "SELECT visit_id, source, title, count(*) AS n FROM activities WHERE action_key NOT LIKE 'then:%' "
+            "AND action_key NOT LIKE 'escalate:%' GROUP BY action_key HAVING n > 1"
+        )
+        assert not store.rows(
+            "SELECT enrollment_id, moved_on FROM stage_history h WHERE moved_on < "
+            "(SELECT max(moved_on) FROM stage_history p WHERE p.enrollment_id = h.enrollment_id AND p.id < h.id)"
+        ), "the stage history went back in time"
+    finally:
+        store.close()
