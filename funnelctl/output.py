@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
     from rich.console import Console
 
-FORMATS = ("table", "json", "csv")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -26,7 +25,7 @@ def interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _console(stream: TextIO, *, is_stdout: bool) -> Console:
+def _console(stream: TextIO) -> Console:
     from rich.console import Console
 
     terminal = stream.isatty()
@@ -41,11 +40,11 @@ def _console(stream: TextIO, *, is_stdout: bool) -> Console:
 
 
 def stdout_console() -> Console:
-    return _console(sys.stdout, is_stdout=True)
+    return _console(sys.stdout)
 
 
 def stderr_console() -> Console:
-    return _console(sys.stderr, is_stdout=False)
+    return _console(sys.stderr)
 
 
 def message(text: str) -> None:
