@@ -38,12 +38,6 @@ def parse_duration(text: str) -> int:
     return number * 7 if unit == "w" else number
 
 
-def format_duration(days: int) -> str:
-    if days and days % 7 == 0:
-        return f"{days // 7}w"
-    return f"{days}d"
-
-
 def shift(day: str, days: int) -> str:
     """The ISO date ``days`` after (or before, if negative) the ISO date ``day``."""
     try:

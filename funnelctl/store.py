@@ -390,10 +390,6 @@ class Store:
             "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"
         )
 
-    def counts(self) -> dict[str, int]:
-        tables = ("customers", "enrollments", "stage_history", "activities", "touchpoints")
-        return {t: int(self.scalar(f"SELECT count(*) FROM {t}")) for t in tables}
-
     # -- backup ----------------------------------------------------------------------------
 
     def backup(self, target: Path) -> None:

@@ -91,10 +91,6 @@ class Workspace:
     def templates_dir(self) -> Path:
         return self.root / "templates"
 
-    @property
-    def config_path(self) -> Path:
-        return self.root / CONFIG_NAME
-
 
 def user_data_dir() -> Path:
     """The per-user default workspace, following each platform's convention."""
