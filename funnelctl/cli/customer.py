@@ -36,9 +36,28 @@ ExternalId = Annotated[str | None, typer.Option("--external-id", help="Id in ano
 LIST_COLUMNS = ["id", "email", "name", "company", "owner", "plan", "mrr", "tags", "enrollments"]
 
 
-def _values(cleaner: Cleaner, sets: list[str] | None, **given: Any) -> dict[str, Any]:
-    values = parse_assignments(list(sets or []), cleaner)
-    for key, raw in given.items():
+# The field options add and edit share: option parameter -> customer field.
+FIELD_OPTIONS = {
+    "email": "email",
+    "name": "name",
+    "company": "company",
+    "owner": "owner",
+    "plan": "plan",
+    "mrr": "mrr",
+    "seats": "seats",
+    "signed_on": "signed_on",
+    "language": "language",
+    "tag": "tags",
+    "external_id": "external_id",
+}
+
+
+def _values(options: dict[str, Any]) -> dict[str, Any]:
+    """The customer values given on the command line (the field options and --set)."""
+    cleaner = Cleaner()
+    values = parse_assignments(list(options.get("set_") or []), cleaner)
+    for option, key in FIELD_OPTIONS.items():
+        raw = options.get(option)
         if raw is None:
             continue
         if key == "tags":
@@ -71,21 +90,7 @@ def add(
 ) -> None:
     """Add a customer (keyed by email, or by --external-id)."""
     with session(home, today) as s:
-        values = _values(
-            Cleaner(),
-            set_,
-            email=email,
-            name=name,
-            company=company,
-            owner=owner,
-            plan=plan,
-            mrr=mrr,
-            seats=seats,
-            signed_on=signed_on,
-            language=language,
-            tags=tag,
-            external_id=external_id,
-        )
+        values = _values(locals())
         row = add_customer(s.store, values, s.today)
     output.render_object(row, fmt, title="Customer added")
 
@@ -111,21 +116,7 @@ def edit(
 ) -> None:
     """Change a customer's fields; custom fields with --set key=value."""
     with session(home, today) as s:
-        values = _values(
-            Cleaner(),
-            set_,
-            email=email,
-            name=name,
-            company=company,
-            owner=owner,
-            plan=plan,
-            mrr=mrr,
-            seats=seats,
-            signed_on=signed_on,
-            language=language,
-            tags=tag,
-            external_id=external_id,
-        )
+        values = _values(locals())
         if not values:
             raise UsageError(
                 "Nothing to change: give at least one option such as --owner or --set."
