@@ -6,6 +6,7 @@ with ``exit_code``. Nothing else in the project decides exit codes.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 EXIT_OK = 0
@@ -47,3 +48,24 @@ class BusyError(FunnelError):
     """Another funnelctl process holds the workspace."""
 
     exit_code = EXIT_BUSY
+
+
+class DiskFull(FunnelError):
+    """The disk (or the user's quota) is full: nothing could be written."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in _NO_SPACE
+
+
+def os_problem(exc: OSError, doing: str) -> FunnelError:
+    """One sentence for an operating-system error while ``doing`` something ("write x.csv")."""
+    if is_disk_full(exc):
+        return DiskFull(f"Cannot {doing}: the disk is full. Free some space and try again.")
+    reason = exc.strerror or str(exc)
+    if exc.filename and str(exc.filename) not in doing:
+        reason += f" ({exc.filename})"
+    return FunnelError(f"Cannot {doing}: {reason}.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .customers import FIELDS, Cleaner, changes_for, split_name
-from .errors import FunnelError, UsageError, ValidationError
+from .errors import UsageError, ValidationError
+from .outfiles import PendingFile
 from .playbooks import Funnel, Library
 from .store import Row, Store
 from .workspace import Settings
@@ -164,11 +164,58 @@ def _not_text(path: Path, encoding: str) -> ValidationError:
     )
 
 
-def _csv_problem(exc: csv.Error) -> str:
+_UNCLOSED = 'a quoted value that starts on this line is never closed (an unterminated " quote)'
+
+
+def _csv_problem(exc: csv.Error, record: str | None = None, delimiter: str = ",") -> str:
+    """What is wrong at the record that starts with the physical line ``record``.
+
+    The reader says "field larger than field limit" both for a value that is simply too
+    long and for a quote never closed (everything after it became one value): the
+    record's own line tells them apart.
+    """
     text = str(exc)
-    if "unexpected end of data" in text or "field larger than field limit" in text:
-        return 'a quoted value that starts on this line is never closed (an unterminated " quote)'
+    if "field larger than field limit" in text:
+        too_long = _overlong_column(record, delimiter) if record is not None else None
+        if too_long is not None:
+            column, length = too_long
+            return (
+                f"the value in column {column} is {length:,} characters long, more than the "
+                f"{csv.field_size_limit():,} a CSV value may hold; shorten it"
+            )
+        return _UNCLOSED
+    if "unexpected end of data" in text:
+        return _UNCLOSED
     return f"the CSV is malformed: {text}"
+
+
+def _overlong_column(record: str, delimiter: str) -> tuple[int, int] | None:
+    """(column, length) of a value over the field limit when ``record`` is a whole CSV
+    record on its own line; None when it is not (a quote opened and never closed)."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(record) + 1))
+    try:
+        cells = next(csv.reader([record], delimiter=delimiter, strict=True), [])
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    longest = max(range(len(cells)), key=lambda i: len(cells[i]), default=None)
+    if longest is None or len(cells[longest]) <= limit:
+        return None
+    return longest + 1, len(cells[longest])
+
+
+def _physical_line(path: Path, encoding: str, number: int) -> str | None:
+    """The text of line ``number`` of the file (1-based), without its line break."""
+    try:
+        with path.open("r", encoding=encoding, newline="", errors="replace") as f:
+            for index, text in enumerate(f, start=1):
+                if index == number:
+                    return text.rstrip("\r\n")
+    except OSError:
+        return None
+    return None
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -198,7 +245,9 @@ class CsvFile:
         except UnicodeDecodeError:
             raise _not_text(self.path, self.encoding) from None
         except csv.Error as exc:
-            raise ValidationError(f"{self.path}:{line}: {_csv_problem(exc)}") from None
+            record = _physical_line(self.path, self.encoding, line)
+            problem = _csv_problem(exc, record, self.delimiter)
+            raise ValidationError(f"{self.path}:{line}: {problem}") from None
 
     def close(self) -> None:
         self.stream.close()
@@ -233,7 +282,8 @@ def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         raise _not_text(path, enc) from None
     except csv.Error as exc:
         stream.close()
-        raise ValidationError(f"{path}:1: {_csv_problem(exc)}") from None
+        problem = _csv_problem(exc, _physical_line(path, enc, 1), sep)
+        raise ValidationError(f"{path}:1: {problem}") from None
     except BaseException:
         stream.close()
         raise
@@ -527,14 +577,8 @@ def import_customers(
                     if len(cells) != width:
                         raise RowError(f"{len(cells)} values but the header has {width} columns")
                     importer.check_unique(line, targets, cells)
-                    store.conn.execute("SAVEPOINT import_row")
-                    try:
+                    with store.savepoint("import_row"):
                         importer.apply_row(line, importer.row_values(targets, cells))
-                    except BaseException:
-                        store.conn.execute("ROLLBACK TO import_row")
-                        raise
-                    finally:
-                        store.conn.execute("RELEASE import_row")
                 except RowError as exc:
                     importer.result.reject(line, str(exc))
                     if rejects is not None:
@@ -592,17 +636,10 @@ class _Rejects:
     """
 
     def __init__(self, target: Path, header: Sequence[str]) -> None:
-        self.target = target
-        self.tmp = target.with_name(target.name + ".tmp")
+        self.file = PendingFile(target)
         self.width = len(header)
         self.reason_at = header.index(REASON_COLUMN) if REASON_COLUMN in header else None
-        try:
-            self.stream = self.tmp.open("w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise FunnelError(
-                f"Cannot write the rejected rows to {target}: {exc.strerror}."
-            ) from None
-        self.writer = csv.writer(self.stream, lineterminator="\n")
+        self.writer = csv.writer(self.file.stream, lineterminator="\n")
         self.writer.writerow(
             list(header) if self.reason_at is not None else [*header, REASON_COLUMN]
         )
@@ -616,12 +653,10 @@ class _Rejects:
         self.writer.writerow(row)
 
     def discard(self) -> None:
-        self.stream.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.discard()
 
     def keep(self) -> None:
-        self.stream.close()
-        os.replace(self.tmp, self.target)
+        self.file.commit()
 
 
 class _DryRun(Exception):

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
@@ -25,11 +26,23 @@ def interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _console(stream: TextIO) -> Console:
+@lru_cache(maxsize=1)
+def _console_class() -> type[Console]:
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich exits 1 here; the reader going away (`| head`) is not a failure, and the
+            # command line turns a BrokenPipeError into exit 0 in one place.
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console
+
+
+def _console(stream: TextIO) -> Console:
     terminal = stream.isatty()
-    return Console(
+    return _console_class()(
         file=stream,
         no_color=bool(os.environ.get("NO_COLOR")) or not terminal,
         highlight=False,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import BusyError, FunnelError, NotFound
+from .errors import BusyError, DiskFull, FunnelError, NotFound
 
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
@@ -44,9 +45,91 @@ CUSTOMER_COLUMNS = (
 Row = dict[str, Any]
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+# What a SQLite file starts with; anything else is not a database at all.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# Primary result codes (sqlite3.h); Python 3.11+ puts the extended code on the exception.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+
+
+def _code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    if _code(exc) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return True
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return "database is locked" in text or "database is busy" in text
+
+
+def _from_the_world(exc: BaseException) -> bool:
+    """An error of the disk, the file or another process (full, busy, damaged), not of the
+    statement: constraint and programming errors stay what they are for the code above."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return _code(exc) == _SQLITE_FULL or "database or disk is full" in str(exc).lower()
+
+
+def restore_hint(path: Path) -> str:
+    return (
+        f"restore your latest backup over it (cp BACKUP {path}, with no funnelctl command "
+        "running; 'funnelctl backup FILE' makes one), or start a new book with "
+        "'funnelctl init' in a new folder"
+    )
+
+
+class DatabaseDamaged(FunnelError):
+    """The database file is damaged or is not funnelctl's: nothing more may be done with it."""
+
+
+def database_problem(exc: sqlite3.Error, path: Path) -> FunnelError:
+    """One clear sentence for an error SQLite raised while working on ``path``."""
+    code = _code(exc)
+    text = str(exc)
+    if _is_busy(exc):
+        return BusyError(_busy_message(path))
+    if _is_full(exc):
+        return DiskFull(
+            f"The disk holding {path} is full: what the command had not finished was rolled "
+            "back. Free some space and run it again."
+        )
+    if code == _SQLITE_READONLY or "readonly" in text.lower():
+        return FunnelError(
+            f"The database {path} cannot be written ({text}): check the permissions of the "
+            "file and of its folder."
+        )
+    if code == _SQLITE_CANTOPEN:
+        return FunnelError(f"Cannot open the database {path} ({text}).")
+    if code == _SQLITE_IOERR or "disk i/o error" in text.lower():
+        return FunnelError(
+            f"Reading or writing the database {path} failed at the disk ({text}); what the "
+            "command had not finished was rolled back. Check the disk, then run it again."
+        )
+    # Python raises the plain DatabaseError class for SQLITE_CORRUPT and SQLITE_NOTADB.
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
+        return damaged(path, text)
+    return FunnelError(f"The database {path} refused the command: {text}.")
+
+
+def damaged(path: Path, detail: str) -> DatabaseDamaged:
+    return DatabaseDamaged(
+        f"The database {path} is damaged ({detail}); funnelctl stopped before doing anything "
+        f"more. See what is wrong with: sqlite3 {path} 'PRAGMA integrity_check'; then "
+        f"{restore_hint(path)}."
+    )
+
+
+@contextmanager
+def faults(path: Path) -> Iterator[None]:
+    """Any SQLite error inside the block becomes one clear FunnelError about ``path``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise database_problem(exc, path) from None
 
 
 class Store:
@@ -74,16 +157,33 @@ class Store:
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def _is_ours(self) -> bool:
+        """A database without a schema version that funnelctl's migrations did set up."""
+        return bool(
+            self.scalar(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
+            )
+            and self.scalar(
+                "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'funnelctl' LIMIT 1"
+            )
+        )
+
+    def check_integrity(self) -> None:
+        """Raise DatabaseDamaged unless SQLite's quick check finds every page sound."""
+        try:
+            verdict = [row[0] for row in self.conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, str(exc)) from None
+        if verdict != ["ok"]:
+            raise damaged(self.path, "; ".join(verdict))
+
     # -- opening -----------------------------------------------------------------
 
     @classmethod
     def open(cls, path: Path, *, create: bool = False) -> Store:
         """Open (or with ``create``, create) the database and bring its schema up to date."""
-        if not create and not path.exists():
-            raise FunnelError(
-                f"The database {path} is missing; this folder is not a complete workspace "
-                "(run 'funnelctl init' in a new folder)."
-            )
+        if not create:
+            _check_file(path)
         old_umask = os.umask(0o077)  # owner-only: the -wal and -shm files follow
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -95,6 +195,12 @@ class Store:
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")
                 version = store.schema_version()
+                if version == 0 and not create and not store._is_ours():
+                    raise DatabaseDamaged(
+                        f"{path} is not a funnelctl database: it is a SQLite file without "
+                        f"funnelctl's tables, and funnelctl will not write into it; "
+                        f"{restore_hint(path)}."
+                    )
                 if version > SCHEMA_VERSION:
                     raise FunnelError(
                         f"{path} was written by a newer version of funnelctl (schema {version}; "
@@ -105,14 +211,11 @@ class Store:
             except FunnelError:
                 conn.close()
                 raise
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 conn.close()
-                if _is_busy(exc):
-                    raise BusyError(_busy_message(path)) from None
-                raise FunnelError(f"Cannot open the database {path}: {exc}.") from None
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise FunnelError(f"{path} is not a funnelctl database: {exc}.") from None
+                raise database_problem(exc, path) from None
+        except sqlite3.Error as exc:  # connect itself: a folder, no permission
+            raise database_problem(exc, path) from None
         finally:
             os.umask(old_umask)
         if create:
@@ -135,28 +238,55 @@ class Store:
     # -- transactions --------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[Store]:
-        """One ``BEGIN IMMEDIATE`` transaction: all of the block, or nothing."""
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise BusyError(_busy_message(self.path)) from None
-            raise
+    def write(self, *, patient: bool = False) -> Iterator[Store]:
+        """One ``BEGIN IMMEDIATE`` transaction: all of the block, or nothing.
+
+        Another writer makes it wait up to the busy timeout, then give up as busy;
+        ``patient`` waits as long as it takes instead, for records that must not be
+        lost (that an email left). SQLite's own errors leave as one clear FunnelError.
+        """
+        self._retry_while_busy("BEGIN IMMEDIATE", patient)
         try:
             yield self
+        except BaseException as exc:
+            # A full disk or an I/O error may already have rolled SQLite back.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if _from_the_world(exc):
+                raise database_problem(exc, self.path) from None
+            raise
+        try:
+            self._retry_while_busy("COMMIT", patient)
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def savepoint(self, name: str) -> Iterator[None]:
+        """A step inside :meth:`write` that a failure undoes alone, leaving the rest."""
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+            yield
+        except BaseException:
+            # On a full disk SQLite may already have rolled the whole transaction back,
+            # savepoint included: then there is nothing left to undo here, and the
+            # original error (not "no such savepoint") is the one to report.
             if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if _is_busy(exc):
-                raise BusyError(_busy_message(self.path)) from None
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
             raise
+        self.conn.execute(f"RELEASE {name}")
+
+    def _retry_while_busy(self, statement: str, patient: bool) -> None:
+        while True:
+            try:
+                self.conn.execute(statement)
+                return
+            except sqlite3.Error as exc:
+                if not (patient and _is_busy(exc)):
+                    raise database_problem(exc, self.path) from None
+            time.sleep(0.05)  # the busy timeout already waited; try again
 
     @contextmanager
     def read(self) -> Iterator[Store]:
@@ -412,6 +542,28 @@ class Store:
             raise FunnelError(f"Backup to {target} failed: {exc}.") from None
         finally:
             os.umask(old_umask)
+
+
+def _check_file(path: Path) -> None:
+    """The database must exist and be a SQLite file: an empty or foreign file is never
+    taken for a new, empty book (the next import would queue every email again)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        raise FunnelError(
+            f"The database {path} is missing; this folder is not a complete workspace: "
+            f"{restore_hint(path)}."
+        ) from None
+    except OSError as exc:
+        raise FunnelError(f"Cannot read the database {path}: {exc.strerror}.") from None
+    if not head:
+        raise DatabaseDamaged(f"The database {path} is empty (0 bytes): {restore_hint(path)}.")
+    if head != SQLITE_MAGIC:
+        raise DatabaseDamaged(
+            f"{path} is not a funnelctl database: it is not a SQLite file at all (damaged, "
+            f"or another kind of file); {restore_hint(path)}."
+        )
 
 
 def _busy_message(path: Path) -> str:

@@ -91,6 +91,38 @@ class Workspace:
     def templates_dir(self) -> Path:
         return self.root / "templates"
 
+    def own_file(self, path: Path) -> str | None:
+        """What ``path`` is to the workspace ("the workspace's database", ...), or None when
+        it is none of the workspace's own files. Symbolic and hard links are seen through."""
+        real = _real(path)
+        db = DB_NAME
+        files = {
+            self.db_path: "the workspace's database",
+            self.root / f"{db}-wal": "the workspace database's write-ahead log",
+            self.root / f"{db}-shm": "the workspace database's shared-memory file",
+            self.root / f"{db}-journal": "the workspace database's journal",
+            self.root / CONFIG_NAME: "the workspace's settings file",
+        }
+        for own, what in files.items():
+            if real == _real(own) or _same_file(path, own):
+                return what
+        for folder in (self.playbooks_dir, self.templates_dir):
+            if real == _real(folder) or _real(folder) in real.parents:
+                return f"in the workspace's {folder.name} folder"
+        return None
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file under two names (a hard link): only files that exist can be."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
 
 def user_data_dir() -> Path:
     """The per-user default workspace, following each platform's convention."""

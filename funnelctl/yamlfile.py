@@ -204,6 +204,11 @@ def load(path: Path, text: str | None = None) -> Any:
         raise _syntax_error(path, exc) from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"{path}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ValidationError(
+            f"{path}: lists or mappings are nested too deeply to be read (hundreds of levels); "
+            "a playbook or settings file needs only a few"
+        ) from None
     key_problems = sorted(loader.key_problems)
     if key_problems:
         if not isinstance(data, YMap):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,4 +110,49 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-__all__ = ["TODAY", "Result", "db_dump", "write", "os"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A real, tiny file system (tmpfs) inside tmp_path: ``small_disk(3072)`` is 3 MB.
+
+    Writing past its size fails as on a full disk (ENOSPC, SQLITE_FULL). Mounting needs
+    root, as in CI; elsewhere the test is skipped and says why.
+    """
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(size_kb: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Fill the file system holding ``folder`` to the last byte."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (65536, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+
+
+__all__ = ["TODAY", "Result", "db_dump", "fill", "write", "os"]

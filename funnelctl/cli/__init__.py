@@ -1,55 +1,94 @@
-"""The command line: the only package that imports typer. One module per command or group."""
+"""The command line: the only package that imports typer. One module per command or group.
+
+This module is the console script's entry point and is kept free of imports, so that
+whatever happens while the rest loads (Ctrl-C, a closed pipe, a terminal that cannot
+show a character) still ends as an exit code and one line, never a traceback.
+"""
 
 from __future__ import annotations
 
-from . import (
-    backup,
-    customer,
-    due,
-    export,
-    health,
-    import_,
-    init,
-    log,
-    moves,
-    outbox,
-    playbook,
-    report,
-    run,
-    send,
-    tasks,
-)
-from .common import new_app
+import os
+import sys
+from typing import Any
 
-app = new_app(
-    "funnelctl runs a customer-success funnel from the terminal: YAML playbooks, "
-    "a local SQLite store, Jinja follow-up emails."
-)
-app.command("init")(init.init)
-app.add_typer(playbook.app)
-app.add_typer(customer.app)
-app.command("import")(import_.import_)
-app.command("export")(export.export)
-app.command("enroll")(moves.enroll)
-app.command("move")(moves.move)
-app.command("won")(moves.won)
-app.command("lost")(moves.lost)
-app.command("churn")(moves.churn)
-app.command("due")(due.due)
-app.command("done")(tasks.done)
-app.command("snooze")(tasks.snooze_)
-app.command("drop")(tasks.drop_)
-app.command("log")(log.log)
-app.command("signal")(health.signal)
-app.command("at-risk")(health.at_risk)
-app.command("run")(run.run)
-app.command("send")(send.send_)
-app.add_typer(outbox.app)
-app.add_typer(outbox.templates)
-app.command("report")(report.report)
-app.add_typer(report.tickets)
-app.command("backup")(backup.backup)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def main() -> None:
-    app(prog_name="funnelctl")
+    """Run funnelctl: one rule for how every run ends.
+
+    130 on Ctrl-C, 0 when the reader of our output went away (``| head``), 2 for
+    arguments that are not text; otherwise the command's own exit code.
+    """
+    code: Any = 0
+    try:
+        _tolerant_streams()
+        bad = _undecodable_argument(sys.argv[1:])
+        if bad:
+            sys.stderr.write(f"Error: {bad}\n")
+            code = 2
+        else:
+            from .commands import app
+
+            app(prog_name="funnelctl")
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        _quietly(lambda: sys.stderr.write("Interrupted; nothing half-done was kept.\n"))
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _reader_gone()
+        code = 0
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+def _tolerant_streams() -> None:
+    """Output never crashes on a character the terminal or file encoding lacks: it is
+    shown as '?' (``PYTHONIOENCODING=cp1252 funnelctl at-risk > f`` and "≥")."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def _undecodable_argument(args: list[str]) -> str | None:
+    """A message for the first argument that holds bytes that are not text in the
+    locale's encoding (Python keeps them as lone surrogates), else None."""
+    for number, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(arg)
+            shown = raw.decode("ascii", "backslashreplace")
+            return (
+                f"argument {number} ({shown}) is not valid {sys.getfilesystemencoding()} text; "
+                "set the terminal (or LANG) to the encoding it types in, then try again."
+            )
+    return None
+
+
+def _reader_gone() -> None:
+    """Whoever read our output stopped (``funnelctl report | head -3``): not a failure.
+    Point stdout at /dev/null so that the last flush at exit has nowhere to fail."""
+    _quietly(lambda: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()))
+
+
+def _quietly(action: Any) -> None:
+    try:
+        action()
+    except (OSError, ValueError):
+        pass
+
+
+def __getattr__(name: str) -> Any:
+    """``from funnelctl.cli import app`` (tests, embedding) loads the commands on demand."""
+    if name == "app":
+        from .commands import app
+
+        return app
+    raise AttributeError(name)

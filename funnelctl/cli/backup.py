@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import output
+from ..outfiles import refuse_own_file
 from .common import HomeOption, TodayOption, session
 
 
@@ -18,5 +19,6 @@ def backup(
 ) -> None:
     """Write a consistent copy of the database, even while another command writes."""
     with session(home, today) as s:
+        refuse_own_file(file, s.workspace)
         s.store.backup(file)
     output.message(f"Backed up {s.workspace.db_path} to {file}.")

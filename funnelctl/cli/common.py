@@ -21,9 +21,9 @@ from typer.core import TyperGroup
 
 from .. import output
 from ..dates import parse_date
-from ..errors import FunnelError, UsageError
+from ..errors import FunnelError, UsageError, os_problem
 from ..playbooks import Library, load_library
-from ..store import Store
+from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
 
 HomeOption = Annotated[
@@ -47,6 +47,10 @@ TodayOption = Annotated[
     ),
 ]
 
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the output file if it exists.")
+]
+
 
 class Format(str, Enum):
     table = "table"
@@ -66,8 +70,7 @@ class FunnelGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except FunnelError as exc:
-            output.error(exc.message, exc.details)
-            raise typer.Exit(exc.exit_code) from None
+            return self._fail(exc)
         except BrokenPipeError:
             # The reader went away (`funnelctl export customers | head -1`): not a failure.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -75,6 +78,18 @@ class FunnelGroup(TyperGroup):
         except KeyboardInterrupt:
             output.error("Interrupted; nothing half-done was kept.")
             raise typer.Exit(130) from None
+        # What the world throws past the core's own checks: still one sentence, no traceback.
+        except OSError as exc:
+            return self._fail(os_problem(exc, "finish the command"))
+        except RecursionError:
+            return self._fail(FunnelError("The input is nested too deeply to be read."))
+        except UnicodeError as exc:
+            return self._fail(FunnelError(f"A text could not be read or written: {exc}."))
+
+    @staticmethod
+    def _fail(exc: FunnelError) -> Any:
+        output.error(exc.message, exc.details)
+        raise typer.Exit(exc.exit_code) from None
 
 
 def new_app(help_text: str, name: str | None = None) -> typer.Typer:
@@ -150,8 +165,9 @@ def session(home: Path | None, today: str | None) -> Iterator[Session]:
     """The workspace, its open database and today's date, for one command."""
     workspace = open_workspace(home, Path(os.getcwd()))
     day = resolve_today(today, workspace)
-    store = Store.open(workspace.db_path)
-    try:
-        yield Session(workspace, store, day)
-    finally:
-        store.close()
+    with faults(workspace.db_path):
+        store = Store.open(workspace.db_path)
+        try:
+            yield Session(workspace, store, day)
+        finally:
+            store.close()

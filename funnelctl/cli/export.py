@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +11,9 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..errors import FunnelError
 from ..importing import EXPORT_TABLES, export_json_rows, export_rows
-from .common import HomeOption, TodayOption, session
+from ..outfiles import check_target, written
+from .common import ForceOption, HomeOption, TodayOption, session
 
 ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # type: ignore[misc]
 
@@ -32,6 +33,7 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
 ) -> None:
@@ -39,35 +41,31 @@ def export(
     or the open tasks as an iCalendar file (calendar).
 
     CSV cells that start with = + - @ are prefixed with ' so spreadsheets never run them.
+    A file is written owner-only, and only whole; an existing one only with --force.
     """
     out = out or file
     if table.value == "calendar":
         from ..reports import calendar
 
         with session(home, today) as s:
+            if out:
+                check_target(out, s.workspace, force=force)
             data = calendar(s.store)
         if out:
-            try:
-                out.write_bytes(data)
-            except OSError as exc:
-                raise FunnelError(f"Cannot write {out}: {exc.strerror}.") from None
+            with written(out, binary=True) as stream:
+                stream.write(data)
             output.message(f"Exported the open tasks to {out}.")
         else:
             sys.stdout.buffer.write(data)
         return
     with session(home, today) as s, s.store.read():
-        try:
-            stream = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
-        except OSError as exc:
-            raise FunnelError(f"Cannot write {out}: {exc.strerror}.") from None
-        try:
+        if out:
+            check_target(out, s.workspace, force=force)
+        with written(out) if out else nullcontext(sys.stdout) as stream:
             if fmt == "json":
                 count = output.write_json_rows(export_json_rows(s.store, table.value), stream)
             else:
                 columns, rows = export_rows(s.store, table.value)
                 count = output.write_csv(rows, columns, stream)
-        finally:
-            if out:
-                stream.close()
     if out:
         output.message(f"Exported {count} {table.value} row(s) to {out}.")

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from .. import output
-from .common import Format, FormatOption, HomeOption, TodayOption, session
+from ..outfiles import check_target
+from .common import Format, ForceOption, FormatOption, HomeOption, TodayOption, session
 
 
 def import_(
@@ -38,6 +39,7 @@ def import_(
             help="Import the good rows; write the bad ones, with a reason column, to FILE.",
         ),
     ] = None,
+    force: ForceOption = False,
     encoding: Annotated[
         str | None, typer.Option(help="File encoding, e.g. latin-1 (default: UTF-8 or by BOM).")
     ] = None,
@@ -70,6 +72,8 @@ def import_(
         skip_bad=skip_bad,
     )
     with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
+        if skip_bad is not None:
+            check_target(skip_bad, s.workspace, force=force, what="the rejected rows")
         result = import_customers(
             s.store,
             s.library,

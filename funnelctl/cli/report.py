@@ -9,8 +9,9 @@ import typer
 
 from .. import output
 from ..dates import parse_date
-from ..errors import FunnelError, UsageError
-from .common import Format, FormatOption, HomeOption, TodayOption, new_app, session
+from ..errors import UsageError
+from ..outfiles import check_target, written
+from .common import Format, ForceOption, FormatOption, HomeOption, TodayOption, new_app, session
 
 tickets = new_app("Help-desk tickets, for response and resolution times.", name="ticket")
 
@@ -50,6 +51,7 @@ def report(
             "--html", metavar="FILE", help="Also write a self-contained HTML page with charts."
         ),
     ] = None,
+    force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = Format.table,
@@ -58,6 +60,8 @@ def report(
     from ..reports import build_report, default_period
 
     with session(home, today) as s:
+        if html is not None:
+            check_target(html, s.workspace, force=force, what="the report")
         period = default_period(s.today, _date("--since", since), _date("--until", until))
         if period.since > period.until:
             raise UsageError(f"--since {period.since} is after --until {period.until}.")
@@ -67,10 +71,8 @@ def report(
     if html is not None:
         from ..htmlreport import render_html
 
-        try:
-            html.write_text(render_html(data), encoding="utf-8")
-        except OSError as exc:
-            raise FunnelError(f"Cannot write {html}: {exc.strerror}.") from None
+        with written(html) as stream:
+            stream.write(render_html(data))
         output.message(f"Wrote {html}.")
     rows = [
         {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
