@@ -191,9 +191,7 @@ class Store:
             store = cls(path, conn)
             try:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("PRAGMA synchronous = FULL")
+                # Read before anything is set: switching to WAL already writes the file.
                 version = store.schema_version()
                 if version == 0 and not create and not store._is_ours():
                     raise DatabaseDamaged(
@@ -201,6 +199,9 @@ class Store:
                         f"funnelctl's tables, and funnelctl will not write into it; "
                         f"{restore_hint(path)}."
                     )
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = FULL")
                 if version > SCHEMA_VERSION:
                     raise FunnelError(
                         f"{path} was written by a newer version of funnelctl (schema {version}; "

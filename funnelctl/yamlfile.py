@@ -205,9 +205,10 @@ def load(path: Path, text: str | None = None) -> Any:
     except yaml.YAMLError as exc:
         raise ValidationError(f"{path}: invalid YAML: {exc}") from None
     except RecursionError:
+        assert text is not None  # reading the file cannot recurse
         raise ValidationError(
-            f"{path}: lists or mappings are nested too deeply to be read (hundreds of levels); "
-            "a playbook or settings file needs only a few"
+            f"{path}:{_too_deep_line(text)}: lists or mappings are nested more than "
+            f"{MAX_DEPTH} levels deep here; a playbook or settings file needs only a few"
         ) from None
     key_problems = sorted(loader.key_problems)
     if key_problems:
@@ -216,6 +217,25 @@ def load(path: Path, text: str | None = None) -> Any:
             raise ValidationError(lines[0], lines[1:])
         data.load_problems = key_problems
     return data
+
+
+MAX_DEPTH = 100
+
+
+def _too_deep_line(text: str) -> int:
+    """The line where nesting first goes past MAX_DEPTH (the events parser does not recurse)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return int(event.start_mark.line) + 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return 1
 
 
 def describe(value: Any, source: str | None = None, *, text_expected: bool = True) -> str:

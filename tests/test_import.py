@@ -851,3 +851,29 @@ def test_quoted_header_and_nul_bytes_end_in_an_error_not_a_crash(run, workspace,
         assert result.exit_code == 1, name
         assert result.stderr.startswith(f"Error: {name}:"), result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_an_overlong_value_is_reported_as_too_long_not_as_a_quote(run, workspace, dump, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "email,name,notes\nann@example.com,Ann,short\nbob@example.com,Bob," + "x" * 200_000 + "\n",
+    )
+    result = rejected(run, dump, workspace, "people.csv")
+    assert result.stderr == (
+        "Error: people.csv:3: the value in column 3 is 200,000 characters long, more than the "
+        "131,072 a CSV value may hold; shorten it\n"
+    )
+
+
+def test_a_quote_never_closed_over_a_long_file_is_still_an_unterminated_quote(
+    run, workspace, dump, tmp_path
+):
+    write(
+        tmp_path / "people.csv",
+        'email,name\nann@example.com,Ann\nbob@example.com,"Bob\n' + "cid@example.com,Cid\n" * 9000,
+    )
+    result = rejected(run, dump, workspace, "people.csv")
+    assert result.stderr == (
+        "Error: people.csv:3: a quoted value that starts on this line is never closed "
+        '(an unterminated " quote)\n'
+    )

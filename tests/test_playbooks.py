@@ -1165,3 +1165,38 @@ def test_playbook_plays_table(run, workspace):
     assert "Plays" in result.stdout
     for play in SHIPPED_PLAYS:
         assert play in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("deep", "line"),
+    [
+        ("stages: " + "[" * 300 + "]" * 300 + "\n", 3),
+        # a list per line from line 4, at level 2 (the top mapping is level 1): level 101
+        # begins on line 103
+        ("stages:\n" + "".join("  " * i + "- \n" for i in range(1, 400)), 103),
+    ],
+    ids=["flow", "block"],
+)
+def test_a_playbook_nested_hundreds_of_levels_is_a_problem_not_a_crash(
+    run, tmp_path, deep, line
+):
+    library_dir(tmp_path / "lib", {"deep.yaml": "id: deep\ntitle: Deep\n" + deep})
+    assert failing(run, "lib/playbooks") == [
+        (
+            "deep.yaml",
+            line,
+            "lists or mappings are nested more than 100 levels deep here; a playbook or "
+            "settings file needs only a few",
+        )
+    ]
+
+
+def test_settings_nested_hundreds_of_levels_are_a_problem_not_a_crash(run, workspace):
+    settings = workspace / "funnelctl.yaml"
+    settings.write_text("team: " + "[" * 500 + "]" * 500 + "\n")
+    result = run("due")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: {settings}:1: lists or mappings are nested more than 100 levels deep here; "
+        "a playbook or settings file needs only a few\n"
+    )

@@ -610,3 +610,100 @@ def test_a_database_from_a_newer_funnelctl_is_refused_and_left_alone(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 999
     finally:
         conn.close()
+
+
+# -- files that are not a book, damaged pages, a full disk ------------------------------------
+
+
+def corrupt_table(db_path: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage, as a failing disk would."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    with db_path.open("r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xa5" * page_size)
+
+
+def test_an_empty_database_file_is_never_taken_for_a_new_book(run, workspace, tmp_path):
+    db = workspace / "funnel.db"
+    for leftover in ("funnel.db-wal", "funnel.db-shm"):
+        (workspace / leftover).unlink(missing_ok=True)
+    db.write_bytes(b"")
+    (tmp_path / "people.csv").write_text("email\nann@example.com\n")
+
+    result = run("import", str(tmp_path / "people.csv"), "--funnel", "after-sales")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: The database {db} is empty (0 bytes): restore your latest backup over it "
+        f"(cp BACKUP {db}, with no funnelctl command running; 'funnelctl backup FILE' makes "
+        "one), or start a new book with 'funnelctl init' in a new folder.\n"
+    )
+    assert db.read_bytes() == b""
+
+
+def test_a_sqlite_file_that_is_not_funnelctls_is_left_alone(run, workspace):
+    db = workspace / "funnel.db"
+    for name in ("funnel.db", "funnel.db-wal", "funnel.db-shm"):
+        (workspace / name).unlink(missing_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+
+    result = run("customer", "add", "ann@example.com")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {db} is not a funnelctl database: it is a SQLite file without funnelctl's "
+        "tables, and funnelctl will not write into it; restore your latest backup"
+    )
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["customer", "list"], ["due"], ["at-risk"], ["report"]])
+def test_a_damaged_page_is_one_sentence_that_says_how_to_recover(run, demo, command):
+    db = demo / "funnel.db"
+    corrupt_table(db, "customers")
+
+    result = run(*command)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: The database {db} is damaged (database disk image is malformed); funnelctl "
+        f"stopped before doing anything more. See what is wrong with: sqlite3 {db} "
+        f"'PRAGMA integrity_check'; then restore your latest backup over it (cp BACKUP {db}, "
+        "with no funnelctl command running; 'funnelctl backup FILE' makes one), or start a "
+        "new book with 'funnelctl init' in a new folder.\n"
+    )
+
+
+def test_an_import_that_fills_the_disk_says_so_and_changes_nothing(
+    run, tmp_path, small_disk, monkeypatch
+):
+    from conftest import db_dump
+
+    root = small_disk(3072) / "ws"
+    assert run("init", str(root)).exit_code == 0
+    monkeypatch.setenv("FUNNELCTL_HOME", str(root))
+    rows = "".join(f"c{n}@example.com,Customer {n},{'n' * 80}\n" for n in range(30000))
+    (tmp_path / "big.csv").write_text("email,name,notes\n" + rows)
+    before = db_dump(root)
+
+    result = run("import", str(tmp_path / "big.csv"), "--funnel", "after-sales")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: The disk holding {root / 'funnel.db'} is full: what the command had not "
+        "finished was rolled back. Free some space and run it again.\n"
+    )
+    assert db_dump(root) == before
