@@ -11,6 +11,7 @@ symbolic link, and an existing file is replaced only when the user says
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,10 +78,8 @@ class PendingFile:
             raise os_problem(exc, f"write {self.target}") from None
 
     def discard(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # a full disk fails the last flush too
             self.stream.close()
-        except OSError:
-            pass  # a full disk fails the last flush too; the file goes anyway
         self.tmp.unlink(missing_ok=True)
 
 

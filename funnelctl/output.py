@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
     from rich.console import Console
@@ -113,7 +113,7 @@ def csv_cell(value: Any) -> Any:
     return neutralise(value)
 
 
-def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: TextIO) -> int:
+def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: IO[str]) -> int:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     count = 0
@@ -123,7 +123,7 @@ def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream:
     return count
 
 
-def write_json_rows(rows: Iterable[Mapping[str, Any]], stream: TextIO) -> int:
+def write_json_rows(rows: Iterable[Mapping[str, Any]], stream: IO[str]) -> int:
     """A JSON array written row by row, so a large export keeps memory flat."""
     count = 0
     stream.write("[")

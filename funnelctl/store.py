@@ -64,7 +64,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def _from_the_world(exc: BaseException) -> bool:
+def _from_the_world(exc: sqlite3.Error) -> bool:
     """An error of the disk, the file or another process (full, busy, damaged), not of the
     statement: constraint and programming errors stay what they are for the code above."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
@@ -253,7 +253,7 @@ class Store:
             # A full disk or an I/O error may already have rolled SQLite back.
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            if _from_the_world(exc):
+            if isinstance(exc, sqlite3.Error) and _from_the_world(exc):
                 raise database_problem(exc, self.path) from None
             raise
         try:

@@ -110,8 +110,6 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     """A real, tiny file system (tmpfs) inside tmp_path: ``small_disk(3072)`` is 3 MB.

@@ -1177,9 +1177,7 @@ def test_playbook_plays_table(run, workspace):
     ],
     ids=["flow", "block"],
 )
-def test_a_playbook_nested_hundreds_of_levels_is_a_problem_not_a_crash(
-    run, tmp_path, deep, line
-):
+def test_a_playbook_nested_hundreds_of_levels_is_a_problem_not_a_crash(run, tmp_path, deep, line):
     library_dir(tmp_path / "lib", {"deep.yaml": "id: deep\ntitle: Deep\n" + deep})
     assert failing(run, "lib/playbooks") == [
         (

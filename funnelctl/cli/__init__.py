@@ -7,6 +7,7 @@ show a character) still ends as an exit code and one line, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -79,10 +80,8 @@ def _reader_gone() -> None:
 
 
 def _quietly(action: Any) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         action()
-    except (OSError, ValueError):
-        pass
 
 
 def __getattr__(name: str) -> Any:

@@ -47,9 +47,7 @@ TodayOption = Annotated[
     ),
 ]
 
-ForceOption = Annotated[
-    bool, typer.Option("--force", help="Replace the output file if it exists.")
-]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
 
 
 class Format(str, Enum):

@@ -9,7 +9,7 @@ import typer
 
 from .. import output
 from ..outfiles import check_target
-from .common import Format, ForceOption, FormatOption, HomeOption, TodayOption, session
+from .common import ForceOption, Format, FormatOption, HomeOption, TodayOption, session
 
 
 def import_(

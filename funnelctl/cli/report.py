@@ -11,7 +11,7 @@ from .. import output
 from ..dates import parse_date
 from ..errors import UsageError
 from ..outfiles import check_target, written
-from .common import Format, ForceOption, FormatOption, HomeOption, TodayOption, new_app, session
+from .common import ForceOption, Format, FormatOption, HomeOption, TodayOption, new_app, session
 
 tickets = new_app("Help-desk tickets, for response and resolution times.", name="ticket")
 
