@@ -15,8 +15,10 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 from .dates import days_between
 from .errors import FunnelError, NotFound
-from .sandbox import TemplateError, address_template, markdown_template
+from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
 from .store import Store
 from .workspace import Settings
@@ -124,6 +126,8 @@ def _render(
 ) -> str:
     try:
         return str(compile(source).render(**context))
+    except UnsafeAddress as exc:
+        raise HeaderProblem(str(exc)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         # a data value the template cannot work with (None * 12) is the template's problem
         line = getattr(exc, "lineno", None) or _template_line(exc)
@@ -167,7 +171,10 @@ def render(
     values: dict[str, str] = {}
     for header, raw, line in template.headers:
         compile = address_template if header in ADDRESS_HEADERS else compiled
-        value = _render(raw, context, template, line, compile)
+        try:
+            value = _render(raw, context, template, line, compile)
+        except HeaderProblem as exc:
+            raise HeaderProblem(f"the {header} header: {exc.message}") from None
         if "\r" in value or "\n" in value:
             raise HeaderProblem(
                 f"the {header} header would contain a line break (from the customer's data)"
@@ -232,9 +239,21 @@ def _customer_address(customer: Mapping[str, Any]) -> str:
     return str(Address(display_name=name, addr_spec=email)) if name else str(email)
 
 
+# Bodies in a 7-bit transfer encoding (quoted-printable where they are not ASCII), so
+# that no server needs 8BITMIME; header values are checked once decoded.
+_POLICY = email_policy.default.clone(cte_type="7bit")
+_UNSAFE_IN_HEADER = ("\r", "\n", "\0")
+
+
 def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailMessage:
-    """The message as it goes on the wire: modern policy, Date and Message-ID always set."""
-    message = EmailMessage()
+    """The message as it goes on the wire: modern policy, Date and Message-ID always set.
+
+    Every header value is checked after the email library has decoded it: an RFC 2047
+    encoded word in customer data (``=?utf-8?q?Acme=0D=0ABcc:...?=``) decodes to a line
+    break, which some Python versions write out as a header line of its own
+    (CVE-2024-6923). :func:`wire_bytes` checks the written form as well.
+    """
+    message = EmailMessage(policy=_POLICY)
     try:
         message["Subject"] = rendered.subject
         message["From"] = rendered.sender
@@ -247,10 +266,35 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
         message["Message-ID"] = message_id
     except ValueError as exc:  # the email library refuses CR/LF and malformed values
         raise HeaderProblem(f"a header cannot be sent: {exc}") from None
-    message.set_content(rendered.text)
+    for name, value in message.items():
+        if any(c in str(value) for c in _UNSAFE_IN_HEADER):
+            raise HeaderProblem(
+                f"the {name} header would contain a line break once its encoded words "
+                "(=?...?=) are decoded (from the customer's data)"
+            )
+    message.set_content(rendered.text, cte=_body_encoding(rendered.text))
     if rendered.html is not None:
-        message.add_alternative(rendered.html, subtype="html")
+        message.add_alternative(rendered.html, subtype="html", cte=_body_encoding(rendered.html))
     return message
+
+
+def _body_encoding(text: str) -> str | None:
+    return None if text.isascii() else "quoted-printable"
+
+
+def wire_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
+    """The message as bytes, refusing any output whose header lines are not exactly the
+    ones funnelctl set: whatever the email library does with a value, data never adds a
+    header (a Bcc, a second To) on the way out."""
+    data = message.as_bytes(policy=_POLICY.clone(linesep=linesep))
+    written = BytesHeaderParser(policy=email_policy.compat32).parsebytes(data)
+    if sorted(k.lower() for k in written.keys()) != sorted(k.lower() for k in message.keys()):
+        extra = sorted({k for k in written.keys()} - {k for k in message.keys()})
+        raise HeaderProblem(
+            "a header value from the customer's data would add header lines "
+            f"({', '.join(extra) or 'a repeated header'}); the email was not sent"
+        )
+    return data
 
 
 # -- the outbox ---------------------------------------------------------------------------------

@@ -81,11 +81,16 @@ def _markdown_overlay() -> SandboxedEnvironment:
     return environment().overlay(autoescape=True, finalize=_markdown_literal)
 
 
+class UnsafeAddress(TemplateError):
+    """A data value that would add or change an address: a problem of that customer's data,
+    not of the template (the email fails; others of the template still go)."""
+
+
 def _address_part(value: Any) -> Any:
     """A value printed into an address header must not be able to add an address."""
     text = str(_printable(value))
     if any(c in text for c in '<>,;"\r\n'):
-        raise UndefinedError(
+        raise UnsafeAddress(
             f'{text!r} cannot go into an address header: it holds one of < > , ; " or a line break'
         )
     return value
@@ -147,6 +152,7 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 
 __all__ = [
     "TemplateError",
+    "UnsafeAddress",
     "check_expression",
     "environment",
     "evaluate",

@@ -4,31 +4,38 @@ At most once, nothing silently lost: a message is claimed (``sending``,
 committed) before the server is contacted and marked ``sent`` once the server
 accepts it. A ``sending`` row found when a run starts belongs to a run that
 died mid-message: it becomes ``uncertain``, is reported, and is resent only on
-request (with the same Message-ID). An OS lock makes runs take turns.
+request (with the same Message-ID); the Maildir, which can be looked in, settles
+it as sent or queued instead. An OS lock makes runs take turns.
+
+Everything that can fail before a message leaves (connecting, logging in, a
+sendmail that does not exist, a damaged database) fails before any email is
+claimed; once a server has a message, recording that waits as long as it takes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import os
+import re
 import shlex
+import shutil
 import smtplib
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import policy
 from email.message import EmailMessage
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, Protocol
 
 from .context import context_for
 from .dates import days_between, shift
-from .errors import BusyError, FunnelError
+from .errors import BusyError, FunnelError, os_problem
 from .mail import (
     HeaderProblem,
     Rendered,
@@ -37,7 +44,9 @@ from .mail import (
     find_template,
     render,
     stale_reason,
+    wire_bytes,
 )
+from .outfiles import PendingFile
 from .playbooks import Library
 from .store import Row, Store
 from .workspace import Settings, Transport, Workspace
@@ -50,12 +59,18 @@ class TemporaryFailure(Exception):
     """4xx or a connection that could not be made: nothing was sent; try again later."""
 
 
+class ConnectionFailure(TemporaryFailure):
+    """The server cannot be reached (refused, no answer, dropped): the rest of the run is
+    deferred at once, instead of each email waiting for its own timeout."""
+
+
 class PermanentFailure(Exception):
     """5xx: the server refused this message for good."""
 
 
 class Uncertain(Exception):
-    """The connection failed while the message was being handed over."""
+    """The message may have left: the connection failed while it was handed over, or the
+    program that took it failed after reading it."""
 
 
 @dataclass
@@ -64,7 +79,17 @@ class Delivery:
 
 
 class Sender(Protocol):
+    """A transport. :meth:`open` does everything that can fail before an email is claimed
+    (connect, log in, check the command exists); :meth:`delivered` says whether a message
+    claimed by a run that died did arrive, when the transport can know (None: it cannot)."""
+
+    real: bool  # the email really leaves this machine
+
+    def open(self) -> None: ...
+
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery: ...
+
+    def delivered(self, message_id: str) -> bool | None: ...
 
     def close(self) -> None: ...
 
@@ -73,16 +98,24 @@ class Sender(Protocol):
 
 
 class SmtpSender:
-    """One connection for the run, reopened if the server drops it between messages."""
+    """One connection for the run, opened and logged in before any email is claimed, and
+    reopened if the server drops it between messages."""
+
+    real = True
 
     def __init__(self, transport: Transport, password: str | None) -> None:
         self.transport = transport
         self.password = password
         self.conn: smtplib.SMTP | None = None
 
+    def open(self) -> None:
+        if self.conn is None:
+            self.conn = self._connect()
+
     def _connect(self) -> smtplib.SMTP:
         t = self.transport
-        context = ssl.create_default_context()  # verifies certificates and host names
+        # verifies certificates and host names; a private CA is trusted through ca_file
+        context = ssl.create_default_context(cafile=t.ca_file)
         try:
             conn: smtplib.SMTP
             if t.security == "ssl":
@@ -97,27 +130,33 @@ class SmtpSender:
             raise FunnelError(
                 f"The SMTP server {t.host} refused the login for {t.username}: {_reply(exc)}"
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise FunnelError(
+                f"The SMTP server {t.host} has a certificate this machine does not trust "
+                f"({exc.verify_message}); for a private CA set transport.ca_file."
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TemporaryFailure(f"cannot connect to {t.host}:{t.port}: {exc}") from None
+            raise ConnectionFailure(f"cannot connect to {t.host}:{t.port}: {exc}") from None
         return conn
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
+        data = wire_bytes(message)
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = self._connect()
             try:
-                return self._send(self.conn, message, sender, recipients)
+                return self._send(self.conn, data, sender, recipients)
             except smtplib.SMTPServerDisconnected:
                 # Dropped before the message was handed over: safe to reconnect once.
                 self.conn = None
                 if attempt == 2:
-                    raise TemporaryFailure(
+                    raise ConnectionFailure(
                         f"{self.transport.host} keeps closing the connection"
                     ) from None
         raise AssertionError("unreachable")
 
     def _send(
-        self, conn: smtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self, conn: smtplib.SMTP, data: bytes, sender: str, recipients: list[str]
     ) -> Delivery:
         envelope_from = _address(sender)
         conn.ehlo_or_helo_if_needed()
@@ -143,7 +182,6 @@ class SmtpSender:
                 "every recipient was refused: "
                 + "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
             )
-        data = message.as_bytes(policy=policy.SMTP)
         try:
             code, reply = conn.data(data)
         except smtplib.SMTPDataError as exc:
@@ -156,6 +194,9 @@ class SmtpSender:
         if code != 250:  # the server's verdict on the message itself
             _fail(code, reply, "message refused")
         return delivery
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None
 
     def close(self) -> None:
         if self.conn is not None:
@@ -184,87 +225,142 @@ def _address(value: str) -> str:
     return parseaddr(value)[1]
 
 
+EX_TEMPFAIL = 75  # sysexits.h: nothing was queued, try again later
+
+
 class SendmailSender:
+    """Hands each message to a sendmail-compatible command.
+
+    The recipients always come from funnelctl, on the command line after ``--``; the
+    command's ``-t`` (read them from the headers, which data may have shaped) is dropped.
+    ``-f`` names the envelope sender, so that bounces come back to the consultant.
+    """
+
+    real = True
+
     def __init__(self, transport: Transport) -> None:
-        self.command = shlex.split(transport.command)
+        self.command = [arg for arg in shlex.split(transport.command) if arg != "-t"]
         self.timeout = transport.timeout_s
+
+    def open(self) -> None:
+        program = self.command[0] if self.command else ""
+        if not program or shutil.which(program) is None:
+            raise FunnelError(
+                f"The sendmail command {program!r} does not exist or cannot be run; "
+                "fix transport.command."
+            )
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
         argv = list(self.command)
-        data = message.as_bytes(policy=policy.SMTP)
-        if "-t" in argv:
-            # sendmail -t takes the recipients from the headers and drops Bcc before
-            # delivery, so the Bcc addresses must be in the copy it reads.
-            shown = {
-                a.lower()
-                for _, a in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))
-            }
-            bcc = [r for r in recipients if r.lower() not in shown]
-            if bcc:
-                data = b"Bcc: " + ", ".join(bcc).encode() + b"\r\n" + data
-        else:
-            argv += ["--", *recipients]
+        if not any(arg.startswith("-f") for arg in argv):
+            argv += ["-f", _address(sender)]
+        argv += ["--", *recipients]
+        data = wire_bytes(message, linesep="\n")
         try:
-            done = subprocess.run(
-                argv,
-                input=data,
-                capture_output=True,
-                timeout=self.timeout,
-            )
-        except FileNotFoundError:
-            raise FunnelError(
-                f"The sendmail command {argv[0]} does not exist; fix transport.command."
-            ) from None
+            done = subprocess.run(argv, input=data, capture_output=True, timeout=self.timeout)
+        except OSError as exc:
+            raise FunnelError(f"The sendmail command {argv[0]} cannot be run: {exc}.") from None
         except subprocess.TimeoutExpired:
-            raise Uncertain(f"{argv[0]} did not finish within {self.timeout} s") from None
+            raise Uncertain(f"{argv[0]} did not finish within {self.timeout:g} s") from None
         if done.returncode != 0:
             error = done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"
-            if done.returncode == 75:  # EX_TEMPFAIL
+            if done.returncode == EX_TEMPFAIL:
                 raise TemporaryFailure(f"{argv[0]}: {error}")
-            raise PermanentFailure(f"{argv[0]}: {error}")
+            # It read the message and then failed: it may have queued it all the same.
+            raise Uncertain(f"{argv[0]} failed after reading the message: {error}")
         return Delivery()
+
+    def delivered(self, message_id: str) -> bool | None:
+        return None
 
     def close(self) -> None:
         pass
 
 
 class MaildirSender:
-    """Writes each message as an .eml file, for review instead of delivery."""
+    """Writes each message into a Maildir (tmp/, then new/) for review instead of delivery:
+    any mail client opens it. Nothing leaves the machine, so a message whose run died can
+    be looked for: its file name carries a digest of its Message-ID."""
 
-    def __init__(self, folder: Path) -> None:
+    real = False
+
+    def __init__(self, folder: Path, when: datetime) -> None:
         self.folder = folder
+        self.when = when
+
+    def open(self) -> None:
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.folder / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_problem(exc, f"create the Maildir {self.folder}") from None
+
+    @staticmethod
+    def _digest(message_id: str) -> str:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:20]
 
     def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stem = str(message["Message-ID"]).strip("<>").replace("/", "_").replace("@", "_at_")
-        target = self.folder / f"{stem}.eml"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(
-            b"X-Envelope-To: "
-            + ", ".join(recipients).encode()
-            + b"\r\n"
-            + message.as_bytes(policy=policy.SMTP)
-        )
-        os.replace(tmp, target)
+        digest = self._digest(str(message["Message-ID"]))
+        name = f"{int(self.when.timestamp())}.{digest}.funnelctl"
+        target = self.folder / "new" / name
+        for n in itertools.count(1):  # a resend of the same message is a second file
+            if not target.exists():
+                break
+            target = target.with_name(f"{name}.{n}")
+        data = wire_bytes(message, linesep=os.linesep)
+        pending = PendingFile(target, binary=True, tmp=self.folder / "tmp" / target.name)
+        try:
+            pending.stream.write(data)
+        except OSError as exc:
+            pending.discard()
+            raise os_problem(exc, f"write {target}") from None
+        pending.commit()
         return Delivery()
+
+    def delivered(self, message_id: str) -> bool | None:
+        digest = self._digest(message_id)
+        return any(
+            any((self.folder / sub).glob(f"*.{digest}.funnelctl*")) for sub in ("new", "cur")
+        )
 
     def close(self) -> None:
         pass
 
 
-def make_sender(workspace: Workspace, environ: dict[str, str]) -> Sender:
+def make_sender(workspace: Workspace, environ: Mapping[str, str], now: datetime) -> Sender:
     t = workspace.settings.transport
     if t.kind == "smtp":
-        password = environ.get(t.password_env) if t.username else None
-        if t.username and not password:
-            raise FunnelError(
-                f"transport.username is set but the environment variable {t.password_env} is empty; "
-                "export the SMTP password there."
-            )
-        return SmtpSender(t, password)
+        return SmtpSender(t, _password(t, environ) if t.username else None)
     if t.kind == "sendmail":
         return SendmailSender(t)
-    return MaildirSender(workspace.root / t.path)
+    return MaildirSender(workspace.root / t.path, now)
+
+
+_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _password(t: Transport, environ: Mapping[str, str]) -> str:
+    # A password_env that is not written like a variable may be the password itself:
+    # it is never repeated in a message.
+    variable = (
+        f"the environment variable {t.password_env}"
+        if _VARIABLE.match(t.password_env)
+        else "the environment variable named in transport.password_env (its name is not "
+        "shown: it does not look like a variable's name, such as FUNNELCTL_SMTP_PASSWORD, "
+        "and may be the password itself)"
+    )
+    password = environ.get(t.password_env)
+    if not password:
+        raise FunnelError(
+            f"transport.username is set but {variable} is empty; export the SMTP password there."
+        )
+    if not (password.isascii() and (t.username or "").isascii()):
+        raise FunnelError(
+            f"The SMTP user name or the password in {variable} has non-ASCII characters, "
+            "which SMTP login (Python's smtplib) cannot send; use an ASCII password, such as "
+            "an app password."
+        )
+    return password
 
 
 # -- the lock ---------------------------------------------------------------------------------------
@@ -400,19 +496,31 @@ def _prepare(
     return [p for p in ready if p.row["template"] not in broken]
 
 
+_LABELS = {"sent": "sent", "failed": "FAILED", "uncertain": "UNCERTAIN", "queued": "deferred"}
+
+
+def _record(
+    store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any
+) -> None:
+    """Record an email's fate and the timeline line that goes with it (inside a write)."""
+    store.update("outbox", row["id"], {"status": status, "reason": reason, **extra})
+    text = f"Email {row['template']!r} {_LABELS[status]}" + (f": {reason}" if reason else "")
+    store.add_event(row["customer_id"], today, "email", text, ok=status in ("sent", "queued"))
+
+
 def _finish(
     store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any
 ) -> None:
-    with store.write():
-        store.update("outbox", row["id"], {"status": status, "reason": reason, **extra})
-        label = {
-            "sent": "sent",
-            "failed": "FAILED",
-            "uncertain": "UNCERTAIN",
-            "queued": "deferred",
-        }[status]
-        text = f"Email {row['template']!r} {label}" + (f": {reason}" if reason else "")
-        store.add_event(row["customer_id"], today, "email", text, ok=status in ("sent", "queued"))
+    # Patient: this runs after the server was spoken to, so giving up as busy would turn
+    # a known fate into an uncertain one. Only the claim may give up.
+    with store.write(patient=True):
+        _record(store, row, status, reason, today, **extra)
+
+
+INTERRUPTED = (
+    "a previous send stopped while sending it; check the recipient's mailbox, "
+    "then resend with --retry-uncertain"
+)
 
 
 def send(
@@ -422,44 +530,55 @@ def send(
     *,
     today: str,
     now: datetime,
+    clock: Callable[[], datetime],
     options: SendOptions,
-    environ: dict[str, str],
+    environ: Mapping[str, str],
     sleep: Callable[[float], None] = time.sleep,
-    sender_factory: Callable[[], Sender] | None = None,
 ) -> SendReport:
+    """Deliver the due emails. ``now`` is the moment the run acts at (the send window,
+    retry times; ``FUNNELCTL_NOW`` replays one); ``clock`` is the real time, the only
+    one an email that leaves this machine is ever dated with."""
     report = SendReport()
     if options.dry_run:
         return _plan(store, library, workspace, today, now, options, report)
+    sender = make_sender(workspace, environ, now)
     with send_lock(workspace, options.wait_s, sleep):
-        with store.write():
-            store.conn.execute(
-                "UPDATE outbox SET status = 'uncertain', reason = 'a previous send stopped while sending it; "
-                "check the recipient''s mailbox, then resend with --retry-uncertain' WHERE status = 'sending'"
-            )
-            if options.retry_uncertain:
-                store.conn.execute(
-                    "UPDATE outbox SET status = 'queued', reason = 'resend requested', next_attempt_at = NULL "
-                    "WHERE status = 'uncertain'"
-                )
+        # A damaged page must stop the run before an email leaves that could then not
+        # be recorded (and would be sent again by every later run).
+        store.check_integrity()
+        _settle_interrupted(store, sender, today, options.retry_uncertain)
         if not in_window(workspace.settings, now):
             report.outside_window = True
         else:
-            _deliver(
-                store,
-                library,
-                workspace,
-                today,
-                now,
-                options,
-                report,
-                environ,
-                sleep,
-                sender_factory,
-            )
+            stamp = clock if sender.real else (lambda: now)
+            _deliver(store, library, workspace, sender, today, now, stamp, options, report, sleep)
         report.uncertain = int(
             store.scalar("SELECT count(*) FROM outbox WHERE status = 'uncertain'")
         )
     return report
+
+
+def _settle_interrupted(store: Store, sender: Sender, today: str, retry: bool) -> None:
+    """Emails left ``sending`` by a run that died: arrived (the Maildir can tell), certainly
+    not sent, or else uncertain; ``retry`` queues the uncertain ones again."""
+    with store.write():
+        for row in store.rows("SELECT * FROM outbox WHERE status = 'sending'"):
+            arrived = sender.delivered(row["message_id"])
+            if arrived is None:
+                store.update("outbox", row["id"], {"status": "uncertain", "reason": INTERRUPTED})
+            elif arrived:
+                _record(store, row, "sent", "found delivered after an interrupted run", today)
+            else:
+                store.update(
+                    "outbox",
+                    row["id"],
+                    {"status": "queued", "reason": "an interrupted run had not written it"},
+                )
+        if retry:
+            store.conn.execute(
+                "UPDATE outbox SET status = 'queued', reason = 'resend requested', next_attempt_at = NULL "
+                "WHERE status = 'uncertain'"
+            )
 
 
 def _due_rows(store: Store, today: str, now: datetime, limit: int | None) -> list[Row]:
@@ -536,13 +655,13 @@ def _deliver(
     store: Store,
     library: Library,
     workspace: Workspace,
+    sender: Sender,
     today: str,
     now: datetime,
+    stamp: Callable[[], datetime],
     options: SendOptions,
     report: SendReport,
-    environ: dict[str, str],
     sleep: Callable[[float], None],
-    sender_factory: Callable[[], Sender] | None,
 ) -> None:
     settings = workspace.settings
     report.skipped += _skip_stale(store, settings, today, dry=False)
@@ -552,9 +671,13 @@ def _deliver(
     ready = ready[: options.limit] if options.limit else ready
     if not ready:
         return
-    sender = sender_factory() if sender_factory else make_sender(workspace, environ)
     interval = 60.0 / settings.send.rate_per_minute if settings.send.rate_per_minute else 0.0
     try:
+        try:
+            sender.open()  # connect and log in before any email is claimed
+        except ConnectionFailure as exc:
+            _defer_the_rest(store, [item.row for item in ready], exc, today, now, report)
+            return
         for index, item in enumerate(ready):
             if index and interval:
                 sleep(interval)
@@ -568,50 +691,111 @@ def _deliver(
             if not claimed:
                 continue
             try:
-                message = build_message(item.rendered, row["message_id"], now)
+                message = build_message(item.rendered, row["message_id"], stamp())
                 delivery = sender.send(message, item.rendered.sender, item.rendered.recipients)
+            except HeaderProblem as exc:  # caught before a byte left
+                _fail_email(store, row, exc.message, today, report)
+                continue
             except FunnelError:
-                # A problem of the set-up (refused login, missing sendmail): nothing left,
-                # so the email goes back to the queue untouched and the run stops.
-                with store.write():
+                # Nothing left (a full disk for the Maildir, a sendmail that cannot run):
+                # the email goes back to the queue untouched and the run stops.
+                with store.write(patient=True):
                     store.update(
                         "outbox", row["id"], {"status": "queued", "attempts": row["attempts"]}
                     )
                 raise
+            except ConnectionFailure as exc:
+                rest = [row] + [later.row for later in ready[index + 1 :]]
+                _defer_the_rest(store, rest, exc, today, now, report, claimed_first=True)
+                return
             except TemporaryFailure as exc:
-                attempts = row["attempts"] + 1
-                if attempts >= MAX_ATTEMPTS:
-                    _finish(
-                        store, row, "failed", f"gave up after {attempts} attempts: {exc}", today
-                    )
-                    report.failed += 1
-                else:
-                    wait = BACKOFF_MINUTES[min(attempts - 1, len(BACKOFF_MINUTES) - 1)]
-                    later = (now + timedelta(minutes=wait)).isoformat(timespec="seconds")
-                    _finish(
-                        store,
-                        row,
-                        "queued",
-                        f"{exc}; retrying after {later}",
-                        today,
-                        next_attempt_at=later,
-                    )
-                    report.deferred += 1
-                    report.problems.append(f"email #{row['id']}: {exc} (kept for a later run)")
+                _defer(store, row, exc, today, now, report)
                 continue
             except PermanentFailure as exc:
-                _finish(store, row, "failed", str(exc), today)
-                report.failed += 1
-                report.problems.append(f"email #{row['id']}: {exc}")
+                _fail_email(store, row, str(exc), today, report)
                 continue
             except Uncertain as exc:
                 _finish(store, row, "uncertain", str(exc), today)
                 report.problems.append(f"email #{row['id']}: {exc}")
                 continue
             refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
-            _finish(store, row, "sent", refused, today, sent_at=now.isoformat(timespec="seconds"))
+            _record_sent(store, row, refused, today, now)
             report.sent += 1
             if refused:
                 report.problems.append(f"email #{row['id']}: sent, but {refused}")
     finally:
         sender.close()
+
+
+def _fail_email(store: Store, row: Row, reason: str, today: str, report: SendReport) -> None:
+    _finish(store, row, "failed", reason, today)
+    report.failed += 1
+    report.problems.append(f"email #{row['id']}: {reason}")
+
+
+def _record_sent(store: Store, row: Row, refused: str | None, today: str, now: datetime) -> None:
+    try:
+        _finish(store, row, "sent", refused, today, sent_at=now.isoformat(timespec="seconds"))
+    except FunnelError as exc:
+        raise FunnelError(
+            f"Email #{row['id']} was delivered, but recording that failed: {exc.message} "
+            f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
+            f"asked; settle it with 'funnelctl outbox resolve {row['id']} --sent'."
+        ) from None
+
+
+def _defer(
+    store: Store, row: Row, exc: TemporaryFailure, today: str, now: datetime, report: SendReport
+) -> None:
+    """Keep a claimed email for a later run (backoff), or fail it after MAX_ATTEMPTS."""
+    attempts = row["attempts"] + 1
+    if attempts >= MAX_ATTEMPTS:
+        _finish(store, row, "failed", f"gave up after {attempts} attempts: {exc}", today)
+        report.failed += 1
+        return
+    later = _retry_time(attempts, now)
+    _finish(store, row, "queued", f"{exc}; retrying after {later}", today, next_attempt_at=later)
+    report.deferred += 1
+    report.problems.append(f"email #{row['id']}: {exc} (kept for a later run)")
+
+
+def _defer_the_rest(
+    store: Store,
+    rows: list[Row],
+    exc: ConnectionFailure,
+    today: str,
+    now: datetime,
+    report: SendReport,
+    *,
+    claimed_first: bool = False,
+) -> None:
+    """The server cannot be reached: every email left in the run counts one attempt and
+    waits for its retry time, in one transaction and one message (not one timeout each)."""
+    kept = 0
+    with store.write(patient=True):
+        for index, row in enumerate(rows):
+            attempts = row["attempts"] + 1
+            if not claimed_first or index:
+                claimed = store.conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+                    [row["id"]],
+                ).rowcount
+                if not claimed:
+                    continue  # another run took it meanwhile
+            if attempts >= MAX_ATTEMPTS:
+                _record(store, row, "failed", f"gave up after {attempts} attempts: {exc}", today)
+                report.failed += 1
+                continue
+            later = _retry_time(attempts, now)
+            _record(
+                store, row, "queued", f"{exc}; retrying after {later}", today, next_attempt_at=later
+            )
+            report.deferred += 1
+            kept += 1
+    if kept:
+        report.problems.append(f"{exc} ({kept} email(s) kept for a later run)")
+
+
+def _retry_time(attempts: int, now: datetime) -> str:
+    wait = BACKOFF_MINUTES[min(attempts - 1, len(BACKOFF_MINUTES) - 1)]
+    return (now + timedelta(minutes=wait)).isoformat(timespec="seconds")

@@ -57,8 +57,9 @@ class Transport:
     username: str | None = None
     password_env: str = "FUNNELCTL_SMTP_PASSWORD"
     timeout_s: float = 30.0
-    command: str = "/usr/sbin/sendmail -t -i"
+    command: str = "/usr/sbin/sendmail -i"
     path: str = "outbox"
+    ca_file: str | None = None  # a private CA to trust for TLS, instead of the system's
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,9 @@ transport:
   # username: you@example.com
   # password_env: FUNNELCTL_SMTP_PASSWORD   # the password only ever comes from the environment
   # timeout_s: 30
+  # ca_file: my-ca.pem                 # trust a private CA (a PEM file) for TLS
   # kind: sendmail
-  # command: "/usr/sbin/sendmail -t -i"
+  # command: "/usr/sbin/sendmail -i"   # funnelctl gives the recipients and -f itself
 """
 
 
@@ -357,6 +359,7 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
         timeout_s=f.get("timeout_s", (int, float), default=default.timeout_s),
         command=f.get("command", str, default=default.command),
         path=f.get("path", str, default=default.path),
+        ca_file=_ca_file(f, path.parent),
     )
     if not 1 <= transport.port <= 65535:
         f.problem("port", f"port {transport.port} must be between 1 and 65535")
@@ -365,6 +368,18 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
     _refuse_password(f)
     f.done()
     return transport
+
+
+def _ca_file(f: Fields, root: Path) -> str | None:
+    """The PEM file of a private CA, relative to the workspace; it must exist."""
+    value = f.get("ca_file", str)
+    if value is None:
+        return None
+    ca = (root / Path(value).expanduser()).resolve()
+    if not ca.is_file():
+        f.problem("ca_file", f"ca_file {value!r}: no such file ({ca})")
+        return None
+    return str(ca)
 
 
 def _password_env(f: Fields) -> str:

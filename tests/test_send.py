@@ -197,7 +197,9 @@ def test_each_queued_email_is_delivered_once_with_its_message_id_and_rendered_co
     queued = by_customer(outbox(run))
     assert [r["status"] for r in queued.values()] == ["queued"] * 4
 
+    before = datetime.now(ZoneInfo("UTC")).replace(microsecond=0)
     result, counts = send(run)
+    after = datetime.now(ZoneInfo("UTC"))
 
     assert (result.exit_code, counts, result.stderr) == (0, summary(sent=4), "")
     received = {r.rcpt_tos[0]: r for r in smtp.received}
@@ -212,7 +214,8 @@ def test_each_queued_email_is_delivered_once_with_its_message_id_and_rendered_co
         message = got.message
         assert got.mail_from == "ana@example.com"
         assert message["Message-ID"] == queued[email]["message_id"]
-        assert message["Date"] == DATE_HEADER
+        # mail that really leaves is dated by the clock, never by FUNNELCTL_NOW's replay
+        assert before <= message["Date"].datetime <= after
         assert message["From"] == SENDER
         assert message.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -295,9 +298,8 @@ def test_server_down_defers_the_email_and_is_not_a_failure(
     assert row["reason"].startswith(f"cannot connect to 127.0.0.1:{port}: ")
     assert "Connection refused" in row["reason"]
     assert row["reason"].endswith("; retrying after 2026-03-02T10:05:00+00:00")
-    assert (
-        result.stderr
-        == f"email #1: {row['reason'].split('; retrying')[0]} (kept for a later run)\n"
+    assert result.stderr == (
+        f"{row['reason'].split('; retrying')[0]} (1 email(s) kept for a later run)\n"
     )
 
     # before next_attempt_at nothing is tried again
@@ -854,6 +856,7 @@ def test_rate_per_minute_paces_the_batch_without_real_waiting(
             ws,
             today=TODAY,
             now=datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Europe/Lisbon")),
+            clock=lambda: datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Europe/Lisbon")),
             options=SendOptions(),
             environ={},
             sleep=slept.append,
@@ -893,7 +896,14 @@ def test_sendmail_transport_hands_the_message_to_the_command(
     result, counts = send(run)
 
     assert (result.exit_code, counts) == (0, summary(sent=1))
-    assert (tmp_path / "argv.txt").read_text().splitlines() == ["-i", "--", "joe@example.com"]
+    # the envelope sender (-f, so bounces come back) and the recipients come from funnelctl
+    assert (tmp_path / "argv.txt").read_text().splitlines() == [
+        "-i",
+        "-f",
+        "ana@example.com",
+        "--",
+        "joe@example.com",
+    ]
     from email import message_from_bytes, policy
 
     message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
@@ -902,19 +912,21 @@ def test_sendmail_transport_hands_the_message_to_the_command(
     assert statuses(run) == {"joe@example.com": "sent"}
 
 
-def test_sendmail_that_fails_fails_the_email_with_its_stderr(
+def test_sendmail_that_fails_after_reading_the_message_leaves_it_uncertain(
     run: Callable[..., Result], workspace: Path, tmp_path: Path
 ) -> None:
+    # it read the whole message before failing: it may have queued it all the same
     script = fake_sendmail(tmp_path, exit_code=1, stderr="sendmail: fatal: no such user")
     configure(workspace, f'kind: sendmail\ncommand: "{script} -i"\n')
     welcome(run, "joe@example.com", "Joe Bloggs")
 
     result, counts = send(run)
 
-    assert (result.exit_code, counts) == (1, summary(failed=1))
+    assert (result.exit_code, counts) == (1, summary(uncertain=1))
     row = outbox(run)[0]
-    assert (row["status"], row["reason"]) == ("failed", f"{script}: sendmail: fatal: no such user")
-    assert result.stderr == f"email #1: {script}: sendmail: fatal: no such user\n"
+    reason = f"{script} failed after reading the message: sendmail: fatal: no such user"
+    assert (row["status"], row["reason"]) == ("uncertain", reason)
+    assert result.stderr == f"email #1: {reason}\n"
 
 
 def test_sendmail_that_says_try_later_defers_the_email(
@@ -929,47 +941,52 @@ def test_sendmail_that_says_try_later_defers_the_email(
     assert row["reason"] == f"{script}: queue is full; retrying after 2026-03-02T10:05:00+00:00"
 
 
-def test_sendmail_with_dash_t_still_delivers_to_bcc(
+def test_sendmail_recipients_come_from_funnelctl_never_from_the_headers(
     run: Callable[..., Result], workspace: Path, tmp_path: Path
 ) -> None:
     script = fake_sendmail(tmp_path)
-    # the flags of the default command, /usr/sbin/sendmail -t -i
+    # the flags of the usual command, /usr/sbin/sendmail -t -i: -t would take recipients
+    # from headers that customer data may have shaped, so funnelctl drops it
     configure(workspace, f'kind: sendmail\ncommand: "{script} -t -i"\n')
     add_crafted(workspace)
     crafted(run, "joe@example.com", "Joe Bloggs", "audited")
     ok(send(run)[0])
 
     from email import message_from_bytes, policy
-    from email.utils import getaddresses
 
     argv = (tmp_path / "argv.txt").read_text().splitlines()
-    message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
-    # what a real sendmail delivers to: the addresses on the command line, plus with -t
-    # those of the To, Cc and Bcc headers (it then removes Bcc from the copy it sends)
-    delivered = {a for a in argv if "@" in a}
-    if "-t" in argv:
-        headers = [str(message[h]) for h in ("To", "Cc", "Bcc") if message[h]]
-        delivered |= {addr for _, addr in getaddresses(headers)}
-    assert delivered == {"joe@example.com", "audit@example.com"}
+    assert argv == ["-i", "-f", "ana@example.com", "--", "joe@example.com", "audit@example.com"]
+    raw = (tmp_path / "message.eml").read_bytes()
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["Bcc"] is None  # a Bcc address is never inside the message
+    assert b"\r\n" not in raw  # sendmail reads local line endings
 
 
-def test_maildir_transport_writes_one_eml_per_email(
+def test_maildir_transport_writes_a_real_maildir(
     run: Callable[..., Result], workspace: Path
 ) -> None:
+    import mailbox
+    import stat
+
     configure(workspace, "kind: maildir\npath: review\n")
+    add_crafted(workspace)
     welcome(run, "joe@example.com", "Joe Bloggs")
-    welcome(run, "zoe@example.com", "Zoe Last")
+    crafted(run, "zoe@example.com", "Zoe Last", "audited")  # with a Bcc
 
     result, counts = send(run)
 
     assert (result.exit_code, counts) == (0, summary(sent=2))
-    files = sorted((workspace / "review").iterdir())
-    assert [f.suffix for f in files] == [".eml", ".eml"]
-    from email import message_from_bytes, policy
-
-    messages = [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+    folder = workspace / "review"
+    assert sorted(p.name for p in folder.iterdir()) == ["cur", "new", "tmp"]
+    assert list((folder / "tmp").iterdir()) == []
+    box = mailbox.Maildir(folder, create=False)
+    messages = list(box)
     assert sorted(m["Message-ID"] for m in messages) == sorted(r["message_id"] for r in outbox(run))
-    assert sorted(m["X-Envelope-To"] for m in messages) == ["joe@example.com", "zoe@example.com"]
+    for path in (folder / "new").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        raw = path.read_bytes()
+        assert b"\r\n" not in raw  # local line endings, as mail clients store them
+        assert b"audit@example.com" not in raw and b"X-Envelope-To" not in raw
     assert set(statuses(run).values()) == {"sent"}
 
 
@@ -1180,8 +1197,11 @@ def test_data_cannot_add_recipients(run, ws, smtp):
         "Subject: Hi\nTo: {{ customer.name }} <{{ customer.email }}>\n\nHello.\n"
     )
     crafted(run, "bob@example.com", "Bob <evil@example.org>", "copied")
+    crafted(run, "ann@example.com", "Ann Lee", "copied")
     result, counts = send(run)
-    assert counts["held"] == 1 and smtp.received == []
+    # the bad address fails that one email with its reason; the template's others still go
+    assert (counts["failed"], counts["held"], counts["sent"]) == (1, 0, 1)
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"]]
     assert "cannot go into an address header" in result.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -47,6 +48,7 @@ def send_(
             s.workspace,
             today=s.today,
             now=resolve_now(s.today, s.workspace),
+            clock=lambda: datetime.now(s.workspace.settings.zone),
             options=SendOptions(dry_run, limit, wait, retry_uncertain),
             environ=dict(os.environ),
         )
