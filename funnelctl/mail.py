@@ -287,9 +287,10 @@ def wire_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
     ones funnelctl set: whatever the email library does with a value, data never adds a
     header (a Bcc, a second To) on the way out."""
     data = message.as_bytes(policy=_POLICY.clone(linesep=linesep))
-    written = BytesHeaderParser(policy=email_policy.compat32).parsebytes(data)
-    if sorted(k.lower() for k in written.keys()) != sorted(k.lower() for k in message.keys()):
-        extra = sorted({k for k in written.keys()} - {k for k in message.keys()})
+    written = [name.lower() for name in BytesHeaderParser().parsebytes(data).keys()]
+    expected = [name.lower() for name in message.keys()]
+    if sorted(written) != sorted(expected):
+        extra = sorted(set(written) - set(expected))
         raise HeaderProblem(
             "a header value from the customer's data would add header lines "
             f"({', '.join(extra) or 'a repeated header'}); the email was not sent"

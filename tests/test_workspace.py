@@ -287,8 +287,8 @@ transport:
         (6, "send.window: unknown key 'hour' (did you mean 'hours'? allowed: hours, weekdays)"),
         (
             9,
-            "transport: unknown key 'hostname' (did you mean 'host'? allowed: command, host, kind, "
-            "password_env, path, port, security, timeout_s, username)",
+            "transport: unknown key 'hostname' (did you mean 'host'? allowed: ca_file, command, host, "
+            "kind, password_env, path, port, security, timeout_s, username)",
         ),
     ]
 
