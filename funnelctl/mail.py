@@ -287,8 +287,8 @@ def wire_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
     ones funnelctl set: whatever the email library does with a value, data never adds a
     header (a Bcc, a second To) on the way out."""
     data = message.as_bytes(policy=_POLICY.clone(linesep=linesep))
-    written = [name.lower() for name in BytesHeaderParser().parsebytes(data).keys()]
-    expected = [name.lower() for name in message.keys()]
+    written = [name.lower() for name in BytesHeaderParser().parsebytes(data)]
+    expected = [name.lower() for name in message]
     if sorted(written) != sorted(expected):
         extra = sorted(set(written) - set(expected))
         raise HeaderProblem(
