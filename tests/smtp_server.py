@@ -10,7 +10,10 @@ can be told, per test, to misbehave the ways real servers do:
 - ``drop_after_data = N``: for the next N messages, close the connection after the
   whole message arrived, without replying (the client cannot know its fate);
 - ``delay = 0.2`` (every message) or ``delay_for["x@example.com"] = 5``: sleep in
-  DATA before replying; ``data_started`` is set when a delayed DATA begins.
+  DATA before replying; ``data_started`` is set when a delayed DATA begins;
+- ``on_data = callable``: call it once a message has arrived, before replying (the
+  world changing while the client waits: another writer takes the database, the disk
+  fills up).
 
 A message is recorded the moment its DATA arrives, whatever is answered: the
 server has it, which is exactly what the client cannot know when it dies.
@@ -24,6 +27,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -71,6 +75,7 @@ class Handler:
     logins: list[str] = field(default_factory=list)
     rcpt_seen: list[str] = field(default_factory=list)
     data_started: threading.Event = field(default_factory=threading.Event)
+    on_data: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -99,6 +104,8 @@ class Handler:
         if pause:
             self.data_started.set()
             await asyncio.sleep(pause)
+        if self.on_data is not None:
+            self.on_data()
         if drop:
             server.transport.abort()  # no reply: the client's message is now of unknown fate
             return "250 OK (never seen by the client)"

@@ -9,6 +9,7 @@ the default window (mon-fri 09:00-17:00).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -17,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -1215,3 +1217,328 @@ def test_an_empty_value_never_prints_as_none(run, ws, smtp):
     assert "empty for this customer" in result.stderr
     check = run("playbook", "validate")
     assert check.exit_code == 1 and "with-cc.txt:1:" in check.stderr
+
+
+# -- 17. hostile data, broken disks, busy databases, servers that misbehave ----------------------
+
+ENCODED_BCC = "=?utf-8?q?Acme=0D=0ABcc:_evil@evil.example?="
+
+
+def test_an_encoded_line_break_in_data_adds_no_header_and_no_recipient(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    customer(run, "rita@example.com", "Rita Acme", "--company", ENCODED_BCC)
+    ok(run("enroll", "rita@example.com", "support"))  # the Subject prints the company
+    customer(run, "joe@example.com", "Joe Bloggs", "--company", "Bloggs Ltd")
+    ok(run("enroll", "joe@example.com", "support"))
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"]]
+    assert b"evil" not in smtp.received[0].content
+    row = by_customer(outbox(run))["rita@example.com"]
+    assert (row["status"], row["reason"]) == (
+        "failed",
+        "the Subject header would contain a line break once its encoded words (=?...?=) are "
+        "decoded (from the customer's data)",
+    )
+
+
+def test_sendmail_never_learns_recipients_from_a_header_data_shaped(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path
+) -> None:
+    script = fake_sendmail(tmp_path)
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -t -i"\n')
+    customer(run, "rita@example.com", "Rita Acme", "--company", ENCODED_BCC)
+    ok(run("enroll", "rita@example.com", "support"))
+
+    result, counts = send(run)
+
+    assert counts == summary(failed=1)
+    assert not (tmp_path / "argv.txt").exists()  # sendmail was never run for it
+
+
+def test_the_written_message_must_have_exactly_the_headers_funnelctl_set() -> None:
+    from funnelctl.mail import HeaderProblem, build_message, wire_bytes
+
+    rendered = _rendered(subject="Hello")
+    message = build_message(rendered, "<1@example.com>", datetime(2026, 3, 2, 10, 0))
+    assert b"Subject: Hello\r\n" in wire_bytes(message)
+    # whatever a library version does with a value, a header line it adds is refused
+    message.replace_header("Subject", "x")
+    message._headers[0] = ("Subject", "Hello\r\nBcc: evil@evil.example")  # type: ignore[attr-defined]
+    with pytest.raises(HeaderProblem, match="would add header lines \\(bcc\\)"):
+        wire_bytes(message)
+
+
+def _rendered(**changes: Any) -> Any:
+    from funnelctl.mail import Rendered
+
+    values = {
+        "subject": "Hi",
+        "sender": SENDER,
+        "to": ["joe@example.com"],
+        "cc": [],
+        "bcc": [],
+        "reply_to": None,
+        "text": "Olá, tudo bem?\n",
+        "html": None,
+    }
+    return Rendered(**{**values, **changes})
+
+
+def test_bodies_are_seven_bit_so_no_server_needs_8bitmime(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    # short lines of accented text: the email library's default would be raw 8bit
+    (ws / "templates" / "with-bcc.txt").write_text(
+        "Subject: Olá\nContent-Type: text/markdown\n\nOlá {{ customer.first_name }},\n\naté já!\n"
+    )
+    crafted(run, "maria@example.com", "Maria Silva", "audited")
+    welcome(run, "joao@example.com", "João Lima", "--language", "pt")  # long lines
+
+    result, counts = send(run)
+
+    assert counts == summary(sent=2)
+    for got in smtp.received:
+        assert max(got.content) < 128  # nothing 8-bit crosses the wire
+        parts = list(got.message.iter_parts())
+        assert [p["Content-Transfer-Encoding"] for p in parts] == ["quoted-printable"] * 2
+    short = next(r for r in smtp.received if "maria@example.com" in r.rcpt_tos)
+    assert next(short.message.iter_parts()).get_content() == "Olá Maria,\n\naté já!\n"
+
+
+def test_a_cc_holding_two_addresses_fails_that_email_and_the_template_still_goes(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    crafted(run, "joe@example.com", "Joe Bloggs", "managed")
+    ok(run("customer", "edit", "joe@example.com", "--set", "manager=Ann <a@example.com>, b@x.org"))
+    crafted(run, "zoe@example.com", "Zoe Last", "managed")
+    ok(run("customer", "edit", "zoe@example.com", "--set", "manager=boss@example.com"))
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    assert [sorted(r.rcpt_tos) for r in smtp.received] == [["boss@example.com", "zoe@example.com"]]
+    row = by_customer(outbox(run))["joe@example.com"]
+    assert row["status"] == "failed"
+    assert row["reason"].startswith("the Cc header: 'Ann <a@example.com>, b@x.org' cannot go into")
+
+
+def test_a_password_written_where_the_variable_name_belongs_is_never_echoed(
+    run: Callable[..., Result], workspace: Path, auth_smtp: SmtpServer
+) -> None:
+    configure(
+        workspace,
+        smtp_yaml(auth_smtp.port, "username: ana@example.com\npassword_env: Tr0ub4dorSecret\n"),
+    )
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    result = run("send")
+
+    assert result.exit_code == 1
+    assert "Tr0ub4dorSecret" not in result.stderr + result.stdout
+    assert result.stderr == (
+        "Error: transport.username is set but the environment variable named in "
+        "transport.password_env (its name is not shown: it does not look like a variable's "
+        "name, such as FUNNELCTL_SMTP_PASSWORD, and may be the password itself) is empty; "
+        "export the SMTP password there.\n"
+    )
+
+
+def test_a_non_ascii_password_is_refused_before_any_email_is_claimed(
+    run: Callable[..., Result],
+    workspace: Path,
+    auth_smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure(
+        workspace,
+        smtp_yaml(auth_smtp.port, "username: ana@example.com\npassword_env: TEST_SMTP_PW\n"),
+    )
+    monkeypatch.setenv("TEST_SMTP_PW", "pässwörd")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+
+    for _ in range(2):  # run after run: never an email stuck in `sending`
+        result = run("send")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: The SMTP user name or the password in the environment variable "
+            "TEST_SMTP_PW has non-ASCII characters, which SMTP login (Python's smtplib) "
+            "cannot send; use an ASCII password, such as an app password.\n"
+        )
+    assert [(r["status"], r["attempts"]) for r in outbox(run)] == [("queued", 0)]
+
+
+def test_a_server_that_never_answers_costs_one_timeout_for_the_whole_run(
+    run: Callable[..., Result], workspace: Path
+) -> None:
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(silent.accept()[0])  # and never say a word
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        port = silent.getsockname()[1]
+        configure(workspace, smtp_yaml(port).replace("timeout_s: 5", "timeout_s: 0.5"))
+        for n in range(3):
+            welcome(run, f"c{n}@example.com", f"Customer {n}")
+
+        result, counts = send(run)
+    finally:
+        silent.close()
+
+    assert (result.exit_code, counts) == (0, summary(deferred=3))
+    assert len(accepted) == 1  # one connection tried, not one per email
+    rows = outbox(run)
+    assert {(r["status"], r["attempts"], r["next_attempt_at"]) for r in rows} == {
+        ("queued", 1, "2026-03-02T10:05:00+00:00")
+    }
+    assert result.stderr == (
+        f"cannot connect to 127.0.0.1:{port}: Connection unexpectedly closed: timed out "
+        "(3 email(s) kept for a later run)\n"
+    )
+
+
+def test_a_damaged_database_stops_send_before_the_first_email_leaves(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    from test_store import corrupt_table
+
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    corrupt_table(ws / "funnel.db", "events")  # claiming works; recording `sent` would not
+
+    for _ in range(2):
+        result = run("send")
+        assert (result.exit_code, result.stdout) == (1, "")
+        assert result.stderr.startswith(f"Error: The database {ws / 'funnel.db'} is damaged (")
+        assert "Traceback" not in result.stderr
+    assert smtp.received == []
+
+
+def test_a_delivered_email_is_recorded_even_while_another_writer_holds_the_database(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from funnelctl import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    held = threading.Event()
+
+    def hold_the_database() -> None:
+        # an import of 100k rows, say: it holds the write lock far past the busy timeout
+        def holder() -> None:
+            conn = sqlite3.connect(ws / "funnel.db", isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(1.5)
+            conn.execute("COMMIT")
+            conn.close()
+
+        threading.Thread(target=holder, daemon=True).start()
+        held.wait(5)
+
+    smtp.handler.on_data = hold_the_database
+
+    result, counts = send(run)
+
+    assert held.is_set()
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    assert statuses(run) == {"joe@example.com": "sent"}
+
+
+def test_a_full_disk_while_recording_sent_is_one_sentence_and_the_email_is_never_resent(
+    run: Callable[..., Result],
+    workspace: Path,
+    smtp: SmtpServer,
+    small_disk: Callable[[int], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conftest import fill
+
+    root = small_disk(2048) / "ws"
+    ok(run("init", str(root)))
+    monkeypatch.setenv("FUNNELCTL_HOME", str(root))
+    configure(root, smtp_yaml(smtp.port))
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    smtp.handler.on_data = lambda: fill(root)  # the disk fills while the server takes it
+
+    result = run("send")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: Email #1 was delivered, but recording that failed: The disk holding "
+        f"{root / 'funnel.db'} is full: what the command had not finished was rolled back. "
+        "Free some space and run it again. The next 'funnelctl send' shows it as uncertain "
+        "and sends it again only if asked; settle it with 'funnelctl outbox resolve 1 --sent'.\n"
+    )
+    (root / "filler").unlink()
+    smtp.handler.on_data = None
+    result, counts = send(run)
+    assert (result.exit_code, counts) == (1, summary(uncertain=1))
+    assert len(smtp.received) == 1
+
+
+def test_a_full_disk_under_the_maildir_keeps_the_email_queued_and_leaves_no_partial_file(
+    run: Callable[..., Result],
+    workspace: Path,
+    small_disk: Callable[[int], Path],
+) -> None:
+    from conftest import fill
+
+    review = small_disk(64)
+    configure(workspace, f"kind: maildir\npath: {review}\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    for sub in ("tmp", "new", "cur"):
+        (review / sub).mkdir()
+    fill(review)
+
+    result = run("send")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"Error: Cannot write {review / 'new'}/")
+    assert result.stderr.endswith(": the disk is full. Free some space and try again.\n")
+    assert [(r["status"], r["attempts"]) for r in outbox(run)] == [("queued", 0)]
+    assert [list((review / sub).iterdir()) for sub in ("tmp", "new", "cur")] == [[], [], []]
+
+    (review / "filler").unlink()
+    result, counts = send(run)
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    assert len(list((review / "new").iterdir())) == 1
+
+
+def test_an_interrupted_maildir_run_is_settled_by_looking_in_the_maildir(
+    run: Callable[..., Result], workspace: Path, dump: Callable[[Path], str]
+) -> None:
+    configure(workspace, "kind: maildir\npath: review\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    ok(send(run, "--limit", "1")[0])
+    # as if two runs had died mid-message: one after writing the file, one before
+    conn = sqlite3.connect(workspace / "funnel.db")
+    conn.execute("UPDATE outbox SET status = 'sending', sent_at = NULL")
+    conn.commit()
+    conn.close()
+
+    result, counts = send(run, "--limit", "1")
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))
+    rows = by_customer(outbox(run))
+    assert (rows["joe@example.com"]["status"], rows["zoe@example.com"]["status"]) == (
+        "sent",
+        "sent",
+    )
+    assert len(list((workspace / "review" / "new").iterdir())) == 2

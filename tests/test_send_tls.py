@@ -89,3 +89,29 @@ def test_a_trusted_certificate_delivers(
         assert [m.rcpt_tos for m in handler.messages()] == [["ann@example.com"]]
     finally:
         controller.stop()
+
+
+def test_a_private_ca_in_transport_ca_file_delivers(run, workspace, ca, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    ca.cert_pem.write_to_path(str(workspace / "my-ca.pem"))
+    controller, handler, port = start(ca, implicit=False)
+    try:
+        use(workspace, port, "starttls")
+        settings = workspace / "funnelctl.yaml"
+        settings.write_text(settings.read_text() + "  ca_file: my-ca.pem\n")
+        welcome(run, "ann@example.com", "Ann Lee")
+        result = run("send", "--format", "json")
+        assert (result.exit_code, json.loads(result.stdout)["sent"]) == (0, 1), result.stderr
+        assert len(handler.messages()) == 1
+    finally:
+        controller.stop()
+
+
+def test_a_missing_ca_file_is_a_settings_problem(run, workspace):
+    settings = workspace / "funnelctl.yaml"
+    settings.write_text(
+        "transport:\n  kind: smtp\n  host: 127.0.0.1\n  ca_file: nowhere.pem\n", encoding="utf-8"
+    )
+    result = run("due")
+    assert result.exit_code == 1
+    assert f"{settings}:4: transport: ca_file 'nowhere.pem': no such file" in result.stderr
