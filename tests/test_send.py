@@ -1410,21 +1410,29 @@ def test_a_server_that_never_answers_costs_one_timeout_for_the_whole_run(
     )
 
 
-def test_a_damaged_database_stops_send_before_the_first_email_leaves(
+def test_a_damaged_database_stops_send_at_its_first_error_and_every_later_run(
     run: Callable[..., Result], ws: Path, smtp: SmtpServer
 ) -> None:
     from test_store import corrupt_table
 
     welcome(run, "joe@example.com", "Joe Bloggs")
     welcome(run, "zoe@example.com", "Zoe Last")
-    corrupt_table(ws / "funnel.db", "events")  # claiming works; recording `sent` would not
+    db = ws / "funnel.db"
+    corrupt_table(db, "events")  # claiming works; recording `sent` does not
 
-    for _ in range(2):
-        result = run("send")
-        assert (result.exit_code, result.stdout) == (1, "")
-        assert result.stderr.startswith(f"Error: The database {ws / 'funnel.db'} is damaged (")
-        assert "Traceback" not in result.stderr
-    assert smtp.received == []
+    first = run("send")
+    assert (first.exit_code, first.stdout) == (1, "")
+    assert first.stderr.startswith(
+        f"Error: Email #1 was delivered, but recording that failed: The database {db} is "
+        "damaged (database disk image is malformed); funnelctl stopped before doing anything "
+        "more."
+    )
+    assert first.stderr.endswith("settle it with 'funnelctl outbox resolve 1 --sent'.\n")
+    for _ in range(2):  # no later run sends another email it could not record
+        later = run("send")
+        assert (later.exit_code, later.stdout) == (1, "")
+        assert later.stderr.startswith(f"Error: The database {db} is damaged (")
+    assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"]]
 
 
 def test_a_delivered_email_is_recorded_even_while_another_writer_holds_the_database(
