@@ -75,9 +75,11 @@ def _is_full(exc: sqlite3.Error) -> bool:
 
 
 def restore_hint(path: Path) -> str:
+    # A -wal file left beside the damaged database would be replayed onto the backup.
     return (
-        f"restore your latest backup over it (cp BACKUP {path}, with no funnelctl command "
-        "running; 'funnelctl backup FILE' makes one), or start a new book with "
+        f"restore your latest backup over it (with no funnelctl command running: "
+        f"cp BACKUP {path}, then delete {path.name}-wal and {path.name}-shm if they are "
+        "there; 'funnelctl backup FILE' makes backups), or start a new book with "
         "'funnelctl init' in a new folder"
     )
 

@@ -643,8 +643,9 @@ def test_an_empty_database_file_is_never_taken_for_a_new_book(run, workspace, tm
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
         f"Error: The database {db} is empty (0 bytes): restore your latest backup over it "
-        f"(cp BACKUP {db}, with no funnelctl command running; 'funnelctl backup FILE' makes "
-        "one), or start a new book with 'funnelctl init' in a new folder.\n"
+        f"(with no funnelctl command running: cp BACKUP {db}, then delete funnel.db-wal and "
+        "funnel.db-shm if they are there; 'funnelctl backup FILE' makes backups), or start a "
+        "new book with 'funnelctl init' in a new folder.\n"
     )
     assert db.read_bytes() == b""
 
@@ -681,8 +682,9 @@ def test_a_damaged_page_is_one_sentence_that_says_how_to_recover(run, demo, comm
     assert result.stderr == (
         f"Error: The database {db} is damaged (database disk image is malformed); funnelctl "
         f"stopped before doing anything more. See what is wrong with: sqlite3 {db} "
-        f"'PRAGMA integrity_check'; then restore your latest backup over it (cp BACKUP {db}, "
-        "with no funnelctl command running; 'funnelctl backup FILE' makes one), or start a "
+        f"'PRAGMA integrity_check'; then restore your latest backup over it (with no "
+        f"funnelctl command running: cp BACKUP {db}, then delete funnel.db-wal and "
+        "funnel.db-shm if they are there; 'funnelctl backup FILE' makes backups), or start a "
         "new book with 'funnelctl init' in a new folder.\n"
     )
 
