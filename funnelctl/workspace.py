@@ -6,10 +6,13 @@ A workspace is a folder holding ``funnelctl.yaml``, ``playbooks/``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from importlib import resources
@@ -189,7 +192,8 @@ send:
   rate_per_minute: 0
 
 transport:
-  # maildir writes each email as a file under `path` for review; switch to smtp to deliver.
+  # maildir writes each email into a Maildir at `path` (any mail client opens it) for
+  # review; switch to smtp or sendmail to deliver.
   kind: maildir
   path: outbox
   # kind: smtp
@@ -236,6 +240,35 @@ def init_workspace(
     shutil.copytree(shipped_dir("playbooks"), root / "playbooks")
     shutil.copytree(shipped_dir("templates"), root / "templates")
     return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+
+
+_OWN_NAMES = (CONFIG_NAME, "playbooks", "templates", DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm")
+
+
+@contextmanager
+def undone_on_failure(root: Path) -> Iterator[None]:
+    """Creating a workspace in ``root`` is all or nothing: if the block fails (a full disk,
+    Ctrl-C), what it created is removed, so that ``funnelctl init`` can simply be run
+    again. Only what was not there before the block is ever removed."""
+    root = root.expanduser().resolve()
+    existed = root.exists()
+    before = {name for name in _OWN_NAMES if os.path.lexists(root / name)}
+    try:
+        yield
+    except BaseException:
+        for name in _OWN_NAMES:
+            path = root / name
+            if name in before or not os.path.lexists(path):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        if not existed:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
 
 
 def _minutes(hh: str, mm: str) -> int:

@@ -641,3 +641,27 @@ def test_problems_come_out_by_file_then_line():
         "b.yaml:1: one",
         "b.yaml:3: three",
     ]
+
+
+def test_init_on_a_full_disk_leaves_nothing_behind_and_can_be_run_again(run, small_disk):
+    disk = small_disk(256)
+    root = disk / "ws"
+
+    failed = run("init", str(root), "--demo")
+
+    assert (failed.exit_code, failed.stdout) == (1, "")
+    assert "full" in failed.stderr and failed.stderr.count("\n") == 1
+    assert sorted(p.name for p in disk.iterdir()) == []
+
+
+def test_a_failed_init_never_removes_what_was_there_before(run, tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    (root / "funnelctl.yaml").write_text("timezone: Europe/Lisbon\n")
+
+    result = run("init", str(root))
+
+    assert result.exit_code == 1
+    assert sorted(p.name for p in root.iterdir()) == ["funnelctl.yaml", "notes.txt"]
+    assert (root / "funnelctl.yaml").read_text() == "timezone: Europe/Lisbon\n"

@@ -10,7 +10,7 @@ import typer
 from .. import output
 from ..playbooks import load_library
 from ..store import Store
-from ..workspace import init_workspace, user_data_dir
+from ..workspace import init_workspace, undone_on_failure, user_data_dir
 from .common import HomeOption, TodayOption, resolve_today
 
 
@@ -33,25 +33,28 @@ def init(
     root = directory or home or user_data_dir()
     if today:
         resolve_today(today, None)  # a bad --today stops before anything is written
-    workspace = init_workspace(
-        root,
-        team=DEMO_TEAM if demo else (),
-        sender="Ana Lima <ana@example.com>" if demo else "",
-    )
-    day = resolve_today(today, workspace)
-    store = Store.open(workspace.db_path, create=True)
-    try:
-        if demo:
-            library = load_library(
-                [workspace.playbooks_dir], templates_dir=workspace.templates_dir, team=DEMO_TEAM
-            )
-            with store.write():
-                counts = load_demo(store, library, workspace.settings, day)
-            output.message(
-                f"Loaded the demo book: {counts['customers']} customers, "
-                f"{counts['touchpoints']} touchpoints, {counts['signals']} signals."
-            )
-    finally:
-        store.close()
+    with undone_on_failure(root):
+        workspace = init_workspace(
+            root,
+            team=DEMO_TEAM if demo else (),
+            sender="Ana Lima <ana@example.com>" if demo else "",
+        )
+        day = resolve_today(today, workspace)
+        store = Store.open(workspace.db_path, create=True)
+        try:
+            if demo:
+                library = load_library(
+                    [workspace.playbooks_dir],
+                    templates_dir=workspace.templates_dir,
+                    team=DEMO_TEAM,
+                )
+                with store.write():
+                    counts = load_demo(store, library, workspace.settings, day)
+                output.message(
+                    f"Loaded the demo book: {counts['customers']} customers, "
+                    f"{counts['touchpoints']} touchpoints, {counts['signals']} signals."
+                )
+        finally:
+            store.close()
     output.message(f"Created a funnelctl workspace in {workspace.root}.")
     output.message(f"Next: cd {workspace.root} && funnelctl playbook list")
