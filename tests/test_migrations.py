@@ -1,0 +1,89 @@
+"""Upgrading: a book written at every earlier schema step opens with today's code.
+
+Each step's database is built with the migrations as they were up to that step,
+holds a customer with an enrollment, history, a task, an email and a timeline line,
+and is then opened the way every command opens it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from funnelctl.migrations import migrations
+from funnelctl.store import SCHEMA_VERSION, Store
+
+STEPS = [m.name for m in migrations._migrations]
+DAY = "2026-02-02"
+
+
+def test_every_step_is_counted_in_the_schema_version():
+    assert len(STEPS) == SCHEMA_VERSION
+
+
+def build_at_step(path: Path, step: int) -> None:
+    """A database as funnelctl left it when ``step`` migrations existed."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    db = Database(conn)
+    migrations.apply(db, stop_before=STEPS[step] if step < len(STEPS) else None)
+    conn.executescript(
+        f"""
+        BEGIN;
+        INSERT INTO customers (id, email, name, company, owner, tags, fields, created_on, updated_on)
+            VALUES (1, 'old@example.com', 'Old Timer', 'Legacy Ltd', 'ana', '["vip"]',
+                    '{{"region": "north"}}', '{DAY}', '{DAY}');
+        INSERT INTO enrollments (id, customer_id, funnel, stage, entered_on, visit_id, owner,
+                                 started_on)
+            VALUES (1, 1, 'after-sales', 'deployment', '{DAY}', 1, 'ana', '{DAY}');
+        INSERT INTO stage_history (id, enrollment_id, customer_id, funnel, kind, from_stage,
+                                   to_stage, moved_on, by)
+            VALUES (1, 1, 1, 'after-sales', 'enroll', NULL, 'deployment', '{DAY}', 'ana');
+        INSERT INTO activities (customer_id, enrollment_id, visit_id, title, owner, due_on,
+                                first_due_on, source, action_key, created_on)
+            VALUES (1, 1, 1, 'Fill customer needs', 'ana', '{DAY}', '{DAY}',
+                    'after-sales/deployment #1', '1:1:0', '{DAY}');
+        INSERT INTO outbox (customer_id, enrollment_id, visit_id, template, action_key,
+                            message_id, scheduled_on, status, queued_on, sent_at)
+            VALUES (1, 1, 1, 'welcome', '1:1:1', '<old@example.com>', '{DAY}', 'sent', '{DAY}',
+                    '{DAY}T10:00:00+00:00');
+        INSERT INTO events (customer_id, happened_on, kind, summary)
+            VALUES (1, '{DAY}', 'customer', 'Added by hand');
+        PRAGMA user_version = {step};
+        COMMIT;
+        """
+    )
+    conn.close()
+
+
+@pytest.mark.parametrize("step", range(1, len(STEPS)), ids=lambda s: f"from-{STEPS[s - 1]}")
+def test_a_book_from_an_earlier_step_opens_and_keeps_every_row(step, tmp_path, run):
+    assert run("init", str(tmp_path / "ws")).exit_code == 0
+    db_path = tmp_path / "ws" / "funnel.db"
+    for name in ("funnel.db", "funnel.db-wal", "funnel.db-shm"):
+        (tmp_path / "ws" / name).unlink(missing_ok=True)
+    build_at_step(db_path, step)
+
+    store = Store.open(db_path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert [m.name for m in migrations.applied(store.db)] == STEPS
+        assert store.scalar("SELECT count(*) FROM activities WHERE status = 'open'") == 1
+        assert store.scalar("SELECT status FROM outbox") == "sent"
+    finally:
+        store.close()
+
+    shown = run("customer", "show", "old@example.com", "--home", str(tmp_path / "ws"), "-f", "json")
+    assert shown.exit_code == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["name"], data["fields"]) == (
+        "Old Timer",
+        {"region": "north"},
+    )
+    due = run("due", "--home", str(tmp_path / "ws"), "-f", "json", "--today", "2026-02-03")
+    assert [(i["kind"], i["title"]) for i in json.loads(due.stdout)] == [
+        ("task", "Fill customer needs")
+    ]
