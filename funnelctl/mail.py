@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy as email_policy
+from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -179,6 +180,10 @@ def render(
             raise HeaderProblem(
                 f"the {header} header would contain a line break (from the customer's data)"
             )
+        if _CONTROL.search(value):
+            raise HeaderProblem(
+                f"the {header} header would contain a control character (from the customer's data)"
+            )
         values[header] = value.strip()
     text = _render(template.body, context, template, template.body_line)
     html = None
@@ -207,7 +212,8 @@ def render(
         text=text,
         html=html,
     )
-    for address in [*rendered.to, *rendered.cc, *rendered.bcc]:
+    reply_to = [rendered.reply_to] if rendered.reply_to else []
+    for address in [*rendered.to, *rendered.cc, *rendered.bcc, *reply_to]:
         addr = parseaddr(address)[1]
         if "@" not in addr:
             raise HeaderProblem(f"{address!r} is not an email address")
@@ -242,7 +248,19 @@ def _customer_address(customer: Mapping[str, Any]) -> str:
 # Bodies in a 7-bit transfer encoding (quoted-printable where they are not ASCII), so
 # that no server needs 8BITMIME; header values are checked once decoded.
 _POLICY = email_policy.default.clone(cte_type="7bit")
-_UNSAFE_IN_HEADER = ("\r", "\n", "\0")
+# Any control character but the tab: a line break, or one a mail client shows oddly.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# What the email library may raise on values crafted to confuse it (a header it cannot
+# parse, an unknown charset, an address it cannot fold): the email fails, the run goes on.
+_LIBRARY_ERRORS = (
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    LookupError,
+    UnicodeError,
+    MessageError,
+)
 
 
 def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailMessage:
@@ -251,31 +269,56 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
     Every header value is checked after the email library has decoded it: an RFC 2047
     encoded word in customer data (``=?utf-8?q?Acme=0D=0ABcc:...?=``) decodes to a line
     break, which some Python versions write out as a header line of its own
-    (CVE-2024-6923). :func:`wire_bytes` checks the written form as well.
+    (CVE-2024-6923), or to a comma and a second address. Each address header must hold
+    exactly the addresses funnelctl wrote. :func:`wire_bytes` checks the written form.
     """
     message = EmailMessage(policy=_POLICY)
+    addresses = {
+        "From": [rendered.sender],
+        "To": rendered.to,
+        "Cc": rendered.cc,
+        "Reply-To": [rendered.reply_to] if rendered.reply_to else [],
+    }
+    for name, values in {"Subject": [rendered.subject], **addresses}.items():
+        if any(_CONTROL.search(value) for value in values):
+            raise HeaderProblem(
+                f"the {name} header would contain a line break or control character "
+                "(from the customer's data)"
+            )
     try:
         message["Subject"] = rendered.subject
-        message["From"] = rendered.sender
-        message["To"] = ", ".join(rendered.to)
-        if rendered.cc:
-            message["Cc"] = ", ".join(rendered.cc)
-        if rendered.reply_to:
-            message["Reply-To"] = rendered.reply_to
+        for name, values in addresses.items():
+            if values:
+                message[name] = ", ".join(values)
         message["Date"] = format_datetime(when)
         message["Message-ID"] = message_id
-    except ValueError as exc:  # the email library refuses CR/LF and malformed values
-        raise HeaderProblem(f"a header cannot be sent: {exc}") from None
-    for name, value in message.items():
-        if any(c in str(value) for c in _UNSAFE_IN_HEADER):
-            raise HeaderProblem(
-                f"the {name} header would contain a line break once its encoded words "
-                "(=?...?=) are decoded (from the customer's data)"
+        for name, value in message.items():
+            if _CONTROL.search(str(value)):
+                raise HeaderProblem(
+                    f"the {name} header would contain a line break or control character once "
+                    "its encoded words (=?...?=) are decoded (from the customer's data)"
+                )
+        for name, values in addresses.items():
+            if values and _addr_specs(message, name) != [parseaddr(v)[1] for v in values]:
+                raise HeaderProblem(
+                    f"the {name} header would not go to exactly the addresses written (an "
+                    "encoded word =?...?= in the customer's data)"
+                )
+        message.set_content(rendered.text, cte=_body_encoding(rendered.text))
+        if rendered.html is not None:
+            message.add_alternative(
+                rendered.html, subtype="html", cte=_body_encoding(rendered.html)
             )
-    message.set_content(rendered.text, cte=_body_encoding(rendered.text))
-    if rendered.html is not None:
-        message.add_alternative(rendered.html, subtype="html", cte=_body_encoding(rendered.html))
+    except HeaderProblem:
+        raise
+    except _LIBRARY_ERRORS as exc:  # the email library refuses CR/LF and malformed values
+        raise HeaderProblem(f"a header cannot be sent: {exc}") from None
     return message
+
+
+def _addr_specs(message: EmailMessage, name: str) -> list[str]:
+    header = message[name]
+    return [address.addr_spec for address in getattr(header, "addresses", ())]
 
 
 def _body_encoding(text: str) -> str | None:
@@ -283,18 +326,32 @@ def _body_encoding(text: str) -> str | None:
 
 
 def wire_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
-    """The message as bytes, refusing any output whose header lines are not exactly the
-    ones funnelctl set: whatever the email library does with a value, data never adds a
-    header (a Bcc, a second To) on the way out."""
-    data = message.as_bytes(policy=_POLICY.clone(linesep=linesep))
-    written = [name.lower() for name in BytesHeaderParser().parsebytes(data)]
-    expected = [name.lower() for name in message]
-    if sorted(written) != sorted(expected):
-        extra = sorted(set(written) - set(expected))
-        raise HeaderProblem(
-            "a header value from the customer's data would add header lines "
-            f"({', '.join(extra) or 'a repeated header'}); the email was not sent"
-        )
+    """The message as bytes, refusing any output that, read back, does not carry exactly
+    the header lines and addresses funnelctl set: whatever the email library does with a
+    value, data never adds a header (a Bcc, a second To) or an address on the way out."""
+    try:
+        data = message.as_bytes(policy=_POLICY.clone(linesep=linesep))
+        written = BytesParser(policy=email_policy.default).parsebytes(data, headersonly=True)
+        names = sorted(name.lower() for name in written)
+        expected = sorted(name.lower() for name in message)
+        if names != expected:
+            extra = sorted(set(names) - set(expected))
+            raise HeaderProblem(
+                "a header value from the customer's data would add header lines "
+                f"({', '.join(extra) or 'a repeated header'}); the email was not sent"
+            )
+        for name in ("From", "To", "Cc", "Reply-To"):
+            if message[name] is not None and _addr_specs(written, name) != _addr_specs(
+                message, name
+            ):
+                raise HeaderProblem(
+                    f"the {name} header, as written, would go to other addresses than "
+                    "funnelctl set; the email was not sent"
+                )
+    except HeaderProblem:
+        raise
+    except _LIBRARY_ERRORS as exc:
+        raise HeaderProblem(f"the message cannot be written out: {exc}") from None
     return data
 
 

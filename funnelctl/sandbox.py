@@ -89,9 +89,10 @@ class UnsafeAddress(TemplateError):
 def _address_part(value: Any) -> Any:
     """A value printed into an address header must not be able to add an address."""
     text = str(_printable(value))
-    if any(c in text for c in '<>,;"\r\n'):
+    if any(c in text for c in '<>,;"\r\n') or "=?" in text:
         raise UnsafeAddress(
-            f'{text!r} cannot go into an address header: it holds one of < > , ; " or a line break'
+            f'{text!r} cannot go into an address header: it holds one of < > , ; " =? '
+            "or a line break"
         )
     return value
 

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import os
 import re
-import shlex
+import secrets
 import shutil
 import smtplib
 import ssl
@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,13 +63,24 @@ class ConnectionFailure(TemporaryFailure):
     deferred at once, instead of each email waiting for its own timeout."""
 
 
+class Interrupted(FunnelError):
+    """Ctrl-C while a message was being handed over: recorded as uncertain, then stop."""
+
+    exit_code = 130
+
+
 class PermanentFailure(Exception):
     """5xx: the server refused this message for good."""
 
 
 class Uncertain(Exception):
     """The message may have left: the connection failed while it was handed over, or the
-    program that took it failed after reading it."""
+    program that took it failed after reading it. ``connection``: the server went silent
+    or away, so the rest of the run is deferred rather than tried on it."""
+
+    def __init__(self, message: str, *, connection: bool = False) -> None:
+        super().__init__(message)
+        self.connection = connection
 
 
 @dataclass
@@ -80,14 +90,18 @@ class Delivery:
 
 class Sender(Protocol):
     """A transport. :meth:`open` does everything that can fail before an email is claimed
-    (connect, log in, check the command exists); :meth:`delivered` says whether a message
-    claimed by a run that died did arrive, when the transport can know (None: it cannot)."""
+    (connect, greet, log in, check the command exists); :meth:`send` hands over the bytes
+    of a message already checked; :meth:`delivered` says whether a message claimed by a
+    run that died did arrive, when the transport can know (None: it cannot)."""
 
     real: bool  # the email really leaves this machine
+    linesep: str  # the line ending the transport takes
 
     def open(self) -> None: ...
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery: ...
+    def send(
+        self, data: bytes, message_id: str, sender: str, recipients: list[str]
+    ) -> Delivery: ...
 
     def delivered(self, message_id: str) -> bool | None: ...
 
@@ -98,10 +112,11 @@ class Sender(Protocol):
 
 
 class SmtpSender:
-    """One connection for the run, opened and logged in before any email is claimed, and
-    reopened if the server drops it between messages."""
+    """One connection for the run, opened, greeted and logged in before any email is
+    claimed, and reopened if the server drops it between messages."""
 
     real = True
+    linesep: str = "\r\n"
 
     def __init__(self, transport: Transport, password: str | None) -> None:
         self.transport = transport
@@ -112,10 +127,19 @@ class SmtpSender:
         if self.conn is None:
             self.conn = self._connect()
 
+    def _tls(self) -> ssl.SSLContext:
+        """Certificates and host names verified; a private CA trusted through ca_file."""
+        try:
+            return ssl.create_default_context(cafile=self.transport.ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise FunnelError(
+                f"transport.ca_file {self.transport.ca_file} is not a PEM file of certificates "
+                f"this machine can read: {exc}."
+            ) from None
+
     def _connect(self) -> smtplib.SMTP:
         t = self.transport
-        # verifies certificates and host names; a private CA is trusted through ca_file
-        context = ssl.create_default_context(cafile=t.ca_file)
+        context = self._tls() if t.security != "none" else None
         try:
             conn: smtplib.SMTP
             if t.security == "ssl":
@@ -124,6 +148,7 @@ class SmtpSender:
                 conn = smtplib.SMTP(t.host, t.port, timeout=t.timeout_s)
                 if t.security == "starttls":
                     conn.starttls(context=context)
+            conn.ehlo_or_helo_if_needed()
             if t.username:
                 conn.login(t.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
@@ -135,20 +160,26 @@ class SmtpSender:
                 f"The SMTP server {t.host} has a certificate this machine does not trust "
                 f"({exc.verify_message}); for a private CA set transport.ca_file."
             ) from None
+        except smtplib.SMTPHeloError as exc:
+            raise ConnectionFailure(
+                f"{t.host}:{t.port} refused our greeting: {_reply(exc)}"
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ConnectionFailure(f"cannot connect to {t.host}:{t.port}: {exc}") from None
         return conn
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
-        data = wire_bytes(message)
+    def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = self._connect()
             try:
                 return self._send(self.conn, data, sender, recipients)
-            except smtplib.SMTPServerDisconnected:
-                # Dropped before the message was handed over: safe to reconnect once.
-                self.conn = None
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPHeloError, TimeoutError) as exc:
+                # Before the message was handed over: a dropped line is safe to reconnect
+                # once; a server gone silent (or dropping twice) is not fit for the run.
+                self._drop()
+                if _silent(exc):
+                    raise ConnectionFailure(f"{self.transport.host} stopped answering") from None
                 if attempt == 2:
                     raise ConnectionFailure(
                         f"{self.transport.host} keeps closing the connection"
@@ -182,18 +213,36 @@ class SmtpSender:
                 "every recipient was refused: "
                 + "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
             )
-        try:
-            code, reply = conn.data(data)
-        except smtplib.SMTPDataError as exc:
-            _fail(exc.smtp_code, exc.smtp_error, "message refused")
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.conn = None
-            raise Uncertain(
-                f"the connection to {self.transport.host} failed while the message was sent: {exc}"
-            ) from None
+        code, reply = self._data(conn, data)
         if code != 250:  # the server's verdict on the message itself
             _fail(code, reply, "message refused")
         return delivery
+
+    def _data(self, conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+        """DATA in its two halves, as smtplib's data() does, to know which one failed:
+        before the server says 354 nothing of the message has left; after the message is
+        sent, a silence or a dropped line leaves its fate unknown."""
+        conn.putcmd("data")
+        code, reply = conn.getreply()  # raises SMTPServerDisconnected: nothing left yet
+        if code != 354:
+            _fail(code, reply, "message refused")
+        body = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
+        body += (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+        try:
+            conn.send(body)
+            return conn.getreply()
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise Uncertain(
+                f"the connection to {self.transport.host} failed while the message was sent: {exc}",
+                connection=_silent(exc),
+            ) from None
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
+        self.conn = None
 
     def delivered(self, message_id: str) -> bool | None:
         return None
@@ -203,6 +252,11 @@ class SmtpSender:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
             self.conn = None
+
+
+def _silent(exc: BaseException) -> bool:
+    """The server stopped answering (a timeout; smtplib reports it as a disconnection)."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
@@ -231,15 +285,17 @@ EX_TEMPFAIL = 75  # sysexits.h: nothing was queued, try again later
 class SendmailSender:
     """Hands each message to a sendmail-compatible command.
 
-    The recipients always come from funnelctl, on the command line after ``--``; the
-    command's ``-t`` (read them from the headers, which data may have shaped) is dropped.
-    ``-f`` names the envelope sender, so that bounces come back to the consultant.
+    The recipients always come from funnelctl, on the command line after ``--``: a
+    ``-t`` (read them from the headers, which data may have shaped) is dropped or refused
+    in any spelling (:func:`workspace.sendmail_argv`). ``-f`` names the envelope sender,
+    so that bounces come back.
     """
 
     real = True
+    linesep: str = "\n"
 
     def __init__(self, transport: Transport) -> None:
-        self.command = [arg for arg in shlex.split(transport.command) if arg != "-t"]
+        self.command = list(transport.sendmail_argv)
         self.timeout = transport.timeout_s
 
     def open(self) -> None:
@@ -250,12 +306,11 @@ class SendmailSender:
                 "fix transport.command."
             )
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
+    def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
         argv = list(self.command)
         if not any(arg.startswith("-f") for arg in argv):
             argv += ["-f", _address(sender)]
         argv += ["--", *recipients]
-        data = wire_bytes(message, linesep="\n")
         try:
             done = subprocess.run(argv, input=data, capture_output=True, timeout=self.timeout)
         except OSError as exc:
@@ -283,6 +338,7 @@ class MaildirSender:
     be looked for: its file name carries a digest of its Message-ID."""
 
     real = False
+    linesep: str = os.linesep
 
     def __init__(self, folder: Path, when: datetime) -> None:
         self.folder = folder
@@ -290,8 +346,9 @@ class MaildirSender:
 
     def open(self) -> None:
         try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             for sub in ("tmp", "new", "cur"):
-                (self.folder / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+                (self.folder / sub).mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise os_problem(exc, f"create the Maildir {self.folder}") from None
 
@@ -299,16 +356,16 @@ class MaildirSender:
     def _digest(message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:20]
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> Delivery:
-        digest = self._digest(str(message["Message-ID"]))
-        name = f"{int(self.when.timestamp())}.{digest}.funnelctl"
+    def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
+        name = f"{int(self.when.timestamp())}.{self._digest(message_id)}.funnelctl"
         target = self.folder / "new" / name
         for n in itertools.count(1):  # a resend of the same message is a second file
             if not target.exists():
                 break
             target = target.with_name(f"{name}.{n}")
-        data = wire_bytes(message, linesep=os.linesep)
-        pending = PendingFile(target, binary=True, tmp=self.folder / "tmp" / target.name)
+        # A unique name in tmp/: one left by a run that was killed never blocks the next.
+        tmp = self.folder / "tmp" / f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}"
+        pending = PendingFile(target, binary=True, tmp=tmp)
         try:
             pending.stream.write(data)
         except OSError as exc:
@@ -478,7 +535,8 @@ def _prepare(
                 workspace.templates_dir, row["template"], customer.get("language")
             )
             rendered = render(template, context, workspace.settings, customer)
-            build_message(rendered, row["message_id"], now)  # headers checked before any send
+            # headers checked, as built and as written, before any email is claimed
+            wire_bytes(build_message(rendered, row["message_id"], now))
         except TemplateProblem as exc:
             broken.setdefault(row["template"], exc.message)
             report.problems.append(
@@ -543,7 +601,7 @@ def send(
         return _plan(store, library, workspace, today, now, options, report)
     sender = make_sender(workspace, environ, now)
     with send_lock(workspace, options.wait_s, sleep):
-        _settle_interrupted(store, sender, today, options.retry_uncertain)
+        _settle_interrupted(store, sender, today, now, options.retry_uncertain)
         if not in_window(workspace.settings, now):
             report.outside_window = True
         else:
@@ -555,7 +613,9 @@ def send(
     return report
 
 
-def _settle_interrupted(store: Store, sender: Sender, today: str, retry: bool) -> None:
+def _settle_interrupted(
+    store: Store, sender: Sender, today: str, now: datetime, retry: bool
+) -> None:
     """Emails left ``sending`` by a run that died: arrived (the Maildir can tell), certainly
     not sent, or else uncertain; ``retry`` queues the uncertain ones again.
 
@@ -572,7 +632,14 @@ def _settle_interrupted(store: Store, sender: Sender, today: str, retry: bool) -
             if arrived is None:
                 store.update("outbox", row["id"], {"status": "uncertain", "reason": INTERRUPTED})
             elif arrived:
-                _record(store, row, "sent", "found delivered after an interrupted run", today)
+                _record(
+                    store,
+                    row,
+                    "sent",
+                    "found delivered after an interrupted run",
+                    today,
+                    sent_at=now.isoformat(timespec="seconds"),
+                )
             else:
                 store.update(
                     "outbox",
@@ -687,6 +754,12 @@ def _deliver(
             if index and interval:
                 sleep(interval)
             row = item.row
+            try:  # the message is built and written out before it is claimed
+                message = build_message(item.rendered, row["message_id"], stamp())
+                data = wire_bytes(message, linesep=sender.linesep)
+            except HeaderProblem as exc:
+                _fail_email(store, row, exc.message, today, report)
+                continue
             with store.write():
                 claimed = store.conn.execute(
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, subject = ?, recipients = ? "
@@ -696,11 +769,16 @@ def _deliver(
             if not claimed:
                 continue
             try:
-                message = build_message(item.rendered, row["message_id"], stamp())
-                delivery = sender.send(message, item.rendered.sender, item.rendered.recipients)
-            except HeaderProblem as exc:  # caught before a byte left
-                _fail_email(store, row, exc.message, today, report)
-                continue
+                delivery = sender.send(
+                    data, row["message_id"], item.rendered.sender, item.rendered.recipients
+                )
+            except KeyboardInterrupt:
+                _finish(store, row, "uncertain", "interrupted (Ctrl-C) while it was sent", today)
+                raise Interrupted(
+                    f"Interrupted while email #{row['id']} was being sent: it is marked "
+                    "uncertain; check the recipient's mailbox, then settle it with "
+                    f"'funnelctl outbox resolve {row['id']} --sent' or '--resend'."
+                ) from None
             except FunnelError:
                 # Nothing left (a full disk for the Maildir, a sendmail that cannot run):
                 # the email goes back to the queue untouched and the run stops.
@@ -722,6 +800,13 @@ def _deliver(
             except Uncertain as exc:
                 _finish(store, row, "uncertain", str(exc), today)
                 report.problems.append(f"email #{row['id']}: {exc}")
+                if exc.connection:  # the server went silent: the rest waits for a later run
+                    rest = [later.row for later in ready[index + 1 :]]
+                    reason = ConnectionFailure(
+                        f"{workspace.settings.transport.host} stopped answering"
+                    )
+                    _defer_the_rest(store, rest, reason, today, now, report)
+                    return
                 continue
             refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
             _record_sent(store, row, refused, today, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Iterator
@@ -63,6 +64,37 @@ class Transport:
     command: str = "/usr/sbin/sendmail -i"
     path: str = "outbox"
     ca_file: str | None = None  # a private CA to trust for TLS, instead of the system's
+
+    @property
+    def sendmail_argv(self) -> tuple[str, ...]:
+        return tuple(sendmail_argv(self.command))
+
+
+# Options of sendmail that take a value glued to them (-oi, -bm, -fana@x, -FName): a
+# cluster starting with one of these is not a cluster of switches.
+_VALUED = set("bBCFfhLNOopqRrVX")
+
+
+def sendmail_argv(command: str) -> list[str]:
+    """The sendmail command as argv, without the switches that make it take recipients
+    from the message's headers (-t, alone or in a cluster such as -ti; msmtp's
+    --read-recipients). Raises ValueError for a command it cannot read that way."""
+    argv: list[str] = []
+    for arg in shlex.split(command):
+        if arg == "-t" or arg.startswith("--read-recipients"):
+            continue
+        if re.fullmatch(r"-[A-Za-z]{2,}", arg) and arg[1] not in _VALUED and "t" in arg:
+            if set(arg[1:]) <= {"i", "t"}:
+                argv.append("-i")  # -ti, -it
+                continue
+            raise ValueError(
+                f"{arg!r} may tell sendmail to read the recipients from the headers (-t); "
+                "write the switches apart, without -t: funnelctl gives the recipients itself"
+            )
+        argv.append(arg)
+    if not argv:
+        raise ValueError("the command is empty")
+    return argv
 
 
 @dataclass(frozen=True)
@@ -394,6 +426,11 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
         path=f.get("path", str, default=default.path),
         ca_file=_ca_file(f, path.parent),
     )
+    if transport.kind == "sendmail":
+        try:
+            sendmail_argv(transport.command)
+        except ValueError as exc:
+            f.problem("command", f"command {transport.command!r}: {exc}")
     if not 1 <= transport.port <= 65535:
         f.problem("port", f"port {transport.port} must be between 1 and 65535")
     if transport.timeout_s <= 0:

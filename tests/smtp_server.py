@@ -24,6 +24,7 @@ Used by ``tests/test_send.py`` as a fixture and by ``benchmarks/bench_send.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -182,3 +183,66 @@ class SmtpServer:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         return self.handler.wait_for(count, timeout)
+
+
+class HangingServer:
+    """A bare SMTP server on 127.0.0.1 that stops answering at one point, the way a
+    server under load or behind a broken firewall does:
+
+    - ``"hang-data"``: never answers DATA (the message is never sent);
+    - ``"hang-after"``: takes the whole message, then never replies;
+    - ``"bad-helo"``: refuses EHLO and HELO with 554.
+
+    ``connections`` counts the connections made to it; ``messages`` the messages taken.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.connections = 0
+        self.messages = 0
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self.port = int(self._socket.getsockname()[1])
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            lines = conn.makefile("rb")
+            conn.sendall(b"220 hanging.example ESMTP\r\n")
+            while line := lines.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    conn.sendall(b"554 go away\r\n" if self.mode == "bad-helo" else b"250 ok\r\n")
+                elif verb == b"DATA":
+                    if self.mode == "hang-data":
+                        return
+                    conn.sendall(b"354 go ahead\r\n")
+                    while lines.readline() not in (b".\r\n", b""):
+                        pass
+                    self.messages += 1
+                    if self.mode == "hang-after":
+                        continue  # and never reply
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+    def stop(self) -> None:
+        self._socket.close()
+        for conn in self._open:
+            with contextlib.suppress(OSError):
+                conn.close()

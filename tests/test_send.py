@@ -1240,8 +1240,8 @@ def test_an_encoded_line_break_in_data_adds_no_header_and_no_recipient(
     row = by_customer(outbox(run))["rita@example.com"]
     assert (row["status"], row["reason"]) == (
         "failed",
-        "the Subject header would contain a line break once its encoded words (=?...?=) are "
-        "decoded (from the customer's data)",
+        "the Subject header would contain a line break or control character once its encoded "
+        "words (=?...?=) are decoded (from the customer's data)",
     )
 
 
@@ -1550,3 +1550,210 @@ def test_an_interrupted_maildir_run_is_settled_by_looking_in_the_maildir(
         "sent",
     )
     assert len(list((workspace / "review" / "new").iterdir())) == 2
+    assert rows["joe@example.com"]["sent_at"] == SENT_AT  # settled now, when it was found
+
+
+# -- 18. found in review: hostile values the email library chokes on, servers that go silent ----
+
+
+def test_an_encoded_word_cannot_add_an_address_inside_a_header(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    crafted(run, "joe@example.com", "Joe Bloggs", "managed")
+    evil = "=?utf-8?q?evil=40evil.example=2C_b?=@example.com"
+    ok(run("customer", "edit", "joe@example.com", "--set", f"manager={evil}"))
+    crafted(run, "zoe@example.com", "Zoe Last", "managed")
+    ok(run("customer", "edit", "zoe@example.com", "--set", "manager=boss@example.com"))
+
+    result, counts = send(run)
+
+    assert counts == summary(sent=1, failed=1)
+    assert all("evil" not in rcpt for r in smtp.received for rcpt in r.rcpt_tos)
+    assert b"evil" not in b"".join(r.content for r in smtp.received)
+
+
+@pytest.mark.parametrize("header", ["Cc", "Reply-To", "To"], ids=["cc", "reply-to", "to"])
+def test_an_encoded_address_is_refused_even_when_it_bypasses_the_template_checks(header):
+    from funnelctl.mail import HeaderProblem, build_message
+
+    evil = "=?utf-8?q?evil=40evil.example=2C_b?=@example.com"
+    field = {"Cc": "cc", "To": "to"}.get(header)
+    changes = {field: [evil]} if field else {"reply_to": evil}
+    with pytest.raises(HeaderProblem, match=f"the {header} header would not go to exactly"):
+        build_message(_rendered(**changes), "<1@example.com>", datetime(2026, 3, 2, 10, 0))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "=?utf-8?b? (=2C.?=("),  # decodes to bytes that are not UTF-8
+        ("company", "=??b?40?=é"),
+    ],
+    ids=["undecodable-name", "undecodable-company"],
+)
+def test_values_the_email_library_chokes_on_fail_that_email_before_it_is_claimed(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, field: str, value: str
+) -> None:
+    for email, name in (("ann@example.com", "Ann"), ("bob@example.com", "Bob")):
+        customer(run, email, name, "--company", "Fine Ltd")
+        ok(run("enroll", email, "support"))
+    ok(run("customer", "edit", "ann@example.com", "--set", f"{field}={value}"))
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    assert [r.rcpt_tos for r in smtp.received] == [["bob@example.com"]]
+    assert "Traceback" not in result.stderr
+    assert [r["status"] for r in outbox(run)] == ["failed", "sent"]  # none stuck in sending
+
+
+def test_a_control_character_in_a_header_value_is_refused():
+    from funnelctl.mail import HeaderProblem, build_message
+
+    for subject in ("Acme\x0bLtd", "Acme\x1bLtd", "Acme\x7fLtd"):
+        with pytest.raises(HeaderProblem, match="the Subject header would contain"):
+            build_message(_rendered(subject=subject), "<1@example.com>", datetime(2026, 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("Reply-To", "a@"), ("Cc", "a@[1.2.3.4"), ("Cc", "x@[")],
+    ids=["reply-to-a@", "cc-open-bracket-ip", "cc-open-bracket"],
+)
+def test_an_address_the_email_library_cannot_parse_fails_that_email_only(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, header: str, value: str
+) -> None:
+    (ws / "templates" / "with-manager.txt").write_text(
+        f"Subject: Your account\n{header}: {{{{ customer.fields.manager }}}}\n\nHello.\n"
+    )
+    crafted(run, "joe@example.com", "Joe Bloggs", "managed")
+    ok(run("customer", "edit", "joe@example.com", "--set", f"manager={value}"))
+    crafted(run, "zoe@example.com", "Zoe Last", "managed")
+    ok(run("customer", "edit", "zoe@example.com", "--set", "manager=boss@example.com"))
+
+    planned = run("send", "--dry-run", "-f", "json")
+    assert planned.exit_code == 0 and "Traceback" not in planned.stderr
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    assert by_customer(outbox(run))["joe@example.com"]["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [("-ti", ["-i"]), ("-it -oi", ["-i", "-oi"]), ("--read-recipients -i", ["-i"])],
+)
+def test_sendmail_never_reads_recipients_from_headers_in_any_spelling(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path, command: str, argv: list[str]
+) -> None:
+    script = fake_sendmail(tmp_path)
+    configure(workspace, f'kind: sendmail\ncommand: "{script} {command}"\n')
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    ok(send(run)[0])
+    assert (tmp_path / "argv.txt").read_text().splitlines() == [
+        *argv,
+        "-f",
+        "ana@example.com",
+        "--",
+        "joe@example.com",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("/usr/sbin/sendmail -vt", "'-vt' may tell sendmail to read the recipients"),
+        ("'unclosed", "No closing quotation"),
+    ],
+)
+def test_a_sendmail_command_funnelctl_cannot_trust_is_a_settings_problem(
+    run: Callable[..., Result], workspace: Path, command: str, problem: str
+) -> None:
+    configure(workspace, f'kind: sendmail\ncommand: "{command}"\n')
+    result = run("send")
+    assert (result.exit_code, "Traceback" in result.stderr) == (1, False)
+    assert problem in result.stderr and "transport: command" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "statuses_after", "messages"),
+    [
+        ("hang-data", ["queued", "queued", "queued"], 0),  # nothing of the message left
+        ("hang-after", ["uncertain", "queued", "queued"], 1),  # the first may have arrived
+        ("bad-helo", ["queued", "queued", "queued"], 0),
+    ],
+)
+def test_a_server_that_goes_silent_or_refuses_us_defers_the_rest_of_the_run(
+    run: Callable[..., Result],
+    workspace: Path,
+    mode: str,
+    statuses_after: list[str],
+    messages: int,
+) -> None:
+    from smtp_server import HangingServer
+
+    server = HangingServer(mode)
+    try:
+        configure(workspace, smtp_yaml(server.port).replace("timeout_s: 5", "timeout_s: 0.5"))
+        for n in range(3):
+            welcome(run, f"c{n}@example.com", f"Customer {n}")
+
+        result, counts = send(run)
+    finally:
+        server.stop()
+
+    assert [r["status"] for r in outbox(run)] == statuses_after
+    assert (server.connections, server.messages) == (1, messages)
+    assert counts["deferred"] == statuses_after.count("queued")
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_an_email_is_handed_over_marks_it_uncertain_and_says_so(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    smtp.handler.delay_for["joe@example.com"] = 5  # the server takes its time to answer
+    process = spawn("send")
+    assert smtp.handler.data_started.wait(20)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+
+    assert (process.returncode, out) == (130, "")
+    assert err == (
+        "Error: Interrupted while email #1 was being sent: it is marked uncertain; check the "
+        "recipient's mailbox, then settle it with 'funnelctl outbox resolve 1 --sent' or "
+        "'--resend'.\n"
+    )
+    row = outbox(run)[0]
+    assert (row["status"], row["reason"]) == ("uncertain", "interrupted (Ctrl-C) while it was sent")
+
+
+def test_a_ca_file_that_is_not_pem_names_the_file(
+    run: Callable[..., Result], workspace: Path, smtp: SmtpServer
+) -> None:
+    (workspace / "bad.pem").write_text("not a certificate\n")
+    configure(workspace, smtp_yaml(smtp.port).replace("none", "starttls") + "ca_file: bad.pem\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    result = run("send")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: transport.ca_file {workspace / 'bad.pem'} is not a PEM file of certificates"
+    )
+    assert statuses(run) == {"joe@example.com": "queued"}
+
+
+def test_a_temporary_file_left_by_a_killed_maildir_run_never_blocks_the_next(
+    run: Callable[..., Result], workspace: Path
+) -> None:
+    import hashlib
+
+    configure(workspace, "kind: maildir\npath: review\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    digest = hashlib.sha256(outbox(run)[0]["message_id"].encode()).hexdigest()[:20]
+    (workspace / "review" / "tmp").mkdir(parents=True)
+    seconds = int(datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Europe/Lisbon")).timestamp())
+    (workspace / "review" / "tmp" / f"{seconds}.{digest}.funnelctl").write_text("half")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))
