@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BUSY = 75  # EX_TEMPFAIL from sysexits.h: cron may simply try again later
+EXIT_INTERNAL = 70  # EX_SOFTWARE: funnelctl itself went wrong
 
 
 class FunnelError(Exception):
@@ -48,6 +49,12 @@ class BusyError(FunnelError):
     """Another funnelctl process holds the workspace."""
 
     exit_code = EXIT_BUSY
+
+
+class InternalError(FunnelError):
+    """Something funnelctl did not foresee: a bug, or a file changed behind its back."""
+
+    exit_code = EXIT_INTERNAL
 
 
 class DiskFull(FunnelError):

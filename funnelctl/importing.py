@@ -167,16 +167,16 @@ def _not_text(path: Path, encoding: str) -> ValidationError:
 _UNCLOSED = 'a quoted value that starts on this line is never closed (an unterminated " quote)'
 
 
-def _csv_problem(exc: csv.Error, record: str | None = None, delimiter: str = ",") -> str:
-    """What is wrong at the record that starts with the physical line ``record``.
+def _csv_problem(exc: csv.Error, path: Path, encoding: str, line: int, delimiter: str) -> str:
+    """What is wrong with the record that starts on physical line ``line``.
 
     The reader says "field larger than field limit" both for a value that is simply too
-    long and for a quote never closed (everything after it became one value): the
-    record's own line tells them apart.
+    long and for a quote never closed (everything after it became one value): reading
+    the record again with a higher limit tells them apart.
     """
     text = str(exc)
     if "field larger than field limit" in text:
-        too_long = _overlong_column(record, delimiter) if record is not None else None
+        too_long = _overlong_column(path, encoding, line, delimiter)
         if too_long is not None:
             column, length = too_long
             return (
@@ -189,14 +189,18 @@ def _csv_problem(exc: csv.Error, record: str | None = None, delimiter: str = ","
     return f"the CSV is malformed: {text}"
 
 
-def _overlong_column(record: str, delimiter: str) -> tuple[int, int] | None:
-    """(column, length) of a value over the field limit when ``record`` is a whole CSV
-    record on its own line; None when it is not (a quote opened and never closed)."""
+def _overlong_column(
+    path: Path, encoding: str, line: int, delimiter: str
+) -> tuple[int, int] | None:
+    """(column, length) of the longest value of the record starting on ``line``, read with
+    eight times the limit; None when even so it does not end (a quote never closed)."""
     limit = csv.field_size_limit()
-    csv.field_size_limit(max(limit, len(record) + 1))
+    csv.field_size_limit(limit * 8)
     try:
-        cells = next(csv.reader([record], delimiter=delimiter, strict=True), [])
-    except csv.Error:
+        with path.open("r", encoding=encoding, newline="", errors="replace") as f:
+            record = itertools.islice(f, line - 1, None)
+            cells = next(csv.reader(record, delimiter=delimiter, strict=True), [])
+    except (csv.Error, OSError):
         return None
     finally:
         csv.field_size_limit(limit)
@@ -204,18 +208,6 @@ def _overlong_column(record: str, delimiter: str) -> tuple[int, int] | None:
     if longest is None or len(cells[longest]) <= limit:
         return None
     return longest + 1, len(cells[longest])
-
-
-def _physical_line(path: Path, encoding: str, number: int) -> str | None:
-    """The text of line ``number`` of the file (1-based), without its line break."""
-    try:
-        with path.open("r", encoding=encoding, newline="", errors="replace") as f:
-            for index, text in enumerate(f, start=1):
-                if index == number:
-                    return text.rstrip("\r\n")
-    except OSError:
-        return None
-    return None
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -245,8 +237,7 @@ class CsvFile:
         except UnicodeDecodeError:
             raise _not_text(self.path, self.encoding) from None
         except csv.Error as exc:
-            record = _physical_line(self.path, self.encoding, line)
-            problem = _csv_problem(exc, record, self.delimiter)
+            problem = _csv_problem(exc, self.path, self.encoding, line, self.delimiter)
             raise ValidationError(f"{self.path}:{line}: {problem}") from None
 
     def close(self) -> None:
@@ -282,7 +273,7 @@ def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         raise _not_text(path, enc) from None
     except csv.Error as exc:
         stream.close()
-        problem = _csv_problem(exc, _physical_line(path, enc, 1), sep)
+        problem = _csv_problem(exc, path, enc, 1, sep)
         raise ValidationError(f"{path}:1: {problem}") from None
     except BaseException:
         stream.close()
@@ -597,6 +588,10 @@ def import_customers(
                 )
             if options.dry_run:
                 raise _DryRun()
+            if rejects is not None:
+                # Before the commit: a rejects file that cannot be written (a full disk)
+                # fails the import, which then changes nothing.
+                rejects.sync()
     except _DryRun:
         pass
     except BaseException:
@@ -651,6 +646,9 @@ class _Rejects:
         else:
             row.append(reason)
         self.writer.writerow(row)
+
+    def sync(self) -> None:
+        self.file.sync()
 
     def discard(self) -> None:
         self.file.discard()

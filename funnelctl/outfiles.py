@@ -67,11 +67,21 @@ class PendingFile:
             os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
         )
 
-    def commit(self) -> None:
+    def sync(self) -> None:
+        """Everything written is on the disk (a full disk shows here, not later)."""
+        if self.stream.closed:
+            return
         try:
             self.stream.flush()
             os.fsync(self.stream.fileno())
             self.stream.close()
+        except OSError as exc:
+            self.discard()
+            raise os_problem(exc, f"write {self.target}") from None
+
+    def commit(self) -> None:
+        self.sync()
+        try:
             os.replace(self.tmp, self.target)
         except OSError as exc:
             self.discard()

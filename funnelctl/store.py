@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,10 +96,7 @@ def database_problem(exc: sqlite3.Error, path: Path) -> FunnelError:
     if _is_busy(exc):
         return BusyError(_busy_message(path))
     if _is_full(exc):
-        return DiskFull(
-            f"The disk holding {path} is full: what the command had not finished was rolled "
-            "back. Free some space and run it again."
-        )
+        return _disk_full(path)
     if code == _SQLITE_READONLY or "readonly" in text.lower():
         return FunnelError(
             f"The database {path} cannot be written ({text}): check the permissions of the "
@@ -107,6 +105,8 @@ def database_problem(exc: sqlite3.Error, path: Path) -> FunnelError:
     if code == _SQLITE_CANTOPEN:
         return FunnelError(f"Cannot open the database {path} ({text}).")
     if code == _SQLITE_IOERR or "disk i/o error" in text.lower():
+        if _no_room(path):  # SQLite says "I/O error" when not even its -shm file fits
+            return _disk_full(path)
         return FunnelError(
             f"Reading or writing the database {path} failed at the disk ({text}); what the "
             "command had not finished was rolled back. Check the disk, then run it again."
@@ -115,6 +115,20 @@ def database_problem(exc: sqlite3.Error, path: Path) -> FunnelError:
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
         return damaged(path, text)
     return FunnelError(f"The database {path} refused the command: {text}.")
+
+
+def _disk_full(path: Path) -> DiskFull:
+    return DiskFull(
+        f"The disk holding {path} is full: what the command had not finished was rolled "
+        "back. Free some space and run it again."
+    )
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def damaged(path: Path, detail: str) -> DatabaseDamaged:
@@ -160,7 +174,8 @@ class Store:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _is_ours(self) -> bool:
-        """A database without a schema version that funnelctl's migrations did set up."""
+        """A database that funnelctl's migrations set up (a schema version alone proves
+        nothing: any SQLite file may have one)."""
         return bool(
             self.scalar(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
@@ -195,7 +210,7 @@ class Store:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 # Read before anything is set: switching to WAL already writes the file.
                 version = store.schema_version()
-                if version == 0 and not create and not store._is_ours():
+                if not create and not store._is_ours():
                     raise DatabaseDamaged(
                         f"{path} is not a funnelctl database: it is a SQLite file without "
                         f"funnelctl's tables, and funnelctl will not write into it; "
@@ -587,6 +602,13 @@ def encode_customer(values: Mapping[str, Any]) -> Row:
 
 def decode_customer(row: Row) -> Row:
     row = dict(row)
-    row["tags"] = json.loads(row.get("tags") or "[]")
-    row["fields"] = json.loads(row.get("fields") or "{}")
+    try:
+        row["tags"] = json.loads(row.get("tags") or "[]")
+        row["fields"] = json.loads(row.get("fields") or "{}")
+    except ValueError as exc:  # written by funnelctl, so only damage makes it unreadable
+        raise DatabaseDamaged(
+            f"Customer #{row.get('id')}'s tags or custom fields cannot be read ({exc}): the "
+            "database has been damaged or changed by another program; fix that customer with "
+            "sqlite3, or restore your latest backup."
+        ) from None
     return row

@@ -143,7 +143,9 @@ class Workspace:
             if real == _real(own) or _same_file(path, own):
                 return what
         for folder in (self.playbooks_dir, self.templates_dir):
-            if real == _real(folder) or _real(folder) in real.parents:
+            # by name, and by identity for the folders above it (a bind mount, a hard-linked
+            # tree): the target need not exist yet, its folder does
+            if real == _real(folder) or any(_same_file(up, folder) for up in real.parents):
                 return f"in the workspace's {folder.name} folder"
         return None
 

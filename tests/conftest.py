@@ -53,6 +53,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")  # far from UTC: no test may lean on it
     monkeypatch.delenv("FUNNELCTL_HOME", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("FUNNELCTL_DEBUG", "1")  # a bug in a test shows its traceback
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -113,3 +113,19 @@ def test_ctrl_c_during_a_command_exits_130(workspace: Path) -> None:
         out, err = process.communicate(timeout=30)
     assert (process.returncode, out, b"Traceback" in err) == (130, b"", False)
     assert err.decode().count("\n") == 1
+
+
+def test_a_closed_stdout_is_no_traceback(book: Path) -> None:
+    done = shell(f"'{FUNNELCTL}' due >&-")
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+def test_the_entry_point_imports_nothing_python_had_not_loaded_at_start_up() -> None:
+    # the less there is to load before main() runs, the smaller the window in which
+    # Ctrl-C could still print a traceback
+    program = (
+        "import sys; before = set(sys.modules); import funnelctl.cli; "
+        "print(sorted(set(sys.modules) - before - {'funnelctl', 'funnelctl.cli', '__future__'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.stdout == "[]\n"

@@ -877,3 +877,37 @@ def test_a_quote_never_closed_over_a_long_file_is_still_an_unterminated_quote(
         "Error: people.csv:3: a quoted value that starts on this line is never closed "
         '(an unterminated " quote)\n'
     )
+
+
+def test_a_long_quoted_value_over_several_lines_is_too_long_not_unclosed(
+    run, workspace, dump, tmp_path
+):
+    notes = ("x" * 1000 + "\n") * 200  # 200 lines, 200,200 characters, quoted and closed
+    write(tmp_path / "people.csv", f'email,notes\nann@example.com,"{notes}"\nbob@example.com,ok\n')
+    result = rejected(run, dump, workspace, "people.csv")
+    assert result.stderr == (
+        "Error: people.csv:2: the value in column 2 is 200,200 characters long, more than the "
+        "131,072 a CSV value may hold; shorten it\n"
+    )
+
+
+def test_skip_bad_on_a_full_disk_fails_the_import_and_changes_nothing(
+    run, workspace, dump, tmp_path, small_disk
+):
+    from conftest import fill
+
+    disk = small_disk(64)
+    fill(disk)
+    rows = "".join(f"c{n}@example.com\n" for n in range(50))
+    write(tmp_path / "people.csv", "email\n" + rows + "not-an-email\n")
+    before = dump(workspace)
+
+    result = run("import", str(tmp_path / "people.csv"), "--skip-bad", str(disk / "bad.csv"))
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: Cannot write {disk / 'bad.csv'}: the disk is full. Free some space and try "
+        "again.\n"
+    )
+    assert dump(workspace) == before
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -138,3 +138,23 @@ def test_a_full_disk_leaves_no_partial_export(demo, run, small_disk):
         f"Error: Cannot write {target}: the disk is full. Free some space and try again.\n"
     )
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_the_workspace_folders_are_seen_through_a_bind_mount(demo, run, tmp_path):
+    import subprocess
+
+    view = tmp_path / "view"
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(demo), str(view)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        target = view / "templates" / "welcome.txt"
+        before = (demo / "templates" / "welcome.txt").read_text()
+        result = run("export", "customers", str(target), "--force")
+        assert (result.exit_code, result.stderr) == (
+            1,
+            refusal(target, "in the workspace's templates folder"),
+        )
+        assert (demo / "templates" / "welcome.txt").read_text() == before
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)

@@ -709,3 +709,48 @@ def test_an_import_that_fills_the_disk_says_so_and_changes_nothing(
         "finished was rolled back. Free some space and run it again.\n"
     )
     assert db_dump(root) == before
+
+
+def test_a_value_changed_behind_funnelctls_back_is_one_sentence(run, demo, monkeypatch):
+    monkeypatch.delenv("FUNNELCTL_DEBUG")
+    conn = sqlite3.connect(demo / "funnel.db")
+    conn.execute("UPDATE customers SET tags = '[\"vip' WHERE id = 3")
+    conn.commit()
+
+    listed = run("customer", "list")
+    assert (listed.exit_code, listed.stdout) == (1, "")
+    assert listed.stderr.startswith(
+        "Error: Customer #3's tags or custom fields cannot be read (Unterminated string"
+    )
+    conn.execute("UPDATE customers SET tags = '[]' WHERE id = 3")
+    conn.execute("UPDATE customers SET signed_on = '20<6-01-24' WHERE id = 4")
+    conn.commit()
+    conn.close()
+    scores = run("at-risk", "-f", "json")
+    assert (scores.exit_code, scores.stdout) == (70, "")
+    assert scores.stderr.startswith(
+        "Error: funnelctl stopped on an unexpected ValueError: Invalid isoformat string: "
+        "'20<6-01-24'. This is a bug, or a file of the workspace was changed by another "
+        "program; "
+    )
+    assert scores.stderr.endswith(
+        "run again with FUNNELCTL_DEBUG=1 to see where, and please report it.\n"
+    )
+
+
+def test_a_sqlite_file_with_a_schema_version_but_not_funnelctls_is_left_alone(run, workspace):
+    db = workspace / "funnel.db"
+    for name in ("funnel.db", "funnel.db-wal", "funnel.db-shm"):
+        (workspace / name).unlink(missing_ok=True)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+
+    result = run("due")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {db} is not a funnelctl database")
+    assert db.read_bytes() == before

@@ -1,16 +1,19 @@
 """The command line: the only package that imports typer. One module per command or group.
 
-This module is the console script's entry point and is kept free of imports, so that
-whatever happens while the rest loads (Ctrl-C, a closed pipe, a terminal that cannot
-show a character) still ends as an exit code and one line, never a traceback.
+This module is the console script's entry point and imports nothing that Python has
+not already loaded at start-up (``os``, ``sys``), so that whatever happens while the
+rest loads (Ctrl-C, a closed pipe, a terminal that cannot show a character) still
+ends as an exit code and one line, never a traceback.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # mypy reads the block below; at run time nothing is imported
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
@@ -21,9 +24,9 @@ def main() -> None:
     130 on Ctrl-C, 0 when the reader of our output went away (``| head``), 2 for
     arguments that are not text; otherwise the command's own exit code.
     """
-    code: Any = 0
+    code: int | str | None = 0
     try:
-        _tolerant_streams()
+        _usable_streams()
         bad = _undecodable_argument(sys.argv[1:])
         if bad:
             sys.stderr.write(f"Error: {bad}\n")
@@ -49,11 +52,15 @@ def main() -> None:
     sys.exit(code)
 
 
-def _tolerant_streams() -> None:
-    """Output never crashes on a character the terminal or file encoding lacks: it is
-    shown as '?' (``PYTHONIOENCODING=cp1252 funnelctl at-risk > f`` and "≥")."""
-    for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+def _usable_streams() -> None:
+    """Output never crashes: on a character the terminal or file encoding lacks (shown as
+    '?': ``PYTHONIOENCODING=cp1252 funnelctl at-risk > f`` and "≥"), nor on a stream the
+    caller closed (``funnelctl send >&-`` from a cron job still sends)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+        elif getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
 
 
@@ -64,8 +71,7 @@ def _undecodable_argument(args: list[str]) -> str | None:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            raw = os.fsencode(arg)
-            shown = raw.decode("ascii", "backslashreplace")
+            shown = os.fsencode(arg).decode("ascii", "backslashreplace")
             return (
                 f"argument {number} ({shown}) is not valid {sys.getfilesystemencoding()} text; "
                 "set the terminal (or LANG) to the encoding it types in, then try again."
@@ -79,12 +85,14 @@ def _reader_gone() -> None:
     _quietly(lambda: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()))
 
 
-def _quietly(action: Any) -> None:
-    with contextlib.suppress(OSError, ValueError):
+def _quietly(action: Callable[[], object]) -> None:
+    try:
         action()
+    except (OSError, ValueError):  # not contextlib.suppress: nothing more to import here
+        return
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """``from funnelctl.cli import app`` (tests, embedding) loads the commands on demand."""
     if name == "app":
         from .commands import app

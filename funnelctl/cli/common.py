@@ -18,10 +18,11 @@ from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from .. import output
 from ..dates import parse_date
-from ..errors import FunnelError, UsageError, os_problem
+from ..errors import FunnelError, InternalError, UsageError, os_problem
 from ..playbooks import Library, load_library
 from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
@@ -83,6 +84,18 @@ class FunnelGroup(TyperGroup):
             return self._fail(FunnelError("The input is nested too deeply to be read."))
         except UnicodeError as exc:
             return self._fail(FunnelError(f"A text could not be read or written: {exc}."))
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # typer's own ways to end, usage errors among them
+        except Exception as exc:
+            if os.environ.get("FUNNELCTL_DEBUG"):
+                raise
+            return self._fail(
+                InternalError(
+                    f"funnelctl stopped on an unexpected {type(exc).__name__}: {exc}. This is "
+                    "a bug, or a file of the workspace was changed by another program; run "
+                    "again with FUNNELCTL_DEBUG=1 to see where, and please report it."
+                )
+            )
 
     @staticmethod
     def _fail(exc: FunnelError) -> Any:
