@@ -308,8 +308,7 @@ def test_simulate_touches_nothing(run, book):
 
 
 def test_schema_version_counts_every_migration():
-    from funnelctl import migrations
-    from funnelctl.store import SCHEMA_VERSION
+    from funnelctl.store import SCHEMA_VERSION, migrations
 
     assert len(migrations.migrations._migrations) == SCHEMA_VERSION
 

@@ -1440,7 +1440,7 @@ def test_a_delivered_email_is_recorded_even_while_another_writer_holds_the_datab
 ) -> None:
     import threading
 
-    from funnelctl import store as store_module
+    from funnelctl.store import db as store_module
 
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
     welcome(run, "joe@example.com", "Joe Bloggs")

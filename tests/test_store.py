@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from funnelctl import store as store_module
 from funnelctl.errors import EXIT_BUSY, BusyError, FunnelError
 from funnelctl.store import Store
+from funnelctl.store import db as store_module
 
 DAY = "2026-03-02"
 
@@ -522,7 +522,7 @@ def test_backup_holds_committed_rows_but_not_a_concurrent_uncommitted_one(run, w
 
 def migration_names() -> list[str]:
     """The steps this version of funnelctl knows, in order."""
-    from funnelctl import migrations
+    from funnelctl.store import migrations
 
     fresh = Store.memory()
     try:

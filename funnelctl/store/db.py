@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import BusyError, DiskFull, FunnelError, NotFound
+from ..errors import BusyError, DiskFull, FunnelError, NotFound
 
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
