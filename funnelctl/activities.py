@@ -9,13 +9,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import mail
 from .context import build_context
 from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction, Where
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store
+from .store import Row, Store, outbox
 from .workspace import Settings
 
 DIRECTIONS = ("inbound", "outbound")
@@ -234,7 +233,7 @@ def drop_for_enrollment(store: Store, enrollment_id: int, today: str, reason: st
         "WHERE enrollment_id = ? AND status = 'open'",
         [today, reason, enrollment_id],
     )
-    mail.skip_queued(store, "enrollment_id = ?", [enrollment_id], reason)
+    outbox.skip_for_enrollment(store, enrollment_id, reason)
 
 
 # -- touchpoints -------------------------------------------------------------------------------
@@ -277,12 +276,8 @@ def log_touchpoint(
         skipped = dropped = 0
         if direction == "inbound":
             # only emails of stage visits that began by the day of the reply
-            skipped = mail.skip_queued(
-                store,
-                "customer_id = ? AND stop_on_reply = 1 AND (visit_id IS NULL OR visit_id IN "
-                "(SELECT id FROM stage_history WHERE customer_id = ? AND moved_on <= ?))",
-                [customer["id"], customer["id"], on],
-                "the customer replied",
+            skipped = outbox.skip_waiting_for_reply(
+                store, customer["id"], on, "the customer replied"
             )
             if skipped:
                 store.add_event(

@@ -29,7 +29,7 @@ from .dates import days_between
 from .errors import FunnelError, NotFound
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
-from .store import Store
+from .store import Store, enrollments, outbox
 from .workspace import Settings
 
 ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To")
@@ -386,36 +386,24 @@ def queue_email(
     late = days_between(scheduled_on, today)
     if late > settings.send.max_late_days:
         status, reason = "skipped", stale_reason(scheduled_on, late, settings.send.max_late_days)
-    outbox_id = store.insert(
-        "outbox",
-        {
-            "customer_id": customer_id,
-            "enrollment_id": enrollment_id,
-            "visit_id": visit_id,
-            "template": template,
-            "action_key": action_key,
-            "message_id": message_id(settings),
-            "scheduled_on": scheduled_on,
-            "stop_on_reply": int(stop_on_reply),
-            "status": status,
-            "reason": reason,
-            "queued_on": today,
-        },
+    outbox_id = outbox.queue(
+        store,
+        customer_id=customer_id,
+        enrollment_id=enrollment_id,
+        visit_id=visit_id,
+        template=template,
+        action_key=action_key,
+        message_id=message_id(settings),
+        scheduled_on=scheduled_on,
+        stop_on_reply=stop_on_reply,
+        today=today,
+        stale_reason=reason,
     )
     return outbox_id, status, reason
 
 
 def stale_reason(scheduled_on: str, late: int, limit: int) -> str:
     return f"stale: due {scheduled_on}, {late} days ago (more than max_late_days {limit})"
-
-
-def skip_queued(store: Store, where: str, params: list[object], reason: str) -> int:
-    """Mark queued emails matching ``where`` as skipped with ``reason``; returns how many."""
-    cursor = store.conn.execute(
-        f"UPDATE outbox SET status = 'skipped', reason = ? WHERE status = 'queued' AND {where}",
-        [reason, *params],
-    )
-    return cursor.rowcount
 
 
 def preview(
@@ -432,17 +420,14 @@ def preview(
     from .context import context_for
 
     customer = store.find_customer(ref)
-    enrollment = store.one(
-        "SELECT id FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id LIMIT 1",
-        [customer["id"]],
-    )
+    enrollment = enrollments.current(store, customer["id"])
     context = context_for(
         store,
         library,
         settings,
         customer,
         today,
-        enrollment_id=enrollment["id"] if enrollment else None,
+        enrollment_id=enrollment.id if enrollment else None,
     )
     template = find_template(templates_dir, name, customer.get("language"))
     rendered = render(template, context, settings, customer)
@@ -537,32 +522,32 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
 
 
 RESOLUTIONS = {
-    # action: (statuses it may follow, new status, what the timeline says)
-    "sent": (("uncertain",), "sent", "marked sent by hand (the message did arrive)"),
-    "resend": (("uncertain", "failed"), "queued", "queued again by hand (same Message-ID)"),
-    "skip": (("uncertain", "failed", "queued"), "skipped", "skipped by hand"),
+    # --action: (the statuses it applies to, what the timeline says)
+    "sent": (("uncertain",), "marked sent by hand (the message did arrive)"),
+    "resend": (("uncertain", "failed"), "queued again by hand (same Message-ID)"),
+    "skip": (("uncertain", "failed", "queued"), "skipped by hand"),
 }
 
 
 def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> dict[str, Any]:
     """Settle an email by hand: one whose fate is unknown or that failed."""
-    allowed, status, what = RESOLUTIONS[action]
+    allowed, what = RESOLUTIONS[action]
     with store.write():
-        row = store.one("SELECT * FROM outbox WHERE id = ?", [outbox_id])
-        if row is None:
+        email = outbox.get(store, outbox_id)
+        if email is None:
             raise NotFound(f"No email #{outbox_id} in the outbox (see 'funnelctl outbox list').")
-        if row["status"] not in allowed:
+        if email.status not in allowed:
             raise FunnelError(
-                f"Email #{outbox_id} is {row['status']}; --{action} applies to "
+                f"Email #{outbox_id} is {email.status}; --{action} applies to "
                 f"{' or '.join(allowed)} emails."
             )
-        changes: dict[str, Any] = {"status": status, "reason": what}
-        if status == "sent":
-            changes["sent_at"] = now
-        if status == "queued":
-            changes["next_attempt_at"] = None
-        store.update("outbox", outbox_id, changes)
-        store.add_event(row["customer_id"], today, "email", f"Email {row['template']!r} {what}")
-    updated = store.one("SELECT * FROM outbox WHERE id = ?", [outbox_id])
+        if action == "sent":
+            outbox.mark_sent(store, outbox_id, sent_at=now, reason=what)
+        elif action == "resend":
+            outbox.resend(store, outbox_id, what)
+        else:
+            outbox.skip(store, outbox_id, what)
+        store.add_event(email.customer_id, today, "email", f"Email {email.template!r} {what}")
+        updated = outbox.get(store, outbox_id)
     assert updated is not None
-    return updated
+    return updated.as_dict()

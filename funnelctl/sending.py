@@ -47,7 +47,8 @@ from .mail import (
 )
 from .outfiles import PendingFile
 from .playbooks import Library
-from .store import Row, Store
+from .store import Store, outbox
+from .store.outbox import OutboxEmail
 from .workspace import Settings, Transport, Workspace
 
 MAX_ATTEMPTS = 5
@@ -96,6 +97,7 @@ class Sender(Protocol):
 
     real: bool  # the email really leaves this machine
     linesep: str  # the line ending the transport takes
+    name: str  # the server or program, for messages
 
     def open(self) -> None: ...
 
@@ -122,6 +124,7 @@ class SmtpSender:
         self.transport = transport
         self.password = password
         self.conn: smtplib.SMTP | None = None
+        self.name = transport.host
 
     def open(self) -> None:
         if self.conn is None:
@@ -198,7 +201,7 @@ class SmtpSender:
             raise PermanentFailure(f"the sender address cannot be sent over SMTP: {exc}") from None
         if code != 250:
             conn.rset()
-            _fail(code, reply, "sender refused")
+            _raise_for(code, reply, "sender refused")
         delivery = Delivery()
         codes: list[int] = []
         for rcpt in recipients:
@@ -215,7 +218,7 @@ class SmtpSender:
             )
         code, reply = self._data(conn, data)
         if code != 250:  # the server's verdict on the message itself
-            _fail(code, reply, "message refused")
+            _raise_for(code, reply, "message refused")
         return delivery
 
     def _data(self, conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
@@ -225,7 +228,7 @@ class SmtpSender:
         conn.putcmd("data")
         code, reply = conn.getreply()  # raises SMTPServerDisconnected: nothing left yet
         if code != 354:
-            _fail(code, reply, "message refused")
+            _raise_for(code, reply, "message refused")
         body = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
         body += (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
         try:
@@ -266,7 +269,7 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     )
 
 
-def _fail(code: int, reply: bytes | str, what: str) -> None:
+def _raise_for(code: int, reply: bytes | str, what: str) -> None:
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
     if 400 <= code < 500:
         raise TemporaryFailure(f"{what}: {code} {text}")
@@ -297,6 +300,7 @@ class SendmailSender:
     def __init__(self, transport: Transport) -> None:
         self.command = list(transport.sendmail_argv)
         self.timeout = transport.timeout_s
+        self.name = self.command[0]
 
     def open(self) -> None:
         program = self.command[0] if self.command else ""
@@ -343,6 +347,7 @@ class MaildirSender:
     def __init__(self, folder: Path, when: datetime) -> None:
         self.folder = folder
         self.when = when
+        self.name = str(folder)
 
     def open(self) -> None:
         try:
@@ -500,7 +505,7 @@ class Prepared:
     """A message rendered and checked; it is built again just before it goes, so that a
     long outbox does not hold thousands of MIME trees in memory at once."""
 
-    row: Row
+    email: OutboxEmail
     rendered: Rendered
 
 
@@ -508,7 +513,7 @@ def _prepare(
     store: Store,
     library: Library,
     workspace: Workspace,
-    rows: list[Row],
+    emails: list[OutboxEmail],
     today: str,
     now: datetime,
     report: SendReport,
@@ -518,8 +523,8 @@ def _prepare(
     """Render every due message before any goes out; a broken template holds all of its emails."""
     ready: list[Prepared] = []
     broken: dict[str, str] = {}
-    for row in rows:
-        customer = store.customer_by("id", str(row["customer_id"]))
+    for email in emails:
+        customer = store.customer_by("id", str(email.customer_id))
         assert customer is not None
         context = context_for(
             store,
@@ -527,52 +532,111 @@ def _prepare(
             workspace.settings,
             customer,
             today,
-            enrollment_id=row["enrollment_id"],
-            visit_id=row["visit_id"],
+            enrollment_id=email.enrollment_id,
+            visit_id=email.visit_id,
         )
         try:
             template = find_template(
-                workspace.templates_dir, row["template"], customer.get("language")
+                workspace.templates_dir, email.template, customer.get("language")
             )
             rendered = render(template, context, workspace.settings, customer)
             # headers checked, as built and as written, before any email is claimed
-            wire_bytes(build_message(rendered, row["message_id"], now))
+            wire_bytes(build_message(rendered, email.message_id, now))
         except TemplateProblem as exc:
-            broken.setdefault(row["template"], exc.message)
+            broken.setdefault(email.template, exc.message)
             report.problems.append(
                 f"{exc.message} (for {customer['email'] or customer['external_id']})"
             )
             continue
         except HeaderProblem as exc:
-            report.problems.append(f"email #{row['id']} to {customer['email']}: {exc.message}")
+            report.problems.append(f"email #{email.id} to {customer['email']}: {exc.message}")
             if not dry:
-                _finish(store, row, "failed", exc.message, today)
-            report.failed += 1
+                _fail(store, email, exc.message, today, report, announce=False)
+            else:
+                report.failed += 1
             continue
-        ready.append(Prepared(row, rendered))
-    report.held += sum(1 for r in rows if r["template"] in broken)
-    return [p for p in ready if p.row["template"] not in broken]
+        ready.append(Prepared(email, rendered))
+    report.held += sum(1 for email in emails if email.template in broken)
+    return [p for p in ready if p.email.template not in broken]
 
 
-_LABELS = {"sent": "sent", "failed": "FAILED", "uncertain": "UNCERTAIN", "queued": "deferred"}
+# -- what each fate does: the outbox's transition and the customer's timeline line ------------
 
 
-def _record(
-    store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any
+def _timeline(
+    store: Store, email: OutboxEmail, what: str, reason: str | None, today: str, ok: bool = True
 ) -> None:
-    """Record an email's fate and the timeline line that goes with it (inside a write)."""
-    store.update("outbox", row["id"], {"status": status, "reason": reason, **extra})
-    text = f"Email {row['template']!r} {_LABELS[status]}" + (f": {reason}" if reason else "")
-    store.add_event(row["customer_id"], today, "email", text, ok=status in ("sent", "queued"))
+    text = f"Email {email.template!r} {what}" + (f": {reason}" if reason else "")
+    store.add_event(email.customer_id, today, "email", text, ok=ok)
 
 
-def _finish(
-    store: Store, row: Row, status: str, reason: str | None, today: str, **extra: Any
+# Each runs after the server was spoken to: the write is patient, because giving up as
+# busy would turn a known fate into an uncertain one. Only the claim may give up.
+
+
+def _sent(store: Store, email: OutboxEmail, refused: str | None, today: str, sent_at: str) -> None:
+    try:
+        with store.write(patient=True):
+            outbox.mark_sent(store, email.id, sent_at=sent_at, reason=refused)
+            _timeline(store, email, "sent", refused, today)
+    except FunnelError as exc:
+        raise FunnelError(
+            f"Email #{email.id} was delivered, but recording that failed: {exc.message} "
+            f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
+            f"asked; settle it with 'funnelctl outbox resolve {email.id} --sent'."
+        ) from None
+
+
+def _fail(
+    store: Store,
+    email: OutboxEmail,
+    reason: str,
+    today: str,
+    report: SendReport,
+    *,
+    announce: bool = True,
 ) -> None:
-    # Patient: this runs after the server was spoken to, so giving up as busy would turn
-    # a known fate into an uncertain one. Only the claim may give up.
     with store.write(patient=True):
-        _record(store, row, status, reason, today, **extra)
+        outbox.mark_failed(store, email.id, reason)
+        _timeline(store, email, "FAILED", reason, today, ok=False)
+    report.failed += 1
+    if announce:
+        report.problems.append(f"email #{email.id}: {reason}")
+
+
+def _uncertain(store: Store, email: OutboxEmail, reason: str, today: str) -> None:
+    with store.write(patient=True):
+        outbox.mark_uncertain(store, email.id, reason)
+        _timeline(store, email, "UNCERTAIN", reason, today, ok=False)
+
+
+def _defer(
+    store: Store,
+    email: OutboxEmail,
+    exc: TemporaryFailure,
+    today: str,
+    now: datetime,
+    report: SendReport,
+    *,
+    tried: bool = False,
+) -> bool:
+    """Keep an email for a later run (backoff), or fail it after MAX_ATTEMPTS; inside the
+    caller's write. ``tried``: not claimed, the attempt is counted here. False when
+    another run took the email meanwhile."""
+    attempts = email.attempts + 1
+    later = _retry_time(attempts, now)
+    reason = f"{exc}; retrying after {later}"
+    if not outbox.defer(store, email.id, reason=reason, retry_at=later, tried=tried):
+        return False
+    if attempts >= MAX_ATTEMPTS:
+        reason = f"gave up after {attempts} attempts: {exc}"
+        outbox.mark_failed(store, email.id, reason)
+        _timeline(store, email, "FAILED", reason, today, ok=False)
+        report.failed += 1
+    else:
+        _timeline(store, email, "deferred", reason, today)
+        report.deferred += 1
+    return True
 
 
 INTERRUPTED = (
@@ -601,20 +665,18 @@ def send(
         return _plan(store, library, workspace, today, now, options, report)
     sender = make_sender(workspace, environ, now)
     with send_lock(workspace, options.wait_s, sleep):
-        _settle_interrupted(store, sender, today, now, options.retry_uncertain)
+        _settle_interrupted(store, sender, today, now, options.retry_uncertain, report)
         if not in_window(workspace.settings, now):
             report.outside_window = True
         else:
             stamp = clock if sender.real else (lambda: now)
             _deliver(store, library, workspace, sender, today, now, stamp, options, report, sleep)
-        report.uncertain = int(
-            store.scalar("SELECT count(*) FROM outbox WHERE status = 'uncertain'")
-        )
+        report.uncertain = outbox.count(store, outbox.Status.UNCERTAIN)
     return report
 
 
 def _settle_interrupted(
-    store: Store, sender: Sender, today: str, now: datetime, retry: bool
+    store: Store, sender: Sender, today: str, now: datetime, retry: bool, report: SendReport
 ) -> None:
     """Emails left ``sending`` by a run that died: arrived (the Maildir can tell), certainly
     not sent, or else uncertain; ``retry`` queues the uncertain ones again.
@@ -623,69 +685,44 @@ def _settle_interrupted(
     email leaves: so before going on, the whole database is checked (only then: the
     check reads every page, seconds for a book of 100,000 customers).
     """
-    interrupted = store.rows("SELECT * FROM outbox WHERE status = 'sending'")
+    interrupted = outbox.with_status(store, outbox.Status.SENDING)
     if interrupted:
         store.check_integrity()
     with store.write():
-        for row in interrupted:
-            arrived = sender.delivered(row["message_id"])
+        for email in interrupted:
+            arrived = sender.delivered(email.message_id)
             if arrived is None:
-                store.update("outbox", row["id"], {"status": "uncertain", "reason": INTERRUPTED})
+                outbox.mark_uncertain(store, email.id, INTERRUPTED)
             elif arrived:
-                _record(
-                    store,
-                    row,
-                    "sent",
-                    "found delivered after an interrupted run",
-                    today,
-                    sent_at=now.isoformat(timespec="seconds"),
+                found = "found delivered after an interrupted run"
+                outbox.mark_sent(
+                    store, email.id, sent_at=now.isoformat(timespec="seconds"), reason=found
                 )
+                _timeline(store, email, "sent", found, today)
+                report.problems.append(f"email #{email.id}: {found} (in {sender.name})")
             else:
-                store.update(
-                    "outbox",
-                    row["id"],
-                    {"status": "queued", "reason": "an interrupted run had not written it"},
+                outbox.requeue_untouched(
+                    store, email.id, email.attempts - 1, "an interrupted run had not written it"
                 )
         if retry:
-            store.conn.execute(
-                "UPDATE outbox SET status = 'queued', reason = 'resend requested', next_attempt_at = NULL "
-                "WHERE status = 'uncertain'"
-            )
+            outbox.resend_every_uncertain(store, "resend requested")
 
 
-def _due_rows(store: Store, today: str, now: datetime, limit: int | None) -> list[Row]:
-    sql = (
-        "SELECT * FROM outbox WHERE status = 'queued' AND scheduled_on <= ? "
-        "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY scheduled_on, id"
-    )
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return store.rows(sql, [today, now.isoformat(timespec="seconds")])
+def _due(store: Store, today: str, now: datetime) -> list[OutboxEmail]:
+    return outbox.due(store, today, now.isoformat(timespec="seconds"))
 
 
 def _skip_stale(store: Store, settings: Settings, today: str, dry: bool) -> int:
-    cutoff = shift(today, -settings.send.max_late_days)
-    rows = store.rows(
-        # An email already tried (deferred by a 4xx, or requeued by hand after an uncertain
-        # or failed attempt) is not stale: its first attempt was on time.
-        "SELECT id, scheduled_on, customer_id, template FROM outbox WHERE status = 'queued' "
-        "AND scheduled_on < ? AND attempts = 0",
-        [cutoff],
-    )
-    if dry or not rows:
-        return len(rows)
+    stale = outbox.never_tried_before(store, shift(today, -settings.send.max_late_days))
+    if dry or not stale:
+        return len(stale)
     with store.write():
-        for row in rows:
-            reason = stale_reason(
-                row["scheduled_on"],
-                days_between(row["scheduled_on"], today),
-                settings.send.max_late_days,
-            )
-            store.update("outbox", row["id"], {"status": "skipped", "reason": reason})
-            store.add_event(
-                row["customer_id"], today, "email", f"Email {row['template']!r} skipped: {reason}"
-            )
-    return len(rows)
+        for email in stale:
+            late = days_between(email.scheduled_on, today)
+            reason = stale_reason(email.scheduled_on, late, settings.send.max_late_days)
+            outbox.skip(store, email.id, reason)
+            _timeline(store, email, "skipped", reason, today)
+    return len(stale)
 
 
 def _plan(
@@ -700,26 +737,20 @@ def _plan(
     report.outside_window = not in_window(workspace.settings, now)
     report.skipped = _skip_stale(store, workspace.settings, today, dry=True)
     cutoff = shift(today, -workspace.settings.send.max_late_days)
-    rows = [
-        r
-        for r in _due_rows(store, today, now, None)
-        if r["scheduled_on"] >= cutoff or r["attempts"]
-    ]
-    prepared_rows = _prepare(store, library, workspace, rows, today, now, report, dry=True)
-    for prepared in prepared_rows[: options.limit] if options.limit else prepared_rows:
+    emails = [e for e in _due(store, today, now) if e.scheduled_on >= cutoff or e.attempts]
+    prepared = _prepare(store, library, workspace, emails, today, now, report, dry=True)
+    for item in prepared[: options.limit] if options.limit else prepared:
         report.planned.append(
             {
-                "id": prepared.row["id"],
-                "template": prepared.row["template"],
-                "scheduled_on": prepared.row["scheduled_on"],
-                "from": prepared.rendered.sender,
-                "recipients": prepared.rendered.recipients,
-                "subject": prepared.rendered.subject,
+                "id": item.email.id,
+                "template": item.email.template,
+                "scheduled_on": item.email.scheduled_on,
+                "from": item.rendered.sender,
+                "recipients": item.rendered.recipients,
+                "subject": item.rendered.subject,
             }
         )
-    report.uncertain = int(
-        store.scalar("SELECT count(*) FROM outbox WHERE status IN ('uncertain', 'sending')")
-    )
+    report.uncertain = outbox.count(store, outbox.Status.UNCERTAIN, outbox.Status.SENDING)
     return report
 
 
@@ -738,8 +769,9 @@ def _deliver(
     settings = workspace.settings
     report.skipped += _skip_stale(store, settings, today, dry=False)
     # --limit counts emails that can go: a held template does not use up the run
-    rows = _due_rows(store, today, now, None)
-    ready = _prepare(store, library, workspace, rows, today, now, report, dry=False)
+    ready = _prepare(
+        store, library, workspace, _due(store, today, now), today, now, report, dry=False
+    )
     ready = ready[: options.limit] if options.limit else ready
     if not ready:
         return
@@ -748,110 +780,88 @@ def _deliver(
         try:
             sender.open()  # connect and log in before any email is claimed
         except ConnectionFailure as exc:
-            _defer_the_rest(store, [item.row for item in ready], exc, today, now, report)
+            _defer_the_rest(store, [item.email for item in ready], exc, today, now, report)
             return
         for index, item in enumerate(ready):
             if index and interval:
                 sleep(interval)
-            row = item.row
-            try:  # the message is built and written out before it is claimed
-                message = build_message(item.rendered, row["message_id"], stamp())
-                data = wire_bytes(message, linesep=sender.linesep)
-            except HeaderProblem as exc:
-                _fail_email(store, row, exc.message, today, report)
-                continue
-            with store.write():
-                claimed = store.conn.execute(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, subject = ?, recipients = ? "
-                    "WHERE id = ? AND status = 'queued'",
-                    [item.rendered.subject, ", ".join(item.rendered.recipients), row["id"]],
-                ).rowcount
-            if not claimed:
-                continue
-            try:
-                delivery = sender.send(
-                    data, row["message_id"], item.rendered.sender, item.rendered.recipients
-                )
-            except KeyboardInterrupt:
-                _finish(store, row, "uncertain", "interrupted (Ctrl-C) while it was sent", today)
-                raise Interrupted(
-                    f"Interrupted while email #{row['id']} was being sent: it is marked "
-                    "uncertain; check the recipient's mailbox, then settle it with "
-                    f"'funnelctl outbox resolve {row['id']} --sent' or '--resend'."
-                ) from None
-            except FunnelError:
-                # Nothing left (a full disk for the Maildir, a sendmail that cannot run):
-                # the email goes back to the queue untouched and the run stops.
-                with store.write(patient=True):
-                    store.update(
-                        "outbox", row["id"], {"status": "queued", "attempts": row["attempts"]}
-                    )
-                raise
-            except ConnectionFailure as exc:
-                rest = [row] + [later.row for later in ready[index + 1 :]]
-                _defer_the_rest(store, rest, exc, today, now, report, claimed_first=True)
+            rest = [later.email for later in ready[index + 1 :]]
+            if not _deliver_one(store, sender, item, today, now, stamp, report, rest):
                 return
-            except TemporaryFailure as exc:
-                _defer(store, row, exc, today, now, report)
-                continue
-            except PermanentFailure as exc:
-                _fail_email(store, row, str(exc), today, report)
-                continue
-            except Uncertain as exc:
-                _finish(store, row, "uncertain", str(exc), today)
-                report.problems.append(f"email #{row['id']}: {exc}")
-                if exc.connection:  # the server went silent: the rest waits for a later run
-                    rest = [later.row for later in ready[index + 1 :]]
-                    reason = ConnectionFailure(
-                        f"{workspace.settings.transport.host} stopped answering"
-                    )
-                    _defer_the_rest(store, rest, reason, today, now, report)
-                    return
-                continue
-            refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
-            _record_sent(store, row, refused, today, now)
-            report.sent += 1
-            if refused:
-                report.problems.append(f"email #{row['id']}: sent, but {refused}")
     finally:
         sender.close()
 
 
-def _fail_email(store: Store, row: Row, reason: str, today: str, report: SendReport) -> None:
-    _finish(store, row, "failed", reason, today)
-    report.failed += 1
-    report.problems.append(f"email #{row['id']}: {reason}")
-
-
-def _record_sent(store: Store, row: Row, refused: str | None, today: str, now: datetime) -> None:
+def _deliver_one(
+    store: Store,
+    sender: Sender,
+    item: Prepared,
+    today: str,
+    now: datetime,
+    stamp: Callable[[], datetime],
+    report: SendReport,
+    rest: list[OutboxEmail],
+) -> bool:
+    """Claim one email, hand it over, record its fate. False when the run must stop
+    delivering (the server cannot be reached: ``rest`` is deferred)."""
+    email = item.email
+    try:  # the message is built and written out before it is claimed
+        message = build_message(item.rendered, email.message_id, stamp())
+        data = wire_bytes(message, linesep=sender.linesep)
+    except HeaderProblem as exc:
+        _fail(store, email, exc.message, today, report)
+        return True
+    with store.write():
+        recipients = ", ".join(item.rendered.recipients)
+        if not outbox.claim(store, email.id, subject=item.rendered.subject, recipients=recipients):
+            return True  # another run took it
     try:
-        _finish(store, row, "sent", refused, today, sent_at=now.isoformat(timespec="seconds"))
-    except FunnelError as exc:
-        raise FunnelError(
-            f"Email #{row['id']} was delivered, but recording that failed: {exc.message} "
-            f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
-            f"asked; settle it with 'funnelctl outbox resolve {row['id']} --sent'."
+        delivery = sender.send(
+            data, email.message_id, item.rendered.sender, item.rendered.recipients
+        )
+    except KeyboardInterrupt:
+        _uncertain(store, email, "interrupted (Ctrl-C) while it was sent", today)
+        raise Interrupted(
+            f"Interrupted while email #{email.id} was being sent: it is marked "
+            "uncertain; check the recipient's mailbox, then settle it with "
+            f"'funnelctl outbox resolve {email.id} --sent' or '--resend'."
         ) from None
-
-
-def _defer(
-    store: Store, row: Row, exc: TemporaryFailure, today: str, now: datetime, report: SendReport
-) -> None:
-    """Keep a claimed email for a later run (backoff), or fail it after MAX_ATTEMPTS."""
-    attempts = row["attempts"] + 1
-    if attempts >= MAX_ATTEMPTS:
-        _finish(store, row, "failed", f"gave up after {attempts} attempts: {exc}", today)
-        report.failed += 1
-        return
-    later = _retry_time(attempts, now)
-    _finish(store, row, "queued", f"{exc}; retrying after {later}", today, next_attempt_at=later)
-    report.deferred += 1
-    report.problems.append(f"email #{row['id']}: {exc} (kept for a later run)")
+    except FunnelError:
+        # Nothing left (a full disk for the Maildir, a sendmail that cannot run): the
+        # email goes back to the queue untouched and the run stops.
+        with store.write(patient=True):
+            outbox.requeue_untouched(store, email.id, email.attempts, email.reason)
+        raise
+    except ConnectionFailure as exc:
+        _defer_the_rest(store, [email, *rest], exc, today, now, report, claimed_first=True)
+        return False
+    except TemporaryFailure as exc:
+        with store.write(patient=True):
+            _defer(store, email, exc, today, now, report)
+        report.problems.append(f"email #{email.id}: {exc} (kept for a later run)")
+        return True
+    except PermanentFailure as exc:
+        _fail(store, email, str(exc), today, report)
+        return True
+    except Uncertain as exc:
+        _uncertain(store, email, str(exc), today)
+        report.problems.append(f"email #{email.id}: {exc}")
+        if exc.connection:  # the server went silent: the rest waits for a later run
+            host = ConnectionFailure(f"{sender.name} stopped answering")
+            _defer_the_rest(store, rest, host, today, now, report)
+            return False
+        return True
+    refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
+    _sent(store, email, refused, today, now.isoformat(timespec="seconds"))
+    report.sent += 1
+    if refused:
+        report.problems.append(f"email #{email.id}: sent, but {refused}")
+    return True
 
 
 def _defer_the_rest(
     store: Store,
-    rows: list[Row],
+    emails: list[OutboxEmail],
     exc: ConnectionFailure,
     today: str,
     now: datetime,
@@ -861,27 +871,11 @@ def _defer_the_rest(
 ) -> None:
     """The server cannot be reached: every email left in the run counts one attempt and
     waits for its retry time, in one transaction and one message (not one timeout each)."""
-    kept = 0
+    deferred = report.deferred
     with store.write(patient=True):
-        for index, row in enumerate(rows):
-            attempts = row["attempts"] + 1
-            if not claimed_first or index:
-                claimed = store.conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
-                    [row["id"]],
-                ).rowcount
-                if not claimed:
-                    continue  # another run took it meanwhile
-            if attempts >= MAX_ATTEMPTS:
-                _record(store, row, "failed", f"gave up after {attempts} attempts: {exc}", today)
-                report.failed += 1
-                continue
-            later = _retry_time(attempts, now)
-            _record(
-                store, row, "queued", f"{exc}; retrying after {later}", today, next_attempt_at=later
-            )
-            report.deferred += 1
-            kept += 1
+        for index, email in enumerate(emails):
+            _defer(store, email, exc, today, now, report, tried=not (claimed_first and index == 0))
+    kept = report.deferred - deferred
     if kept:
         report.problems.append(f"{exc} ({kept} email(s) kept for a later run)")
 

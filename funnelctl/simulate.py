@@ -15,7 +15,7 @@ from .dates import shift
 from .engine import Engine
 from .errors import UsageError
 from .playbooks import Library
-from .store import Store
+from .store import Store, enrollments, outbox
 from .workspace import Settings
 
 SAMPLE_EMAIL = "new.customer@example.com"
@@ -74,16 +74,11 @@ def simulate(
             with store.write():
                 engine = Engine(store, library, settings, date, "simulate")
                 for stage in moves.get(day, []):
-                    enrollment = store.one(
-                        "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'",
-                        [funnel.id],
-                    )
+                    enrollment = enrollments.active_in_funnel(store, funnel.id)
                     if enrollment is not None and enrollment["stage"] != stage:
-                        engine.move(enrollment, funnel, stage)
+                        engine.move(enrollment.as_dict(), funnel, stage)
                 engine.tick()
-                for h in store.rows(
-                    "SELECT * FROM stage_history WHERE moved_on = ? ORDER BY id", [date]
-                ):
+                for h in enrollments.history_on(store, date):
                     if h["kind"] == "enroll":
                         note(day, "enroll", f"enters {h['funnel']} at {h['to_stage']}")
                     elif h["kind"] == "move":
@@ -97,9 +92,7 @@ def simulate(
                     if item["kind"] == "task" and item["due_on"] == date:
                         note(day, "task", item["title"], item["owner"])
                     elif item["kind"] == "email" and item["due_on"] == date:
-                        template = store.scalar(
-                            "SELECT template FROM outbox WHERE id = ?", [item["id"]]
-                        )
+                        template = outbox.template_of(store, item["id"])
                         note(day, "email", f"send {template!r}", item["owner"])
                     elif item["kind"] == "stagnation":
                         key = (item["funnel"], item["stage"], item.get("alert", ""))
@@ -119,10 +112,7 @@ def simulate(
                 ):
                     complete_task(store, settings, task, date, "done on time (simulated)")
                     worked += 1
-                worked += store.conn.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'queued' AND scheduled_on <= ?",
-                    [date, date],
-                ).rowcount
+                worked += outbox.deliver_due_in_simulation(store, date, sent_at=date)
                 if worked:
                     store.insert(
                         "touchpoints",

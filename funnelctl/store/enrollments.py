@@ -1,0 +1,262 @@
+"""Enrollments (a customer in one funnel, at one stage, since a date), their stage
+history (every move, never rewritten) and the action claims of each stage visit.
+
+**The current enrollment** of a customer is the active one created last (the highest
+id): the funnel they most recently joined or re-joined. Plays attach to it, the health
+model reads its stage, and a template previews against it. :func:`current` is that
+rule, and the only place it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .db import Store
+from .record import Record
+
+CLOSED = ("won", "lost", "churned")
+
+
+@dataclasses.dataclass(frozen=True)
+class Enrollment(Record):
+    id: int
+    customer_id: int
+    funnel: str
+    stage: str
+    entered_on: str  # when the current stage was entered
+    visit_id: int | None  # the stage history row of that entry
+    status: str  # active, won, lost or churned
+    owner: str | None
+    started_on: str
+    closed_on: str | None
+    close_reason: str | None
+    next_steps: int  # open tasks + queued emails, kept by triggers
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry(Record):
+    """One change of stage: enroll, move, won, lost, churned or reopen."""
+
+    id: int
+    enrollment_id: int
+    customer_id: int
+    funnel: str
+    kind: str
+    from_stage: str | None
+    to_stage: str
+    moved_on: str
+    by: str | None
+    note: str | None
+
+
+def _one(store: Store, sql: str, params: Sequence[Any]) -> Enrollment | None:
+    row = store.conn.execute(sql, params).fetchone()
+    return Enrollment.from_row(row) if row else None
+
+
+def _many(store: Store, sql: str, params: Sequence[Any] = ()) -> list[Enrollment]:
+    return [Enrollment.from_row(row) for row in store.conn.execute(sql, params)]
+
+
+def get(store: Store, enrollment_id: int) -> Enrollment | None:
+    return _one(store, "SELECT * FROM enrollments WHERE id = ?", [enrollment_id])
+
+
+def current(store: Store, customer_id: int) -> Enrollment | None:
+    """The customer's current enrollment: the active one created last (module docstring)."""
+    return _one(
+        store,
+        "SELECT * FROM enrollments WHERE customer_id = ? AND status = 'active' "
+        "ORDER BY id DESC LIMIT 1",
+        [customer_id],
+    )
+
+
+def active_in(store: Store, customer_id: int, funnel: str) -> Enrollment | None:
+    """The customer's active enrollment in ``funnel`` (there is at most one)."""
+    return _one(
+        store,
+        "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? AND status = 'active'",
+        [customer_id, funnel],
+    )
+
+
+def of_customer(store: Store, customer_id: int) -> list[Enrollment]:
+    """All of the customer's enrollments, oldest first."""
+    return _many(store, "SELECT * FROM enrollments WHERE customer_id = ? ORDER BY id", [customer_id])
+
+
+def active_of_customer(store: Store, customer_id: int) -> list[Enrollment]:
+    return _many(
+        store,
+        "SELECT * FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id",
+        [customer_id],
+    )
+
+
+def ever_in(store: Store, customer_id: int, funnel: str) -> bool:
+    """Whether the customer was ever in ``funnel``, active or closed."""
+    return bool(
+        store.conn.execute(
+            "SELECT 1 FROM enrollments WHERE customer_id = ? AND funnel = ? LIMIT 1",
+            [customer_id, funnel],
+        ).fetchone()
+    )
+
+
+def latest_in(store: Store, customer_id: int, funnel: str) -> Enrollment | None:
+    """The customer's newest enrollment in ``funnel``, whatever its status."""
+    return _one(
+        store,
+        "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? ORDER BY id DESC LIMIT 1",
+        [customer_id, funnel],
+    )
+
+
+def active(store: Store) -> Iterator[Enrollment]:
+    for row in store.conn.execute("SELECT * FROM enrollments WHERE status = 'active' ORDER BY id"):
+        yield Enrollment.from_row(row)
+
+
+def active_in_funnel(store: Store, funnel: str) -> Enrollment | None:
+    """One active enrollment of ``funnel`` (a simulation has one customer)."""
+    return _one(
+        store, "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'", [funnel]
+    )
+
+
+def due_to_advance(store: Store, funnel: str, stage: str, entered_by: str) -> list[Enrollment]:
+    """Active enrollments of ``funnel`` at ``stage`` that entered it by ``entered_by``."""
+    return _many(
+        store,
+        "SELECT * FROM enrollments WHERE funnel = ? AND stage = ? AND status = 'active' "
+        "AND entered_on <= ? ORDER BY id",
+        [funnel, stage, entered_by],
+    )
+
+
+def stage_of_visit(store: Store, visit_id: int) -> str | None:
+    """The stage a stage visit (a history row) entered."""
+    row = store.conn.execute("SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def history_of(store: Store, customer_id: int) -> list[HistoryEntry]:
+    return [
+        HistoryEntry.from_row(row)
+        for row in store.conn.execute(
+            "SELECT * FROM stage_history WHERE customer_id = ? ORDER BY moved_on, id",
+            [customer_id],
+        )
+    ]
+
+
+def history_on(store: Store, day: str) -> list[HistoryEntry]:
+    return [
+        HistoryEntry.from_row(row)
+        for row in store.conn.execute(
+            "SELECT * FROM stage_history WHERE moved_on = ? ORDER BY id", [day]
+        )
+    ]
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def insert(
+    store: Store, *, customer_id: int, funnel: str, stage: str, on: str, owner: str | None
+) -> int:
+    cursor = store.conn.execute(
+        "INSERT INTO enrollments (customer_id, funnel, stage, entered_on, status, owner, "
+        "started_on) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+        [customer_id, funnel, stage, on, owner, on],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def add_history(
+    store: Store,
+    *,
+    enrollment_id: int,
+    customer_id: int,
+    funnel: str,
+    kind: str,
+    from_stage: str | None,
+    to_stage: str,
+    moved_on: str,
+    by: str | None,
+    note: str | None,
+) -> int:
+    """A new line of the stage history (never changed afterwards); returns its id."""
+    cursor = store.conn.execute(
+        "INSERT INTO stage_history (enrollment_id, customer_id, funnel, kind, from_stage, "
+        "to_stage, moved_on, by, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [enrollment_id, customer_id, funnel, kind, from_stage, to_stage, moved_on, by, note],
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def enter_stage(store: Store, enrollment_id: int, stage: str, on: str, visit_id: int) -> None:
+    store.conn.execute(
+        "UPDATE enrollments SET stage = ?, entered_on = ?, visit_id = ? WHERE id = ?",
+        [stage, on, visit_id, enrollment_id],
+    )
+
+
+def set_visit(store: Store, enrollment_id: int, visit_id: int) -> None:
+    store.conn.execute("UPDATE enrollments SET visit_id = ? WHERE id = ?", [visit_id, enrollment_id])
+
+
+def close(store: Store, enrollment_id: int, status: str, on: str, reason: str | None) -> None:
+    assert status in CLOSED
+    store.conn.execute(
+        "UPDATE enrollments SET status = ?, closed_on = ?, close_reason = ? WHERE id = ?",
+        [status, on, reason, enrollment_id],
+    )
+
+
+def reopen(store: Store, enrollment_id: int, stage: str, on: str, visit_id: int) -> None:
+    store.conn.execute(
+        "UPDATE enrollments SET status = 'active', closed_on = NULL, close_reason = NULL, "
+        "stage = ?, entered_on = ?, visit_id = ? WHERE id = ?",
+        [stage, on, visit_id, enrollment_id],
+    )
+
+
+def set_owner(store: Store, enrollment_id: int, owner: str | None) -> None:
+    store.conn.execute("UPDATE enrollments SET owner = ? WHERE id = ?", [owner, enrollment_id])
+
+
+def set_owner_of_active(store: Store, customer_id: int, owner: str | None, previous: str | None) -> None:
+    """The customer's owner changed: active enrollments that followed the old owner follow."""
+    store.conn.execute(
+        "UPDATE enrollments SET owner = ? WHERE customer_id = ? AND status = 'active' "
+        "AND (owner IS NULL OR owner = ?)",
+        [owner, customer_id, previous],
+    )
+
+
+# -- action claims: once per stage visit -------------------------------------------------------
+
+
+def claim_action(store: Store, key: str, customer_id: int, enrollment_id: int, on: str) -> bool:
+    """Claim the action ``key`` (enrollment:visit:path); False when it already ran."""
+    return bool(
+        store.conn.execute(
+            "INSERT OR IGNORE INTO action_runs (action_key, customer_id, enrollment_id, ran_on, "
+            "outcome) VALUES (?, ?, ?, ?, 'running')",
+            [key, customer_id, enrollment_id, on],
+        ).rowcount
+    )
+
+
+def action_outcome(store: Store, key: str, outcome: str) -> None:
+    store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])

@@ -1,0 +1,47 @@
+"""What the store hands out: frozen records, one class per kind of row.
+
+A record is typed (mypy sees a misspelt field) and immutable (a change goes through
+the store, never through a row someone holds). ``as_dict`` gives the plain mapping that
+JSON and CSV output want.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+R = TypeVar("R", bound="Record")
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    # Columns stored as 0/1 that the record shows as booleans.
+    BOOLEANS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_row(cls: type[R], row: sqlite3.Row | Mapping[str, Any]) -> R:
+        """The record of one row; columns the record does not know are left out."""
+        names = cls.field_names()
+        # sqlite3.Row iterates over its values; keys() gives the column names
+        values = {name: row[name] for name in row.keys() if name in names}  # noqa: SIM118
+        for name in cls.BOOLEANS:
+            if name in values and values[name] is not None:
+                values[name] = bool(values[name])
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    # Read like the dict rows it replaces, while callers move to attributes.
+    # TRANSITIONAL: removed once every caller reads attributes (mypy then checks them).
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
