@@ -41,9 +41,11 @@ def customer_label(customer: Row) -> str:
 
 
 # -- records: the stage history -------------------------------------------------------------
+# The record_* functions write the stage history and the enrollment only; they never run an
+# action. The Engine methods of the same verbs call them and then run the entry actions.
 
 
-def enroll(
+def record_enrollment(
     store: Store,
     customer: Row,
     funnel: Funnel,
@@ -89,7 +91,7 @@ def enroll(
     return enrollment_id
 
 
-def move(
+def record_move(
     store: Store,
     enrollment: Row,
     funnel: Funnel,
@@ -147,7 +149,7 @@ def move(
     return visit_id
 
 
-def close(
+def record_close(
     store: Store,
     enrollment: Row,
     status: str,
@@ -185,7 +187,7 @@ def close(
         activities.drop_for_enrollment(store, enrollment["id"], on, f"enrollment {status}")
 
 
-def reopen(
+def record_reopen(
     store: Store,
     enrollment: Row,
     funnel: Funnel,
@@ -267,7 +269,7 @@ class Engine:
         run_actions: bool = True,
     ) -> Row:
         day = on or self.today
-        enrollment_id = enroll(
+        enrollment_id = record_enrollment(
             self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note
         )
         enrollment = self._enrollment(enrollment_id)
@@ -285,7 +287,9 @@ class Engine:
         on: str | None = None,
         note: str | None = None,
     ) -> Row:
-        move(self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note)
+        record_move(
+            self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note
+        )
         moved = self._enrollment(enrollment["id"])
         self._count("moved")
         self.run_entry(moved, funnel)
@@ -294,7 +298,7 @@ class Engine:
     def reopen(
         self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None
     ) -> Row:
-        reopen(
+        record_reopen(
             self.store,
             enrollment,
             funnel,
@@ -310,7 +314,7 @@ class Engine:
     def close(
         self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None
     ) -> Row:
-        close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
+        record_close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
         return self._enrollment(enrollment["id"])
 
     # -- entry actions ----------------------------------------------------------------------
@@ -498,7 +502,9 @@ class Engine:
             self._count("emails" if status == "queued" else "emails_skipped")
             return f"email #{outbox_id} {status}"
         if isinstance(action, CloseAction):
-            close(store, enrollment, action.status, on=on, by="playbook", reason=action.reason)
+            record_close(
+                store, enrollment, action.status, on=on, by="playbook", reason=action.reason
+            )
             store.add_event(
                 customer["id"], on, "action", f"Marked {action.status} in {funnel.id}", source=where
             )
@@ -514,7 +520,7 @@ class Engine:
                     source=where,
                 )
                 return "already enrolled"
-            new_id = enroll(
+            new_id = record_enrollment(
                 store,
                 customer,
                 target,
@@ -561,7 +567,9 @@ class Engine:
                     ):
                         on = shift(row["entered_on"], stage.advance_after)
                         note = f"automatic after {stage.advance_after} days in {stage.id}"
-                        move(self.store, row, funnel, nxt.id, on=on, by="funnelctl run", note=note)
+                        record_move(
+                            self.store, row, funnel, nxt.id, on=on, by="funnelctl run", note=note
+                        )
                         self._count("moved")
                         self.run_entry(self._enrollment(row["id"]), funnel)
                         moved = True
