@@ -34,6 +34,7 @@ from .store import Row, Store
 from .workspace import Settings
 
 CLOSED = ("won", "lost", "churned")
+TICK_BY = "funnelctl run"  # who the stage history says made the daily tick's moves
 
 
 def customer_label(customer: Row) -> str:
@@ -286,9 +287,17 @@ class Engine:
         *,
         on: str | None = None,
         note: str | None = None,
+        by: str | None = None,
     ) -> Row:
+        """Move and run the new stage's entry actions; ``by`` overrides the engine's own."""
         record_move(
-            self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note
+            self.store,
+            enrollment,
+            funnel,
+            to_stage,
+            on=on or self.today,
+            by=by or self.by,
+            note=note,
         )
         moved = self._enrollment(enrollment["id"])
         self._count("moved")
@@ -567,11 +576,7 @@ class Engine:
                     ):
                         on = shift(row["entered_on"], stage.advance_after)
                         note = f"automatic after {stage.advance_after} days in {stage.id}"
-                        record_move(
-                            self.store, row, funnel, nxt.id, on=on, by="funnelctl run", note=note
-                        )
-                        self._count("moved")
-                        self.run_entry(self._enrollment(row["id"]), funnel)
+                        self.move(row, funnel, nxt.id, on=on, note=note, by=TICK_BY)
                         moved = True
         escalated = activities.escalate_overdue(self.store, self.library, self.today)
         if escalated:
@@ -727,7 +732,7 @@ def close_customer(
 def run_tick(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
     """The daily tick, one transaction: run twice the same day, the second changes nothing."""
     with store.write():
-        engine = Engine(store, library, settings, today, "funnelctl run")
+        engine = Engine(store, library, settings, today, TICK_BY)
         counts = engine.tick()
         last = store.get_meta("last_run")
         if last is None or last < today:
