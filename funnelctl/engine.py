@@ -37,6 +37,17 @@ CLOSED = ("won", "lost", "churned")
 TICK_BY = "funnelctl run"  # who the stage history says made the daily tick's moves
 
 
+class ConditionError(FunnelError):
+    """A playbook condition that cannot be evaluated for this customer: that action fails
+    (a line in the timeline), the others still run."""
+
+
+# What evaluating a user's expression can raise: Jinja's own errors (an undefined name, a
+# blocked attribute) and Python's for an operation on the customer's data (``None < 1000``,
+# a division by zero, a range too large).
+CONDITION_ERRORS = (TemplateError, TypeError, ValueError, KeyError, ArithmeticError)
+
+
 def customer_label(customer: Row) -> str:
     return str(customer.get("email") or customer.get("external_id") or f"#{customer['id']}")
 
@@ -412,15 +423,8 @@ class Engine:
                     outcome = "ran play"
                 else:
                     outcome = self._act(action, customer, current, funnel, day, key, where)
-            except (
-                TemplateError,
-                FunnelError,
-                ValueError,
-                KeyError,
-                TypeError,
-                ArithmeticError,
-            ) as exc:
-                reason = getattr(exc, "message", None) or str(exc)
+            except FunnelError as exc:  # the user's data or playbook; a bug propagates
+                reason = exc.message or str(exc)
                 outcome = f"failed: {reason}"
                 self.store.add_event(
                     customer["id"],
@@ -449,7 +453,10 @@ class Engine:
             stage=stage,
             enrollment=enrollment,
         )
-        return bool(evaluate(expression, context))
+        try:
+            return bool(evaluate(expression, context))
+        except CONDITION_ERRORS as exc:
+            raise ConditionError(getattr(exc, "message", None) or str(exc)) from exc
 
     def _act(
         self,
