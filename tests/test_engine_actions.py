@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from funnelctl import activities
-from funnelctl.engine import Engine
-from funnelctl.playbooks import Library, load_library
+from funnelctl.engine import RUNNERS, Engine
+from funnelctl.playbooks import ACTION_KINDS, Library, load_library
 from funnelctl.store import Store
 from funnelctl.workspace import Settings
 
@@ -73,3 +73,15 @@ def test_a_bug_in_an_action_propagates_and_nothing_is_kept(tmp_path, monkeypatch
         enroll(store, book)
     assert store.rows("SELECT * FROM customers") == []
     assert store.rows("SELECT * FROM action_runs") == []
+
+
+def test_every_action_type_has_one_runner_and_one_kind():
+    assert list(RUNNERS) == list(ACTION_KINDS)
+    assert [kind.keyword for kind in ACTION_KINDS.values()] == [
+        "task",
+        "email",
+        "close",
+        "enroll",
+        "assign",
+        "play",
+    ]
