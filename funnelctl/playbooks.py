@@ -825,8 +825,12 @@ class ActionKind(ABC, Generic[A]):
     is read, what it refers to, and how it reads for people. Running it is the engine's
     (engine.RUNNERS, keyed by the same action classes)."""
 
-    keyword: str
     action_class: type[A]
+
+    @property
+    def keyword(self) -> str:
+        """The key that names the action in YAML: its class's ``type`` ("task", "email"...)."""
+        return self.action_class.type
 
     @abstractmethod
     def read(self, f: Fields, at: Where, when: str | None) -> A | None:
@@ -842,7 +846,6 @@ class ActionKind(ABC, Generic[A]):
 
 
 class TaskKind(ActionKind[TaskAction]):
-    keyword = "task"
     action_class = TaskAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> TaskAction | None:
@@ -906,7 +909,6 @@ class TaskKind(ActionKind[TaskAction]):
 
 
 class EmailKind(ActionKind[EmailAction]):
-    keyword = "email"
     action_class = EmailAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> EmailAction | None:
@@ -930,7 +932,6 @@ class EmailKind(ActionKind[EmailAction]):
 
 
 class CloseKind(ActionKind[CloseAction]):
-    keyword = "close"
     action_class = CloseAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> CloseAction | None:
@@ -943,7 +944,6 @@ class CloseKind(ActionKind[CloseAction]):
 
 
 class EnrollKind(ActionKind[EnrollAction]):
-    keyword = "enroll"
     action_class = EnrollAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> EnrollAction | None:
@@ -963,7 +963,6 @@ class EnrollKind(ActionKind[EnrollAction]):
 
 
 class AssignKind(ActionKind[AssignAction]):
-    keyword = "assign"
     action_class = AssignAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> AssignAction | None:
@@ -980,7 +979,6 @@ class AssignKind(ActionKind[AssignAction]):
 
 
 class PlayKind(ActionKind[PlayAction]):
-    keyword = "play"
     action_class = PlayAction
 
     def read(self, f: Fields, at: Where, when: str | None) -> PlayAction | None:
