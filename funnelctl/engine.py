@@ -9,8 +9,9 @@ while re-entering a stage later (a new visit) runs them again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from . import activities, mail
 from .context import build_context
@@ -34,6 +35,18 @@ from .store import Row, Store
 from .workspace import Settings
 
 CLOSED = ("won", "lost", "churned")
+TICK_BY = "funnelctl run"  # who the stage history says made the daily tick's moves
+
+
+class ConditionError(FunnelError):
+    """A playbook condition that cannot be evaluated for this customer: that action fails
+    (a line in the timeline), the others still run."""
+
+
+# What evaluating a user's expression can raise: Jinja's own errors (an undefined name, a
+# blocked attribute) and Python's for an operation on the customer's data (``None < 1000``,
+# a division by zero, a range too large).
+CONDITION_ERRORS = (TemplateError, TypeError, ValueError, KeyError, ArithmeticError)
 
 
 def customer_label(customer: Row) -> str:
@@ -41,9 +54,11 @@ def customer_label(customer: Row) -> str:
 
 
 # -- records: the stage history -------------------------------------------------------------
+# The record_* functions write the stage history and the enrollment only; they never run an
+# action. The Engine methods of the same verbs call them and then run the entry actions.
 
 
-def enroll(
+def record_enrollment(
     store: Store,
     customer: Row,
     funnel: Funnel,
@@ -89,7 +104,7 @@ def enroll(
     return enrollment_id
 
 
-def move(
+def record_move(
     store: Store,
     enrollment: Row,
     funnel: Funnel,
@@ -147,7 +162,7 @@ def move(
     return visit_id
 
 
-def close(
+def record_close(
     store: Store,
     enrollment: Row,
     status: str,
@@ -185,7 +200,7 @@ def close(
         activities.drop_for_enrollment(store, enrollment["id"], on, f"enrollment {status}")
 
 
-def reopen(
+def record_reopen(
     store: Store,
     enrollment: Row,
     funnel: Funnel,
@@ -231,6 +246,38 @@ def reopen(
     return visit_id
 
 
+# -- running one action ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One claimed action about to run: for whom, in which enrollment and stage visit,
+    dated which day, claimed under which key, and where it stands in the playbook."""
+
+    customer: Row
+    enrollment: Row
+    funnel: Funnel
+    stage: Stage
+    on: str
+    key: str
+    where: str
+
+    @property
+    def default_owner(self) -> str | None:
+        return self.enrollment.get("owner") or self.customer.get("owner")
+
+
+A = TypeVar("A", bound=Action)
+
+
+@dataclass(frozen=True)
+class Runner(Generic[A]):
+    """How the engine runs one action type: ``run`` returns the outcome kept in action_runs."""
+
+    run: Callable[[Engine, A, Step], str]
+    changes: bool  # may change the enrollment or the customer
+
+
 # -- the engine: records plus entry actions ----------------------------------------------------
 
 
@@ -267,7 +314,7 @@ class Engine:
         run_actions: bool = True,
     ) -> Row:
         day = on or self.today
-        enrollment_id = enroll(
+        enrollment_id = record_enrollment(
             self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note
         )
         enrollment = self._enrollment(enrollment_id)
@@ -284,8 +331,18 @@ class Engine:
         *,
         on: str | None = None,
         note: str | None = None,
+        by: str | None = None,
     ) -> Row:
-        move(self.store, enrollment, funnel, to_stage, on=on or self.today, by=self.by, note=note)
+        """Move and run the new stage's entry actions; ``by`` overrides the engine's own."""
+        record_move(
+            self.store,
+            enrollment,
+            funnel,
+            to_stage,
+            on=on or self.today,
+            by=by or self.by,
+            note=note,
+        )
         moved = self._enrollment(enrollment["id"])
         self._count("moved")
         self.run_entry(moved, funnel)
@@ -294,7 +351,7 @@ class Engine:
     def reopen(
         self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None
     ) -> Row:
-        reopen(
+        record_reopen(
             self.store,
             enrollment,
             funnel,
@@ -310,7 +367,7 @@ class Engine:
     def close(
         self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None
     ) -> Row:
-        close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
+        record_close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
         return self._enrollment(enrollment["id"])
 
     # -- entry actions ----------------------------------------------------------------------
@@ -354,9 +411,9 @@ class Engine:
     ) -> None:
         current: Row | None = None  # re-read only after an action that may change it
         customer: Row | None = None
+        day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"
-            where = f"{source} #{index + 1}"
             claimed = self.store.conn.execute(
                 "INSERT OR IGNORE INTO action_runs (action_key, customer_id, enrollment_id, ran_on, outcome) "
                 "VALUES (?, ?, ?, ?, 'running')",
@@ -368,178 +425,147 @@ class Engine:
                 current = self._enrollment(enrollment["id"])
                 customer = self.store.customer_by("id", str(current["customer_id"]))
                 assert customer is not None
-            refresh = not isinstance(action, (TaskAction, EmailAction))
-            day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
-            try:
-                if action.when and not self._condition(
-                    action.when, customer, funnel, stage, current
-                ):
-                    outcome = f"skipped ({describe_action(action)}): condition is false"
-                    self.store.add_event(
-                        customer["id"], day, "action", outcome.capitalize(), source=where
-                    )
-                elif isinstance(action, PlayAction):
-                    play = self.library.plays[action.play]
-                    self.store.add_event(
-                        customer["id"],
-                        day,
-                        "action",
-                        f"Play {play.id!r} started: {play.title}",
-                        source=where,
-                    )
-                    self._run(
-                        current,
-                        funnel,
-                        stage,
-                        play.actions,
-                        f"{key}:play",
-                        f"play {play.id}",
-                        on=day,
-                    )
-                    outcome = "ran play"
-                else:
-                    outcome = self._act(action, customer, current, funnel, day, key, where)
-            except (
-                TemplateError,
-                FunnelError,
-                ValueError,
-                KeyError,
-                TypeError,
-                ArithmeticError,
-            ) as exc:
-                reason = getattr(exc, "message", None) or str(exc)
-                outcome = f"failed: {reason}"
-                self.store.add_event(
-                    customer["id"],
-                    day,
-                    "action",
-                    f"{describe_action(action)}: {reason}",
-                    ok=False,
-                    source=where,
-                )
-                self._count("failed")
+            runner = RUNNERS[type(action)]
+            step = Step(customer, current, funnel, stage, day, key, f"{source} #{index + 1}")
+            outcome = self._attempt(action, runner, step)
             self.store.conn.execute(
                 "UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key]
             )
-            if refresh:
+            if runner.changes:
                 current = customer = None
 
-    def _condition(
-        self, expression: str, customer: Row, funnel: Funnel, stage: Stage, enrollment: Row
-    ) -> bool:
+    def _attempt(self, action: Action, runner: Runner[Any], step: Step) -> str:
+        """Run one claimed action unless its condition is false. A FunnelError (the user's
+        data or playbook) fails that action with a line in the timeline; anything else is a
+        bug and propagates. Returns the outcome kept in action_runs."""
+        try:
+            if action.when and not self._condition(action.when, step):
+                outcome = f"skipped ({describe_action(action)}): condition is false"
+                self._note(step, outcome.capitalize())
+                return outcome
+            return runner.run(self, action, step)
+        except FunnelError as exc:
+            reason = exc.message or str(exc)
+            self._note(step, f"{describe_action(action)}: {reason}", ok=False)
+            self._count("failed")
+            return f"failed: {reason}"
+
+    def _note(self, step: Step, text: str, *, ok: bool = True) -> None:
+        """A line in the customer's timeline about the action of ``step``, dated its day."""
+        self.store.add_event(step.customer["id"], step.on, "action", text, ok=ok, source=step.where)
+
+    def _condition(self, expression: str, step: Step) -> bool:
         context = build_context(
             self.store,
             self.settings,
-            customer,
+            step.customer,
             self.today,
-            funnel=funnel,
-            stage=stage,
-            enrollment=enrollment,
+            funnel=step.funnel,
+            stage=step.stage,
+            enrollment=step.enrollment,
         )
-        return bool(evaluate(expression, context))
+        try:
+            return bool(evaluate(expression, context))
+        except CONDITION_ERRORS as exc:
+            raise ConditionError(getattr(exc, "message", None) or str(exc)) from exc
 
-    def _act(
-        self,
-        action: Action,
-        customer: Row,
-        enrollment: Row,
-        funnel: Funnel,
-        on: str,
-        key: str,
-        where: str,
-    ) -> str:
-        store = self.store
-        default_owner = enrollment.get("owner") or customer.get("owner")
-        if isinstance(action, TaskAction):
-            owner = self.assigner.resolve(action.owner, default_owner)
-            task_id = activities.create_task(
-                store,
-                action,
-                customer_id=customer["id"],
-                enrollment_id=enrollment["id"],
-                visit_id=enrollment["visit_id"],
-                owner=owner,
-                base_date=on,
-                action_key=key,
-                source=where,
-                today=self.today,
-            )
-            self.assigner.took_task(owner)
-            due = shift(on, action.due)
-            store.add_event(
-                customer["id"],
-                on,
-                "action",
-                f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}",
-                source=where,
-            )
-            self._count("tasks")
-            return f"task #{task_id}"
-        if isinstance(action, EmailAction):
-            scheduled = shift(on, action.delay)
-            outbox_id, status, reason = mail.queue_email(
-                store,
-                self.settings,
-                customer_id=customer["id"],
-                enrollment_id=enrollment["id"],
-                visit_id=enrollment["visit_id"],
-                template=action.template,
-                scheduled_on=scheduled,
-                stop_on_reply=action.stop_on_reply,
-                action_key=key,
-                today=self.today,
-            )
-            text = (
-                f"Email {action.template!r} queued for {scheduled}"
-                if status == "queued"
-                else f"Email {action.template!r} skipped: {reason}"
-            )
-            store.add_event(customer["id"], on, "action", text, source=where)
-            self._count("emails" if status == "queued" else "emails_skipped")
-            return f"email #{outbox_id} {status}"
-        if isinstance(action, CloseAction):
-            close(store, enrollment, action.status, on=on, by="playbook", reason=action.reason)
-            store.add_event(
-                customer["id"], on, "action", f"Marked {action.status} in {funnel.id}", source=where
-            )
-            return action.status
-        if isinstance(action, EnrollAction):
-            target = self.library.funnel(action.funnel)
-            if store.active_enrollment(customer["id"], target.id):
-                store.add_event(
-                    customer["id"],
-                    on,
-                    "action",
-                    f"Already in {target.id}; not enrolled again",
-                    source=where,
-                )
-                return "already enrolled"
-            new_id = enroll(
-                store,
-                customer,
-                target,
-                stage_id=action.stage,
-                on=on,
-                by="playbook",
-                note=f"from {funnel.id}",
-            )
-            store.add_event(customer["id"], on, "action", f"Enrolled in {target.id}", source=where)
-            self._count("enrolled")
-            self.run_entry(self._enrollment(new_id), target)
-            return f"enrolled #{new_id}"
-        assert isinstance(action, AssignAction)
-        owner = self.assigner.resolve(action.strategy, default_owner)
-        store.update("enrollments", enrollment["id"], {"owner": owner})
-        if owner and not customer.get("owner"):
-            store.update_customer(customer["id"], {"owner": owner}, self.today)
-        store.add_event(
-            customer["id"],
-            on,
-            "action",
-            f"Assigned to {owner or 'nobody (the team is empty)'}",
-            source=where,
+    # -- one method per action type (RUNNERS, below the class, maps each type to its method) --
+
+    def _create_task(self, action: TaskAction, step: Step) -> str:
+        owner = self.assigner.resolve(action.owner, step.default_owner)
+        task_id = activities.create_task(
+            self.store,
+            action,
+            customer_id=step.customer["id"],
+            enrollment_id=step.enrollment["id"],
+            visit_id=step.enrollment["visit_id"],
+            owner=owner,
+            base_date=step.on,
+            action_key=step.key,
+            source=step.where,
+            today=self.today,
         )
+        self.assigner.took_task(owner)
+        due = shift(step.on, action.due)
+        self._note(step, f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}")
+        self._count("tasks")
+        return f"task #{task_id}"
+
+    def _queue_email(self, action: EmailAction, step: Step) -> str:
+        scheduled = shift(step.on, action.delay)
+        outbox_id, status, reason = mail.queue_email(
+            self.store,
+            self.settings,
+            customer_id=step.customer["id"],
+            enrollment_id=step.enrollment["id"],
+            visit_id=step.enrollment["visit_id"],
+            template=action.template,
+            scheduled_on=scheduled,
+            stop_on_reply=action.stop_on_reply,
+            action_key=step.key,
+            today=self.today,
+        )
+        self._note(
+            step,
+            f"Email {action.template!r} queued for {scheduled}"
+            if status == "queued"
+            else f"Email {action.template!r} skipped: {reason}",
+        )
+        self._count("emails" if status == "queued" else "emails_skipped")
+        return f"email #{outbox_id} {status}"
+
+    def _close(self, action: CloseAction, step: Step) -> str:
+        record_close(
+            self.store,
+            step.enrollment,
+            action.status,
+            on=step.on,
+            by="playbook",
+            reason=action.reason,
+        )
+        self._note(step, f"Marked {action.status} in {step.funnel.id}")
+        return action.status
+
+    def _enroll_elsewhere(self, action: EnrollAction, step: Step) -> str:
+        target = self.library.funnel(action.funnel)
+        if self.store.active_enrollment(step.customer["id"], target.id):
+            self._note(step, f"Already in {target.id}; not enrolled again")
+            return "already enrolled"
+        new_id = record_enrollment(
+            self.store,
+            step.customer,
+            target,
+            stage_id=action.stage,
+            on=step.on,
+            by="playbook",
+            note=f"from {step.funnel.id}",
+        )
+        self._note(step, f"Enrolled in {target.id}")
+        self._count("enrolled")
+        self.run_entry(self._enrollment(new_id), target)
+        return f"enrolled #{new_id}"
+
+    def _assign(self, action: AssignAction, step: Step) -> str:
+        owner = self.assigner.resolve(action.strategy, step.default_owner)
+        self.store.update("enrollments", step.enrollment["id"], {"owner": owner})
+        if owner and not step.customer.get("owner"):
+            self.store.update_customer(step.customer["id"], {"owner": owner}, self.today)
+        self._note(step, f"Assigned to {owner or 'nobody (the team is empty)'}")
         return f"assigned {owner}"
+
+    def _start_play(self, action: PlayAction, step: Step) -> str:
+        play = self.library.plays[action.play]
+        self._note(step, f"Play {play.id!r} started: {play.title}")
+        self._run(
+            step.enrollment,
+            step.funnel,
+            step.stage,
+            play.actions,
+            f"{step.key}:play",
+            f"play {play.id}",
+            on=step.on,
+        )
+        return "ran play"
 
     # -- the daily tick ------------------------------------------------------------------------
 
@@ -561,9 +587,7 @@ class Engine:
                     ):
                         on = shift(row["entered_on"], stage.advance_after)
                         note = f"automatic after {stage.advance_after} days in {stage.id}"
-                        move(self.store, row, funnel, nxt.id, on=on, by="funnelctl run", note=note)
-                        self._count("moved")
-                        self.run_entry(self._enrollment(row["id"]), funnel)
+                        self.move(row, funnel, nxt.id, on=on, note=note, by=TICK_BY)
                         moved = True
         escalated = activities.escalate_overdue(self.store, self.library, self.today)
         if escalated:
@@ -575,6 +599,19 @@ class Engine:
         ).items():
             self.counts[key] = self.counts.get(key, 0) + value
         return self.counts
+
+
+# The runner of each action type. The playbooks' ACTION_KINDS (read, check, describe) have
+# the same keys; ``changes`` marks the actions that may change the enrollment or the
+# customer, which are then read again before the next action runs.
+RUNNERS: dict[type[Any], Runner[Any]] = {
+    TaskAction: Runner(Engine._create_task, changes=False),
+    EmailAction: Runner(Engine._queue_email, changes=False),
+    CloseAction: Runner(Engine._close, changes=True),
+    EnrollAction: Runner(Engine._enroll_elsewhere, changes=True),
+    AssignAction: Runner(Engine._assign, changes=True),
+    PlayAction: Runner(Engine._start_play, changes=True),
+}
 
 
 # -- finding the enrollment a command means ----------------------------------------------------
@@ -719,7 +756,7 @@ def close_customer(
 def run_tick(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
     """The daily tick, one transaction: run twice the same day, the second changes nothing."""
     with store.write():
-        engine = Engine(store, library, settings, today, "funnelctl run")
+        engine = Engine(store, library, settings, today, TICK_BY)
         counts = engine.tick()
         last = store.get_meta("last_run")
         if last is None or last < today:

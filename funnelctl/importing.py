@@ -509,7 +509,7 @@ class _Importer:
         """Enroll, running the stage's entry actions unless --no-actions (or no settings)."""
         note = f"imported from {self.source}"
         if self.settings is None or not self.options.run_actions:
-            _engine().enroll(
+            _engine().record_enrollment(
                 self.store, customer, funnel, stage_id=stage_id, on=on, by=BY, note=note
             )
             return

@@ -8,11 +8,12 @@ in docs/playbooks.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from . import yamlfile
 from .dates import parse_duration
@@ -40,7 +41,6 @@ CHANNELS = (
 SOURCING = ("internal", "outsourced", "automated")
 STRATEGIES = ("customer-owner", "round-robin", "least-busy")
 CLOSE_STATUSES = ("won", "lost", "churned")
-ACTION_TYPES = ("task", "email", "close", "enroll", "assign", "play")
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ def _read_file(
 
 
 def _items(
-    path: Path, items: YList | None, problems: Problems, what: str
+    path: Path | str, items: YList | None, problems: Problems, what: str
 ) -> Iterable[tuple[int, YMap]]:
     for index, item in enumerate(items or ()):
         if isinstance(item, YMap):
@@ -545,7 +545,9 @@ def _read_stages(path: Path, items: YList, problems: Problems, where: str) -> tu
     return tuple(stages)
 
 
-def _read_actions(path: Path, items: YList, problems: Problems, where: str) -> tuple[Action, ...]:
+def _read_actions(
+    path: Path | str, items: YList, problems: Problems, where: str
+) -> tuple[Action, ...]:
     actions: list[Action] = []
     for _, item in _items(path, items, problems, f"{where}: actions"):
         action = _read_action(path, item, problems, where)
@@ -554,7 +556,7 @@ def _read_actions(path: Path, items: YList, problems: Problems, where: str) -> t
     return tuple(actions)
 
 
-def _read_action(path: Path, item: YMap, problems: Problems, where: str) -> Action | None:
+def _read_action(path: Path | str, item: YMap, problems: Problems, where: str) -> Action | None:
     types = [t for t in ACTION_TYPES if t in item]
     if len(types) != 1:
         found = " and ".join(types) if types else "none"
@@ -568,79 +570,9 @@ def _read_action(path: Path, item: YMap, problems: Problems, where: str) -> Acti
     f = Fields(item, path, problems, f"{where}, {kind} action")
     at = Where(str(path), item.line)
     when = f.get("when", str, convert=_expression)
-    action: Action | None = None
-    if kind == "task":
-        action = _read_task(f, path, problems, at, when)
-    elif kind == "email":
-        template = f.get("email", str, required=True)
-        delay = f.get("delay", (str, int), default=0, convert=_duration)
-        stop = f.get("stop_on_reply", bool, default=False)
-        if template:
-            action = EmailAction(template, delay, stop, when, at)
-    elif kind == "close":
-        status = f.get("close", str, required=True, convert=_one_of(CLOSE_STATUSES))
-        reason = f.get("reason", str)
-        if status:
-            action = CloseAction(status, reason, when, at)
-    elif kind == "enroll":
-        funnel = f.get("enroll", str, required=True)
-        stage = f.get("stage", str)
-        if funnel:
-            action = EnrollAction(funnel, stage, when, at)
-    elif kind == "assign":
-        strategy = f.get("assign", str, required=True)
-        if strategy:
-            action = AssignAction(strategy, when, at)
-    else:
-        play = f.get("play", str, required=True)
-        if play:
-            action = PlayAction(play, when, at)
+    action = _BY_KEYWORD[kind].read(f, at, when)
     f.done()
     return action
-
-
-def _read_task(
-    f: Fields, path: Path, problems: Problems, at: Where, when: str | None
-) -> TaskAction | None:
-    title = f.get("task", str, required=True)
-    due = f.get("due", (str, int), default=0, convert=_duration)
-    owner = f.get("owner", str, default="customer-owner")
-    channel = f.get("channel", str, convert=_one_of(CHANNELS))
-    sourcing = f.get("sourcing", str, default="internal", convert=_one_of(SOURCING))
-    description = f.get("description", str)
-    drop_if = f.get("drop_if", str, convert=_expression)
-    escalate_after = f.get("escalate_after", (str, int), convert=_duration)
-    escalate_to = f.get("escalate_to", str)
-    then_map = f.get("then", YMap)
-    if ("escalate_after" in f.map) != ("escalate_to" in f.map):
-        f.problem(
-            "escalate_after" if "escalate_after" in f.map else "escalate_to",
-            "escalate_after and escalate_to go together: a duration such as 2d, and a team "
-            "member or partner:<id>",
-        )
-    then: TaskAction | None = None
-    if then_map is not None:
-        nested = _read_action(path, then_map, problems, f"{f.where}, then")
-        if nested is not None and not isinstance(nested, TaskAction):
-            problems.add(path, then_map.line, f"{f.where}: 'then' must be a task action")
-        elif isinstance(nested, TaskAction):
-            then = nested
-    if not title:
-        return None
-    return TaskAction(
-        title=title,
-        due=due,
-        owner=owner,
-        channel=channel,
-        sourcing=sourcing,
-        description=description,
-        drop_if=drop_if,
-        escalate_after=escalate_after,
-        escalate_to=escalate_to,
-        then=then,
-        when=when,
-        where=at,
-    )
 
 
 def _read_play(path: Path, item: YMap, problems: Problems) -> Play | None:
@@ -786,16 +718,26 @@ def all_actions(library: Library) -> Iterable[tuple[str, Action]]:
         yield from walk(f"play {play.id}", play.actions)
 
 
-def _check_owner(
-    value: str, library: Library, team: Sequence[str] | None, partners_ok: bool
-) -> str | None:
+@dataclass(frozen=True)
+class Known:
+    """What the references of an action are checked against: the library, and (when
+    given) the workspace's templates and team."""
+
+    library: Library
+    team: Sequence[str] | None = None
+    templates: set[str] | None = None
+    templates_dir: Path | None = None
+
+
+def _check_owner(value: str, known: Known, partners_ok: bool) -> str | None:
+    partners, team = known.library.partners, known.team
     if value in STRATEGIES:
         return None
     if value.startswith("partner:"):
         if not partners_ok:
             return f"owner {value!r}: a partner cannot be used here"
-        if value[len("partner:") :] not in library.partners:
-            return f"no partner {value[len('partner:') :]!r} is defined (partners: {', '.join(sorted(library.partners)) or 'none'})"
+        if value[len("partner:") :] not in partners:
+            return f"no partner {value[len('partner:') :]!r} is defined (partners: {', '.join(sorted(partners)) or 'none'})"
         return None
     if team is not None and value not in team:
         members = ", ".join(team) or "empty"
@@ -813,9 +755,10 @@ def _check_references(
     team: Sequence[str] | None,
 ) -> None:
     templates = template_names(templates_dir) if templates_dir is not None else None
+    known = Known(library, team, templates, templates_dir)
     for funnel in library.funnels.values():
         for stage in funnel.stages:
-            reason = _check_owner(stage.owner, library, team, partners_ok=False)
+            reason = _check_owner(stage.owner, known, partners_ok=False)
             if reason:
                 problems.add(
                     stage.where.path,
@@ -823,48 +766,16 @@ def _check_references(
                     f"funnel {funnel.id}, stage {stage.id}: {reason}",
                 )
     for where, action in all_actions(library):
-        at = action.where
-        if isinstance(action, TaskAction):
-            for value in filter(None, (action.owner, action.escalate_to)):
-                reason = _check_owner(value, library, team, partners_ok=True)
-                if reason:
-                    problems.add(at.path, at.line, f"{where}: task {action.title!r}: {reason}")
-        elif isinstance(action, EmailAction):
-            if templates is not None and action.template not in templates:
-                problems.add(
-                    at.path,
-                    at.line,
-                    f"{where}: email template {action.template!r} not found in {templates_dir} "
-                    f"(expected {action.template}.txt)",
-                )
-        elif isinstance(action, EnrollAction):
-            target = library.funnels.get(action.funnel)
-            if target is None:
-                problems.add(at.path, at.line, f"{where}: enroll: no funnel {action.funnel!r}")
-            elif action.stage and action.stage not in {s.id for s in target.stages}:
-                problems.add(
-                    at.path,
-                    at.line,
-                    f"{where}: enroll: funnel {action.funnel!r} has no stage {action.stage!r}",
-                )
-        elif isinstance(action, AssignAction):
-            reason = _check_owner(action.strategy, library, team, partners_ok=False)
-            if reason:
-                problems.add(at.path, at.line, f"{where}: assign: {reason}")
-        elif isinstance(action, PlayAction) and action.play not in library.plays:
-            problems.add(
-                at.path,
-                at.line,
-                f"{where}: no play {action.play!r} (plays: {', '.join(sorted(library.plays)) or 'none'})",
-            )
+        for reason in action_kind(action).check(action, known):
+            problems.add(action.where.path, action.where.line, f"{where}: {reason}")
     if library.health is not None:
         model = library.health
         named = [(p, model.on_at_risk_where) for p in model.on_at_risk]
         named += [(o.play, o.where) for o in model.opportunities if o.play]
         for play, place in named:
             if play not in library.plays:
-                known = ", ".join(sorted(library.plays)) or "none"
-                problems.add(place.path, place.line, f"health: no play {play!r} (plays: {known})")
+                names = ", ".join(sorted(library.plays)) or "none"
+                problems.add(place.path, place.line, f"health: no play {play!r} (plays: {names})")
     _check_play_cycles(library, problems)
 
 
@@ -894,7 +805,97 @@ def _check_play_cycles(library: Library, problems: Problems) -> None:
 
 def describe_action(action: Action) -> str:
     """One line saying what an action does, for `playbook show` and simulations."""
-    if isinstance(action, TaskAction):
+    text = action_kind(action).describe(action)
+    if action.when:
+        text += f" [when {action.when}]"
+    return text
+
+
+def _offset(days: int) -> str:
+    return "on entry" if days == 0 else f"+{days}d"
+
+
+# -- the action kinds: one class per action type --------------------------------------------
+
+A = TypeVar("A", bound=Action)
+
+
+class ActionKind(ABC, Generic[A]):
+    """What the playbooks know of one action type: the key that names it in YAML, how it
+    is read, what it refers to, and how it reads for people. Running it is the engine's
+    (engine.RUNNERS, keyed by the same action classes)."""
+
+    action_class: type[A]
+
+    @property
+    def keyword(self) -> str:
+        """The key that names the action in YAML: its class's ``type`` ("task", "email"...)."""
+        return self.action_class.type
+
+    @abstractmethod
+    def read(self, f: Fields, at: Where, when: str | None) -> A | None:
+        """The action from its mapping (``when`` already read); None when a problem was added."""
+
+    def check(self, action: A, known: Known) -> Iterator[str]:
+        """The problems of what the action names (a funnel, a play, a template, an owner)."""
+        return iter(())
+
+    @abstractmethod
+    def describe(self, action: A) -> str:
+        """What the action does, in a few words (``describe_action`` adds its condition)."""
+
+
+class TaskKind(ActionKind[TaskAction]):
+    action_class = TaskAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> TaskAction | None:
+        title = f.get("task", str, required=True)
+        due = f.get("due", (str, int), default=0, convert=_duration)
+        owner = f.get("owner", str, default="customer-owner")
+        channel = f.get("channel", str, convert=_one_of(CHANNELS))
+        sourcing = f.get("sourcing", str, default="internal", convert=_one_of(SOURCING))
+        description = f.get("description", str)
+        drop_if = f.get("drop_if", str, convert=_expression)
+        escalate_after = f.get("escalate_after", (str, int), convert=_duration)
+        escalate_to = f.get("escalate_to", str)
+        then_map = f.get("then", YMap)
+        if ("escalate_after" in f.map) != ("escalate_to" in f.map):
+            f.problem(
+                "escalate_after" if "escalate_after" in f.map else "escalate_to",
+                "escalate_after and escalate_to go together: a duration such as 2d, and a team "
+                "member or partner:<id>",
+            )
+        then: TaskAction | None = None
+        if then_map is not None:
+            nested = _read_action(f.path, then_map, f.problems, f"{f.where}, then")
+            if nested is not None and not isinstance(nested, TaskAction):
+                f.problems.add(f.path, then_map.line, f"{f.where}: 'then' must be a task action")
+            elif isinstance(nested, TaskAction):
+                then = nested
+        if not title:
+            return None
+        return TaskAction(
+            title=title,
+            due=due,
+            owner=owner,
+            channel=channel,
+            sourcing=sourcing,
+            description=description,
+            drop_if=drop_if,
+            escalate_after=escalate_after,
+            escalate_to=escalate_to,
+            then=then,
+            when=when,
+            where=at,
+        )
+
+    def check(self, action: TaskAction, known: Known) -> Iterator[str]:
+        for value in filter(None, (action.owner, action.escalate_to)):
+            reason = _check_owner(value, known, partners_ok=True)
+            if reason:
+                yield f"task {action.title!r}: {reason}"
+
+    def describe(self, action: TaskAction) -> str:
         text = f"task {action.title!r} due {_offset(action.due)}"
         details = [d for d in (action.channel, f"owner {action.owner}", action.sourcing) if d]
         text += f" ({', '.join(details)})"
@@ -904,22 +905,103 @@ def describe_action(action: Action) -> str:
             text += f", escalated to {action.escalate_to} after {action.escalate_after}d overdue"
         if action.then is not None:
             text += f"; when done: {describe_action(action.then)} after completion"
-    elif isinstance(action, EmailAction):
+        return text
+
+
+class EmailKind(ActionKind[EmailAction]):
+    action_class = EmailAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> EmailAction | None:
+        template = f.get("email", str, required=True)
+        delay = f.get("delay", (str, int), default=0, convert=_duration)
+        stop = f.get("stop_on_reply", bool, default=False)
+        return EmailAction(template, delay, stop, when, at) if template else None
+
+    def check(self, action: EmailAction, known: Known) -> Iterator[str]:
+        if known.templates is not None and action.template not in known.templates:
+            yield (
+                f"email template {action.template!r} not found in {known.templates_dir} "
+                f"(expected {action.template}.txt)"
+            )
+
+    def describe(self, action: EmailAction) -> str:
         text = f"email {action.template!r} {_offset(action.delay)}"
         if action.stop_on_reply:
             text += ", not sent if the customer replies"
-    elif isinstance(action, CloseAction):
-        text = f"mark {action.status}" + (f" ({action.reason})" if action.reason else "")
-    elif isinstance(action, EnrollAction):
-        text = f"enroll in {action.funnel}" + (f" at {action.stage}" if action.stage else "")
-    elif isinstance(action, AssignAction):
-        text = f"assign owner: {action.strategy}"
-    else:
-        text = f"run play {action.play!r}"
-    if action.when:
-        text += f" [when {action.when}]"
-    return text
+        return text
 
 
-def _offset(days: int) -> str:
-    return "on entry" if days == 0 else f"+{days}d"
+class CloseKind(ActionKind[CloseAction]):
+    action_class = CloseAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> CloseAction | None:
+        status = f.get("close", str, required=True, convert=_one_of(CLOSE_STATUSES))
+        reason = f.get("reason", str)
+        return CloseAction(status, reason, when, at) if status else None
+
+    def describe(self, action: CloseAction) -> str:
+        return f"mark {action.status}" + (f" ({action.reason})" if action.reason else "")
+
+
+class EnrollKind(ActionKind[EnrollAction]):
+    action_class = EnrollAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> EnrollAction | None:
+        funnel = f.get("enroll", str, required=True)
+        stage = f.get("stage", str)
+        return EnrollAction(funnel, stage, when, at) if funnel else None
+
+    def check(self, action: EnrollAction, known: Known) -> Iterator[str]:
+        target = known.library.funnels.get(action.funnel)
+        if target is None:
+            yield f"enroll: no funnel {action.funnel!r}"
+        elif action.stage and action.stage not in {s.id for s in target.stages}:
+            yield f"enroll: funnel {action.funnel!r} has no stage {action.stage!r}"
+
+    def describe(self, action: EnrollAction) -> str:
+        return f"enroll in {action.funnel}" + (f" at {action.stage}" if action.stage else "")
+
+
+class AssignKind(ActionKind[AssignAction]):
+    action_class = AssignAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> AssignAction | None:
+        strategy = f.get("assign", str, required=True)
+        return AssignAction(strategy, when, at) if strategy else None
+
+    def check(self, action: AssignAction, known: Known) -> Iterator[str]:
+        reason = _check_owner(action.strategy, known, partners_ok=False)
+        if reason:
+            yield f"assign: {reason}"
+
+    def describe(self, action: AssignAction) -> str:
+        return f"assign owner: {action.strategy}"
+
+
+class PlayKind(ActionKind[PlayAction]):
+    action_class = PlayAction
+
+    def read(self, f: Fields, at: Where, when: str | None) -> PlayAction | None:
+        play = f.get("play", str, required=True)
+        return PlayAction(play, when, at) if play else None
+
+    def check(self, action: PlayAction, known: Known) -> Iterator[str]:
+        plays = known.library.plays
+        if action.play not in plays:
+            yield f"no play {action.play!r} (plays: {', '.join(sorted(plays)) or 'none'})"
+
+    def describe(self, action: PlayAction) -> str:
+        return f"run play {action.play!r}"
+
+
+# The one table of action types, in the order the YAML keys are listed in messages.
+ACTION_KINDS: dict[type[Any], ActionKind[Any]] = {
+    kind.action_class: kind
+    for kind in (TaskKind(), EmailKind(), CloseKind(), EnrollKind(), AssignKind(), PlayKind())
+}
+_BY_KEYWORD = {kind.keyword: kind for kind in ACTION_KINDS.values()}
+ACTION_TYPES = tuple(_BY_KEYWORD)
+
+
+def action_kind(action: Action) -> ActionKind[Any]:
+    return ACTION_KINDS[type(action)]
