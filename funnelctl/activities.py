@@ -14,7 +14,9 @@ from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction, Where
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, outbox
+from .store import Row, Store, customers, due, enrollments, outbox
+from .store import activities as tasks
+from .store.activities import Task
 from .workspace import Settings
 
 DIRECTIONS = ("inbound", "outbound")
@@ -44,14 +46,7 @@ class Assigner:
             if not self.team:
                 return default
             if self._load is None:
-                counts = {
-                    r["owner"]: r["n"]
-                    for r in self.store.rows(
-                        "SELECT owner, count(*) AS n FROM activities WHERE status = 'open' "
-                        f"AND owner IN ({','.join('?' for _ in self.team)}) GROUP BY owner",
-                        list(self.team),
-                    )
-                }
+                counts = tasks.open_load(self.store, self.team)
                 self._load = {member: counts.get(member, 0) for member in self.team}
             return min(self.team, key=lambda member: (self._load or {})[member])
         return spec
@@ -87,14 +82,14 @@ def create_task(
     owner: str | None,
     base_date: str,
     action_key: str | None,
-    source: str,
+    source: str | None,
     today: str,
     parent_id: int | None = None,
     kind: str = "task",
 ) -> int:
     due = shift(base_date, task.due)
-    return store.insert(
-        "activities",
+    return tasks.insert(
+        store,
         {
             "customer_id": customer_id,
             "enrollment_id": enrollment_id,
@@ -121,7 +116,7 @@ def create_task(
 
 def create_child_task(
     store: Store,
-    parent: Row,
+    parent: Task,
     task: TaskAction,
     *,
     owner: str | None,
@@ -134,72 +129,68 @@ def create_child_task(
     return create_task(
         store,
         task,
-        customer_id=parent["customer_id"],
-        enrollment_id=parent["enrollment_id"],
-        visit_id=parent["visit_id"],
+        customer_id=parent.customer_id,
+        enrollment_id=parent.enrollment_id,
+        visit_id=parent.visit_id,
         owner=owner,
         base_date=base_date,
         action_key=action_key,
-        source=parent["source"],
+        source=parent.source,
         today=today,
-        parent_id=parent["id"],
+        parent_id=parent.id,
         kind=kind,
     )
 
 
-def get_task(store: Store, task_id: int) -> Row:
-    row = store.one("SELECT * FROM activities WHERE id = ?", [task_id])
-    if row is None:
+def get_task(store: Store, task_id: int) -> Task:
+    task = tasks.get(store, task_id)
+    if task is None:
         raise NotFound(f"No task #{task_id} (see 'funnelctl due').")
-    return row
+    return task
 
 
-def _open_task(store: Store, task_id: int) -> Row:
-    row = get_task(store, task_id)
-    if row["status"] != "open":
-        raise FunnelError(f"Task #{task_id} is already {row['status']} (on {row['closed_on']}).")
-    return row
+def _open_task(store: Store, task_id: int) -> Task:
+    task = get_task(store, task_id)
+    if task.status != "open":
+        raise FunnelError(f"Task #{task_id} is already {task.status} (on {task.closed_on}).")
+    return task
 
 
 def complete(store: Store, settings: Settings, task_id: int, today: str, note: str | None) -> Row:
     """Mark a task done; its ``then:`` follow-up starts now, due counted from today."""
     with store.write():
         complete_task(store, settings, _open_task(store, task_id), today, note)
-    return get_task(store, task_id)
+    return get_task(store, task_id).as_dict()
 
 
 def complete_task(
-    store: Store, settings: Settings, task: Row, today: str, note: str | None
+    store: Store, settings: Settings, task: Task, today: str, note: str | None
 ) -> None:
     """The work of :func:`complete`, inside the caller's transaction."""
-    task_id = task["id"]
-    store.update("activities", task_id, {"status": "done", "closed_on": today, "note": note})
+    task_id = task.id
+    tasks.close(store, task_id, "done", today, note)
     store.add_event(
-        task["customer_id"],
+        task.customer_id,
         today,
         "task",
-        f"Done: #{task_id} {task['title']}" + (f" ({note})" if note else ""),
+        f"Done: #{task_id} {task.title}" + (f" ({note})" if note else ""),
     )
-    if not task["then_spec"]:
+    if not task.then_spec:
         return
-    follow = task_from_spec(task["then_spec"])
-    enrollment = (
-        store.one("SELECT * FROM enrollments WHERE id = ?", [task["enrollment_id"]])
-        if task["enrollment_id"]
-        else None
-    )
-    customer_owner = store.scalar("SELECT owner FROM customers WHERE id = ?", [task["customer_id"]])
-    default = (enrollment or {}).get("owner") or customer_owner
+    follow = task_from_spec(task.then_spec)
+    enrollment = enrollments.get(store, task.enrollment_id) if task.enrollment_id else None
+    customer_owner = customers.owner_of(store, task.customer_id)
+    default = (enrollment.owner if enrollment else None) or customer_owner
     owner = Assigner(store, settings.team).resolve(follow.owner, default)
     new_id = create_child_task(
         store, task, follow, owner=owner, base_date=today, action_key=f"then:{task_id}", today=today
     )
     store.add_event(
-        task["customer_id"],
+        task.customer_id,
         today,
         "action",
         f"Task #{new_id} {follow.title!r} created, due {shift(today, follow.due)} (after #{task_id})",
-        source=task["source"],
+        source=task.source,
     )
 
 
@@ -208,31 +199,25 @@ def snooze(store: Store, task_id: int, today: str, until: str) -> Row:
         raise UsageError(f"Snooze to a day after today ({today}), not {until}.")
     with store.write():
         task = _open_task(store, task_id)
-        store.update("activities", task_id, {"due_on": until})
+        tasks.reschedule(store, task_id, until)
         store.add_event(
-            task["customer_id"], today, "task", f"Snoozed: #{task_id} {task['title']} until {until}"
+            task.customer_id, today, "task", f"Snoozed: #{task_id} {task.title} until {until}"
         )
-    return get_task(store, task_id)
+    return get_task(store, task_id).as_dict()
 
 
 def drop(store: Store, task_id: int, today: str, reason: str) -> Row:
     with store.write():
         task = _open_task(store, task_id)
-        store.update(
-            "activities", task_id, {"status": "dropped", "closed_on": today, "note": reason}
-        )
+        tasks.close(store, task_id, "dropped", today, reason)
         store.add_event(
-            task["customer_id"], today, "task", f"Dropped: #{task_id} {task['title']} ({reason})"
+            task.customer_id, today, "task", f"Dropped: #{task_id} {task.title} ({reason})"
         )
-    return get_task(store, task_id)
+    return get_task(store, task_id).as_dict()
 
 
 def drop_for_enrollment(store: Store, enrollment_id: int, today: str, reason: str) -> None:
-    store.conn.execute(
-        "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "
-        "WHERE enrollment_id = ? AND status = 'open'",
-        [today, reason, enrollment_id],
-    )
+    tasks.drop_for_enrollment(store, enrollment_id, today, reason)
     outbox.skip_for_enrollment(store, enrollment_id, reason)
 
 
@@ -344,23 +329,20 @@ def apply_drop_rules(
 def escalate_overdue(store: Store, library: Library, today: str) -> int:
     """Create, once, an escalation task for every task overdue by its escalate_after."""
     count = 0
-    for task in store.rows(
-        "SELECT * FROM activities WHERE status = 'open' AND escalate_after IS NOT NULL "
-        "AND escalated_on IS NULL AND due_on < ? ORDER BY due_on, id",
-        [today],
-    ):
-        at = shift(task["due_on"], task["escalate_after"])
+    for task in tasks.to_escalate(store, today):
+        assert task.escalate_after is not None and task.escalate_to is not None
+        at = shift(task.due_on, task.escalate_after)
         if at > today:
             continue
-        target = task["escalate_to"]
+        target = task.escalate_to
         label = target
         if target.startswith("partner:"):
             partner = library.partners.get(target.removeprefix("partner:"))
             label = f"{partner.name} <{partner.email}>" if partner else target
         escalation = TaskAction(
-            title=f"Escalated: {task['title']} (#{task['id']}, overdue since {task['due_on']})",
-            description=f"Escalated to {label} after {task['escalate_after']} days overdue.",
-            channel=task["channel"],
+            title=f"Escalated: {task.title} (#{task.id}, overdue since {task.due_on})",
+            description=f"Escalated to {label} after {task.escalate_after} days overdue.",
+            channel=task.channel,
             sourcing="outsourced" if target.startswith("partner:") else "internal",
         )
         new_id = create_child_task(
@@ -369,17 +351,17 @@ def escalate_overdue(store: Store, library: Library, today: str) -> int:
             escalation,
             owner=target,
             base_date=at,
-            action_key=f"escalate:{task['id']}",
+            action_key=f"escalate:{task.id}",
             today=today,
             kind="escalation",
         )
-        store.update("activities", task["id"], {"escalated_on": at})
+        tasks.mark_escalated(store, task.id, at)
         store.add_event(
-            task["customer_id"],
+            task.customer_id,
             at,
             "action",
-            f"Task #{task['id']} escalated to {label} as #{new_id}",
-            source=task["source"],
+            f"Task #{task.id} escalated to {label} as #{new_id}",
+            source=task.source,
         )
         count += 1
     return count
@@ -415,87 +397,47 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     """What needs doing, in order: overdue tasks (most overdue first), tasks due today,
     stagnation alerts, enrollments with no next step, emails waiting to be sent,
     then what is coming within ``days``."""
-    today, horizon = query.today, shift(query.today, query.days)
-    owner_sql, owner_params = ("AND a.owner = ?", [query.owner]) if query.owner else ("", [])
-    task_sql = (
-        "SELECT a.*, c.email, c.external_id, e.funnel, e.stage FROM activities a "
-        "JOIN customers c ON c.id = a.customer_id LEFT JOIN enrollments e ON e.id = a.enrollment_id "
-        f"WHERE a.status = 'open' AND a.due_on {{cond}} {owner_sql} ORDER BY a.due_on, a.id"
-    )
-    for row in store.iter_rows(task_sql.format(cond="<= ?"), [today, *owner_params]):
-        yield _item(
-            "task",
-            row,
-            today,
-            channel=row["channel"],
-            sourcing=row["sourcing"],
-            task_kind=row["kind"],
-        )
+    today, horizon, owner = query.today, shift(query.today, query.days), query.owner
+    for row in due.tasks(store, until=today, after=None, owner=owner):
+        yield _task_item(row, today)
     yield from _stagnation(store, library, query)
     yield from _at_risk(store, query)
     yield from _idle(store, library, query)
-    email_owner = "AND coalesce(e.owner, c.owner) = ?" if query.owner else ""
-    email_sql = (
-        "SELECT o.*, c.email, c.external_id, e.funnel, e.stage, coalesce(e.owner, c.owner) AS owner "
-        "FROM outbox o JOIN customers c ON c.id = o.customer_id "
-        "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
-        f"WHERE o.status = 'queued' AND o.scheduled_on {{cond}} {email_owner} ORDER BY o.scheduled_on, o.id"
-    )
-    for row in store.iter_rows(email_sql.format(cond="<= ?"), [today, *owner_params]):
-        yield _item(
-            "email",
-            row,
-            today,
-            due_on=row["scheduled_on"],
-            title=f"Email {row['template']!r} waiting to be sent",
-        )
+    for row in due.emails(store, until=today, after=None, owner=owner):
+        yield _email_item(row, today, "waiting to be sent")
     if query.days > 0:
         upcoming = [
-            _item(
-                "task",
-                row,
-                today,
-                channel=row["channel"],
-                sourcing=row["sourcing"],
-                task_kind=row["kind"],
-            )
-            for row in store.iter_rows(
-                task_sql.format(cond="> ? AND a.due_on <= ?"), [today, horizon, *owner_params]
-            )
+            _task_item(row, today)
+            for row in due.tasks(store, until=horizon, after=today, owner=owner)
         ]
         upcoming += [
-            _item(
-                "email",
-                row,
-                today,
-                due_on=row["scheduled_on"],
-                title=f"Email {row['template']!r} scheduled",
-            )
-            for row in store.iter_rows(
-                email_sql.format(cond="> ? AND o.scheduled_on <= ?"),
-                [today, horizon, *owner_params],
-            )
+            _email_item(row, today, "scheduled")
+            for row in due.emails(store, until=horizon, after=today, owner=owner)
         ]
         upcoming.sort(key=lambda item: (item["due_on"], item["kind"], item["id"] or 0))
         yield from upcoming
 
 
+def _task_item(row: Row, today: str) -> dict[str, Any]:
+    return _item(
+        "task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"]
+    )
+
+
+def _email_item(row: Row, today: str, what: str) -> dict[str, Any]:
+    title = f"Email {row['template']!r} {what}"
+    return _item("email", row, today, due_on=row["scheduled_on"], title=title)
+
+
 def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
     today = query.today
-    owner_sql, owner_params = (
-        ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
-    )
     items: list[dict[str, Any]] = []
     for funnel in library.funnels.values():
         for stage in funnel.stages:
             if stage.stagnant_after is not None:
                 cutoff = shift(today, -stage.stagnant_after)
-                for row in store.iter_rows(
-                    "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner "
-                    "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
-                    "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
-                    f"{owner_sql}",
-                    [funnel.id, stage.id, cutoff, *owner_params],
+                for row in due.in_stage_since_before(
+                    store, funnel.id, stage.id, cutoff, query.owner
                 ):
                     limit_on = shift(row["entered_on"], stage.stagnant_after)
                     days = days_between(row["entered_on"], today)
@@ -511,13 +453,8 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
                     )
             if stage.quiet_after is not None:
                 cutoff = shift(today, -stage.quiet_after)
-                for row in store.iter_rows(
-                    "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner, "
-                    "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) AS last_touch "
-                    "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
-                    "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
-                    f"{owner_sql}",
-                    [funnel.id, stage.id, cutoff, *owner_params],
+                for row in due.in_stage_since_before(
+                    store, funnel.id, stage.id, cutoff, query.owner
                 ):
                     since = max(row["entered_on"], row["last_touch"] or "")
                     if since >= cutoff:
@@ -544,15 +481,7 @@ def _stagnation(store: Store, library: Library, query: DueQuery) -> Iterator[dic
 
 def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
     """Customers in an open at-risk episode (the plays it started are tasks above)."""
-    # Owned as the other items are: by an active enrollment's owner, else the customer's.
-    owner_sql = "AND coalesce(e.owner, c.owner) = ?" if query.owner else ""
-    for row in store.iter_rows(
-        "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner FROM health_episodes h "
-        "JOIN customers c ON c.id = h.customer_id WHERE h.kind = 'at-risk' AND h.ended_on IS NULL "
-        "AND EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active' "
-        f"{owner_sql}) AND h.started_on <= ? ORDER BY h.score, h.started_on",
-        [*([query.owner] if query.owner else []), query.today],
-    ):
+    for row in due.at_risk(store, query.today, query.owner):
         reasons = json.loads(row["reasons"] or "[]")
         title = f"At risk, health {row['score']:g}" + (f": {reasons[0]}" if reasons else "")
         yield _item(
@@ -562,20 +491,11 @@ def _at_risk(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
 
 def _idle(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
     """Active enrollments with nothing scheduled and no automatic move coming."""
-    owner_sql, owner_params = (
-        ("AND coalesce(e.owner, c.owner) = ?", [query.owner]) if query.owner else ("", [])
-    )
     for funnel in library.funnels.values():
         for stage in funnel.stages:
             if stage.advance_after is not None:
                 continue
-            for row in store.iter_rows(
-                "SELECT e.*, c.email, c.external_id, coalesce(e.owner, c.owner) AS owner "
-                "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
-                "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
-                f"{owner_sql} ORDER BY e.entered_on, e.id",
-                [funnel.id, stage.id, *owner_params],
-            ):
+            for row in due.idle(store, funnel.id, stage.id, query.owner):
                 yield _item(
                     "stagnation",
                     row,

@@ -15,7 +15,17 @@ from typing import Any
 
 from .dates import parse_date
 from .errors import FunnelError, UsageError
-from .store import CUSTOMER_COLUMNS, Row, Store
+from .store import (
+    CUSTOMER_COLUMNS,
+    Row,
+    Store,
+    activities,
+    customers,
+    enrollments,
+    events,
+    outbox,
+    touchpoints,
+)
 
 # Fields a customer has besides free custom fields, in display order.
 FIELDS = tuple(column for column in CUSTOMER_COLUMNS if column != "fields")
@@ -84,6 +94,9 @@ def changes_for(existing: Row, values: Mapping[str, Any]) -> dict[str, Any]:
             merged = {**existing.get("fields", {}), **value}
             if merged != existing.get("fields", {}):
                 changes["fields"] = merged
+        elif key == "tags":
+            if list(existing.get("tags") or ()) != list(value or ()):
+                changes[key] = value
         elif existing.get(key) != value:
             changes[key] = value
     return changes
@@ -117,90 +130,82 @@ def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
         raise UsageError("A customer needs an email or an external id.")
     with store.write():
         for column, key in (("email", email), ("external_id", external_id)):
-            if key and store.customer_by(column, key):
+            if key and customers.by(store, column, key):
                 raise FunnelError(
                     f"A customer with {column} {key!r} already exists; use 'funnelctl customer edit'."
                 )
-        customer_id = store.insert_customer({"name": "", **values}, today)
+        customer_id = customers.insert(store, {"name": "", **values}, today)
         store.add_event(customer_id, today, "customer", "Customer added")
-    row = store.customer_by("id", str(customer_id))
-    assert row is not None
-    return row
+        added = customers.get(store, customer_id)
+    assert added is not None
+    return added.as_dict()
 
 
 def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str) -> Row:
     with store.write():
-        customer = store.find_customer(ref)
+        customer = customers.find(store, ref)
         for column, label in (("email", "email"), ("external_id", "external id")):
             key = values.get(column)
             if key and key != customer[column]:
-                other = store.customer_by(column, key)
-                if other and other["id"] != customer["id"]:
+                other = customers.by(store, column, key)
+                if other and other.id != customer.id:
                     raise FunnelError(f"Another customer already has the {label} {key!r}.")
-        if not values.get("email", customer["email"]) and not values.get(
-            "external_id", customer["external_id"]
+        if not values.get("email", customer.email) and not values.get(
+            "external_id", customer.external_id
         ):
             raise UsageError("A customer needs an email or an external id; both cannot be empty.")
-        changes = changes_for(customer, values)
+        changes = changes_for(customer.as_dict(), values)
         if changes:
-            store.update_customer(customer["id"], changes, today)
+            customers.update(store, customer.id, changes, today)
             if "owner" in changes:
                 # The funnels follow the customer's owner unless one was assigned its own.
-                store.conn.execute(
-                    "UPDATE enrollments SET owner = ? WHERE customer_id = ? AND status = 'active' "
-                    "AND (owner IS NULL OR owner = ?)",
-                    [changes["owner"], customer["id"], customer["owner"]],
+                enrollments.set_owner_of_active(
+                    store, customer.id, changes["owner"], customer.owner
                 )
-            store.add_event(
-                customer["id"], today, "customer", "Edited: " + ", ".join(sorted(changes))
-            )
-    row = store.customer_by("id", str(customer["id"]))
-    assert row is not None
-    return row
+            store.add_event(customer.id, today, "customer", "Edited: " + ", ".join(sorted(changes)))
+        edited = customers.get(store, customer.id)
+    assert edited is not None
+    return edited.as_dict()
 
 
 def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
     """A customer and the whole story in date order: moves, activities, touchpoints, emails, events."""
     with store.read():
-        customer = store.find_customer(ref)
-        cid = customer["id"]
+        customer = customers.find(store, ref)
+        cid = customer.id
         lines: list[Row] = []
-        for h in store.history_of(cid):
-            if h["kind"] == "enroll":
-                what = f"Enrolled in {h['funnel']} at {h['to_stage']}"
-            elif h["kind"] == "move":
-                what = f"{h['funnel']}: {h['from_stage']} -> {h['to_stage']}"
-            elif h["kind"] == "reopen":
-                what = f"{h['funnel']}: reopened at {h['to_stage']}"
+        for h in enrollments.history_of(store, cid):
+            if h.kind == "enroll":
+                what = f"Enrolled in {h.funnel} at {h.to_stage}"
+            elif h.kind == "move":
+                what = f"{h.funnel}: {h.from_stage} -> {h.to_stage}"
+            elif h.kind == "reopen":
+                what = f"{h.funnel}: reopened at {h.to_stage}"
             else:
-                what = f"{h['funnel']}: {h['kind']} at {h['to_stage']}"
-            if h["note"]:
-                what += f" ({h['note']})"
-            lines.append(_line(h["moved_on"], "stage", what, h["by"], 0, h["id"]))
-        for t in store.rows("SELECT * FROM touchpoints WHERE customer_id = ?", [cid]):
-            what = f"{t['direction']} {t['channel']}: {t['summary']}"
-            lines.append(_line(t["happened_on"], "touchpoint", what, t["by"], 1, t["id"]))
-        for a in store.rows("SELECT * FROM activities WHERE customer_id = ?", [cid]):
-            status = a["status"] if a["status"] != "open" else f"due {a['due_on']}"
-            what = f"#{a['id']} {a['title']} [{status}]"
-            lines.append(
-                _line(a["closed_on"] or a["due_on"], a["kind"], what, a["owner"], 2, a["id"])
-            )
-        for o in store.rows(
+                what = f"{h.funnel}: {h.kind} at {h.to_stage}"
+            if h.note:
+                what += f" ({h.note})"
+            lines.append(_line(h.moved_on, "stage", what, h.by, 0, h.id))
+        for t in touchpoints.of_customer(store, cid):
+            what = f"{t.direction} {t.channel}: {t.summary}"
+            lines.append(_line(t.happened_on, "touchpoint", what, t.by, 1, t.id))
+        for a in activities.of_customer(store, cid):
+            status = a.status if a.status != "open" else f"due {a.due_on}"
+            what = f"#{a.id} {a.title} [{status}]"
+            lines.append(_line(a.closed_on or a.due_on, a.kind, what, a.owner, 2, a.id))
+        for o in outbox.of_customer(store, cid):
             # emails skipped as stale when queued are already told by their action's line
-            "SELECT * FROM outbox WHERE customer_id = ? "
-            "AND NOT (status = 'skipped' AND reason LIKE 'stale:%')",
-            [cid],
-        ):
-            what = f"{o['template']} [{o['status']}]" + (f" {o['reason']}" if o["reason"] else "")
-            lines.append(_line(o["scheduled_on"], "email", what, None, 3, o["id"]))
-        for e in store.events_of(cid):
-            what = e["summary"] if e["ok"] else f"FAILED: {e['summary']}"
-            lines.append(_line(e["happened_on"], e["kind"], what, None, 4, e["id"]))
+            if o.status == "skipped" and (o.reason or "").startswith("stale:"):
+                continue
+            what = f"{o.template} [{o.status}]" + (f" {o.reason}" if o.reason else "")
+            lines.append(_line(o.scheduled_on, "email", what, None, 3, o.id))
+        for e in events.of_customer(store, cid):
+            what = e.summary if e.ok else f"FAILED: {e.summary}"
+            lines.append(_line(e.happened_on, e.kind, what, None, 4, e.id))
     lines.sort(key=lambda r: (r["on"], r["_order"], r["_id"]))
     for line in lines:
         del line["_order"], line["_id"]
-    return customer, lines
+    return customer.as_dict(), lines
 
 
 def _line(on: str, kind: str, what: str, who: str | None, order: int, row_id: int) -> Row:

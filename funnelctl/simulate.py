@@ -16,6 +16,7 @@ from .engine import Engine
 from .errors import UsageError
 from .playbooks import Library
 from .store import Store, enrollments, outbox
+from .store import activities as tasks
 from .workspace import Settings
 
 SAMPLE_EMAIL = "new.customer@example.com"
@@ -107,9 +108,7 @@ def simulate(
                 # The simulated consultant does the day's work: tasks done, emails sent, and
                 # the contact logged (so health sees an attentive consultant, not silence).
                 worked = 0
-                for task in store.rows(
-                    "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [date]
-                ):
+                for task in tasks.open_due_by(store, date):
                     complete_task(store, settings, task, date, "done on time (simulated)")
                     worked += 1
                 worked += outbox.deliver_due_in_simulation(store, date, sent_at=date)

@@ -15,6 +15,7 @@ from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpo
 from funnelctl.cli.common import workspace_library
 from funnelctl.engine import Engine, run_tick
 from funnelctl.store import Store
+from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import open_workspace
 
 START = date(2026, 3, 2)
@@ -86,9 +87,7 @@ def test_after_sales_replayed_day_by_day(run, workspace):
             )
             # The day's work: tasks done and logged, emails delivered.
             with store.write():
-                for task in store.rows(
-                    "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [today]
-                ):
+                for task in open_due_by(store, today):
                     complete_task(store, ws.settings, task, today, None)
                 store.conn.execute(
                     "UPDATE outbox SET status = 'sent', sent_at = ? "

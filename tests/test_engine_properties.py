@@ -14,6 +14,7 @@ from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.playbooks import load_library
 from funnelctl.store import Store
+from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import Settings, shipped_dir
 
 START = date(2026, 3, 2)
@@ -85,9 +86,7 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
                     pass  # refused moves (same stage, skipping, closed) change nothing
             elif kind == "done":
                 with store.write():
-                    for task in store.rows(
-                        "SELECT * FROM activities WHERE status = 'open' AND due_on <= ?", [today]
-                    ):
+                    for task in open_due_by(store, today):
                         complete_task(store, team, task, today, None)
             else:
                 customer = store.customer_by("id", str(cid))

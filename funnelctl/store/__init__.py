@@ -8,15 +8,15 @@
 
 from __future__ import annotations
 
+from .customers import COLUMNS as CUSTOMER_COLUMNS
+from .customers import decode as decode_customer
 from .db import (
     BUSY_TIMEOUT_MS,
-    CUSTOMER_COLUMNS,
     OUTBOX_STATUSES,
     SCHEMA_VERSION,
     DatabaseDamaged,
     Row,
     Store,
-    decode_customer,
     faults,
     restore_hint,
 )

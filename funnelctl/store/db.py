@@ -7,7 +7,6 @@ that writes does so inside one ``BEGIN IMMEDIATE`` transaction opened by
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -17,31 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import BusyError, DiskFull, FunnelError, NotFound
+from ..errors import BusyError, DiskFull, FunnelError
 
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
 # need to import sqlite-utils to find out (startup time matters for a CLI).
 SCHEMA_VERSION = 5
 
-# The outbox's statuses, as its CHECK constraint has them.
+# The outbox's statuses, as its CHECK constraint has them (store/outbox.py: Status).
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "skipped", "uncertain")
 
-CUSTOMER_COLUMNS = (
-    "email",
-    "external_id",
-    "name",
-    "company",
-    "phone",
-    "owner",
-    "plan",
-    "mrr",
-    "seats",
-    "signed_on",
-    "language",
-    "tags",
-    "fields",
-)
 
 Row = dict[str, Any]
 
@@ -363,127 +347,54 @@ class Store:
             [key, value],
         )
 
-    # -- customers -------------------------------------------------------------------
+    # -- customers: delegates kept while callers move to store.customers -------------------
 
-    def customer_by(self, column: str, value: str) -> Row | None:
-        assert column in ("email", "external_id", "id")
-        row = self.one(f"SELECT * FROM customers WHERE {column} = ?", [value])
-        return decode_customer(row) if row else None
+    def customer_by(self, column: str, value: str) -> Any:
+        from . import customers
 
-    def find_customer(self, ref: str) -> Row:
-        """A customer by email, external id or ``#id``; NotFound names what was asked for."""
-        ref = ref.strip()
-        row: Row | None = None
-        if ref.startswith("#") and ref[1:].isdigit():
-            row = self.customer_by("id", ref[1:])
-        elif "@" in ref:
-            row = self.customer_by("email", ref)
-        if row is None:
-            row = self.customer_by("external_id", ref)
-        if row is None:
-            raise NotFound(
-                f"No customer {ref!r}: give an email, an external id or #id "
-                "(see 'funnelctl customer list')."
-            )
-        return row
+        return customers.by(self, column, int(value) if column == "id" else value)
+
+    def find_customer(self, ref: str) -> Any:
+        from . import customers
+
+        return customers.find(self, ref)
 
     def insert_customer(self, values: Mapping[str, Any], today: str) -> int:
-        row = encode_customer(values)
-        row["created_on"] = row["updated_on"] = today
-        return self.insert("customers", row)
+        from . import customers
+
+        return customers.insert(self, values, today)
 
     def update_customer(self, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
-        row = encode_customer(changes)
-        row["updated_on"] = today
-        self.update("customers", customer_id, row)
+        from . import customers
 
-    def customers(
-        self,
-        *,
-        funnel: str | None = None,
-        stage: str | None = None,
-        owner: str | None = None,
-        tag: str | None = None,
-        limit: int | None = None,
-    ) -> Iterator[Row]:
-        """Customers with their active enrollments (``funnel:stage`` list), filtered."""
-        where: list[str] = []
-        params: list[Any] = []
-        if owner:
-            where.append("c.owner = ?")
-            params.append(owner)
-        if tag:
-            where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
-            params.append(tag)
-        if funnel or stage:
-            cond = ["e.customer_id = c.id", "e.status = 'active'"]
-            if funnel:
-                cond.append("e.funnel = ?")
-                params.append(funnel)
-            if stage:
-                cond.append("e.stage = ?")
-                params.append(stage)
-            where.append(f"EXISTS (SELECT 1 FROM enrollments e WHERE {' AND '.join(cond)})")
-        sql = (
-            "SELECT c.*, (SELECT group_concat(e.funnel || ':' || e.stage, ' ') FROM enrollments e "
-            "WHERE e.customer_id = c.id AND e.status = 'active') AS enrollments FROM customers c"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY c.id"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        for row in self.iter_rows(sql, params):
-            yield decode_customer(row)
+        customers.update(self, customer_id, changes, today)
 
-    # -- enrollments and history ----------------------------------------------------------
+    def customers(self, **filters: Any) -> Iterator[Row]:
+        from . import customers
 
-    def enrollments_of(self, customer_id: int) -> list[Row]:
-        return self.rows(
-            "SELECT * FROM enrollments WHERE customer_id = ? ORDER BY id", [customer_id]
-        )
+        return customers.listing(self, **filters)
 
-    def active_enrollment(self, customer_id: int, funnel: str) -> Row | None:
-        return self.one(
-            "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? AND status = 'active'",
-            [customer_id, funnel],
-        )
+    # -- enrollments, history, timeline: delegates kept while callers move ---------------
 
-    def add_history(
-        self,
-        *,
-        enrollment_id: int,
-        customer_id: int,
-        funnel: str,
-        kind: str,
-        from_stage: str | None,
-        to_stage: str,
-        moved_on: str,
-        by: str | None,
-        note: str | None,
-    ) -> int:
-        return self.insert(
-            "stage_history",
-            {
-                "enrollment_id": enrollment_id,
-                "customer_id": customer_id,
-                "funnel": funnel,
-                "kind": kind,
-                "from_stage": from_stage,
-                "to_stage": to_stage,
-                "moved_on": moved_on,
-                "by": by,
-                "note": note,
-            },
-        )
+    def enrollments_of(self, customer_id: int) -> list[Any]:
+        from . import enrollments
 
-    def history_of(self, customer_id: int) -> list[Row]:
-        return self.rows(
-            "SELECT * FROM stage_history WHERE customer_id = ? ORDER BY moved_on, id",
-            [customer_id],
-        )
+        return enrollments.of_customer(self, customer_id)
 
-    # -- timeline ----------------------------------------------------------------------
+    def active_enrollment(self, customer_id: int, funnel: str) -> Any:
+        from . import enrollments
+
+        return enrollments.active_in(self, customer_id, funnel)
+
+    def add_history(self, **values: Any) -> int:
+        from . import enrollments
+
+        return enrollments.add_history(self, **values)
+
+    def history_of(self, customer_id: int) -> list[Any]:
+        from . import enrollments
+
+        return enrollments.history_of(self, customer_id)
 
     def add_event(
         self,
@@ -495,32 +406,16 @@ class Store:
         ok: bool = True,
         source: str | None = None,
     ) -> None:
-        self.insert(
-            "events",
-            {
-                "customer_id": customer_id,
-                "happened_on": happened_on,
-                "kind": kind,
-                "summary": summary,
-                "ok": int(ok),
-                "source": source,
-            },
-        )
+        from . import events
 
-    def events_of(self, customer_id: int) -> list[Row]:
-        return self.rows(
-            "SELECT * FROM events WHERE customer_id = ? ORDER BY happened_on, id", [customer_id]
-        )
+        events.add(self, customer_id, happened_on, kind, summary, ok=ok, source=source)
 
     # -- outbox ---------------------------------------------------------------------------
 
     def outbox(self, status: str | None = None) -> Iterator[Row]:
-        where, params = ("WHERE o.status = ?", [status]) if status else ("", [])
-        yield from self.iter_rows(
-            "SELECT o.*, coalesce(c.email, c.external_id) AS customer FROM outbox o "
-            f"JOIN customers c ON c.id = o.customer_id {where} ORDER BY o.scheduled_on, o.id",
-            params,
-        )
+        from . import outbox
+
+        return outbox.listing(self, outbox.Status(status) if status else None)
 
     # -- whole tables, for export --------------------------------------------------------
 
@@ -589,26 +484,3 @@ def _busy_message(path: Path) -> str:
         f"The workspace database {path} is busy: another funnelctl command is writing to it; "
         "try again in a moment."
     )
-
-
-def encode_customer(values: Mapping[str, Any]) -> Row:
-    row = {k: v for k, v in values.items() if k in CUSTOMER_COLUMNS}
-    if "tags" in row:
-        row["tags"] = json.dumps(list(row["tags"] or []), ensure_ascii=False)
-    if "fields" in row:
-        row["fields"] = json.dumps(dict(row["fields"] or {}), ensure_ascii=False, sort_keys=True)
-    return row
-
-
-def decode_customer(row: Row) -> Row:
-    row = dict(row)
-    try:
-        row["tags"] = json.loads(row.get("tags") or "[]")
-        row["fields"] = json.loads(row.get("fields") or "{}")
-    except ValueError as exc:  # written by funnelctl, so only damage makes it unreadable
-        raise DatabaseDamaged(
-            f"Customer #{row.get('id')}'s tags or custom fields cannot be read ({exc}): the "
-            "database has been damaged or changed by another program; fix that customer with "
-            "sqlite3, or restore your latest backup."
-        ) from None
-    return row

@@ -89,7 +89,9 @@ def active_in(store: Store, customer_id: int, funnel: str) -> Enrollment | None:
 
 def of_customer(store: Store, customer_id: int) -> list[Enrollment]:
     """All of the customer's enrollments, oldest first."""
-    return _many(store, "SELECT * FROM enrollments WHERE customer_id = ? ORDER BY id", [customer_id])
+    return _many(
+        store, "SELECT * FROM enrollments WHERE customer_id = ? ORDER BY id", [customer_id]
+    )
 
 
 def active_of_customer(store: Store, customer_id: int) -> list[Enrollment]:
@@ -126,9 +128,7 @@ def active(store: Store) -> Iterator[Enrollment]:
 
 def active_in_funnel(store: Store, funnel: str) -> Enrollment | None:
     """One active enrollment of ``funnel`` (a simulation has one customer)."""
-    return _one(
-        store, "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'", [funnel]
-    )
+    return _one(store, "SELECT * FROM enrollments WHERE funnel = ? AND status = 'active'", [funnel])
 
 
 def due_to_advance(store: Store, funnel: str, stage: str, entered_by: str) -> list[Enrollment]:
@@ -143,7 +143,9 @@ def due_to_advance(store: Store, funnel: str, stage: str, entered_by: str) -> li
 
 def stage_of_visit(store: Store, visit_id: int) -> str | None:
     """The stage a stage visit (a history row) entered."""
-    row = store.conn.execute("SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]).fetchone()
+    row = store.conn.execute(
+        "SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]
+    ).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -212,7 +214,9 @@ def enter_stage(store: Store, enrollment_id: int, stage: str, on: str, visit_id:
 
 
 def set_visit(store: Store, enrollment_id: int, visit_id: int) -> None:
-    store.conn.execute("UPDATE enrollments SET visit_id = ? WHERE id = ?", [visit_id, enrollment_id])
+    store.conn.execute(
+        "UPDATE enrollments SET visit_id = ? WHERE id = ?", [visit_id, enrollment_id]
+    )
 
 
 def close(store: Store, enrollment_id: int, status: str, on: str, reason: str | None) -> None:
@@ -235,7 +239,9 @@ def set_owner(store: Store, enrollment_id: int, owner: str | None) -> None:
     store.conn.execute("UPDATE enrollments SET owner = ? WHERE id = ?", [owner, enrollment_id])
 
 
-def set_owner_of_active(store: Store, customer_id: int, owner: str | None, previous: str | None) -> None:
+def set_owner_of_active(
+    store: Store, customer_id: int, owner: str | None, previous: str | None
+) -> None:
     """The customer's owner changed: active enrollments that followed the old owner follow."""
     store.conn.execute(
         "UPDATE enrollments SET owner = ? WHERE customer_id = ? AND status = 'active' "

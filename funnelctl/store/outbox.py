@@ -150,9 +150,7 @@ def listing(store: Store, status: Status | None = None) -> Iterator[Row]:
 
 
 def of_customer(store: Store, customer_id: int) -> list[OutboxEmail]:
-    return _emails(
-        store, "SELECT * FROM outbox WHERE customer_id = ? ORDER BY id", [customer_id]
-    )
+    return _emails(store, "SELECT * FROM outbox WHERE customer_id = ? ORDER BY id", [customer_id])
 
 
 def template_of(store: Store, email_id: int) -> str | None:
@@ -204,7 +202,13 @@ def queue(
 def claim(store: Store, email_id: int, *, subject: str, recipients: str) -> bool:
     """queued -> sending, counting the attempt. False when another run took it first."""
     return _change(
-        store, email_id, SENDING, (Q,), race=True, subject=subject, recipients=recipients,
+        store,
+        email_id,
+        SENDING,
+        (Q,),
+        race=True,
+        subject=subject,
+        recipients=recipients,
         attempts=_PLUS_ONE,
     )
 
@@ -224,15 +228,19 @@ def mark_uncertain(store: Store, email_id: int, reason: str) -> None:
     _change(store, email_id, UNCERTAIN, (SENDING,), reason=reason)
 
 
-def defer(
-    store: Store, email_id: int, *, reason: str, retry_at: str, tried: bool = False
-) -> bool:
+def defer(store: Store, email_id: int, *, reason: str, retry_at: str, tried: bool = False) -> bool:
     """sending -> queued (the attempt was counted by the claim), or queued -> queued with
     the attempt counted here (``tried``: the server could not be reached); either way it
     waits until ``retry_at``. False when another run took a queued email meanwhile."""
     if tried:
         return _change(
-            store, email_id, Q, (Q,), race=True, reason=reason, next_attempt_at=retry_at,
+            store,
+            email_id,
+            Q,
+            (Q,),
+            race=True,
+            reason=reason,
+            next_attempt_at=retry_at,
             attempts=_PLUS_ONE,
         )
     return _change(store, email_id, Q, (SENDING,), reason=reason, next_attempt_at=retry_at)
@@ -284,9 +292,7 @@ def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reas
 def deliver_due_in_simulation(store: Store, today: str, sent_at: str) -> int:
     """queued -> sending -> sent for every email due by ``today``: a simulated send run
     in a throwaway database, through the same transitions as a real one."""
-    taken = _change_many(
-        store, SENDING, (Q,), "scheduled_on <= ?", [today], attempts=_PLUS_ONE
-    )
+    taken = _change_many(store, SENDING, (Q,), "scheduled_on <= ?", [today], attempts=_PLUS_ONE)
     _change_many(store, SENT, (SENDING,), "1", [], sent_at=sent_at)
     return taken
 

@@ -1,0 +1,129 @@
+"""Activities: tasks, calls, meetings and escalations, each with a due date and an owner,
+and the playbook action they came from. Open until done or dropped."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .db import Store
+from .record import Record
+
+
+@dataclasses.dataclass(frozen=True)
+class Task(Record):
+    id: int
+    customer_id: int
+    enrollment_id: int | None
+    visit_id: int | None
+    parent_id: int | None
+    kind: str  # task, call, meeting or escalation
+    title: str
+    description: str | None
+    owner: str | None
+    channel: str | None
+    sourcing: str  # internal, outsourced or automated
+    due_on: str
+    first_due_on: str
+    status: str  # open, done or dropped
+    closed_on: str | None
+    note: str | None
+    source: str | None  # the playbook action it came from
+    action_key: str | None
+    drop_if: str | None
+    escalate_after: int | None
+    escalate_to: str | None
+    escalated_on: str | None
+    then_spec: str | None  # the task to start when this one is done (see activities.py)
+    created_on: str
+
+
+def _many(store: Store, sql: str, params: Sequence[Any] = ()) -> list[Task]:
+    return [Task.from_row(row) for row in store.conn.execute(sql, params)]
+
+
+def get(store: Store, task_id: int) -> Task | None:
+    row = store.conn.execute("SELECT * FROM activities WHERE id = ?", [task_id]).fetchone()
+    return Task.from_row(row) if row else None
+
+
+def of_customer(store: Store, customer_id: int) -> list[Task]:
+    return _many(store, "SELECT * FROM activities WHERE customer_id = ? ORDER BY id", [customer_id])
+
+
+def droppable(store: Store, customer_id: int) -> list[Task]:
+    """The customer's open tasks that carry a ``drop_if`` condition."""
+    return _many(
+        store,
+        "SELECT * FROM activities WHERE customer_id = ? AND status = 'open' "
+        "AND drop_if IS NOT NULL ORDER BY id",
+        [customer_id],
+    )
+
+
+def to_escalate(store: Store, today: str) -> list[Task]:
+    """Open tasks with an escalation rule, overdue and not escalated yet."""
+    return _many(
+        store,
+        "SELECT * FROM activities WHERE status = 'open' AND escalate_after IS NOT NULL "
+        "AND escalated_on IS NULL AND due_on < ? ORDER BY due_on, id",
+        [today],
+    )
+
+
+def open_due_by(store: Store, day: str) -> list[Task]:
+    return _many(
+        store, "SELECT * FROM activities WHERE status = 'open' AND due_on <= ? ORDER BY id", [day]
+    )
+
+
+def open_load(store: Store, owners: Sequence[str]) -> dict[str, int]:
+    """How many open tasks each of ``owners`` has."""
+    marks = ",".join("?" for _ in owners)
+    return {
+        row[0]: row[1]
+        for row in store.conn.execute(
+            f"SELECT owner, count(*) FROM activities WHERE status = 'open' AND owner IN ({marks}) "
+            "GROUP BY owner",
+            list(owners),
+        )
+    }
+
+
+def insert(store: Store, values: Mapping[str, Any]) -> int:
+    """A new open task; ``values`` are its columns (see :class:`Task`)."""
+    unknown = set(values) - Task.field_names()
+    assert not unknown, unknown
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    cursor = store.conn.execute(
+        f"INSERT INTO activities ({columns}) VALUES ({marks})", list(values.values())
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def close(store: Store, task_id: int, status: str, on: str, note: str | None) -> None:
+    """open -> done or dropped."""
+    assert status in ("done", "dropped")
+    store.conn.execute(
+        "UPDATE activities SET status = ?, closed_on = ?, note = ? WHERE id = ?",
+        [status, on, note, task_id],
+    )
+
+
+def reschedule(store: Store, task_id: int, due_on: str) -> None:
+    store.conn.execute("UPDATE activities SET due_on = ? WHERE id = ?", [due_on, task_id])
+
+
+def mark_escalated(store: Store, task_id: int, on: str) -> None:
+    store.conn.execute("UPDATE activities SET escalated_on = ? WHERE id = ?", [on, task_id])
+
+
+def drop_for_enrollment(store: Store, enrollment_id: int, on: str, reason: str) -> int:
+    return store.conn.execute(
+        "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "
+        "WHERE enrollment_id = ? AND status = 'open'",
+        [on, reason, enrollment_id],
+    ).rowcount

@@ -1,0 +1,196 @@
+"""Customers: who they are (keyed by email or an external id), with tags and custom fields.
+
+Tags and custom fields are stored as JSON text, so that ``sqlite3`` and Datasette show
+them as they are; a record holds them decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..errors import NotFound
+from .db import DatabaseDamaged, Row, Store
+from .record import Record
+
+# The columns a customer's values go to, in display order (``fields`` holds the custom ones).
+COLUMNS = (
+    "email",
+    "external_id",
+    "name",
+    "company",
+    "phone",
+    "owner",
+    "plan",
+    "mrr",
+    "seats",
+    "signed_on",
+    "language",
+    "tags",
+    "fields",
+)
+KEYS = ("email", "external_id", "id")
+
+
+@dataclasses.dataclass(frozen=True)
+class Customer(Record):
+    id: int
+    email: str | None
+    external_id: str | None
+    name: str
+    company: str | None
+    phone: str | None
+    owner: str | None
+    plan: str | None
+    mrr: float | None
+    seats: int | None
+    signed_on: str | None
+    language: str | None
+    tags: tuple[str, ...]
+    fields: Mapping[str, str]
+    created_on: str
+    updated_on: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> Customer:
+        values = decode(row)
+        values["tags"] = tuple(values["tags"])
+        return cls(**{name: values[name] for name in cls.field_names()})
+
+    @property
+    def label(self) -> str:
+        """How messages name the customer: their email, else external id, else #id."""
+        return self.email or self.external_id or f"#{self.id}"
+
+
+def encode(values: Mapping[str, Any]) -> Row:
+    """A customer's values as stored: only known columns, tags and fields as JSON."""
+    row = {k: v for k, v in values.items() if k in COLUMNS}
+    if "tags" in row:
+        row["tags"] = json.dumps(list(row["tags"] or []), ensure_ascii=False)
+    if "fields" in row:
+        row["fields"] = json.dumps(dict(row["fields"] or {}), ensure_ascii=False, sort_keys=True)
+    return row
+
+
+def decode(row: sqlite3.Row | Mapping[str, Any]) -> Row:
+    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    try:
+        values["tags"] = json.loads(values.get("tags") or "[]")
+        values["fields"] = json.loads(values.get("fields") or "{}")
+    except ValueError as exc:  # written by funnelctl, so only damage makes it unreadable
+        raise DatabaseDamaged(
+            f"Customer #{values.get('id')}'s tags or custom fields cannot be read ({exc}): the "
+            "database has been damaged or changed by another program; fix that customer with "
+            "sqlite3, or restore your latest backup."
+        ) from None
+    return values
+
+
+def by(store: Store, column: str, value: str | int) -> Customer | None:
+    """The customer whose ``column`` (email, external_id or id) is ``value``."""
+    assert column in KEYS
+    row = store.conn.execute(f"SELECT * FROM customers WHERE {column} = ?", [value]).fetchone()
+    return Customer.from_row(row) if row else None
+
+
+def get(store: Store, customer_id: int) -> Customer | None:
+    return by(store, "id", customer_id)
+
+
+def find(store: Store, ref: str) -> Customer:
+    """A customer by email, external id or ``#id``; NotFound names what was asked for."""
+    ref = ref.strip()
+    found: Customer | None = None
+    if ref.startswith("#") and ref[1:].isdigit():
+        found = by(store, "id", int(ref[1:]))
+    elif "@" in ref:
+        found = by(store, "email", ref)
+    if found is None:
+        found = by(store, "external_id", ref)
+    if found is None:
+        raise NotFound(
+            f"No customer {ref!r}: give an email, an external id or #id "
+            "(see 'funnelctl customer list')."
+        )
+    return found
+
+
+def owner_of(store: Store, customer_id: int) -> str | None:
+    row = store.conn.execute("SELECT owner FROM customers WHERE id = ?", [customer_id]).fetchone()
+    return None if row is None else row[0]
+
+
+def insert(store: Store, values: Mapping[str, Any], today: str) -> int:
+    row = encode(values)
+    row["created_on"] = row["updated_on"] = today
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    cursor = store.conn.execute(
+        f"INSERT INTO customers ({columns}) VALUES ({marks})", list(row.values())
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def update(store: Store, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
+    row = encode(changes)
+    row["updated_on"] = today
+    assignments = ", ".join(f"{column} = ?" for column in row)
+    store.conn.execute(
+        f"UPDATE customers SET {assignments} WHERE id = ?", [*row.values(), customer_id]
+    )
+
+
+def listing(
+    store: Store,
+    *,
+    funnel: str | None = None,
+    stage: str | None = None,
+    owner: str | None = None,
+    tag: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Row]:
+    """Customers as rows for output, each with its active enrollments (a ``funnel:stage``
+    list), filtered; streamed, so that a book of any size lists in flat memory."""
+    where: list[str] = []
+    params: list[Any] = []
+    if owner:
+        where.append("c.owner = ?")
+        params.append(owner)
+    if tag:
+        where.append("EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = ?)")
+        params.append(tag)
+    if funnel or stage:
+        cond = ["e.customer_id = c.id", "e.status = 'active'"]
+        if funnel:
+            cond.append("e.funnel = ?")
+            params.append(funnel)
+        if stage:
+            cond.append("e.stage = ?")
+            params.append(stage)
+        where.append(f"EXISTS (SELECT 1 FROM enrollments e WHERE {' AND '.join(cond)})")
+    sql = (
+        "SELECT c.*, (SELECT group_concat(e.funnel || ':' || e.stage, ' ') FROM enrollments e "
+        "WHERE e.customer_id = c.id AND e.status = 'active') AS enrollments FROM customers c"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY c.id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    for row in store.conn.execute(sql, params):
+        yield decode(row)
+
+
+def custom_field_names(store: Store) -> list[str]:
+    """Every custom field name any customer has, sorted."""
+    return [
+        row[0]
+        for row in store.conn.execute(
+            "SELECT DISTINCT j.key FROM customers, json_each(customers.fields) j ORDER BY 1"
+        )
+    ]

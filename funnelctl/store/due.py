@@ -1,0 +1,100 @@
+"""The queries behind `funnelctl due`: open tasks, stuck and quiet enrollments, customers
+at risk, enrollments with no next step, and queued emails, each as a row that names the
+customer, the funnel and stage, and the owner (the enrollment's, else the customer's).
+
+Every query is an index range scan (activities_open_due, enrollments_stage,
+enrollments_idle, outbox_due): its cost follows what is due, not the size of the book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .db import Row, Store
+
+_OWNER = "coalesce(e.owner, c.owner)"
+
+
+def _rows(store: Store, sql: str, params: list[Any]) -> Iterator[Row]:
+    for row in store.conn.execute(sql, params):
+        yield dict(row)
+
+
+def _window(column: str, after: str | None, until: str) -> tuple[str, list[Any]]:
+    """``column`` up to ``until``, and after ``after`` when given."""
+    if after is None:
+        return f"{column} <= ?", [until]
+    return f"{column} > ? AND {column} <= ?", [after, until]
+
+
+def tasks(store: Store, *, until: str, after: str | None, owner: str | None) -> Iterator[Row]:
+    """Open tasks due by ``until`` (and after ``after``), earliest first."""
+    window, params = _window("a.due_on", after, until)
+    mine = "AND a.owner = ?" if owner else ""
+    yield from _rows(
+        store,
+        "SELECT a.*, c.email, c.external_id, e.funnel, e.stage FROM activities a "
+        "JOIN customers c ON c.id = a.customer_id LEFT JOIN enrollments e ON e.id = a.enrollment_id "
+        f"WHERE a.status = 'open' AND {window} {mine} ORDER BY a.due_on, a.id",
+        [*params, *([owner] if owner else [])],
+    )
+
+
+def emails(store: Store, *, until: str, after: str | None, owner: str | None) -> Iterator[Row]:
+    """Queued emails scheduled by ``until`` (and after ``after``), earliest first."""
+    window, params = _window("o.scheduled_on", after, until)
+    mine = f"AND {_OWNER} = ?" if owner else ""
+    yield from _rows(
+        store,
+        f"SELECT o.*, c.email, c.external_id, e.funnel, e.stage, {_OWNER} AS owner "
+        "FROM outbox o JOIN customers c ON c.id = o.customer_id "
+        "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+        f"WHERE o.status = 'queued' AND {window} {mine} ORDER BY o.scheduled_on, o.id",
+        [*params, *([owner] if owner else [])],
+    )
+
+
+def in_stage_since_before(
+    store: Store, funnel: str, stage: str, cutoff: str, owner: str | None
+) -> Iterator[Row]:
+    """Active enrollments at ``stage`` entered before ``cutoff``, with the day of the
+    customer's last touchpoint (``last_touch``)."""
+    mine = f"AND {_OWNER} = ?" if owner else ""
+    yield from _rows(
+        store,
+        f"SELECT e.*, c.email, c.external_id, {_OWNER} AS owner, "
+        "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) "
+        "AS last_touch FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+        "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
+        f"{mine}",
+        [funnel, stage, cutoff, *([owner] if owner else [])],
+    )
+
+
+def idle(store: Store, funnel: str, stage: str, owner: str | None) -> Iterator[Row]:
+    """Active enrollments at ``stage`` with no open task and no queued email."""
+    mine = f"AND {_OWNER} = ?" if owner else ""
+    yield from _rows(
+        store,
+        f"SELECT e.*, c.email, c.external_id, {_OWNER} AS owner "
+        "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+        "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
+        f"{mine} ORDER BY e.entered_on, e.id",
+        [funnel, stage, *([owner] if owner else [])],
+    )
+
+
+def at_risk(store: Store, today: str, owner: str | None) -> Iterator[Row]:
+    """Customers in an open at-risk episode begun by ``today``, worst score first; owned,
+    as the other items are, by an active enrollment's owner, else the customer's."""
+    mine = f"AND {_OWNER} = ?" if owner else ""
+    yield from _rows(
+        store,
+        "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner "
+        "FROM health_episodes h JOIN customers c ON c.id = h.customer_id "
+        "WHERE h.kind = 'at-risk' AND h.ended_on IS NULL AND EXISTS (SELECT 1 FROM enrollments e "
+        f"WHERE e.customer_id = c.id AND e.status = 'active' {mine}) AND h.started_on <= ? "
+        "ORDER BY h.score, h.started_on",
+        [*([owner] if owner else []), today],
+    )
