@@ -14,9 +14,10 @@ from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction, Where
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, customers, due, enrollments, outbox
+from .store import Row, Store, customers, due, enrollments, outbox, touchpoints
 from .store import activities as tasks
 from .store.activities import Task
+from .store.customers import Customer
 from .workspace import Settings
 
 DIRECTIONS = ("inbound", "outbound")
@@ -245,28 +246,24 @@ def log_touchpoint(
     if on > today:
         raise UsageError(f"--on {on} is after today ({today}).")
     with store.write():
-        customer = store.find_customer(ref)
-        touch_id = store.insert(
-            "touchpoints",
-            {
-                "customer_id": customer["id"],
-                "channel": channel,
-                "direction": direction,
-                "happened_on": on,
-                "summary": summary,
-                "by": by,
-                "created_on": today,
-            },
+        customer = customers.find(store, ref)
+        touch_id = touchpoints.add(
+            store,
+            customer_id=customer.id,
+            channel=channel,
+            direction=direction,
+            happened_on=on,
+            summary=summary,
+            by=by,
+            today=today,
         )
         skipped = dropped = 0
         if direction == "inbound":
             # only emails of stage visits that began by the day of the reply
-            skipped = outbox.skip_waiting_for_reply(
-                store, customer["id"], on, "the customer replied"
-            )
+            skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
             if skipped:
                 store.add_event(
-                    customer["id"],
+                    customer.id,
                     today,
                     "email",
                     f"{skipped} queued email(s) not sent: the customer replied",
@@ -274,50 +271,43 @@ def log_touchpoint(
         dropped = apply_drop_rules(store, library, settings, customer, today)
     return {
         "touchpoint": touch_id,
-        "customer": customer["email"],
+        "customer": customer.email,
         "emails_skipped": skipped,
         "tasks_dropped": dropped,
     }
 
 
 def apply_drop_rules(
-    store: Store, library: Library, settings: Settings, customer: Row, today: str
+    store: Store, library: Library, settings: Settings, customer: Customer, today: str
 ) -> int:
     """Drop the customer's open tasks whose ``drop_if`` is now true."""
     dropped = 0
-    for task in store.rows(
-        "SELECT a.*, e.funnel, e.stage FROM activities a LEFT JOIN enrollments e ON e.id = a.enrollment_id "
-        "WHERE a.customer_id = ? AND a.status = 'open' AND a.drop_if IS NOT NULL",
-        [customer["id"]],
-    ):
-        enrollment = (
-            store.one("SELECT * FROM enrollments WHERE id = ?", [task["enrollment_id"]])
-            if task["enrollment_id"]
+    for task in tasks.droppable(store, customer.id):
+        assert task.drop_if is not None
+        enrollment = enrollments.get(store, task.enrollment_id) if task.enrollment_id else None
+        funnel = library.funnels.get(enrollment.funnel) if enrollment else None
+        stage = (
+            next((s for s in funnel.stages if s.id == enrollment.stage), None)
+            if funnel and enrollment
             else None
         )
-        funnel = library.funnels.get(task["funnel"]) if task["funnel"] else None
-        stage = next((s for s in funnel.stages if s.id == task["stage"]), None) if funnel else None
         context = build_context(
             store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment
         )
         try:
-            if not evaluate(task["drop_if"], context):
+            if not evaluate(task.drop_if, context):
                 continue
         except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
             store.add_event(
-                customer["id"], today, "task", f"drop_if of #{task['id']} failed: {exc}", ok=False
+                customer.id, today, "task", f"drop_if of #{task.id} failed: {exc}", ok=False
             )
             continue
-        store.update(
-            "activities",
-            task["id"],
-            {"status": "dropped", "closed_on": today, "note": f"dropped: {task['drop_if']}"},
-        )
+        tasks.close(store, task.id, "dropped", today, f"dropped: {task.drop_if}")
         store.add_event(
-            customer["id"],
+            customer.id,
             today,
             "task",
-            f"Dropped: #{task['id']} {task['title']} ({task['drop_if']})",
+            f"Dropped: #{task.id} {task.title} ({task.drop_if})",
         )
         dropped += 1
     return dropped

@@ -13,7 +13,10 @@ from typing import Any
 from .customers import first_name
 from .dates import days_between
 from .playbooks import Funnel, Stage
-from .store import Row, Store
+from .store import Store, enrollments, touchpoints
+from .store import health as signals
+from .store.customers import Customer
+from .store.enrollments import Enrollment
 from .workspace import Settings
 
 
@@ -55,7 +58,7 @@ class Lazy(Mapping[str, Any]):
 
 def customer_context(
     store: Store,
-    customer: Row,
+    customer: Customer,
     since: str | None,
     today: str | None = None,
     known_touches: tuple[str | None, str | None] | None = None,
@@ -68,53 +71,36 @@ def customer_context(
     """
 
     def touches() -> dict[str, Any]:
-        last: dict[str, Any] | None
-        if known_touches is not None:
-            last = {"last_on": known_touches[0], "last_inbound": known_touches[1]}
-        else:
-            last = store.one(
-                "SELECT max(happened_on) AS last_on, "
-                "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
-                "FROM touchpoints WHERE customer_id = ? AND (? IS NULL OR happened_on <= ?)",
-                [customer["id"], today, today],
-            ) or {"last_on": None, "last_inbound": None}
-        inbound = last["last_inbound"]
+        last_on, inbound = (
+            known_touches
+            if known_touches is not None
+            else touchpoints.last_touches(store, customer.id, today)
+        )
         return {
             "replied": bool(inbound and (since is None or inbound >= since)),
-            "last_touch_on": last["last_on"],
+            "last_touch_on": last_on,
         }
 
     return Lazy(
         {
-            "id": customer["id"],
-            "email": customer["email"],
-            "external_id": customer["external_id"],
-            "name": customer["name"],
-            "first_name": first_name(customer["name"] or "") or None,  # never prints as blank
-            "company": customer["company"],
-            "phone": customer["phone"],
-            "owner": customer["owner"],
-            "plan": customer["plan"],
-            "mrr": customer["mrr"],
-            "seats": customer["seats"],
-            "signed_on": customer["signed_on"],
-            "language": customer["language"],
-            "tags": list(customer["tags"]),
-            "fields": dict(customer["fields"]),
+            "id": customer.id,
+            "email": customer.email,
+            "external_id": customer.external_id,
+            "name": customer.name,
+            "first_name": first_name(customer.name or "") or None,  # never prints as blank
+            "company": customer.company,
+            "phone": customer.phone,
+            "owner": customer.owner,
+            "plan": customer.plan,
+            "mrr": customer.mrr,
+            "seats": customer.seats,
+            "signed_on": customer.signed_on,
+            "language": customer.language,
+            "tags": list(customer.tags),
+            "fields": dict(customer.fields),
         },
         touches,
     )
-
-
-def latest_signals(store: Store, customer_id: int, today: str) -> dict[str, float]:
-    """Each metric's latest value as of ``today`` (later measurements are not seen)."""
-    rows = store.rows(
-        "SELECT metric, value FROM signals s WHERE customer_id = ? AND measured_on = "
-        "(SELECT max(measured_on) FROM signals WHERE customer_id = s.customer_id AND metric = s.metric "
-        "AND measured_on <= ?) ORDER BY id",
-        [customer_id, today],
-    )
-    return {r["metric"]: r["value"] for r in rows}
 
 
 @lru_cache(maxsize=8)
@@ -125,19 +111,19 @@ def _sender(sender: str) -> tuple[str, str]:
 def build_context(
     store: Store,
     settings: Settings,
-    customer: Row,
+    customer: Customer,
     today: str,
     *,
     funnel: Funnel | None = None,
     stage: Stage | None = None,
-    enrollment: Row | None = None,
+    enrollment: Enrollment | None = None,
     known_signals: dict[str, float] | None = None,
     known_touches: tuple[str | None, str | None] | None = None,
 ) -> dict[str, Any]:
     """The context of one customer; ``known_*`` are values already read in bulk."""
-    entered = enrollment["entered_on"] if enrollment else None
+    entered = enrollment.entered_on if enrollment else None
     sender_name, sender_email = _sender(settings.sender)
-    owner = (enrollment or {}).get("owner") or customer.get("owner")
+    owner = (enrollment.owner if enrollment else None) or customer.owner
     return {
         "customer": customer_context(store, customer, entered, today, known_touches),
         "owner": owner,
@@ -146,11 +132,11 @@ def build_context(
         "stage": {"id": stage.id, "title": stage.title} if stage else None,
         "days_in_stage": days_between(entered, today) if entered else None,
         "days_since_signed": (
-            days_between(customer["signed_on"], today) if customer.get("signed_on") else None
+            days_between(customer.signed_on, today) if customer.signed_on else None
         ),
         "signals": Lazy(known_signals, dict, "signals")
         if known_signals is not None
-        else Lazy({}, lambda: latest_signals(store, customer["id"], today), "signals"),
+        else Lazy({}, lambda: signals.latest(store, customer.id, today), "signals"),
         "today": today,
     }
 
@@ -159,24 +145,18 @@ def context_for(
     store: Store,
     library: Any,
     settings: Settings,
-    customer: Row,
+    customer: Customer,
     today: str,
     *,
     enrollment_id: int | None = None,
     visit_id: int | None = None,
 ) -> dict[str, Any]:
     """The context for an enrollment's stage visit (an email's own visit when given)."""
-    enrollment = (
-        store.one("SELECT * FROM enrollments WHERE id = ?", [enrollment_id])
-        if enrollment_id
-        else None
-    )
-    stage_id = enrollment["stage"] if enrollment else None
+    enrollment = enrollments.get(store, enrollment_id) if enrollment_id else None
+    stage_id = enrollment.stage if enrollment else None
     if visit_id:
-        stage_id = (
-            store.scalar("SELECT to_stage FROM stage_history WHERE id = ?", [visit_id]) or stage_id
-        )
-    funnel = library.funnels.get(enrollment["funnel"]) if enrollment else None
+        stage_id = enrollments.stage_of_visit(store, visit_id) or stage_id
+    funnel = library.funnels.get(enrollment.funnel) if enrollment else None
     stage = next((s for s in funnel.stages if s.id == stage_id), None) if funnel else None
     return build_context(
         store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment

@@ -31,7 +31,9 @@ from .playbooks import (
     describe_action,
 )
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store
+from .store import Store, customers, enrollments
+from .store.customers import Customer
+from .store.enrollments import Enrollment
 from .workspace import Settings
 
 CLOSED = ("won", "lost", "churned")
@@ -49,8 +51,8 @@ class ConditionError(FunnelError):
 CONDITION_ERRORS = (TemplateError, TypeError, ValueError, KeyError, ArithmeticError)
 
 
-def customer_label(customer: Row) -> str:
-    return str(customer.get("email") or customer.get("external_id") or f"#{customer['id']}")
+def customer_label(customer: Customer) -> str:
+    return customer.label
 
 
 # -- records: the stage history -------------------------------------------------------------
@@ -60,7 +62,7 @@ def customer_label(customer: Row) -> str:
 
 def record_enrollment(
     store: Store,
-    customer: Row,
+    customer: Customer,
     funnel: Funnel,
     *,
     stage_id: str | None,
@@ -73,25 +75,20 @@ def record_enrollment(
     Records only (no actions). The caller holds the write transaction. Returns the enrollment id.
     """
     stage = funnel.stage(stage_id) if stage_id else funnel.stages[0]
-    if store.active_enrollment(customer["id"], funnel.id):
-        raise FunnelError(
-            f"Customer {customer_label(customer)} is already in funnel {funnel.id!r}."
-        )
-    enrollment_id = store.insert(
-        "enrollments",
-        {
-            "customer_id": customer["id"],
-            "funnel": funnel.id,
-            "stage": stage.id,
-            "entered_on": on,
-            "status": "active",
-            "owner": customer.get("owner"),
-            "started_on": on,
-        },
+    if enrollments.active_in(store, customer.id, funnel.id):
+        raise FunnelError(f"Customer {customer.label} is already in funnel {funnel.id!r}.")
+    enrollment_id = enrollments.insert(
+        store,
+        customer_id=customer.id,
+        funnel=funnel.id,
+        stage=stage.id,
+        on=on,
+        owner=customer.owner,
     )
-    visit_id = store.add_history(
+    visit_id = enrollments.add_history(
+        store,
         enrollment_id=enrollment_id,
-        customer_id=customer["id"],
+        customer_id=customer.id,
         funnel=funnel.id,
         kind="enroll",
         from_stage=None,
@@ -100,13 +97,13 @@ def record_enrollment(
         by=by,
         note=note,
     )
-    store.update("enrollments", enrollment_id, {"visit_id": visit_id})
+    enrollments.set_visit(store, enrollment_id, visit_id)
     return enrollment_id
 
 
 def record_move(
     store: Store,
-    enrollment: Row,
+    enrollment: Enrollment,
     funnel: Funnel,
     to_stage: str,
     *,
@@ -119,11 +116,11 @@ def record_move(
     Records only. Returns the new stage visit's history id.
     """
     target = funnel.stage(to_stage)
-    if enrollment["status"] != "active":
+    if enrollment.status != "active":
         raise FunnelError(
-            f"The {funnel.id} enrollment is {enrollment['status']}; reopen it with --reopen."
+            f"The {funnel.id} enrollment is {enrollment.status}; reopen it with --reopen."
         )
-    current = enrollment["stage"]
+    current = enrollment.stage
     if current == target.id:
         raise FunnelError(f"Already at stage {target.id!r} of {funnel.id}.")
     known = {s.id for s in funnel.stages}
@@ -139,13 +136,14 @@ def record_move(
             f"Funnel {funnel.id} does not allow skipping stages: from {current} the next is "
             f"{nxt.id if nxt else 'none'}."
         )
-    if on < enrollment["entered_on"]:
+    if on < enrollment.entered_on:
         raise FunnelError(
-            f"Cannot move on {on}: the customer entered {current} on {enrollment['entered_on']}."
+            f"Cannot move on {on}: the customer entered {current} on {enrollment.entered_on}."
         )
-    visit_id = store.add_history(
-        enrollment_id=enrollment["id"],
-        customer_id=enrollment["customer_id"],
+    visit_id = enrollments.add_history(
+        store,
+        enrollment_id=enrollment.id,
+        customer_id=enrollment.customer_id,
         funnel=funnel.id,
         kind="move",
         from_stage=current,
@@ -154,17 +152,13 @@ def record_move(
         by=by,
         note=note,
     )
-    store.update(
-        "enrollments",
-        enrollment["id"],
-        {"stage": target.id, "entered_on": on, "visit_id": visit_id},
-    )
+    enrollments.enter_stage(store, enrollment.id, target.id, on, visit_id)
     return visit_id
 
 
 def record_close(
     store: Store,
-    enrollment: Row,
+    enrollment: Enrollment,
     status: str,
     *,
     on: str,
@@ -173,36 +167,33 @@ def record_close(
 ) -> None:
     """Close an active enrollment as won, lost or churned; lost and churned drop what was open."""
     assert status in CLOSED
-    if on < enrollment["entered_on"]:
+    if on < enrollment.entered_on:
         raise FunnelError(
-            f"Cannot close on {on}: the customer entered {enrollment['stage']} on "
-            f"{enrollment['entered_on']}."
+            f"Cannot close on {on}: the customer entered {enrollment.stage} on "
+            f"{enrollment.entered_on}."
         )
-    if enrollment["status"] != "active":
-        raise FunnelError(
-            f"The {enrollment['funnel']} enrollment is already {enrollment['status']}."
-        )
-    store.add_history(
-        enrollment_id=enrollment["id"],
-        customer_id=enrollment["customer_id"],
-        funnel=enrollment["funnel"],
+    if enrollment.status != "active":
+        raise FunnelError(f"The {enrollment.funnel} enrollment is already {enrollment.status}.")
+    enrollments.add_history(
+        store,
+        enrollment_id=enrollment.id,
+        customer_id=enrollment.customer_id,
+        funnel=enrollment.funnel,
         kind=status,
-        from_stage=enrollment["stage"],
-        to_stage=enrollment["stage"],
+        from_stage=enrollment.stage,
+        to_stage=enrollment.stage,
         moved_on=on,
         by=by,
         note=reason,
     )
-    store.update(
-        "enrollments", enrollment["id"], {"status": status, "closed_on": on, "close_reason": reason}
-    )
+    enrollments.close(store, enrollment.id, status, on, reason)
     if status != "won":
-        activities.drop_for_enrollment(store, enrollment["id"], on, f"enrollment {status}")
+        activities.drop_for_enrollment(store, enrollment.id, on, f"enrollment {status}")
 
 
 def record_reopen(
     store: Store,
-    enrollment: Row,
+    enrollment: Enrollment,
     funnel: Funnel,
     stage_id: str,
     *,
@@ -211,42 +202,29 @@ def record_reopen(
     note: str | None,
 ) -> int:
     """Reopen a closed enrollment at ``stage_id``: a new stage visit."""
-    if enrollment["status"] == "active":
+    if enrollment.status == "active":
         raise FunnelError(f"The {funnel.id} enrollment is not closed; move it without --reopen.")
-    if enrollment["closed_on"] and on < enrollment["closed_on"]:
+    if enrollment.closed_on and on < enrollment.closed_on:
         raise FunnelError(
-            f"Cannot reopen on {on}: the enrollment was closed on {enrollment['closed_on']}."
+            f"Cannot reopen on {on}: the enrollment was closed on {enrollment.closed_on}."
         )
-    if store.active_enrollment(enrollment["customer_id"], funnel.id):
+    if enrollments.active_in(store, enrollment.customer_id, funnel.id):
         raise FunnelError(f"The customer already has an active {funnel.id} enrollment.")
     stage = funnel.stage(stage_id)
-    visit_id = store.add_history(
-        enrollment_id=enrollment["id"],
-        customer_id=enrollment["customer_id"],
+    visit_id = enrollments.add_history(
+        store,
+        enrollment_id=enrollment.id,
+        customer_id=enrollment.customer_id,
         funnel=funnel.id,
         kind="reopen",
-        from_stage=enrollment["stage"],
+        from_stage=enrollment.stage,
         to_stage=stage.id,
         moved_on=on,
         by=by,
         note=note,
     )
-    store.update(
-        "enrollments",
-        enrollment["id"],
-        {
-            "status": "active",
-            "closed_on": None,
-            "close_reason": None,
-            "stage": stage.id,
-            "entered_on": on,
-            "visit_id": visit_id,
-        },
-    )
+    enrollments.reopen(store, enrollment.id, stage.id, on, visit_id)
     return visit_id
-
-
-# -- running one action ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -254,8 +232,8 @@ class Step:
     """One claimed action about to run: for whom, in which enrollment and stage visit,
     dated which day, claimed under which key, and where it stands in the playbook."""
 
-    customer: Row
-    enrollment: Row
+    customer: Customer
+    enrollment: Enrollment
     funnel: Funnel
     stage: Stage
     on: str
@@ -264,7 +242,7 @@ class Step:
 
     @property
     def default_owner(self) -> str | None:
-        return self.enrollment.get("owner") or self.customer.get("owner")
+        return self.enrollment.owner or self.customer.owner
 
 
 A = TypeVar("A", bound=Action)
@@ -298,21 +276,21 @@ class Engine:
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    def _enrollment(self, enrollment_id: int) -> Row:
-        row = self.store.one("SELECT * FROM enrollments WHERE id = ?", [enrollment_id])
-        assert row is not None
-        return row
+    def _enrollment(self, enrollment_id: int) -> Enrollment:
+        enrollment = enrollments.get(self.store, enrollment_id)
+        assert enrollment is not None
+        return enrollment
 
     def enroll(
         self,
-        customer: Row,
+        customer: Customer,
         funnel: Funnel,
         stage_id: str | None = None,
         *,
         on: str | None = None,
         note: str | None = None,
         run_actions: bool = True,
-    ) -> Row:
+    ) -> Enrollment:
         day = on or self.today
         enrollment_id = record_enrollment(
             self.store, customer, funnel, stage_id=stage_id, on=day, by=self.by, note=note
@@ -325,14 +303,14 @@ class Engine:
 
     def move(
         self,
-        enrollment: Row,
+        enrollment: Enrollment,
         funnel: Funnel,
         to_stage: str,
         *,
         on: str | None = None,
         note: str | None = None,
         by: str | None = None,
-    ) -> Row:
+    ) -> Enrollment:
         """Move and run the new stage's entry actions; ``by`` overrides the engine's own."""
         record_move(
             self.store,
@@ -343,55 +321,62 @@ class Engine:
             by=by or self.by,
             note=note,
         )
-        moved = self._enrollment(enrollment["id"])
+        moved = self._enrollment(enrollment.id)
         self._count("moved")
         self.run_entry(moved, funnel)
-        return self._enrollment(enrollment["id"])
+        return self._enrollment(enrollment.id)
 
     def reopen(
-        self, enrollment: Row, funnel: Funnel, stage_id: str | None, *, note: str | None = None
-    ) -> Row:
+        self,
+        enrollment: Enrollment,
+        funnel: Funnel,
+        stage_id: str | None,
+        *,
+        note: str | None = None,
+    ) -> Enrollment:
         record_reopen(
             self.store,
             enrollment,
             funnel,
-            stage_id or enrollment["stage"],
+            stage_id or enrollment.stage,
             on=self.today,
             by=self.by,
             note=note,
         )
-        reopened = self._enrollment(enrollment["id"])
+        reopened = self._enrollment(enrollment.id)
         self.run_entry(reopened, funnel)
-        return self._enrollment(enrollment["id"])
+        return self._enrollment(enrollment.id)
 
     def close(
-        self, enrollment: Row, status: str, *, reason: str | None = None, on: str | None = None
-    ) -> Row:
+        self,
+        enrollment: Enrollment,
+        status: str,
+        *,
+        reason: str | None = None,
+        on: str | None = None,
+    ) -> Enrollment:
         record_close(self.store, enrollment, status, on=on or self.today, by=self.by, reason=reason)
-        return self._enrollment(enrollment["id"])
+        return self._enrollment(enrollment.id)
 
     # -- entry actions ----------------------------------------------------------------------
 
-    def run_entry(self, enrollment: Row, funnel: Funnel) -> None:
+    def run_entry(self, enrollment: Enrollment, funnel: Funnel) -> None:
         """Run the on_enter actions of the enrollment's current stage visit, dated its entry."""
-        stage = funnel.stage(enrollment["stage"])
-        prefix = f"{enrollment['id']}:{enrollment['visit_id']}"
+        stage = funnel.stage(enrollment.stage)
+        prefix = f"{enrollment.id}:{enrollment.visit_id}"
         self._run(enrollment, funnel, stage, stage.on_enter, prefix, f"{funnel.id}/{stage.id}")
 
-    def run_play(self, customer: Row, play_id: str, *, key: str) -> None:
+    def run_play(self, customer: Customer, play_id: str, *, key: str) -> None:
         """Start a play for a customer (a health trigger), dated today, once per ``key``."""
-        enrollment = self.store.one(
-            "SELECT * FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
-            [customer["id"]],
-        )
+        enrollment = enrollments.current(self.store, customer.id)
         if enrollment is None:
             return
-        funnel = self.library.funnel(enrollment["funnel"])
+        funnel = self.library.funnel(enrollment.funnel)
         play = self.library.plays[play_id]
         self._run(
             enrollment,
             funnel,
-            funnel.stage(enrollment["stage"]),
+            funnel.stage(enrollment.stage),
             play.actions,
             key,
             f"play {play.id}",
@@ -400,7 +385,7 @@ class Engine:
 
     def _run(
         self,
-        enrollment: Row,
+        enrollment: Enrollment,
         funnel: Funnel,
         stage: Stage,
         actions: Sequence[Action],
@@ -409,28 +394,23 @@ class Engine:
         *,
         on: str | None = None,
     ) -> None:
-        current: Row | None = None  # re-read only after an action that may change it
-        customer: Row | None = None
-        day = on or enrollment["entered_on"]  # stage actions count from the visit's entry
+        current: Enrollment | None = None  # re-read only after an action that may change it
+        customer: Customer | None = None
+        day = on or enrollment.entered_on  # stage actions count from the visit's entry
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"
-            claimed = self.store.conn.execute(
-                "INSERT OR IGNORE INTO action_runs (action_key, customer_id, enrollment_id, ran_on, outcome) "
-                "VALUES (?, ?, ?, ?, 'running')",
-                [key, enrollment["customer_id"], enrollment["id"], self.today],
-            ).rowcount
-            if not claimed:
+            if not enrollments.claim_action(
+                self.store, key, enrollment.customer_id, enrollment.id, self.today
+            ):
                 continue  # this action already ran for this stage visit
             if current is None or customer is None:
-                current = self._enrollment(enrollment["id"])
-                customer = self.store.customer_by("id", str(current["customer_id"]))
+                current = self._enrollment(enrollment.id)
+                customer = customers.get(self.store, current.customer_id)
                 assert customer is not None
             runner = RUNNERS[type(action)]
             step = Step(customer, current, funnel, stage, day, key, f"{source} #{index + 1}")
             outcome = self._attempt(action, runner, step)
-            self.store.conn.execute(
-                "UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key]
-            )
+            enrollments.action_outcome(self.store, key, outcome)
             if runner.changes:
                 current = customer = None
 
@@ -452,7 +432,7 @@ class Engine:
 
     def _note(self, step: Step, text: str, *, ok: bool = True) -> None:
         """A line in the customer's timeline about the action of ``step``, dated its day."""
-        self.store.add_event(step.customer["id"], step.on, "action", text, ok=ok, source=step.where)
+        self.store.add_event(step.customer.id, step.on, "action", text, ok=ok, source=step.where)
 
     def _condition(self, expression: str, step: Step) -> bool:
         context = build_context(
@@ -476,9 +456,9 @@ class Engine:
         task_id = activities.create_task(
             self.store,
             action,
-            customer_id=step.customer["id"],
-            enrollment_id=step.enrollment["id"],
-            visit_id=step.enrollment["visit_id"],
+            customer_id=step.customer.id,
+            enrollment_id=step.enrollment.id,
+            visit_id=step.enrollment.visit_id,
             owner=owner,
             base_date=step.on,
             action_key=step.key,
@@ -496,9 +476,9 @@ class Engine:
         outbox_id, status, reason = mail.queue_email(
             self.store,
             self.settings,
-            customer_id=step.customer["id"],
-            enrollment_id=step.enrollment["id"],
-            visit_id=step.enrollment["visit_id"],
+            customer_id=step.customer.id,
+            enrollment_id=step.enrollment.id,
+            visit_id=step.enrollment.visit_id,
             template=action.template,
             scheduled_on=scheduled,
             stop_on_reply=action.stop_on_reply,
@@ -528,7 +508,7 @@ class Engine:
 
     def _enroll_elsewhere(self, action: EnrollAction, step: Step) -> str:
         target = self.library.funnel(action.funnel)
-        if self.store.active_enrollment(step.customer["id"], target.id):
+        if enrollments.active_in(self.store, step.customer.id, target.id):
             self._note(step, f"Already in {target.id}; not enrolled again")
             return "already enrolled"
         new_id = record_enrollment(
@@ -547,9 +527,9 @@ class Engine:
 
     def _assign(self, action: AssignAction, step: Step) -> str:
         owner = self.assigner.resolve(action.strategy, step.default_owner)
-        self.store.update("enrollments", step.enrollment["id"], {"owner": owner})
-        if owner and not step.customer.get("owner"):
-            self.store.update_customer(step.customer["id"], {"owner": owner}, self.today)
+        enrollments.set_owner(self.store, step.enrollment.id, owner)
+        if owner and not step.customer.owner:
+            customers.update(self.store, step.customer.id, {"owner": owner}, self.today)
         self._note(step, f"Assigned to {owner or 'nobody (the team is empty)'}")
         return f"assigned {owner}"
 
@@ -580,14 +560,10 @@ class Engine:
                     if stage.advance_after is None or nxt is None:
                         continue
                     cutoff = shift(self.today, -stage.advance_after)
-                    for row in self.store.rows(
-                        "SELECT * FROM enrollments WHERE funnel = ? AND stage = ? AND status = 'active' "
-                        "AND entered_on <= ? ORDER BY id",
-                        [funnel.id, stage.id, cutoff],
-                    ):
-                        on = shift(row["entered_on"], stage.advance_after)
+                    for due in enrollments.due_to_advance(self.store, funnel.id, stage.id, cutoff):
+                        on = shift(due.entered_on, stage.advance_after)
                         note = f"automatic after {stage.advance_after} days in {stage.id}"
-                        self.move(row, funnel, nxt.id, on=on, note=note, by=TICK_BY)
+                        self.move(due, funnel, nxt.id, on=on, note=note, by=TICK_BY)
                         moved = True
         escalated = activities.escalate_overdue(self.store, self.library, self.today)
         if escalated:
@@ -620,19 +596,19 @@ RUNNERS: dict[type[Any], Runner[Any]] = {
 def pick_enrollment(
     store: Store,
     library: Library,
-    customer: Row,
+    customer: Customer,
     *,
     funnel_id: str | None,
     stage_id: str | None = None,
     closed: bool = False,
-) -> tuple[Row, Funnel]:
+) -> tuple[Enrollment, Funnel]:
     """The one enrollment a command is about; asks for --funnel when it is ambiguous."""
-    rows = store.enrollments_of(customer["id"])
+    rows = enrollments.of_customer(store, customer.id)
     label = customer_label(customer)
     if funnel_id:
         funnel = library.funnel(funnel_id)
-        mine = [r for r in rows if r["funnel"] == funnel.id]
-        active = [r for r in mine if r["status"] == "active"]
+        mine = [r for r in rows if r.funnel == funnel.id]
+        active = [r for r in mine if r.status == "active"]
         if active:
             return active[-1], funnel
         if closed and mine:
@@ -643,18 +619,18 @@ def pick_enrollment(
             )
         raise NotFound(f"{label} is not in funnel {funnel.id!r}; enroll them first.")
     candidates = (
-        [r for r in rows if r["status"] == "active"]
+        [r for r in rows if r.status == "active"]
         if not closed
-        else [r for r in rows if r["status"] in CLOSED]
+        else [r for r in rows if r.status in CLOSED]
     )
     if stage_id:
         candidates = [
             r
             for r in candidates
-            if r["funnel"] in library.funnels
-            and stage_id in {s.id for s in library.funnels[r["funnel"]].stages}
+            if r.funnel in library.funnels
+            and stage_id in {s.id for s in library.funnels[r.funnel].stages}
         ]
-    funnels = sorted({r["funnel"] for r in candidates})
+    funnels = sorted({r.funnel for r in candidates})
     if not candidates:
         what = "closed" if closed else "active"
         where = f" with a stage {stage_id!r}" if stage_id else ""
@@ -669,16 +645,16 @@ def pick_enrollment(
 # -- one call per command, each one transaction --------------------------------------------------
 
 
-def summary(store: Store, enrollment: Row, counts: dict[str, int]) -> dict[str, object]:
-    customer = store.customer_by("id", str(enrollment["customer_id"]))
+def summary(store: Store, enrollment: Enrollment, counts: dict[str, int]) -> dict[str, object]:
+    customer = customers.get(store, enrollment.customer_id)
     assert customer is not None
     return {
         "customer": customer_label(customer),
-        "funnel": enrollment["funnel"],
-        "stage": enrollment["stage"],
-        "status": enrollment["status"],
-        "since": enrollment["entered_on"],
-        "owner": enrollment["owner"],
+        "funnel": enrollment.funnel,
+        "stage": enrollment.stage,
+        "status": enrollment.status,
+        "since": enrollment.entered_on,
+        "owner": enrollment.owner,
         "tasks": counts.get("tasks", 0),
         "emails": counts.get("emails", 0),
         "failed_actions": counts.get("failed", 0),
@@ -700,7 +676,7 @@ def enroll_customer(
     if stage_id:
         funnel.stage(stage_id)
     with store.write():
-        customer = store.find_customer(ref)
+        customer = customers.find(store, ref)
         engine = Engine(store, library, settings, today, by)
         enrollment = engine.enroll(customer, funnel, stage_id)
         return summary(store, enrollment, engine.counts)
@@ -720,7 +696,7 @@ def move_customer(
     by: str | None,
 ) -> dict[str, object]:
     with store.write():
-        customer = store.find_customer(ref)
+        customer = customers.find(store, ref)
         enrollment, funnel = pick_enrollment(
             store, library, customer, funnel_id=funnel_id, stage_id=stage_id, closed=reopen
         )
@@ -746,7 +722,7 @@ def close_customer(
     by: str | None,
 ) -> dict[str, object]:
     with store.write():
-        customer = store.find_customer(ref)
+        customer = customers.find(store, ref)
         enrollment, _ = pick_enrollment(store, library, customer, funnel_id=funnel_id)
         engine = Engine(store, library, settings, today, by)
         closed = engine.close(enrollment, status, reason=reason)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -22,7 +22,10 @@ from .dates import days_between, shift
 from .errors import FunnelError, UsageError
 from .playbooks import BAND_POINTS, HealthModel, Library, Measure
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, decode_customer
+from .store import Row, Store, customers, enrollments
+from .store import health as signals
+from .store.customers import Customer
+from .store.enrollments import Enrollment
 from .workspace import Settings
 
 # -- signals --------------------------------------------------------------------------------------
@@ -55,21 +58,19 @@ def record_signal(
     if on > today:
         raise UsageError(f"--at {on} is after today ({today}).")
     with store.write():
-        customer = store.find_customer(ref)
-        signal_id = store.insert(
-            "signals",
-            {
-                "customer_id": customer["id"],
-                "metric": name,
-                "value": number,
-                "measured_on": on,
-                "source": "cli",
-                "created_on": today,
-            },
+        customer = customers.find(store, ref)
+        signal_id = signals.add_signal(
+            store,
+            customer_id=customer.id,
+            metric=name,
+            value=number,
+            measured_on=on,
+            source="cli",
+            today=today,
         )
     return {
         "id": signal_id,
-        "customer": customer["email"] or customer["external_id"],
+        "customer": customer.email or customer.external_id,
         "metric": name,
         "value": number,
         "measured_on": on,
@@ -105,27 +106,12 @@ def _signal_functions(
     def window(metric: str, days: int, how: str) -> float | None:
         if prefetch is not None:
             return prefetch.window(customer_id, metric, days, how)
-        since = shift(today, -int(days))
-        row = store.one(
-            f"SELECT {how}(value) AS v, count(*) AS n FROM signals "
-            "WHERE customer_id = ? AND metric = ? AND measured_on > ? AND measured_on <= ?",
-            [customer_id, metric, since, today],
-        )
-        if not row or not row["n"]:
-            return None
-        return float(row["v"])
+        return signals.window(store, customer_id, metric, shift(today, -int(days)), today, how)
 
     def change(metric: str, days: int) -> float | None:
-        rows = store.rows(
-            "SELECT value FROM signals WHERE customer_id = ? AND metric = ? AND measured_on <= ? "
-            "ORDER BY measured_on DESC, id DESC LIMIT 1",
-            [customer_id, metric, today],
-        ) + store.rows(
-            "SELECT value FROM signals WHERE customer_id = ? AND metric = ? AND measured_on <= ? "
-            "ORDER BY measured_on DESC, id DESC LIMIT 1",
-            [customer_id, metric, shift(today, -int(days))],
-        )
-        return rows[0]["value"] - rows[1]["value"] if len(rows) == 2 else None
+        now = signals.value_on(store, customer_id, metric, today)
+        then = signals.value_on(store, customer_id, metric, shift(today, -int(days)))
+        return now - then if now is not None and then is not None else None
 
     return {
         "signal_sum": lambda metric, days: window(metric, days, "sum"),
@@ -147,61 +133,23 @@ class Prefetch:
     def __init__(self, store: Store, today: str) -> None:
         self.store = store
         self.today = today
-        self.signals: dict[int, dict[str, float]] = defaultdict(dict)
-        for r in store.iter_rows(
-            "SELECT customer_id, metric, value FROM (SELECT customer_id, metric, value, "
-            "row_number() OVER (PARTITION BY customer_id, metric "
-            "ORDER BY measured_on DESC, id DESC) AS n FROM signals WHERE measured_on <= ?) "
-            "WHERE n = 1",
-            [today],
-        ):
-            self.signals[r["customer_id"]][r["metric"]] = r["value"]
-        self.touches = {
-            r["customer_id"]: (r["last_on"], r["last_inbound"])
-            for r in store.iter_rows(
-                "SELECT customer_id, max(happened_on) AS last_on, "
-                "max(CASE WHEN direction = 'inbound' THEN happened_on END) AS last_inbound "
-                "FROM touchpoints WHERE happened_on <= ? GROUP BY customer_id",
-                [today],
-            )
-        }
-        self.overdue = {
-            r["customer_id"]: r["n"]
-            for r in store.iter_rows(
-                "SELECT customer_id, count(*) AS n FROM activities "
-                "WHERE status = 'open' AND due_on < ? GROUP BY customer_id",
-                [today],
-            )
-        }
-        self.enrollments: dict[int, list[Row]] = defaultdict(list)
-        for r in store.iter_rows("SELECT * FROM enrollments WHERE status = 'active' ORDER BY id"):
-            self.enrollments[r["customer_id"]].append(r)
-        self.snapshots = {
-            r["customer_id"]: r
-            for r in store.iter_rows(
-                "SELECT s.* FROM health_snapshots s WHERE s.day = (SELECT max(t.day) "
-                "FROM health_snapshots t WHERE t.customer_id = s.customer_id AND t.day <= ?)",
-                [today],
-            )
-        }
-        self.episodes: dict[int, dict[str, int]] = defaultdict(dict)
-        for r in store.iter_rows(
-            "SELECT id, customer_id, kind FROM health_episodes WHERE ended_on IS NULL"
-        ):
-            self.episodes[r["customer_id"]][r["kind"]] = r["id"]
+        self.signals = signals.latest_by_customer(store, today)
+        self.touches = signals.touches_by_customer(store, today)
+        self.overdue = signals.overdue_by_customer(store, today)
+        self.enrollments: dict[int, list[Enrollment]] = defaultdict(list)
+        for enrollment in enrollments.active(store):
+            self.enrollments[enrollment.customer_id].append(enrollment)
+        self.snapshots = signals.latest_snapshots(store, today)
+        self.episodes = signals.open_episodes_by_customer(store)
         self._windows: dict[tuple[str, int, str], dict[int, float]] = {}
 
     def window(self, customer_id: int, metric: str, days: int, how: str) -> float | None:
         key = (metric, int(days), how)
         if key not in self._windows:
-            self._windows[key] = {
-                r["customer_id"]: float(r["v"])
-                for r in self.store.iter_rows(
-                    f"SELECT customer_id, {how}(value) AS v FROM signals WHERE metric = ? "
-                    "AND measured_on > ? AND measured_on <= ? GROUP BY customer_id",
-                    [metric, shift(self.today, -int(days)), self.today],
-                )
-            }
+            since = shift(self.today, -int(days))
+            self._windows[key] = signals.window_by_customer(
+                self.store, metric, since, self.today, how
+            )
         return self._windows[key].get(customer_id)
 
 
@@ -209,40 +157,29 @@ def health_context(
     store: Store,
     library: Library,
     settings: Settings,
-    customer: Row,
+    customer: Customer,
     today: str,
     prefetch: Prefetch | None = None,
 ) -> dict[str, Any]:
     """The condition context plus what health measures read."""
     if prefetch is None:
-        enrollment = store.one(
-            "SELECT id FROM enrollments WHERE customer_id = ? AND status = 'active' ORDER BY id DESC LIMIT 1",
-            [customer["id"]],
-        )
+        current = enrollments.current(store, customer.id)
         context = context_for(
             store,
             library,
             settings,
             customer,
             today,
-            enrollment_id=enrollment["id"] if enrollment else None,
+            enrollment_id=current.id if current else None,
         )
-        active = store.rows(
-            "SELECT funnel, stage, entered_on FROM enrollments WHERE customer_id = ? AND status = 'active'",
-            [customer["id"]],
-        )
-        overdue = int(
-            store.scalar(
-                "SELECT count(*) FROM activities WHERE customer_id = ? AND status = 'open' AND due_on < ?",
-                [customer["id"], today],
-            )
-        )
+        active = enrollments.active_of_customer(store, customer.id)
+        overdue = signals.overdue_of(store, customer.id, today)
     else:
-        active = prefetch.enrollments.get(customer["id"], [])
-        latest = active[-1] if active else None
-        funnel = library.funnels.get(latest["funnel"]) if latest else None
+        active = prefetch.enrollments.get(customer.id, [])
+        latest = active[-1] if active else None  # the current enrollment (the latest active)
+        funnel = library.funnels.get(latest.funnel) if latest else None
         stage = (
-            next((s for s in funnel.stages if s.id == latest["stage"]), None)
+            next((s for s in funnel.stages if s.id == latest.stage), None)
             if funnel and latest
             else None
         )
@@ -254,19 +191,23 @@ def health_context(
             funnel=funnel,
             stage=stage,
             enrollment=latest,
-            known_signals=prefetch.signals.get(customer["id"], {}),
-            known_touches=prefetch.touches.get(customer["id"], (None, None)),
+            known_signals=prefetch.signals.get(customer.id, {}),
+            known_touches=prefetch.touches.get(customer.id, (None, None)),
         )
-        overdue = prefetch.overdue.get(customer["id"], 0)
+        overdue = prefetch.overdue.get(customer.id, 0)
     last_touch = context["customer"]["last_touch_on"]
-    since = last_touch or customer.get("signed_on") or customer.get("created_on")
+    since = last_touch or customer.signed_on or customer.created_on
     stagnant = 0
-    for row in active:
-        funnel = library.funnels.get(row["funnel"])
-        stage = next((s for s in funnel.stages if s.id == row["stage"]), None) if funnel else None
+    for enrollment in active:
+        funnel = library.funnels.get(enrollment.funnel)
+        stage = (
+            next((s for s in funnel.stages if s.id == enrollment.stage), None) if funnel else None
+        )
         if stage is not None and stage.stagnant_after is not None:
-            stagnant = max(stagnant, days_between(row["entered_on"], today) - stage.stagnant_after)
-    context.update(_signal_functions(store, customer["id"], today, prefetch))
+            stagnant = max(
+                stagnant, days_between(enrollment.entered_on, today) - stage.stagnant_after
+            )
+    context.update(_signal_functions(store, customer.id, today, prefetch))
     context.update(
         {
             "days_since_touch": days_between(since, today) if since else None,
@@ -294,7 +235,7 @@ def score_customer(
     library: Library,
     settings: Settings,
     model: HealthModel,
-    customer: Row,
+    customer: Customer,
     today: str,
     prefetch: Prefetch | None = None,
 ) -> Health:
@@ -328,10 +269,9 @@ def score_customer(
                 opportunities.append((opportunity.id, opportunity.title))
         except (TemplateError, TypeError, ValueError, ZeroDivisionError):
             continue
-    label = customer["email"] or customer["external_id"] or f"#{customer['id']}"
     return Health(
-        customer["id"],
-        label,
+        customer.id,
+        customer.label,
         score,
         score is not None and score < model.at_risk_below,
         [reason for _, reason in lost],
@@ -349,19 +289,8 @@ def _model(library: Library) -> HealthModel:
     return library.health
 
 
-def active_customers(store: Store) -> Iterator[Row]:
-    for row in store.iter_rows(
-        "SELECT * FROM customers c WHERE EXISTS "
-        "(SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active') ORDER BY c.id"
-    ):
-        yield decode_customer(row)
-
-
 def previous_scores(store: Store, customer_id: int, today: str) -> float | None:
-    return store.scalar(
-        "SELECT score FROM health_snapshots WHERE customer_id = ? AND day < ? ORDER BY day DESC LIMIT 1",
-        [customer_id, today],
-    )
+    return signals.score_before(store, customer_id, today)
 
 
 def at_risk_report(
@@ -396,7 +325,7 @@ def at_risk_report(
 
 
 def _row(
-    customer: Row,
+    customer: Customer,
     score: float | None,
     at_risk: bool,
     reasons: list[str],
@@ -404,9 +333,9 @@ def _row(
     before: float | None,
 ) -> dict[str, Any]:
     return {
-        "customer": customer["email"] or customer["external_id"] or f"#{customer['id']}",
-        "name": customer["name"],
-        "owner": customer["owner"],
+        "customer": customer.label,
+        "name": customer.name,
+        "owner": customer.owner,
         "score": score,
         "at_risk": at_risk,
         "trend": round1(score - before) if score is not None and before is not None else None,
@@ -425,10 +354,10 @@ def _scored_now(
 ) -> list[dict[str, Any]]:
     rows = []
     prefetch = Prefetch(store, today)
-    for customer in active_customers(store):
+    for customer in signals.active_customers(store):
         health = score_customer(store, library, settings, model, customer, today, prefetch)
         if everyone or health.at_risk or health.opportunities:
-            before = previous_scores(store, customer["id"], today)
+            before = previous_scores(store, customer.id, today)
             titles = [title for _, title in health.opportunities]
             rows.append(
                 _row(customer, health.score, health.at_risk, health.reasons, titles, before)
@@ -437,24 +366,14 @@ def _scored_now(
 
 
 def _from_snapshots(store: Store, today: str, everyone: bool) -> list[dict[str, Any]]:
-    wanted = "" if everyone else "AND (s.at_risk = 1 OR s.opportunities != '[]')"
     rows = []
-    for snap in store.iter_rows(
-        "SELECT s.*, c.id, c.email, c.external_id, c.name, c.owner FROM health_snapshots s "
-        "JOIN customers c ON c.id = s.customer_id "
-        "WHERE s.day = (SELECT max(t.day) FROM health_snapshots t WHERE t.customer_id = s.customer_id "
-        f"AND t.day <= ?) {wanted} AND EXISTS (SELECT 1 FROM enrollments e "
-        "WHERE e.customer_id = s.customer_id AND e.status = 'active')",
-        [today],
-    ):
+    for customer, snap in signals.snapshots_with_customers(store, today, everyone=everyone):
         before = (
-            snap["score"]
-            if snap["day"] < today
-            else previous_scores(store, snap["customer_id"], today)
+            snap["score"] if snap["day"] < today else previous_scores(store, customer.id, today)
         )
         rows.append(
             _row(
-                snap,
+                customer,
                 snap["score"],
                 bool(snap["at_risk"]),
                 json.loads(snap["reasons"]),
@@ -481,12 +400,8 @@ def run_health(
         return counts
     # Episodes of customers with no active enrollment left (churned, lost, won) end now:
     # nobody scores them any more, so nothing else would close them.
-    for episode in store.rows(
-        "SELECT h.id, h.customer_id, h.kind FROM health_episodes h WHERE h.ended_on IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.customer_id = h.customer_id "
-        "AND e.status = 'active')"
-    ):
-        store.update("health_episodes", episode["id"], {"ended_on": today})
+    for episode in signals.orphan_episodes(store):
+        signals.end_episode(store, episode["id"], today)
         store.add_event(
             episode["customer_id"],
             today,
@@ -494,21 +409,21 @@ def run_health(
             f"{episode['kind']} ended: no active enrollment",
         )
     prefetch = Prefetch(store, today)
-    for customer in list(active_customers(store)):
+    for customer in list(signals.active_customers(store)):
         health = score_customer(store, library, settings, model, customer, today, prefetch)
         counts["scored"] += 1
         counts["at_risk"] += int(health.at_risk)
-        _snapshot(store, health, today, prefetch.snapshots.get(customer["id"]))
+        _snapshot(store, health, today, prefetch.snapshots.get(customer.id))
         kinds = {"at-risk": (health.at_risk, list(model.on_at_risk), "; ".join(health.reasons[:3]))}
         for opp_id, title in health.opportunities:
             play = next((o.play for o in model.opportunities if o.id == opp_id), None)
             kinds[f"opportunity:{opp_id}"] = (True, [play] if play else [], title)
-        open_kinds = prefetch.episodes.get(customer["id"], {})
+        open_kinds = prefetch.episodes.get(customer.id, {})
         for kind, episode_id in open_kinds.items():
             if not kinds.get(kind, (False,))[0]:
-                store.update("health_episodes", episode_id, {"ended_on": today})
+                signals.end_episode(store, episode_id, today)
                 store.add_event(
-                    customer["id"],
+                    customer.id,
                     today,
                     "health",
                     f"No longer {kind.replace('opportunity:', 'an opportunity: ')}",
@@ -516,20 +431,11 @@ def run_health(
         for kind, (active, plays, why) in kinds.items():
             if not active or kind in open_kinds:
                 continue
-            episode_id = store.insert(
-                "health_episodes",
-                {
-                    "customer_id": customer["id"],
-                    "kind": kind,
-                    "started_on": today,
-                    "score": health.score,
-                    "reasons": json.dumps(health.reasons),
-                },
+            episode_id = signals.start_episode(
+                store, customer.id, kind, today, health.score, health.reasons
             )
             what = "At risk" if kind == "at-risk" else "Opportunity"
-            store.add_event(
-                customer["id"], today, "health", f"{what} (score {health.score}): {why}"
-            )
+            store.add_event(customer.id, today, "health", f"{what} (score {health.score}): {why}")
             for play in plays:
                 engine.run_play(customer, play, key=f"health:{episode_id}:{play}")
                 counts["plays"] += 1
@@ -548,9 +454,6 @@ def _snapshot(store: Store, health: Health, today: str, last: Row | None) -> Non
     ) == (health.score, health.at_risk, reasons, opportunities)
     if same:
         return  # unchanged: the last snapshot still tells the value, so the trend stays right
-    store.conn.execute(
-        "INSERT INTO health_snapshots (customer_id, day, score, at_risk, reasons, opportunities) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(customer_id, day) DO UPDATE SET score = excluded.score, "
-        "at_risk = excluded.at_risk, reasons = excluded.reasons, opportunities = excluded.opportunities",
-        [health.customer_id, today, health.score, int(health.at_risk), reasons, opportunities],
+    signals.keep_snapshot(
+        store, health.customer_id, today, health.score, health.at_risk, reasons, opportunities
     )

@@ -16,7 +16,8 @@ from pathlib import Path
 from .customers import Cleaner
 from .engine import Engine
 from .playbooks import Library
-from .store import Store
+from .store import Store, customers, enrollments, health, touchpoints
+from .store import activities as tasks
 from .workspace import Settings
 
 DEMO_TEAM = ("ana", "bruno")
@@ -53,7 +54,7 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
             "fields": {"industry": row["industry"]} if row.get("industry") else {},
         }
         signed = values["signed_on"]
-        ids[values["email"]] = store.insert_customer(values, signed)
+        ids[values["email"]] = customers.insert(store, values, signed)
         store.add_event(ids[values["email"]], signed, "customer", "Customer added (demo)")
     engine = Engine(store, library, settings, today, "demo")
     for row in _rows("moves.csv"):
@@ -65,62 +66,47 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
         )
         funnel = library.funnel(funnel_id)
         note = row.get("note") or None
-        current = store.one(
-            "SELECT * FROM enrollments WHERE customer_id = ? AND funnel = ? ORDER BY id DESC LIMIT 1",
-            [ids[email], funnel_id],
-        )
-        if current is not None and current["status"] == "active":
+        current = enrollments.latest_in(store, ids[email], funnel_id)
+        if current is not None and current.active:
             # The consultant did the work of the stage being left.
-            store.conn.execute(
-                "UPDATE activities SET status = 'done', closed_on = max(due_on, ?) "
-                "WHERE enrollment_id = ? AND status = 'open' AND due_on <= ?",
-                [current["entered_on"], current["id"], on],
-            )
+            tasks.done_in_demo(store, current.id, current.entered_on, on)
         if stage.startswith("@"):
-            if current is not None and current["status"] == "active":
+            if current is not None and current.active:
                 engine.close(current, stage[1:], reason=note, on=on)
-        elif current is None or current["status"] != "active":
-            customer = store.customer_by("id", str(ids[email]))
+        elif current is None or not current.active:
+            customer = customers.get(store, ids[email])
             assert customer is not None
             engine.enroll(customer, funnel, stage, on=on, note=note)
-        elif current["stage"] != stage:
+        elif current.stage != stage:
             engine.move(current, funnel, stage, on=on, note=note)
     # A consultant keeps up with most of the work: only the last fortnight's tasks are
     # still open, so the demo's list looks like a real morning rather than a backlog.
-    store.conn.execute(
-        "UPDATE activities SET status = 'done', closed_on = due_on "
-        "WHERE status = 'open' AND due_on < ?",
-        [(day - timedelta(days=14)).isoformat()],
-    )
-    touchpoints = 0
+    tasks.all_done_before_in_demo(store, (day - timedelta(days=14)).isoformat())
+    touches = 0
     for row in _rows("touchpoints.csv"):
         on = ago(row["days_ago"])
-        store.insert(
-            "touchpoints",
-            {
-                "customer_id": ids[row["email"].lower()],
-                "channel": row["channel"],
-                "direction": row["direction"],
-                "happened_on": on,
-                "summary": row["summary"],
-                "by": "demo",
-                "created_on": on,
-            },
+        touchpoints.add(
+            store,
+            customer_id=ids[row["email"].lower()],
+            channel=row["channel"],
+            direction=row["direction"],
+            happened_on=on,
+            summary=row["summary"],
+            by="demo",
+            today=on,
         )
-        touchpoints += 1
-    signals = 0
+        touches += 1
+    measured = 0
     for row in _rows("signals.csv"):
         on = ago(row["days_ago"])
-        store.insert(
-            "signals",
-            {
-                "customer_id": ids[row["email"].lower()],
-                "metric": row["metric"],
-                "value": float(row["value"]),
-                "measured_on": on,
-                "source": "demo",
-                "created_on": on,
-            },
+        health.add_signal(
+            store,
+            customer_id=ids[row["email"].lower()],
+            metric=row["metric"],
+            value=float(row["value"]),
+            measured_on=on,
+            source="demo",
+            today=on,
         )
-        signals += 1
-    return {"customers": len(ids), "touchpoints": touchpoints, "signals": signals}
+        measured += 1
+    return {"customers": len(ids), "touchpoints": touches, "signals": measured}

@@ -15,7 +15,7 @@ from .dates import shift
 from .engine import Engine
 from .errors import UsageError
 from .playbooks import Library
-from .store import Store, enrollments, outbox
+from .store import Store, customers, enrollments, outbox, touchpoints
 from .store import activities as tasks
 from .workspace import Settings
 
@@ -56,7 +56,8 @@ def simulate(
     try:
         owner = settings.team[0] if settings.team else "you"
         with store.write():
-            cid = store.insert_customer(
+            cid = customers.insert(
+                store,
                 {
                     "email": SAMPLE_EMAIL,
                     "name": "New Customer",
@@ -66,7 +67,7 @@ def simulate(
                 },
                 start,
             )
-            customer = store.customer_by("id", str(cid))
+            customer = customers.get(store, cid)
             assert customer is not None
             Engine(store, library, settings, start, "simulate").enroll(customer, funnel, on=start)
         seen_alerts: set[tuple[str, str, str]] = set()
@@ -77,7 +78,7 @@ def simulate(
                 for stage in moves.get(day, []):
                     enrollment = enrollments.active_in_funnel(store, funnel.id)
                     if enrollment is not None and enrollment["stage"] != stage:
-                        engine.move(enrollment.as_dict(), funnel, stage)
+                        engine.move(enrollment, funnel, stage)
                 engine.tick()
                 for h in enrollments.history_on(store, date):
                     if h["kind"] == "enroll":
@@ -113,16 +114,15 @@ def simulate(
                     worked += 1
                 worked += outbox.deliver_due_in_simulation(store, date, sent_at=date)
                 if worked:
-                    store.insert(
-                        "touchpoints",
-                        {
-                            "customer_id": cid,
-                            "channel": "email",
-                            "direction": "outbound",
-                            "happened_on": date,
-                            "summary": "simulated contact",
-                            "created_on": date,
-                        },
+                    touchpoints.add(
+                        store,
+                        customer_id=cid,
+                        channel="email",
+                        direction="outbound",
+                        happened_on=date,
+                        summary="simulated contact",
+                        by=None,
+                        today=date,
                     )
     finally:
         store.close()

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpoint
 from funnelctl.cli.common import workspace_library
 from funnelctl.engine import Engine, run_tick
-from funnelctl.store import Store
+from funnelctl.store import Store, enrollments
 from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import open_workspace
 
@@ -72,7 +72,7 @@ def test_after_sales_replayed_day_by_day(run, workspace):
             today = (START + timedelta(days=day)).isoformat()
             if day in MOVES:
                 with store.write():
-                    enrollment = store.one("SELECT * FROM enrollments WHERE funnel = 'after-sales'")
+                    enrollment = enrollments.active_in_funnel(store, "after-sales")
                     assert enrollment is not None
                     Engine(store, library, ws.settings, today).move(
                         enrollment, library.funnel("after-sales"), MOVES[day]

@@ -946,8 +946,9 @@ def test_bulk_scoring_gives_the_same_result_as_one_customer_at_a_time(run, demo)
     """run and at-risk read what they need for every customer in a few grouped queries;
     the result must equal scoring each customer on its own."""
     from funnelctl.cli.common import workspace_library
-    from funnelctl.health import Prefetch, active_customers, score_customer
+    from funnelctl.health import Prefetch, score_customer
     from funnelctl.store import Store
+    from funnelctl.store.health import active_customers
     from funnelctl.workspace import open_workspace
 
     assert (

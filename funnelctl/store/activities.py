@@ -127,3 +127,25 @@ def drop_for_enrollment(store: Store, enrollment_id: int, on: str, reason: str) 
         "WHERE enrollment_id = ? AND status = 'open'",
         [on, reason, enrollment_id],
     ).rowcount
+
+
+# -- the demo book: a consultant who kept up with the work ------------------------------------
+
+
+def done_in_demo(store: Store, enrollment_id: int, since: str, until: str) -> None:
+    """The open tasks of an enrollment due by ``until`` were done (no earlier than
+    ``since``, the day its stage began): the consultant did the work of the stage left."""
+    store.conn.execute(
+        "UPDATE activities SET status = 'done', closed_on = max(due_on, ?) "
+        "WHERE enrollment_id = ? AND status = 'open' AND due_on <= ?",
+        [since, enrollment_id, until],
+    )
+
+
+def all_done_before_in_demo(store: Store, day: str) -> None:
+    """Every open task due before ``day`` was done on its day."""
+    store.conn.execute(
+        "UPDATE activities SET status = 'done', closed_on = due_on "
+        "WHERE status = 'open' AND due_on < ?",
+        [day],
+    )
