@@ -18,6 +18,7 @@ from .activities import DueQuery, due_items
 from .dates import days_between, shift
 from .playbooks import Funnel, Library
 from .store import Store
+from .store import reports as queries
 
 WEEKS_AHEAD = 8
 
@@ -46,32 +47,16 @@ def median(values: Sequence[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def _visits(store: Store, funnel: Funnel) -> list[dict[str, Any]]:
-    """Every stage visit of the funnel with when it ended and where it went next."""
-    return store.rows(
-        "SELECT h.enrollment_id, h.kind, h.to_stage AS stage, h.moved_on AS entered, "
-        "lead(h.moved_on) OVER w AS left_on, lead(h.kind) OVER w AS next_kind, "
-        "lead(h.to_stage) OVER w AS next_stage "
-        "FROM stage_history h WHERE h.funnel = ? "
-        "WINDOW w AS (PARTITION BY h.enrollment_id ORDER BY h.moved_on, h.id) "
-        "ORDER BY h.enrollment_id, h.moved_on, h.id",
-        [funnel.id],
-    )
-
-
 def funnel_report(
     store: Store, library: Library, funnel: Funnel, period: Period, today: str
 ) -> dict[str, Any]:
     order = {s.id: i for i, s in enumerate(funnel.stages)}
-    visits = [v for v in _visits(store, funnel) if v["kind"] in ("enroll", "move", "reopen")]
-    now = {
-        r["stage"]: r["n"]
-        for r in store.rows(
-            "SELECT stage, count(*) AS n FROM enrollments WHERE funnel = ? AND status = 'active' "
-            "GROUP BY stage",
-            [funnel.id],
-        )
-    }
+    visits = [
+        v
+        for v in queries.stage_visits(store, funnel.id)
+        if v["kind"] in ("enroll", "move", "reopen")
+    ]
+    now = queries.active_by_stage(store, funnel.id)
     stagnating: dict[str, set[str]] = defaultdict(set)  # customers, once even if stagnant and quiet
     for item in due_items(store, library, DueQuery(today=today)):
         if (
@@ -118,30 +103,9 @@ def funnel_report(
                 "gap": not channels,
             }
         )
-    closed = {
-        r["kind"]: r["n"]
-        for r in store.rows(
-            "SELECT kind, count(*) AS n FROM stage_history WHERE funnel = ? "
-            "AND kind IN ('won', 'lost', 'churned') AND moved_on BETWEEN ? AND ? GROUP BY kind",
-            [funnel.id, period.since, period.until],
-        )
-    }
-    at_start = int(
-        store.scalar(
-            # enrollments whose last event before the period left them active
-            "SELECT count(*) FROM (SELECT kind, row_number() OVER (PARTITION BY enrollment_id "
-            "ORDER BY moved_on DESC, id DESC) AS n FROM stage_history WHERE funnel = ? "
-            "AND moved_on < ?) WHERE n = 1 AND kind IN ('enroll', 'move', 'reopen')",
-            [funnel.id, period.since],
-        )
-    )
-    started = int(
-        store.scalar(
-            "SELECT count(*) FROM stage_history WHERE funnel = ? AND kind = 'enroll' "
-            "AND moved_on BETWEEN ? AND ?",
-            [funnel.id, period.since, period.until],
-        )
-    )
+    closed = queries.closed_by_kind(store, funnel.id, period.since, period.until)
+    at_start = queries.active_before(store, funnel.id, period.since)
+    started = queries.started(store, funnel.id, period.since, period.until)
     churned = closed.get("churned", 0)
     return {
         "funnel": funnel.id,
@@ -162,18 +126,7 @@ def _touchpoints_by_stage(
     store: Store, funnel: Funnel, period: Period
 ) -> dict[str, dict[str, int]]:
     """Touchpoints in the period, counted under the stage the customer was in that day."""
-    rows = store.rows(
-        "WITH visits AS (SELECT h.customer_id, h.to_stage AS stage, h.moved_on AS start, "
-        "  lead(h.moved_on) OVER w AS stop, lead(h.kind) OVER w AS next_kind, "
-        "  h.kind FROM stage_history h WHERE h.funnel = ? "
-        "  WINDOW w AS (PARTITION BY h.enrollment_id ORDER BY h.moved_on, h.id)) "
-        "SELECT v.stage, t.channel, count(*) AS n FROM touchpoints t JOIN visits v "
-        "ON v.customer_id = t.customer_id AND v.kind IN ('enroll', 'move', 'reopen') "
-        "AND t.happened_on >= v.start AND (v.stop IS NULL OR t.happened_on < v.stop "
-        "  OR (t.happened_on = v.stop AND v.next_kind IN ('won', 'lost', 'churned'))) "
-        "WHERE t.happened_on BETWEEN ? AND ? GROUP BY v.stage, t.channel",
-        [funnel.id, period.since, period.until],
-    )
+    rows = queries.touchpoints_by_stage(store, funnel.id, period.since, period.until)
     result: dict[str, dict[str, int]] = defaultdict(dict)
     for r in rows:
         result[r["stage"]][r["channel"]] = r["n"]
@@ -182,35 +135,19 @@ def _touchpoints_by_stage(
 
 def satisfaction(store: Store, period: Period) -> dict[str, Any]:
     """NPS from each customer's latest answer in the period; average CSAT of the period."""
-    latest = [
-        r["value"]
-        for r in store.rows(
-            "SELECT value FROM signals s WHERE metric = 'nps' AND measured_on BETWEEN ? AND ? "
-            "AND id = (SELECT id FROM signals t WHERE t.customer_id = s.customer_id "
-            "AND t.metric = 'nps' AND t.measured_on BETWEEN ? AND ? "
-            "ORDER BY t.measured_on DESC, t.id DESC LIMIT 1)",
-            [period.since, period.until, period.since, period.until],
-        )
-    ]
+    latest = queries.latest_nps_answers(store, period.since, period.until)
     promoters = sum(1 for v in latest if v >= 9)
     detractors = sum(1 for v in latest if v <= 6)
-    csat = store.one(
-        "SELECT avg(value) AS avg, count(*) AS n FROM signals WHERE metric = 'csat' "
-        "AND measured_on BETWEEN ? AND ?",
-        [period.since, period.until],
-    ) or {"avg": None, "n": 0}
-    ticket_csat = store.one(
-        "SELECT avg(csat) AS avg, count(csat) AS n FROM tickets WHERE substr(opened_at, 1, 10) BETWEEN ? AND ?",
-        [period.since, period.until],
-    ) or {"avg": None, "n": 0}
+    csat, csat_n = queries.csat_average(store, period.since, period.until)
+    ticket_csat, ticket_n = queries.ticket_csat_average(store, period.since, period.until)
     return {
         "nps": round(100 * (promoters - detractors) / len(latest), 1) if latest else None,
         "nps_answers": len(latest),
         "promoters": promoters,
         "detractors": detractors,
-        "csat": round(csat["avg"], 2) if csat["n"] else None,
-        "csat_answers": csat["n"],
-        "ticket_csat": round(ticket_csat["avg"], 2) if ticket_csat["n"] else None,
+        "csat": round(csat, 2) if csat_n and csat is not None else None,
+        "csat_answers": csat_n,
+        "ticket_csat": round(ticket_csat, 2) if ticket_n and ticket_csat is not None else None,
     }
 
 
@@ -222,31 +159,15 @@ def support(store: Store, period: Period, today: str) -> dict[str, Any]:
     """Response and resolution times, from touchpoints and imported tickets, and the backlog."""
     waits = [
         days_between(r["happened_on"], r["answered_on"])
-        for r in store.rows(
-            "SELECT t.happened_on, (SELECT min(o.happened_on) FROM touchpoints o "
-            "WHERE o.customer_id = t.customer_id AND o.direction = 'outbound' "
-            "AND o.happened_on >= t.happened_on) AS answered_on "
-            "FROM touchpoints t WHERE t.direction = 'inbound' AND t.happened_on BETWEEN ? AND ?",
-            [period.since, period.until],
-        )
+        for r in queries.inbound_answers(store, period.since, period.until)
         if r["answered_on"] is not None
     ]
-    tickets = store.rows(
-        "SELECT opened_at, first_response_at, resolved_at FROM tickets "
-        "WHERE substr(opened_at, 1, 10) BETWEEN ? AND ?",
-        [period.since, period.until],
-    )
+    tickets = queries.tickets_opened(store, period.since, period.until)
     responses = [
         _hours(t["opened_at"], t["first_response_at"]) for t in tickets if t["first_response_at"]
     ]
     resolutions = [_hours(t["opened_at"], t["resolved_at"]) for t in tickets if t["resolved_at"]]
-    backlog = int(
-        store.scalar(
-            "SELECT count(*) FROM tickets WHERE substr(opened_at, 1, 10) <= ? "
-            "AND (resolved_at IS NULL OR substr(resolved_at, 1, 10) > ?)",
-            [today, today],
-        )
-    )
+    backlog = queries.tickets_open_on(store, today)
     return {
         "response_days_median": median([float(w) for w in waits]),
         "inbound_answered": len(waits),
@@ -267,11 +188,7 @@ def owners(store: Store, period: Period, today: str) -> list[dict[str, Any]]:
     stats: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"done_on_time": 0, "done_late": 0, "overdue": 0, "late_days": []}
     )
-    for r in store.rows(
-        "SELECT coalesce(owner, '(nobody)') AS owner, first_due_on, closed_on FROM activities "
-        "WHERE status = 'done' AND closed_on BETWEEN ? AND ?",
-        [period.since, period.until],
-    ):
+    for r in queries.tasks_done(store, period.since, period.until):
         late = days_between(r["first_due_on"], r["closed_on"])
         entry = stats[r["owner"]]
         if late > 0:
@@ -279,11 +196,7 @@ def owners(store: Store, period: Period, today: str) -> list[dict[str, Any]]:
             entry["late_days"].append(late)
         else:
             entry["done_on_time"] += 1
-    for r in store.rows(
-        "SELECT coalesce(owner, '(nobody)') AS owner, count(*) AS n FROM activities "
-        "WHERE status = 'open' AND due_on < ? GROUP BY 1",
-        [today],
-    ):
+    for r in queries.overdue_by_owner(store, today):
         stats[r["owner"]]["overdue"] = r["n"]
     result = []
     for owner, entry in sorted(stats.items()):
@@ -314,19 +227,9 @@ def workload(store: Store, today: str, weeks: int = WEEKS_AHEAD) -> list[dict[st
     first = week_start(today)
     end = shift(first, 7 * weeks - 1)
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"tasks": 0, "emails": 0})
-    for r in store.rows(
-        "SELECT coalesce(owner, '(nobody)') AS owner, max(due_on, ?) AS day, count(*) AS n "
-        "FROM activities WHERE status = 'open' AND due_on <= ? GROUP BY 1, 2",
-        [first, end],
-    ):
+    for r in queries.open_tasks_by_day(store, first, end):
         counts[(week_start(r["day"]), r["owner"])]["tasks"] += r["n"]
-    for r in store.rows(
-        "SELECT coalesce(e.owner, c.owner, '(nobody)') AS owner, max(o.scheduled_on, ?) AS day, "
-        "count(*) AS n FROM outbox o JOIN customers c ON c.id = o.customer_id "
-        "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
-        "WHERE o.status = 'queued' AND o.scheduled_on <= ? GROUP BY 1, 2",
-        [first, end],
-    ):
+    for r in queries.queued_emails_by_day(store, first, end):
         counts[(week_start(r["day"]), r["owner"])]["emails"] += r["n"]
     owners_seen = sorted({owner for _, owner in counts})
     rows = []
@@ -347,22 +250,14 @@ def monthly_trends(store: Store, period: Period) -> list[dict[str, Any]]:
         months[day.isoformat()[:7]] = {"month": day.isoformat()[:7], "nps": None, "churned": 0}
         day = (day + timedelta(days=32)).replace(day=1)
     answers: dict[str, list[float]] = defaultdict(list)
-    for r in store.rows(
-        "SELECT substr(measured_on, 1, 7) AS month, value FROM signals WHERE metric = 'nps' "
-        "AND measured_on BETWEEN ? AND ?",
-        [period.since, period.until],
-    ):
+    for r in queries.nps_answers_by_month(store, period.since, period.until):
         answers[r["month"]].append(r["value"])
     for month, values in answers.items():
         if month in months:
             p = sum(1 for v in values if v >= 9)
             d = sum(1 for v in values if v <= 6)
             months[month]["nps"] = round(100 * (p - d) / len(values), 1)
-    for r in store.rows(
-        "SELECT substr(moved_on, 1, 7) AS month, count(*) AS n FROM stage_history "
-        "WHERE kind = 'churned' AND moved_on BETWEEN ? AND ? GROUP BY 1",
-        [period.since, period.until],
-    ):
+    for r in queries.churned_by_month(store, period.since, period.until):
         if r["month"] in months:
             months[r["month"]]["churned"] = r["n"]
     return list(months.values())
