@@ -3,7 +3,6 @@ touchpoints (a reply drops what asked for it) and escalations."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 from .context import build_context
 from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
-from .playbooks import CHANNELS, Library, TaskAction, Where
+from .playbooks import CHANNELS, Library, TaskAction
 from .sandbox import TemplateError, evaluate
 from .store import Row, Store, customers, due, enrollments, outbox, touchpoints
 from .store import activities as tasks
@@ -60,17 +59,53 @@ class Assigner:
 # -- tasks ---------------------------------------------------------------------------------
 
 
+# A task's ``then:`` follow-up is kept with the task (``then_spec``) until the task is
+# done, possibly for months, across upgrades of funnelctl. So it is stored in a shape of
+# its own, versioned and limited to what creating the follow-up needs, never as the
+# playbook's dataclass (whose fields may be renamed, and which carries the playbook's
+# path on this machine). Version 1; store/migrations.py m006 rewrote the rows written
+# before it. A new shape gets a new version, a migration, and a branch here.
+SPEC_VERSION = 1
+_SPEC_FIELDS = (
+    "title",
+    "owner",
+    "channel",
+    "sourcing",
+    "description",
+    "drop_if",
+    "escalate_after",
+    "escalate_to",
+)
+
+
 def task_spec(task: TaskAction) -> str:
-    data = dataclasses.asdict(task)
-    return json.dumps(data, sort_keys=True)
+    return json.dumps({"version": SPEC_VERSION, **_spec_body(task)}, sort_keys=True)
+
+
+def _spec_body(task: TaskAction) -> dict[str, Any]:
+    body: dict[str, Any] = {name: getattr(task, name) for name in _SPEC_FIELDS}
+    body["due_days"] = task.due
+    body["then"] = _spec_body(task.then) if task.then else None
+    return body
 
 
 def task_from_spec(text: str) -> TaskAction:
     data = json.loads(text)
-    data["where"] = Where(**data["where"])
-    if data.get("then"):
-        data["then"] = task_from_spec(json.dumps(data["then"]))
-    return TaskAction(**data)
+    if data.get("version") != SPEC_VERSION:
+        raise FunnelError(
+            f"A task's follow-up was stored in shape {data.get('version')!r}, which this "
+            f"funnelctl does not know (it writes shape {SPEC_VERSION}); upgrade funnelctl."
+        )
+    return _task_from_body(data)
+
+
+def _task_from_body(body: dict[str, Any]) -> TaskAction:
+    then = body.get("then")
+    return TaskAction(
+        **{name: body[name] for name in _SPEC_FIELDS},
+        due=body["due_days"],
+        then=_task_from_body(then) if then else None,
+    )
 
 
 def create_task(

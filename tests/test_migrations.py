@@ -83,3 +83,74 @@ def test_a_book_from_an_earlier_step_opens_and_keeps_every_row(step, tmp_path, r
     assert [(i["kind"], i["title"]) for i in json.loads(due.stdout)] == [
         ("task", "Fill customer needs")
     ]
+
+
+# What funnelctl before schema step 6 stored for a task's `then:` follow-up: the playbook's
+# dataclass as JSON, with the playbook file's path on that machine.
+OLD_THEN_SPEC = {
+    "title": "Contact after another 30 days",
+    "due": 30,
+    "owner": "customer-owner",
+    "channel": "phone",
+    "sourcing": "internal",
+    "description": None,
+    "drop_if": None,
+    "escalate_after": None,
+    "escalate_to": None,
+    "then": {
+        "title": "Ask for a review",
+        "due": 7,
+        "owner": "round-robin",
+        "channel": None,
+        "sourcing": "internal",
+        "description": "Two lines are enough.",
+        "drop_if": None,
+        "escalate_after": None,
+        "escalate_to": None,
+        "then": None,
+        "when": None,
+        "where": {"path": "/home/ana/acme/playbooks/after-sales.yaml", "line": 61},
+        "type": "task",
+    },
+    "when": None,
+    "where": {"path": "/home/ana/acme/playbooks/after-sales.yaml", "line": 58},
+    "type": "task",
+}
+
+
+def test_a_follow_up_stored_in_the_old_shape_is_created_after_the_upgrade(tmp_path, run):
+    root = tmp_path / "ws"
+    assert run("init", str(root)).exit_code == 0
+    for name in ("funnel.db", "funnel.db-wal", "funnel.db-shm"):
+        (root / name).unlink(missing_ok=True)
+    build_at_step(root / "funnel.db", 5)
+    conn = sqlite3.connect(root / "funnel.db")
+    conn.execute("UPDATE activities SET then_spec = ?", [json.dumps(OLD_THEN_SPEC)])
+    conn.commit()
+    conn.close()
+
+    done = run("done", "1", "--home", str(root), "--today", "2026-03-10", "-f", "json")
+    assert done.exit_code == 0, done.stderr
+
+    listed = run("due", "--home", str(root), "--today", "2026-04-09", "-f", "json")
+    follow = [i for i in json.loads(listed.stdout) if i["kind"] == "task"]
+    assert [(i["title"], i["due_on"], i["owner"], i["channel"]) for i in follow] == [
+        ("Contact after another 30 days", "2026-04-09", "ana", "phone")
+    ]
+    conn = sqlite3.connect(root / "funnel.db")
+    specs = [row[0] for row in conn.execute("SELECT then_spec FROM activities ORDER BY id")]
+    conn.close()
+    assert json.loads(specs[1]) == {
+        "version": 1,
+        "title": "Ask for a review",
+        "due_days": 7,
+        "owner": "round-robin",
+        "channel": None,
+        "sourcing": "internal",
+        "description": "Two lines are enough.",
+        "drop_if": None,
+        "escalate_after": None,
+        "escalate_to": None,
+        "then": None,
+    }
+    assert "/home/ana" not in "".join(s for s in specs if s)

@@ -7,6 +7,9 @@ new step at the end. Plain table and column names and ISO dates, so that
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("funnelctl")
@@ -289,3 +292,32 @@ def m004_stage_history_no_replace(db: Database) -> None:
 def m005_activities_closed(db: Database) -> None:
     """The report's owner figures read done tasks by the day they were closed."""
     db.execute("CREATE INDEX activities_closed ON activities(status, closed_on)")
+
+
+@migrations()
+def m006_task_spec_v1(db: Database) -> None:
+    """A task's then: follow-up (then_spec) was the playbook dataclass as JSON, with the
+    playbook's path in it; it becomes a versioned shape of its own (activities.py)."""
+
+    def body(old: dict[str, Any]) -> dict[str, Any]:
+        then = old.get("then")
+        return {
+            "title": old["title"],
+            "owner": old.get("owner", "customer-owner"),
+            "channel": old.get("channel"),
+            "sourcing": old.get("sourcing", "internal"),
+            "description": old.get("description"),
+            "drop_if": old.get("drop_if"),
+            "escalate_after": old.get("escalate_after"),
+            "escalate_to": old.get("escalate_to"),
+            "due_days": old.get("due", 0),
+            "then": body(then) if then else None,
+        }
+
+    rows = db.execute("SELECT id, then_spec FROM activities WHERE then_spec IS NOT NULL").fetchall()
+    for row_id, text in rows:
+        old = json.loads(text)
+        if "version" in old:
+            continue
+        spec = json.dumps({"version": 1, **body(old)}, sort_keys=True)
+        db.execute("UPDATE activities SET then_spec = ? WHERE id = ?", [spec, row_id])
