@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -328,6 +328,29 @@ def load_library(
     )
 
 
+def _add_funnel(
+    path: Path,
+    top: Fields,
+    funnel: Funnel,
+    stage_list: YList | None,
+    funnels: dict[str, Funnel],
+) -> None:
+    """Check a file's funnel, read its stages and add it, unless another file has its id."""
+    if not SLUG.match(funnel.id):
+        top.problem("id", f"funnel id {funnel.id!r} must be lowercase letters, digits and -")
+    where = f"funnel {funnel.id}"
+    if stage_list is not None:
+        funnel = replace(funnel, stages=_read_stages(path, stage_list, top.problems, where))
+        if not stage_list:
+            top.problem("stages", "a funnel needs at least one stage")
+    if funnel.id in funnels:
+        top.problem(
+            "id", f"funnel {funnel.id!r} is defined twice (also {funnels[funnel.id].where})"
+        )
+    else:
+        funnels[funnel.id] = funnel
+
+
 def _read_file(
     path: Path,
     data: Any,
@@ -366,26 +389,16 @@ def _read_file(
         if model is not None:
             health.append(model)
     if is_funnel and funnel_id is not None:
-        if not SLUG.match(funnel_id):
-            top.problem("id", f"funnel id {funnel_id!r} must be lowercase letters, digits and -")
-        where = f"funnel {funnel_id}"
-        stages = _read_stages(path, stage_list, problems, where) if stage_list is not None else ()
-        if stage_list is not None and not stage_list:
-            top.problem("stages", "a funnel needs at least one stage")
-        if funnel_id in funnels:
-            top.problem(
-                "id", f"funnel {funnel_id!r} is defined twice (also {funnels[funnel_id].where})"
-            )
-        else:
-            funnels[funnel_id] = Funnel(
-                id=funnel_id,
-                title=title or funnel_id,
-                stages=stages,
-                description=description,
-                allow_backward=allow_backward,
-                allow_skip=allow_skip,
-                where=Where(str(path), top.line("id")),
-            )
+        funnel = Funnel(
+            id=funnel_id,
+            title=title or funnel_id,
+            stages=(),
+            description=description,
+            allow_backward=allow_backward,
+            allow_skip=allow_skip,
+            where=Where(str(path), top.line("id")),
+        )
+        _add_funnel(path, top, funnel, stage_list, funnels)
     for _, item in _items(path, play_list, problems, "plays"):
         play = _read_play(path, item, problems)
         if play is None:

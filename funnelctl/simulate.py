@@ -14,7 +14,7 @@ from .activities import DueQuery, complete_task, due_items
 from .dates import shift
 from .engine import Engine
 from .errors import UsageError
-from .playbooks import Library
+from .playbooks import Funnel, Library
 from .store import Store, customers, enrollments, outbox, touchpoints
 from .store import activities as tasks
 from .workspace import Settings
@@ -45,85 +45,106 @@ def simulate(
     for stages in moves.values():
         for stage in stages:
             funnel.stage(stage)
-    store = Store.memory()
-    plan: list[dict[str, Any]] = []
+    run = _Simulation(Store.memory(), library, settings, funnel, start)
+    try:
+        run.sign_up()
+        for day in range(days + 1):
+            run.live(day, moves.get(day, []))
+    finally:
+        run.store.close()
+    return run.plan
 
-    def note(day: int, kind: str, what: str, owner: str | None = None) -> None:
-        plan.append(
-            {"day": day, "date": shift(start, day), "kind": kind, "what": what, "owner": owner}
+
+class _Simulation:
+    """One new customer in a throwaway book, lived day by day by the real engine."""
+
+    def __init__(
+        self, store: Store, library: Library, settings: Settings, funnel: Funnel, start: str
+    ) -> None:
+        self.store, self.library, self.settings, self.funnel = store, library, settings, funnel
+        self.start = start
+        self.plan: list[dict[str, Any]] = []
+        self.seen_alerts: set[tuple[str, str, str]] = set()
+        self.customer_id = 0
+
+    def note(self, day: int, kind: str, what: str, owner: str | None = None) -> None:
+        self.plan.append(
+            {"day": day, "date": shift(self.start, day), "kind": kind, "what": what, "owner": owner}
         )
 
-    try:
-        owner = settings.team[0] if settings.team else "you"
-        with store.write():
-            cid = customers.insert(
-                store,
+    def sign_up(self) -> None:
+        owner = self.settings.team[0] if self.settings.team else "you"
+        with self.store.write():
+            self.customer_id = customers.insert(
+                self.store,
                 {
                     "email": SAMPLE_EMAIL,
                     "name": "New Customer",
                     "owner": owner,
-                    "signed_on": start,
+                    "signed_on": self.start,
                     "language": "en",
                 },
-                start,
+                self.start,
             )
-            customer = customers.get(store, cid)
+            customer = customers.get(self.store, self.customer_id)
             assert customer is not None
-            Engine(store, library, settings, start, "simulate").enroll(customer, funnel, on=start)
-        seen_alerts: set[tuple[str, str, str]] = set()
-        for day in range(days + 1):
-            date = shift(start, day)
-            with store.write():
-                engine = Engine(store, library, settings, date, "simulate")
-                for stage in moves.get(day, []):
-                    enrollment = enrollments.active_in_funnel(store, funnel.id)
-                    if enrollment is not None and enrollment["stage"] != stage:
-                        engine.move(enrollment, funnel, stage)
-                engine.tick()
-                for h in enrollments.history_on(store, date):
-                    if h["kind"] == "enroll":
-                        note(day, "enroll", f"enters {h['funnel']} at {h['to_stage']}")
-                    elif h["kind"] == "move":
-                        why = f" ({h['note']})" if h["note"] else ""
-                        note(
-                            day, "move", f"{h['funnel']}: {h['from_stage']} -> {h['to_stage']}{why}"
-                        )
-                    else:
-                        note(day, h["kind"], f"{h['funnel']} closed as {h['kind']}")
-                for item in due_items(store, library, DueQuery(today=date)):
-                    if item["kind"] == "task" and item["due_on"] == date:
-                        note(day, "task", item["title"], item["owner"])
-                    elif item["kind"] == "email" and item["due_on"] == date:
-                        template = outbox.template_of(store, item["id"])
-                        note(day, "email", f"send {template!r}", item["owner"])
-                    elif item["kind"] == "stagnation":
-                        key = (item["funnel"], item["stage"], item.get("alert", ""))
-                        if key not in seen_alerts:
-                            seen_alerts.add(key)
-                            note(
-                                day,
-                                "alert",
-                                f"{item['funnel']}/{item['stage']}: {item['title']}",
-                                item["owner"],
-                            )
-                # The simulated consultant does the day's work: tasks done, emails sent, and
-                # the contact logged (so health sees an attentive consultant, not silence).
-                worked = 0
-                for task in tasks.open_due_by(store, date):
-                    complete_task(store, settings, task, date, "done on time (simulated)")
-                    worked += 1
-                worked += outbox.deliver_due_in_simulation(store, date, sent_at=date)
-                if worked:
-                    touchpoints.add(
-                        store,
-                        customer_id=cid,
-                        channel="email",
-                        direction="outbound",
-                        happened_on=date,
-                        summary="simulated contact",
-                        by=None,
-                        today=date,
-                    )
-    finally:
-        store.close()
-    return plan
+            engine = Engine(self.store, self.library, self.settings, self.start, "simulate")
+            engine.enroll(customer, self.funnel, on=self.start)
+
+    def live(self, day: int, moves: list[str]) -> None:
+        date = shift(self.start, day)
+        with self.store.write():
+            engine = Engine(self.store, self.library, self.settings, date, "simulate")
+            for stage in moves:
+                enrollment = enrollments.active_in_funnel(self.store, self.funnel.id)
+                if enrollment is not None and enrollment.stage != stage:
+                    engine.move(enrollment, self.funnel, stage)
+            engine.tick()
+            self.note_history(day, date)
+            self.note_list(day, date)
+            self.work(date)
+
+    def note_history(self, day: int, date: str) -> None:
+        for h in enrollments.history_on(self.store, date):
+            if h.kind == "enroll":
+                self.note(day, "enroll", f"enters {h.funnel} at {h.to_stage}")
+            elif h.kind == "move":
+                why = f" ({h.note})" if h.note else ""
+                self.note(day, "move", f"{h.funnel}: {h.from_stage} -> {h.to_stage}{why}")
+            else:
+                self.note(day, h.kind, f"{h.funnel} closed as {h.kind}")
+
+    def note_list(self, day: int, date: str) -> None:
+        """What the morning list shows that day: the work due, and each alert once."""
+        for item in due_items(self.store, self.library, DueQuery(today=date)):
+            if item["kind"] == "task" and item["due_on"] == date:
+                self.note(day, "task", item["title"], item["owner"])
+            elif item["kind"] == "email" and item["due_on"] == date:
+                template = outbox.template_of(self.store, item["id"])
+                self.note(day, "email", f"send {template!r}", item["owner"])
+            elif item["kind"] == "stagnation":
+                key = (item["funnel"], item["stage"], item.get("alert", ""))
+                if key not in self.seen_alerts:
+                    self.seen_alerts.add(key)
+                    what = f"{item['funnel']}/{item['stage']}: {item['title']}"
+                    self.note(day, "alert", what, item["owner"])
+
+    def work(self, date: str) -> None:
+        """The simulated consultant does the day's work: tasks done, emails sent, and the
+        contact logged (so health sees an attentive consultant, not silence)."""
+        worked = 0
+        for task in tasks.open_due_by(self.store, date):
+            complete_task(self.store, self.settings, task, date, "done on time (simulated)")
+            worked += 1
+        worked += outbox.deliver_due_in_simulation(self.store, date, sent_at=date)
+        if worked:
+            touchpoints.add(
+                self.store,
+                customer_id=self.customer_id,
+                channel="email",
+                direction="outbound",
+                happened_on=date,
+                summary="simulated contact",
+                by=None,
+                today=date,
+            )
