@@ -200,14 +200,13 @@ def render(
             f"the sender address {parseaddr(sender)[1]!r} has non-ASCII characters, which SMTP "
             "cannot carry without SMTPUTF8"
         )
-    split = lambda v: [a.strip() for a in v.split(",") if a.strip()] if v else []  # noqa: E731
     rendered = Rendered(
         subject=values["Subject"],
         sender=sender,
         # the customer's own address is one address, even when the name holds a comma
-        to=split(values["To"]) if values.get("To") else [_customer_address(customer)],
-        cc=split(values.get("Cc", "")),
-        bcc=split(values.get("Bcc", "")),
+        to=_split(values["To"]) if values.get("To") else [_customer_address(customer)],
+        cc=_split(values.get("Cc", "")),
+        bcc=_split(values.get("Bcc", "")),
         reply_to=values.get("Reply-To") or None,
         text=text,
         html=html,
@@ -225,6 +224,11 @@ def render(
     if not rendered.recipients:
         raise HeaderProblem("the email has no recipient")
     return rendered
+
+
+def _split(value: str) -> list[str]:
+    """The addresses of a header line, as written between its commas."""
+    return [a.strip() for a in value.split(",") if a.strip()]
 
 
 @lru_cache(maxsize=1)
