@@ -287,8 +287,8 @@ def load_library(
     for path in files:
         try:
             data = yamlfile.load(path)
-        except ValidationError as exc:
-            problems.items.append(exc.message)
+        except yamlfile.YamlError as exc:
+            problems.items.append(exc.problem)
             continue
         _read_file(path, data, problems, funnels, plays, partners, health)
     for extra in health[1:]:
@@ -321,7 +321,7 @@ def load_library(
     checked = Library(known_funnels, known_plays, known_partners, (), health[0] if health else None)
     found = Problems()
     _check_references(checked, found, templates_dir, team)
-    problems.items += [p for p in found.items if p.split(":", 1)[0] in mine or not references]
+    problems.items += [p for p in found.items if str(p.path) in mine or not references]
     problems.raise_if_any("The playbooks have {n} problem(s)")
     return Library(
         funnels, plays, partners, tuple(str(f) for f in files), health[0] if health else None

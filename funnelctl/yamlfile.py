@@ -10,18 +10,39 @@ so that all of them can be reported in one run.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import yaml
 
 from .errors import ValidationError
 
 T = TypeVar("T")
+
+
+class Problem(NamedTuple):
+    """One problem of a file: where it is (``line`` None for the whole file) and what."""
+
+    path: Path | str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        """``file:line: message``: the one way a problem is written for the user."""
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class YamlError(ValidationError):
+    """A file that cannot be read as YAML. ``problem`` keeps the place apart from the
+    message, so that a caller collecting problems can sort this one with the rest."""
+
+    def __init__(self, problem: Problem, more: list[Problem] | None = None) -> None:
+        super().__init__(str(problem), [str(p) for p in more or ()])
+        self.problem = problem
 
 
 class YMap(dict[str, Any]):
@@ -157,7 +178,7 @@ _HINTS = {
 }
 
 
-def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> ValidationError:
+def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> YamlError:
     problem = exc.problem or exc.context or "invalid YAML"
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark else 1
@@ -174,11 +195,11 @@ def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> ValidationError:
     for text, hint in _HINTS.items():
         if text in problem:
             problem = f"{problem} ({hint})"
-    return ValidationError(f"{path}:{line}: {problem}")
+    return YamlError(Problem(path, line, problem))
 
 
 def load(path: Path, text: str | None = None) -> Any:
-    """Parse one YAML file; a syntax error raises ValidationError.
+    """Parse one YAML file; a file that cannot be read or parsed raises YamlError.
 
     Duplicate and non-text keys do not stop the reading: they are kept on the
     top-level mapping (``load_problems``) and reported by :meth:`Fields.done`,
@@ -197,24 +218,28 @@ def load(path: Path, text: str | None = None) -> Any:
         finally:
             loader.dispose()
     except OSError as exc:
-        raise ValidationError(f"{path}: cannot read: {exc.strerror}") from None
+        raise YamlError(Problem(path, None, f"cannot read: {exc.strerror}")) from None
     except UnicodeDecodeError:
-        raise ValidationError(f"{path}: is not UTF-8 text") from None
+        raise YamlError(Problem(path, None, "is not UTF-8 text")) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(path, exc) from None
     except yaml.YAMLError as exc:
-        raise ValidationError(f"{path}: invalid YAML: {exc}") from None
+        raise YamlError(Problem(path, None, f"invalid YAML: {exc}")) from None
     except RecursionError:
         assert text is not None  # reading the file cannot recurse
-        raise ValidationError(
-            f"{path}:{_too_deep_line(text)}: lists or mappings are nested more than "
-            f"{MAX_DEPTH} levels deep here; a playbook or settings file needs only a few"
+        raise YamlError(
+            Problem(
+                path,
+                _too_deep_line(text),
+                f"lists or mappings are nested more than {MAX_DEPTH} levels deep here; "
+                "a playbook or settings file needs only a few",
+            )
         ) from None
     key_problems = sorted(loader.key_problems)
     if key_problems:
         if not isinstance(data, YMap):
-            lines = [f"{path}:{line}: {message}" for line, message in key_problems]
-            raise ValidationError(lines[0], lines[1:])
+            located = [Problem(path, line, message) for line, message in key_problems]
+            raise YamlError(located[0], located[1:])
         data.load_problems = key_problems
     return data
 
@@ -268,30 +293,33 @@ def describe(value: Any, source: str | None = None, *, text_expected: bool = Tru
     return repr(value)
 
 
-_LOCATED = re.compile(r"^(.+?):(\d+): ")
+def _position(problem: Problem) -> tuple[str, int]:
+    if problem.line is None:
+        # A problem of a whole file (it cannot be read) sorts by its whole text, so that
+        # the reported order stays what users and scripts have seen so far.
+        return (str(problem), 0)
+    return (str(problem.path), problem.line)
 
 
 class Problems:
-    """Collects ``file:line: message`` lines."""
+    """Collects problems of one or more files; written as ``file:line: message`` only
+    when they are reported, all at once."""
 
     def __init__(self) -> None:
-        self.items: list[str] = []
+        self.items: list[Problem] = []
 
-    def add(self, path: Path | str, line: int, message: str) -> None:
-        self.items.append(f"{path}:{line}: {message}")
+    def add(self, path: Path | str, line: int | None, message: str) -> None:
+        self.items.append(Problem(path, line, message))
 
-    def sorted(self) -> list[str]:
+    def sorted(self) -> list[Problem]:
         """The problems by file name, then by line: the order in which to fix them."""
-
-        def position(item: str) -> tuple[str, int]:
-            match = _LOCATED.match(item)
-            return (match.group(1), int(match.group(2))) if match else (item, 0)
-
-        return sorted(self.items, key=position)
+        return sorted(self.items, key=_position)
 
     def raise_if_any(self, summary: str) -> None:
         if self.items:
-            raise ValidationError(summary.format(n=len(self.items)), self.sorted())
+            raise ValidationError(
+                summary.format(n=len(self.items)), [str(p) for p in self.sorted()]
+            )
 
     def __bool__(self) -> bool:
         return bool(self.items)
