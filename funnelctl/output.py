@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +20,16 @@ if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV neve
     from rich.console import Console
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OutputFormat(str, Enum):
+    """Every format funnelctl writes results in. Each command's --format accepts the
+    ones that make sense for what it prints (ics only for the calendar feed)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    ics = "ics"
 
 
 def interactive() -> bool:

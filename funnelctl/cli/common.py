@@ -12,17 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._types import TyperChoice
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from .. import output
 from ..dates import parse_date
 from ..errors import FunnelError, InternalError, UsageError, os_problem
+from ..output import OutputFormat
 from ..playbooks import Library, load_library
 from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
@@ -51,14 +52,24 @@ TodayOption = Annotated[
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+def formats(*allowed: OutputFormat) -> TyperChoice[str]:
+    """The --format values one command accepts, out of the one OutputFormat.
+
+    TyperChoice is the type typer itself makes for an Enum option: --help lists only
+    these values, and any other is refused as typer refuses every bad choice (a usage
+    error naming the accepted values, exit 2).
+    """
+    return TyperChoice([f.value for f in allowed])
 
 
 FormatOption = Annotated[
-    Format, typer.Option("--format", "-f", help="table for people, json or csv for scripts.")
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        click_type=formats(OutputFormat.table, OutputFormat.json, OutputFormat.csv),
+        help="table for people, json or csv for scripts.",
+    ),
 ]
 
 

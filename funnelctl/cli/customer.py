@@ -9,7 +9,8 @@ import typer
 from .. import output
 from ..customers import Cleaner, add_customer, edit_customer, parse_assignments, timeline
 from ..errors import UsageError
-from .common import Format, FormatOption, HomeOption, TodayOption, new_app, session
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, new_app, session
 
 app = new_app("Add, edit, list and show customers.", name="customer")
 
@@ -86,7 +87,7 @@ def add(
     set_: Sets = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Add a customer (keyed by email, or by --external-id)."""
     with session(home, today) as s:
@@ -112,7 +113,7 @@ def edit(
     set_: Sets = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Change a customer's fields; custom fields with --set key=value."""
     with session(home, today) as s:
@@ -136,7 +137,7 @@ def list_(
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """List customers, with their active funnel:stage enrollments."""
     with session(home, today) as s:
@@ -155,7 +156,7 @@ def show(
     customer: Annotated[str, typer.Argument(help="Email, external id or #id.")],
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show a customer and their whole timeline: moves, tasks, touchpoints, emails, actions."""
     with session(home, today) as s:

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from .. import output
-from .common import HomeOption, TodayOption, session
-
-
-class DueFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    ics = "ics"
-
+from ..output import OutputFormat
+from .common import HomeOption, TodayOption, formats, session
 
 COLUMNS = ["kind", "id", "customer", "funnel", "stage", "title", "due_on", "days_overdue", "owner"]
 
@@ -40,11 +32,14 @@ def due(
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: Annotated[
-        DueFormat,
+        OutputFormat,
         typer.Option(
-            "--format", "-f", help="table for people, json or csv for scripts, ics for a calendar."
+            "--format",
+            "-f",
+            click_type=formats(*OutputFormat),
+            help="table for people, json or csv for scripts, ics for a calendar.",
         ),
-    ] = DueFormat.table,
+    ] = OutputFormat.table,
 ) -> None:
     """What needs doing: overdue and due tasks, stagnation alerts, at-risk customers, upcoming.
 
@@ -52,7 +47,7 @@ def due(
     """
     from ..activities import DueQuery, due_items
 
-    if fmt == DueFormat.ics:
+    if fmt == OutputFormat.ics:
         import sys
 
         from ..reports import calendar

@@ -13,14 +13,10 @@ import typer
 from .. import output
 from ..importing import EXPORT_TABLES, export_json_rows, export_rows
 from ..outfiles import check_target, written
-from .common import ForceOption, HomeOption, TodayOption, session
+from ..output import OutputFormat
+from .common import ForceOption, HomeOption, TodayOption, formats, session
 
 ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # type: ignore[misc]
-
-
-class ExportFormat(str, Enum):
-    csv = "csv"
-    json = "json"
 
 
 def export(
@@ -29,7 +25,12 @@ def export(
         Path | None,
         typer.Argument(help="Write to this file (the same as --output).", show_default=False),
     ] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.csv,
+    # Files for other programs: no table. The calendar is always iCalendar, whatever
+    # --format says, so ics is not offered here (`export calendar` needs no option).
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", click_type=formats(OutputFormat.csv, OutputFormat.json)),
+    ] = OutputFormat.csv,
     out: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
@@ -62,7 +63,7 @@ def export(
         if out:
             check_target(out, s.workspace, force=force)
         with written(out) if out else nullcontext(sys.stdout) as stream:
-            if fmt == "json":
+            if fmt == OutputFormat.json:
                 count = output.write_json_rows(export_json_rows(s.store, table.value), stream)
             else:
                 columns, rows = export_rows(s.store, table.value)

@@ -11,7 +11,8 @@ import typer
 from .. import output
 from ..dates import parse_date
 from ..errors import UsageError
-from .common import Format, FormatOption, HomeOption, TodayOption, session
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, session
 
 
 def signal(
@@ -39,7 +40,7 @@ def signal(
     ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Record a signal: funnelctl signal CUSTOMER METRIC VALUE [--at DATE].
 
@@ -84,7 +85,7 @@ def at_risk(
     ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Health scores with their reasons and trend: customers at risk first, and opportunities.
 

@@ -9,7 +9,8 @@ import typer
 
 from .. import output
 from ..outfiles import check_target
-from .common import ForceOption, Format, FormatOption, HomeOption, TodayOption, session
+from ..output import OutputFormat
+from .common import ForceOption, FormatOption, HomeOption, TodayOption, session
 
 
 def import_(
@@ -54,7 +55,7 @@ def import_(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Upsert customers from a CSV file: all rows or none."""
     from ..importing import ImportOptions, import_customers, parse_mapping

@@ -9,7 +9,8 @@ import typer
 from .. import output
 from ..dates import parse_date
 from ..errors import UsageError
-from .common import Format, FormatOption, HomeOption, TodayOption, session, who
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, session, who
 
 
 def log(
@@ -26,7 +27,7 @@ def log(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Log a touchpoint. An inbound one drops the tasks and emails waiting for a reply."""
     from ..activities import log_touchpoint

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from .. import output
-from .common import Format, FormatOption, HomeOption, TodayOption, session, who
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, session, who
 
 Customer = Annotated[str, typer.Argument(help="Email, external id or #id.", show_default=False)]
 FunnelOpt = Annotated[
@@ -24,7 +25,7 @@ def enroll(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Put a customer in a funnel and run the stage's entry actions."""
     from ..engine import enroll_customer
@@ -53,7 +54,7 @@ def move(
     ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Move a customer to a stage (forwards or backwards) and run its entry actions."""
     from ..engine import move_customer
@@ -81,7 +82,7 @@ def _closer(status: str, doc: str) -> Callable[..., None]:
         reason: Annotated[str | None, typer.Option(help="Why: kept in the stage history.")] = None,
         home: HomeOption = None,
         today: TodayOption = None,
-        fmt: FormatOption = Format.table,
+        fmt: FormatOption = OutputFormat.table,
     ) -> None:
         from ..engine import close_customer
 

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from .. import output
+from ..output import OutputFormat
 from ..store import OUTBOX_STATUSES
-from .common import Format, FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
+from .common import FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
 
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
 templates = new_app("Preview email templates.", name="template")
@@ -32,7 +33,7 @@ def list_(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """List the outbox, oldest first."""
     from ..errors import UsageError
@@ -56,7 +57,7 @@ def resolve_(
     skip: Annotated[bool, typer.Option("--skip", help="Give up on it.")] = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Settle an uncertain or failed email after checking the recipient's mailbox."""
     from ..errors import UsageError

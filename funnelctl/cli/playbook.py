@@ -10,10 +10,10 @@ import typer
 
 from .. import output
 from ..errors import WorkspaceError
+from ..output import OutputFormat
 from ..playbooks import Library, describe_action, load_library
 from ..workspace import open_workspace
 from .common import (
-    Format,
     FormatOption,
     HomeOption,
     TodayOption,
@@ -31,7 +31,7 @@ def _library(home: Path | None) -> Library:
 
 @app.command("list")
 def list_(
-    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = OutputFormat.table
 ) -> None:
     """List the funnels: id, title, stages and how many automatic actions they hold."""
     library = _library(home)
@@ -53,7 +53,7 @@ def show(
     funnel: Annotated[str, typer.Argument(help="Funnel id, as in 'funnelctl playbook list'.")],
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show a funnel as a journey map: each stage's touchpoints, owner, alerts and actions."""
     f = _library(home).funnel(funnel)
@@ -95,7 +95,7 @@ def show(
 
 @app.command("plays")
 def plays(
-    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = OutputFormat.table
 ) -> None:
     """List the customer-journey plays: what, when, who, channel and sourcing."""
     library = _library(home)
@@ -180,7 +180,7 @@ def simulate_(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Preview day by day what a new customer of FUNNEL would get; the database is not touched."""
     from ..simulate import parse_moves, simulate

@@ -11,7 +11,8 @@ from .. import output
 from ..dates import parse_date
 from ..errors import UsageError
 from ..outfiles import check_target, written
-from .common import ForceOption, Format, FormatOption, HomeOption, TodayOption, new_app, session
+from ..output import OutputFormat
+from .common import ForceOption, FormatOption, HomeOption, TodayOption, new_app, session
 
 tickets = new_app("Help-desk tickets, for response and resolution times.", name="ticket")
 
@@ -54,7 +55,7 @@ def report(
     force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload."""
     from ..reports import build_report, default_period
@@ -79,10 +80,10 @@ def report(
         for f in data["funnels"]
         for stage in f["stages"]
     ]
-    if fmt == Format.json:
+    if fmt == OutputFormat.json:
         output.render_object(data, fmt)
         return
-    if fmt == Format.csv:
+    if fmt == OutputFormat.csv:
         output.render(rows, fmt, [c for c in STAGE_COLUMNS if c != "bar"])
         return
     _tables(data)
@@ -172,7 +173,7 @@ def import_tickets(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Upsert help-desk tickets by id: all rows or none."""
     from ..importing import import_tickets as run_import

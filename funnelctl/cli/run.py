@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .. import output
-from .common import Format, FormatOption, HomeOption, TodayOption, session
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, session
 
 
 def run(
-    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = Format.table
+    home: HomeOption = None, today: TodayOption = None, fmt: FormatOption = OutputFormat.table
 ) -> None:
     """The daily tick: time-based moves and escalations, caught up for missed days; idempotent."""
     from ..engine import run_tick

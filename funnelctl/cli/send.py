@@ -10,7 +10,8 @@ import typer
 
 from .. import output
 from ..errors import EXIT_FAILED
-from .common import Format, FormatOption, HomeOption, TodayOption, resolve_now, session
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, resolve_now, session
 
 
 def send_(
@@ -32,7 +33,7 @@ def send_(
     ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Deliver the queued emails that are due, inside the send window. Safe under cron.
 

@@ -9,7 +9,8 @@ import typer
 from .. import output
 from ..dates import parse_date, shift
 from ..errors import UsageError
-from .common import Format, FormatOption, HomeOption, TodayOption, session
+from ..output import OutputFormat
+from .common import FormatOption, HomeOption, TodayOption, session
 
 TaskId = Annotated[
     int, typer.Argument(help="The task id shown by 'funnelctl due'.", show_default=False)
@@ -22,7 +23,7 @@ def done(
     note: Annotated[str | None, typer.Option(help="What happened.")] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Mark a task done; its follow-up task (then:) starts now."""
     from ..activities import complete
@@ -42,7 +43,7 @@ def snooze_(
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Push a task back: --days N or --until DATE."""
     from ..activities import snooze
@@ -67,7 +68,7 @@ def drop_(
     reason: Annotated[str, typer.Option(help="Why it is no longer needed.")],
     home: HomeOption = None,
     today: TodayOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Drop a task that is no longer needed."""
     from ..activities import drop
