@@ -1,4 +1,4 @@
-"""The one place that writes results: Rich tables, JSON and CSV, and messages.
+"""The one place that writes results: Rich tables, JSON, CSV, iCalendar, and messages.
 
 Data goes to stdout; messages, warnings and progress to stderr. Colour and
 progress bars only when stdout is a terminal and NO_COLOR is not set.
@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -197,6 +198,50 @@ def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None)
     for key, value in obj.items():
         table.add_row(Text(key.replace("_", " ")), Text(cell_text(value)))
     stdout_console().print(table)
+
+
+def write_calendar(tasks: Iterable[Mapping[str, Any]], stream: IO[bytes] | None = None) -> int:
+    """Open tasks as all-day events on their due dates: an iCalendar file, written to
+    ``stream`` (default stdout). Returns the number of events.
+
+    Everything in an event comes from the task's row (DTSTAMP is the task's creation
+    day), so the same book always gives the same file and calendar apps see stable
+    UIDs across refreshes.
+    """
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//funnelctl//follow-ups//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", "funnelctl follow-ups")
+    count = 0
+    for row in tasks:
+        event = Event()
+        event.add("uid", f"task-{row['id']}@funnelctl")
+        event.add("dtstamp", datetime.fromisoformat(row["created_on"]))
+        event.add("dtstart", date.fromisoformat(row["due_on"]))
+        event.add("dtend", date.fromisoformat(row["due_on"]) + timedelta(days=1))
+        who = row["name"] or row["customer"]
+        event.add("summary", f"{row['title']} ({who})")
+        details = [
+            f"Customer: {row['customer']}" + (f", {row['company']}" if row["company"] else "")
+        ]
+        if row["funnel"]:
+            details.append(f"Funnel: {row['funnel']} / {row['stage']}")
+        if row["owner"]:
+            details.append(f"Owner: {row['owner']}")
+        if row["channel"]:
+            details.append(f"Channel: {row['channel']}")
+        if row["description"]:
+            details.append(row["description"].strip())
+        details.append(f"Done? funnelctl done {row['id']}")
+        event.add("description", "\n".join(details))
+        if row["owner"]:
+            event.add("categories", [row["owner"]])
+        cal.add_component(event)
+        count += 1
+    (stream or sys.stdout.buffer).write(bytes(cal.to_ical()))
+    return count
 
 
 SPARKS = "▁▂▃▄▅▆▇█"

@@ -1,4 +1,4 @@
-"""Measures: the funnel report, the HTML page and the calendar feed.
+"""Measures: the funnel report, and the open tasks for the calendar feed.
 
 Every number is computed here from the store; the CLI only renders. Periods are
 inclusive ISO dates; "now" figures (customers per stage, stagnating, backlog,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from .activities import DueQuery, due_items
 from .dates import days_between, shift
 from .playbooks import Funnel, Library
-from .store import Store
+from .store import Row, Store
 from .store import reports as queries
 
 WEEKS_AHEAD = 8
@@ -290,48 +290,14 @@ def build_report(
 # -- the calendar feed --------------------------------------------------------------------------
 
 
-def calendar(store: Store, *, owner: str | None = None) -> bytes:
-    """Open tasks as all-day events on their due dates (an iCalendar file).
-
-    Everything in an event comes from the database (DTSTAMP is the task's creation
-    day), so the same book always gives the same file and calendar apps see stable
-    UIDs across refreshes.
-    """
-    from icalendar import Calendar, Event
-
-    cal = Calendar()
-    cal.add("prodid", "-//funnelctl//follow-ups//EN")
-    cal.add("version", "2.0")
-    cal.add("x-wr-calname", "funnelctl follow-ups")
+def calendar_tasks(store: Store, *, owner: str | None = None) -> Iterator[Row]:
+    """The open tasks for the calendar feed, by due date, each with its customer (email
+    or external id, name, company) and its enrollment's funnel and stage."""
     where, params = ("AND a.owner = ?", [owner]) if owner else ("", [])
-    for row in store.iter_rows(
+    return store.iter_rows(
         "SELECT a.*, coalesce(c.email, c.external_id) AS customer, c.name, c.company, e.funnel, e.stage "
         "FROM activities a JOIN customers c ON c.id = a.customer_id "
         f"LEFT JOIN enrollments e ON e.id = a.enrollment_id WHERE a.status = 'open' {where} "
         "ORDER BY a.due_on, a.id",
         params,
-    ):
-        event = Event()
-        event.add("uid", f"task-{row['id']}@funnelctl")
-        event.add("dtstamp", datetime.fromisoformat(row["created_on"]))
-        event.add("dtstart", date.fromisoformat(row["due_on"]))
-        event.add("dtend", date.fromisoformat(row["due_on"]) + timedelta(days=1))
-        who = row["name"] or row["customer"]
-        event.add("summary", f"{row['title']} ({who})")
-        details = [
-            f"Customer: {row['customer']}" + (f", {row['company']}" if row["company"] else "")
-        ]
-        if row["funnel"]:
-            details.append(f"Funnel: {row['funnel']} / {row['stage']}")
-        if row["owner"]:
-            details.append(f"Owner: {row['owner']}")
-        if row["channel"]:
-            details.append(f"Channel: {row['channel']}")
-        if row["description"]:
-            details.append(row["description"].strip())
-        details.append(f"Done? funnelctl done {row['id']}")
-        event.add("description", "\n".join(details))
-        if row["owner"]:
-            event.add("categories", [row["owner"]])
-        cal.add_component(event)
-    return bytes(cal.to_ical())
+    )

@@ -48,12 +48,10 @@ def due(
     from ..activities import DueQuery, due_items
 
     if fmt == OutputFormat.ics:
-        import sys
-
-        from ..reports import calendar
+        from ..reports import calendar_tasks
 
         with session(home, today) as s:
-            sys.stdout.buffer.write(calendar(s.store, owner=owner))
+            output.write_calendar(calendar_tasks(s.store, owner=owner))
         return
     with session(home, today) as s, s.store.read():
         items = due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))

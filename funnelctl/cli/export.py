@@ -6,7 +6,7 @@ import sys
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -25,8 +25,8 @@ def export(
         Path | None,
         typer.Argument(help="Write to this file (the same as --output).", show_default=False),
     ] = None,
-    # Files for other programs: no table. The calendar is always iCalendar, whatever
-    # --format says, so ics is not offered here (`export calendar` needs no option).
+    # Files for other programs, so no table. `export calendar` writes iCalendar whatever
+    # --format says, and no other table can be one, so ics is not offered either.
     fmt: Annotated[
         OutputFormat,
         typer.Option("--format", "-f", click_type=formats(OutputFormat.csv, OutputFormat.json)),
@@ -45,28 +45,24 @@ def export(
     A file is written owner-only, and only whole; an existing one only with --force.
     """
     out = out or file
-    if table.value == "calendar":
-        from ..reports import calendar
-
-        with session(home, today) as s:
-            if out:
-                check_target(out, s.workspace, force=force)
-            data = calendar(s.store)
-        if out:
-            with written(out, binary=True) as stream:
-                stream.write(data)
-            output.message(f"Exported the open tasks to {out}.")
-        else:
-            sys.stdout.buffer.write(data)
-        return
+    calendar = table.value == "calendar"
     with session(home, today) as s, s.store.read():
         if out:
             check_target(out, s.workspace, force=force)
-        with written(out) if out else nullcontext(sys.stdout) as stream:
-            if fmt == OutputFormat.json:
+        stdout: IO[Any] = sys.stdout.buffer if calendar else sys.stdout
+        with written(out, binary=calendar) if out else nullcontext(stdout) as stream:
+            if calendar:
+                from ..reports import calendar_tasks
+
+                output.write_calendar(calendar_tasks(s.store), stream)
+            elif fmt == OutputFormat.json:
                 count = output.write_json_rows(export_json_rows(s.store, table.value), stream)
             else:
                 columns, rows = export_rows(s.store, table.value)
                 count = output.write_csv(rows, columns, stream)
     if out:
-        output.message(f"Exported {count} {table.value} row(s) to {out}.")
+        output.message(
+            f"Exported the open tasks to {out}."
+            if calendar
+            else f"Exported {count} {table.value} row(s) to {out}."
+        )
