@@ -244,6 +244,112 @@ def write_calendar(tasks: Iterable[Mapping[str, Any]], stream: IO[bytes] | None 
     return count
 
 
+# -- the funnel report ---------------------------------------------------------------------------
+
+# CSV: one row per funnel stage, for spreadsheets.
+REPORT_COLUMNS = [
+    "funnel",
+    "stage",
+    "customers",
+    "entered",
+    "conversion",
+    "median_days",
+    "p90_days",
+    "stagnating",
+    "channels",
+]
+
+
+def render_report(data: Mapping[str, Any], fmt: str) -> None:
+    """The funnel report (reports.build_report): JSON as built, CSV one row per stage,
+    or a table per funnel and the summaries for people."""
+    if fmt == OutputFormat.json:
+        render_object(data, fmt)
+        return
+    if fmt == OutputFormat.csv:
+        rows = [
+            {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
+            for f in data["funnels"]
+            for stage in f["stages"]
+        ]
+        render(rows, fmt, REPORT_COLUMNS)
+        return
+    _report_tables(data)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def _report_tables(data: Mapping[str, Any]) -> None:
+    period = data["period"]
+    for f in data["funnels"]:
+        peak = max((s["customers"] for s in f["stages"]), default=0)
+        rows = [
+            {
+                "stage": s["stage"],
+                "now": s["customers"],
+                "": bar(s["customers"], peak, 24),
+                "entered": s["entered"],
+                "converted": _pct(s["conversion"]),
+                "median d": s["median_days"],
+                "p90 d": s["p90_days"],
+                "stagnating": s["stagnating"] or "",
+                "touchpoints": "GAP: none"
+                if s["gap"]
+                else ", ".join(f"{c} {n}" for c, n in sorted(s["touchpoints"].items())),
+            }
+            for s in f["stages"]
+        ]
+        churn = "" if f["churn_rate"] is None else f", churn rate {_pct(f['churn_rate'])}"
+        render(
+            rows,
+            "table",
+            list(rows[0]) if rows else ["stage"],
+            title=f"{f['title']}: {f['active']} active; won {f['won']}, lost {f['lost']}, churned {f['churned']}{churn} ({period['since']} to {period['until']})",
+        )
+    sat, sup, trends = data["satisfaction"], data["support"], data["trends"]
+    summary = {
+        "NPS": f"{sat['nps'] if sat['nps'] is not None else '–'} ({sat['nps_answers']} answers)  {sparkline([t['nps'] for t in trends])}",
+        "CSAT": f"{sat['csat'] if sat['csat'] is not None else '–'} ({sat['csat_answers']} answers)",
+        "churned per month": sparkline([t["churned"] for t in trends]) or "–",
+        "response (days, median)": sup["response_days_median"]
+        if sup["response_days_median"] is not None
+        else "–",
+        "tickets": sup["tickets"],
+        "first response (h, median)": sup["first_response_hours_median"] or "–",
+        "resolution (h, median / p90)": f"{sup['resolution_hours_median'] or '–'} / {sup['resolution_hours_p90'] or '–'}",
+        "open backlog": sup["backlog"],
+    }
+    render_object(summary, "table", title="Satisfaction and support")
+    render(
+        data["owners"],
+        "table",
+        ["owner", "done_on_time", "done_late", "overdue", "median_days_late"],
+        title="Owners",
+    )
+    weeks = sorted({r["week"] for r in data["workload"]})
+    load: dict[str, dict[str, int]] = {}
+    for r in data["workload"]:
+        load.setdefault(r["owner"], {})[r["week"]] = r["tasks"] + r["emails"]
+    workload = [
+        {
+            "owner": owner,
+            **{week[5:]: per.get(week, 0) for week in weeks},
+            "trend": sparkline([per.get(w, 0) for w in weeks]),
+        }
+        for owner, per in sorted(load.items())
+    ]
+    render(
+        workload,
+        "table",
+        ["owner", *[w[5:] for w in weeks], "trend"],
+        title="Workload: tasks + emails per week",
+    )
+
+
+# -- drawing helpers --------------------------------------------------------------------------------
+
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
