@@ -1,23 +1,34 @@
-"""The funnelctl command: every command and group, put together."""
+"""The funnelctl command: every command and group, put together.
+
+Each command lives in the module named after it (``at-risk`` in at_risk.py,
+``import`` in import_.py); won, lost and churn share close.py.
+"""
 
 from __future__ import annotations
 
 from . import (
+    at_risk,
     backup,
+    close,
     customer,
+    done,
+    drop,
     due,
+    enroll,
     export,
-    health,
     import_,
     init,
     log,
-    moves,
+    move,
     outbox,
     playbook,
     report,
     run,
     send,
-    tasks,
+    signal,
+    snooze,
+    template,
+    ticket,
 )
 from .common import new_app
 
@@ -30,22 +41,22 @@ app.add_typer(playbook.app)
 app.add_typer(customer.app)
 app.command("import")(import_.import_)
 app.command("export")(export.export)
-app.command("enroll")(moves.enroll)
-app.command("move")(moves.move)
-app.command("won")(moves.won)
-app.command("lost")(moves.lost)
-app.command("churn")(moves.churn)
+app.command("enroll")(enroll.enroll)
+app.command("move")(move.move)
+app.command("won")(close.won)
+app.command("lost")(close.lost)
+app.command("churn")(close.churn)
 app.command("due")(due.due)
-app.command("done")(tasks.done)
-app.command("snooze")(tasks.snooze_)
-app.command("drop")(tasks.drop_)
+app.command("done")(done.done)
+app.command("snooze")(snooze.snooze_)
+app.command("drop")(drop.drop_)
 app.command("log")(log.log)
-app.command("signal")(health.signal)
-app.command("at-risk")(health.at_risk)
+app.command("signal")(signal.signal)
+app.command("at-risk")(at_risk.at_risk)
 app.command("run")(run.run)
 app.command("send")(send.send_)
 app.add_typer(outbox.app)
-app.add_typer(outbox.templates)
+app.add_typer(template.app)
 app.command("report")(report.report)
-app.add_typer(report.tickets)
+app.add_typer(ticket.app)
 app.command("backup")(backup.backup)

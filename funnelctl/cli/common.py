@@ -51,6 +51,15 @@ TodayOption = Annotated[
 
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
 
+CustomerArg = Annotated[str, typer.Argument(help="Email, external id or #id.", show_default=False)]
+FunnelOption = Annotated[
+    str | None, typer.Option("--funnel", help="Which funnel, when the customer is in several.")
+]
+TaskArg = Annotated[
+    int, typer.Argument(help="The task id shown by 'funnelctl due'.", show_default=False)
+]
+TASK_COLUMNS = ["id", "title", "status", "due_on", "owner", "note"]  # done, snooze, drop
+
 
 def formats(*allowed: OutputFormat) -> TyperChoice[str]:
     """The --format values one command accepts, out of the one OutputFormat.

@@ -10,7 +10,7 @@ from .. import output
 from ..customers import Cleaner, add_customer, edit_customer, parse_assignments, timeline
 from ..errors import UsageError
 from ..output import OutputFormat
-from .common import FormatOption, HomeOption, TodayOption, new_app, session
+from .common import CustomerArg, FormatOption, HomeOption, TodayOption, new_app, session
 
 app = new_app("Add, edit, list and show customers.", name="customer")
 
@@ -98,7 +98,7 @@ def add(
 
 @app.command("edit")
 def edit(
-    customer: Annotated[str, typer.Argument(help="Email, external id or #id.")],
+    customer: CustomerArg,
     email: Annotated[str | None, typer.Option(help="New email.")] = None,
     name: Name = None,
     company: Company = None,
@@ -153,7 +153,7 @@ def list_(
 
 @app.command("show")
 def show(
-    customer: Annotated[str, typer.Argument(help="Email, external id or #id.")],
+    customer: CustomerArg,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,

@@ -10,11 +10,11 @@ from .. import output
 from ..dates import parse_date
 from ..errors import UsageError
 from ..output import OutputFormat
-from .common import FormatOption, HomeOption, TodayOption, session, who
+from .common import CustomerArg, FormatOption, HomeOption, TodayOption, session, who
 
 
 def log(
-    customer: Annotated[str, typer.Argument(help="Email, external id or #id.", show_default=False)],
+    customer: CustomerArg,
     summary: Annotated[
         str, typer.Argument(help="What happened, in a sentence.", show_default=False)
     ],

@@ -1,4 +1,4 @@
-"""funnelctl outbox list | template render"""
+"""funnelctl outbox list | resolve"""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from ..store import OUTBOX_STATUSES
 from .common import FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
 
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
-templates = new_app("Preview email templates.", name="template")
 
 COLUMNS = [
     "id",
@@ -70,31 +69,3 @@ def resolve_(
         now = resolve_now(s.today, s.workspace).isoformat(timespec="seconds")
         row = resolve(s.store, email, chosen[0], s.today, now)
     output.render([row], fmt, ["id", "template", "status", "reason", "sent_at", "message_id"])
-
-
-@templates.command("render")
-def render_(
-    template: Annotated[
-        str, typer.Argument(help="Template name, e.g. welcome.", show_default=False)
-    ],
-    customer: Annotated[
-        str, typer.Option(help="Render for this customer (email, external id or #id).")
-    ],
-    home: HomeOption = None,
-    today: TodayOption = None,
-) -> None:
-    """Print the exact message TEMPLATE would make for a customer (headers, text, HTML)."""
-    from ..mail import preview
-
-    with session(home, today) as s:
-        text = preview(
-            s.store,
-            s.library(),
-            s.workspace.settings,
-            s.workspace.templates_dir,
-            template,
-            customer,
-            s.today,
-            resolve_now(s.today, s.workspace),
-        )
-    typer.echo(text, nl=False)

@@ -1,4 +1,4 @@
-"""funnelctl report | ticket import"""
+"""funnelctl report"""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from ..dates import parse_date
 from ..errors import UsageError
 from ..outfiles import check_target, written
 from ..output import OutputFormat
-from .common import ForceOption, FormatOption, HomeOption, TodayOption, new_app, session
-
-tickets = new_app("Help-desk tickets, for response and resolution times.", name="ticket")
+from .common import ForceOption, FormatOption, HomeOption, TodayOption, session
 
 
 def _date(option: str, value: str | None) -> str | None:
@@ -63,26 +61,3 @@ def report(
             stream.write(render_html(data))
         output.message(f"Wrote {html}.")
     output.render_report(data, fmt)
-
-
-@tickets.command("import")
-def import_tickets(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="CSV with id, customer, opened_at, first_response_at, resolved_at, csat."
-        ),
-    ],
-    encoding: Annotated[
-        str | None, typer.Option(help="File encoding (default UTF-8 or by BOM).")
-    ] = None,
-    home: HomeOption = None,
-    today: TodayOption = None,
-    fmt: FormatOption = OutputFormat.table,
-) -> None:
-    """Upsert help-desk tickets by id: all rows or none."""
-    from ..importing import import_tickets as run_import
-
-    with session(home, today) as s:
-        result = run_import(s.store, file, s.today, encoding=encoding)
-    output.render_object(result, fmt, title="Tickets")

@@ -1,10 +1,9 @@
-"""funnelctl signal | at-risk"""
+"""funnelctl signal CUSTOMER METRIC VALUE | signal import FILE.csv"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -71,47 +70,3 @@ def signal(
         output.render_object(
             record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal"
         )
-
-
-def at_risk(
-    everyone: Annotated[
-        bool,
-        typer.Option(
-            "--all", help="Every active customer, not only those at risk or with an opportunity."
-        ),
-    ] = False,
-    live: Annotated[
-        bool, typer.Option("--live", help="Score everyone now, even when today's run already did.")
-    ] = False,
-    home: HomeOption = None,
-    today: TodayOption = None,
-    fmt: FormatOption = OutputFormat.table,
-) -> None:
-    """Health scores with their reasons and trend: customers at risk first, and opportunities.
-
-    After today's `funnelctl run` this reads the scores it kept; before it (or with
-    --live) every active customer is scored now.
-    """
-    from ..health import at_risk_report
-
-    with session(home, today) as s:
-        rows = at_risk_report(
-            s.store, s.library(), s.workspace.settings, s.today, everyone=everyone, live=live
-        )
-
-    def style(row: Mapping[str, Any]) -> str | None:
-        return "bold red" if row["at_risk"] else None
-
-    if fmt == "table":
-        for row in rows:
-            row["reasons"] = "\n".join(row["reasons"][:3])
-            row["opportunities"] = "\n".join(row["opportunities"])
-
-    output.render(
-        rows,
-        fmt,
-        ["customer", "owner", "score", "trend", "reasons", "opportunities"],
-        title=f"Health on {s.today}",
-        style=style,
-        empty="Nobody is at risk and no opportunity is open.",
-    )
