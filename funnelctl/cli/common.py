@@ -145,12 +145,18 @@ def who() -> str | None:
         return None
 
 
+def option_date(option: str, value: str) -> str:
+    """The ISO date ``value`` given to ``option`` means; anything else is a usage error
+    that names the option."""
+    try:
+        return parse_date(value).isoformat()
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def resolve_today(today: str | None, workspace: Workspace | None) -> str:
     if today:
-        try:
-            return parse_date(today).isoformat()
-        except ValueError as exc:
-            raise UsageError(f"--today: {exc}") from None
+        return option_date("--today", today)
     zone = workspace.settings.zone if workspace else None
     return datetime.now(zone).date().isoformat() if zone else date.today().isoformat()
 

@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..dates import parse_date
-from ..errors import UsageError
 from ..output import OutputFormat
-from .common import CustomerArg, FormatOption, HomeOption, TodayOption, session, who
+from .common import CustomerArg, FormatOption, HomeOption, TodayOption, option_date, session, who
 
 
 def log(
@@ -33,10 +31,7 @@ def log(
     from ..activities import log_touchpoint
 
     with session(home, today) as s:
-        try:
-            day = parse_date(on).isoformat() if on else s.today
-        except ValueError as exc:
-            raise UsageError(f"--on: {exc}") from None
+        day = option_date("--on", on) if on else s.today
         result = log_touchpoint(
             s.store,
             s.library(),

@@ -8,18 +8,10 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..dates import parse_date
 from ..errors import UsageError
 from ..outfiles import check_target, written
 from ..output import OutputFormat
-from .common import ForceOption, FormatOption, HomeOption, TodayOption, session
-
-
-def _date(option: str, value: str | None) -> str | None:
-    try:
-        return parse_date(value).isoformat() if value else None
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
+from .common import ForceOption, FormatOption, HomeOption, TodayOption, option_date, session
 
 
 def report(
@@ -48,7 +40,11 @@ def report(
     with session(home, today) as s:
         if html is not None:
             check_target(html, s.workspace, force=force, what="the report")
-        period = default_period(s.today, _date("--since", since), _date("--until", until))
+        period = default_period(
+            s.today,
+            option_date("--since", since) if since else None,
+            option_date("--until", until) if until else None,
+        )
         if period.since > period.until:
             raise UsageError(f"--since {period.since} is after --until {period.until}.")
         data = build_report(

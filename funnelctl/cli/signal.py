@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..dates import parse_date
 from ..errors import UsageError
 from ..output import OutputFormat
-from .common import FormatOption, HomeOption, TodayOption, session
+from .common import FormatOption, HomeOption, TodayOption, option_date, session
 
 
 def signal(
@@ -63,10 +62,7 @@ def signal(
             return
         if value is None:
             raise UsageError("Give CUSTOMER METRIC VALUE, or: funnelctl signal import FILE.csv")
-        try:
-            on = parse_date(at).isoformat() if at else s.today
-        except ValueError as exc:
-            raise UsageError(f"--at: {exc}") from None
+        on = option_date("--at", at) if at else s.today
         output.render_object(
             record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal"
         )

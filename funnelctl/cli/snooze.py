@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import output
-from ..dates import parse_date, shift
+from ..dates import shift
 from ..errors import UsageError
 from ..output import OutputFormat
 from .common import (
@@ -16,6 +16,7 @@ from .common import (
     HomeOption,
     TaskArg,
     TodayOption,
+    option_date,
     session,
 )
 
@@ -39,10 +40,7 @@ def snooze_(
         raise UsageError("Give exactly one of --days N or --until YYYY-MM-DD.")
     with session(home, today) as s:
         if until is not None:
-            try:
-                target = parse_date(until).isoformat()
-            except ValueError as exc:
-                raise UsageError(f"--until: {exc}") from None
+            target = option_date("--until", until)
         else:
             assert days is not None
             target = shift(s.today, days)
