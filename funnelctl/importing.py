@@ -1,4 +1,4 @@
-"""CSV in and out: the customer import (all or nothing, streamed) and exports.
+"""CSV in: the customer import (all or nothing, streamed), signals and tickets.
 
 The import reads the file once, row by row, inside one write transaction.
 Every row is checked; if any is bad the transaction is rolled back and every
@@ -9,16 +9,15 @@ keys already seen in the file live in a temporary SQLite table, not in Python.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import itertools
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
+from .csvfile import CsvFile, open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import UsageError, ValidationError
 from .outfiles import PendingFile
@@ -34,7 +33,6 @@ REASON_COLUMN = "funnelctl_reason"
 BY = "import"  # who the stage history says made an imported enrollment
 PLACEMENT = ("funnel", "stage", "entered_on")
 IMPORT_FIELDS = (*FIELDS, "first_name", "last_name", *PLACEMENT)
-DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 IDENTIFIERS = ("email", "external_id")
 # A cell our CSV export neutralised ('=SUM(..), '+351 ...): the import takes the ' off again,
 # so that an export loads back unchanged.
@@ -99,186 +97,6 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--map {pair!r} must be written as 'CSV column=field'")
         mapping[source.strip()] = target.strip()
     return mapping
-
-
-# -- reading the file ---------------------------------------------------------------------
-
-
-def _encoding_of(path: Path, requested: str | None) -> str:
-    with path.open("rb") as f:
-        head = f.read(4)
-    if requested:
-        try:
-            name = codecs.lookup(requested).name
-        except LookupError:
-            raise UsageError(f"--encoding {requested!r} is not an encoding Python knows") from None
-        return "utf-8-sig" if name == "utf-8" else requested
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return "utf-8"
-
-
-def _encoding_label(encoding: str) -> str:
-    name = codecs.lookup(encoding).name
-    return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16"}.get(name, encoding)
-
-
-def _count_breaks(text: str, after_cr: bool) -> int:
-    """Line breaks in ``text`` as a CSV reader counts them: \\n, \\r\\n and a lone \\r."""
-    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
-    if after_cr and text.startswith("\n"):
-        breaks -= 1
-    return breaks
-
-
-def _undecodable_line(path: Path, encoding: str) -> int:
-    """The physical line holding the first byte that ``encoding`` cannot decode.
-
-    A text stream decodes ahead in large chunks, so the line being parsed when it
-    fails is not the line at fault: read the file again and find it.
-    """
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    line, after_cr = 1, False
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 16):
-            try:
-                text = decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                good = exc.object[: exc.start]
-                text = good.decode(encoding, errors="replace") if good else ""
-                return line + _count_breaks(text, after_cr)
-            if text:
-                line += _count_breaks(text, after_cr)
-                after_cr = text.endswith("\r")
-    return line
-
-
-def _not_text(path: Path, encoding: str) -> ValidationError:
-    line = _undecodable_line(path, encoding)
-    label = _encoding_label(encoding)
-    return ValidationError(
-        f"{path}:{line}: the file is not valid {label} text; pass its encoding, "
-        "e.g. --encoding latin-1 (or cp1252 for files saved by Excel on Windows)"
-    )
-
-
-_UNCLOSED = 'a quoted value that starts on this line is never closed (an unterminated " quote)'
-
-
-def _csv_problem(exc: csv.Error, path: Path, encoding: str, line: int, delimiter: str) -> str:
-    """What is wrong with the record that starts on physical line ``line``.
-
-    The reader says "field larger than field limit" both for a value that is simply too
-    long and for a quote never closed (everything after it became one value): reading
-    the record again with a higher limit tells them apart.
-    """
-    text = str(exc)
-    if "field larger than field limit" in text:
-        too_long = _overlong_column(path, encoding, line, delimiter)
-        if too_long is not None:
-            column, length = too_long
-            return (
-                f"the value in column {column} is {length:,} characters long, more than the "
-                f"{csv.field_size_limit():,} a CSV value may hold; shorten it"
-            )
-        return _UNCLOSED
-    if "unexpected end of data" in text:
-        return _UNCLOSED
-    return f"the CSV is malformed: {text}"
-
-
-def _overlong_column(
-    path: Path, encoding: str, line: int, delimiter: str
-) -> tuple[int, int] | None:
-    """(column, length) of the longest value of the record starting on ``line``, read with
-    eight times the limit; None when even so it does not end (a quote never closed)."""
-    limit = csv.field_size_limit()
-    csv.field_size_limit(limit * 8)
-    try:
-        with path.open("r", encoding=encoding, newline="", errors="replace") as f:
-            record = itertools.islice(f, line - 1, None)
-            cells = next(csv.reader(record, delimiter=delimiter, strict=True), [])
-    except (csv.Error, OSError):
-        return None
-    finally:
-        csv.field_size_limit(limit)
-    longest = max(range(len(cells)), key=lambda i: len(cells[i]), default=None)
-    if longest is None or len(cells[longest]) <= limit:
-        return None
-    return longest + 1, len(cells[longest])
-
-
-def _sniff_delimiter(header_line: str) -> str:
-    counts = {d: header_line.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-@dataclass
-class CsvFile:
-    """A CSV file opened for streaming: its header and an iterator of (line, cells)."""
-
-    path: Path
-    header: list[str]
-    delimiter: str
-    encoding: str
-    stream: TextIO
-    reader: Any
-
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """Each record with the physical line it starts on (the reader counts the header too)."""
-        line = self.reader.line_num + 1
-        try:
-            for cells in self.reader:
-                yield line, cells
-                line = self.reader.line_num + 1
-        except UnicodeDecodeError:
-            raise _not_text(self.path, self.encoding) from None
-        except csv.Error as exc:
-            problem = _csv_problem(exc, self.path, self.encoding, line, self.delimiter)
-            raise ValidationError(f"{self.path}:{line}: {problem}") from None
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
-    if delimiter is not None and delimiter not in DELIMITERS:
-        raise UsageError("--delimiter must be ',', ';' or a tab ('\\t')")
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
-    enc = _encoding_of(path, encoding)
-    try:
-        stream = path.open("r", encoding=enc, newline="", errors="strict")
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
-    try:
-        first = stream.readline()
-        if not first.strip():
-            raise ValidationError(f"{path}:1: the file is empty; the first line must be the header")
-        if "\x00" in first:
-            raise ValidationError(
-                f"{path}:1: the header holds NUL characters: the file looks like UTF-16 without "
-                "a byte-order mark (try --encoding utf-16-le)"
-            )
-        sep = delimiter or _sniff_delimiter(first)
-        # The reader sees the header too, so a quoted header cell may span lines and the
-        # reader's line count is the file's.
-        reader = csv.reader(itertools.chain([first], stream), delimiter=sep, strict=True)
-        header = next(reader)
-    except UnicodeDecodeError:
-        stream.close()
-        raise _not_text(path, enc) from None
-    except csv.Error as exc:
-        stream.close()
-        problem = _csv_problem(exc, path, enc, 1, sep)
-        raise ValidationError(f"{path}:1: {problem}") from None
-    except BaseException:
-        stream.close()
-        raise
-    return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader)
 
 
 # -- the import ---------------------------------------------------------------------------
@@ -899,53 +717,3 @@ def import_tickets(
     finally:
         csvfile.close()
     return counts
-
-
-# -- export ---------------------------------------------------------------------------------
-
-EXPORT_TABLES = (
-    "customers",
-    "activities",
-    "history",
-    "outbox",
-    "touchpoints",
-    "signals",
-    "tickets",
-    "calendar",
-)
-
-
-def customer_export_columns(store: Store) -> list[str]:
-    custom = [
-        r["key"]
-        for r in store.rows(
-            "SELECT DISTINCT j.key AS key FROM customers, json_each(customers.fields) j ORDER BY 1"
-        )
-    ]
-    return [*FIELDS, *[c for c in custom if c not in IMPORT_FIELDS]]
-
-
-def export_rows(store: Store, table: str) -> tuple[list[str], Iterator[Row]]:
-    """Columns and a row iterator for one exportable table."""
-    if table == "customers":
-        columns = customer_export_columns(store)
-
-        def flat() -> Iterator[Row]:
-            # Only the exported fields: a custom field may be called like a stored column
-            # that is not exported (id, created_on), and its column must show the custom
-            # value, blank when a customer has none.
-            for row in store.customers():
-                custom = {k: v for k, v in row["fields"].items() if k not in IMPORT_FIELDS}
-                yield {**{k: row[k] for k in FIELDS}, **custom}
-
-        return columns, flat()
-    name = "stage_history" if table == "history" else table
-    # From the schema, not from a first row: an empty table still gets its header.
-    columns = ["customer", *(r["name"] for r in store.rows(f"PRAGMA table_info({name})"))]
-    return columns, store.table_rows(name)
-
-
-def export_json_rows(store: Store, table: str) -> Iterator[Row]:
-    if table == "customers":
-        return store.customers()
-    return store.table_rows("stage_history" if table == "history" else table)

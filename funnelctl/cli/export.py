@@ -11,7 +11,7 @@ from typing import IO, Annotated, Any
 import typer
 
 from .. import output
-from ..importing import EXPORT_TABLES, export_json_rows, export_rows
+from ..exporting import EXPORT_TABLES, export_json_rows, export_rows
 from ..outfiles import check_target, written
 from ..output import OutputFormat
 from .common import ForceOption, HomeOption, TodayOption, formats, session
