@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,14 +56,104 @@ class ImportOptions:
     skip_bad: Path | None = None
 
 
+# -- the row loop every import shares --------------------------------------------------
+
+
+class RowError(Exception):
+    """One row is bad; the message says why."""
+
+
+@dataclass
+class BadRows:
+    """The rows an import rejected: how many, and the first MAX_LISTED with their lines."""
+
+    count: int = 0
+    listed: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line: int, reason: str) -> None:
+        self.count += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append((line, reason))
+
+    def located(self, path: Path) -> list[str]:
+        """The listed rows as ``file:line: reason``."""
+        return [f"{path}:{line}: {reason}" for line, reason in self.listed]
+
+    def raise_if_any(self, path: Path, outcome: str, *, count_unlisted: bool = True) -> None:
+        """All or nothing: a bad row fails the whole import, every listed row shown.
+
+        ``outcome`` says what that means for the user ("no signal was imported");
+        ``count_unlisted`` adds a last line for the rows past MAX_LISTED.
+        """
+        if not self.count:
+            return
+        details = self.located(path)
+        if count_unlisted and self.count > len(self.listed):
+            details.append(f"… and {self.count - len(self.listed)} more bad row(s)")
+        raise ValidationError(f"{path}: {self.count} bad row(s); {outcome}", details)
+
+
+def each_row(
+    csvfile: CsvFile,
+    handle: Callable[[int, list[str]], None],
+    *,
+    on_row: Callable[[int], None] | None = None,
+    on_bad: Callable[[list[str], str], None] | None = None,
+) -> BadRows:
+    """Give ``handle`` each row that is not blank, with the line it starts on.
+
+    A row whose width is not the header's, or for which ``handle`` raises RowError, is
+    collected as a bad row (and passed to ``on_bad`` with the reason); the loop goes on,
+    so that one run reports every bad row. ``on_row`` hears the count of rows read.
+    """
+    bad = BadRows()
+    width = len(csvfile.header)
+    for count, (line, cells) in enumerate(csvfile.rows(), start=1):
+        if on_row is not None:
+            on_row(count)
+        if not any(c.strip() for c in cells):
+            continue
+        try:
+            if len(cells) != width:
+                raise RowError(f"{len(cells)} values but the header has {width} columns")
+            handle(line, cells)
+        except RowError as exc:
+            bad.add(line, str(exc))
+            if on_bad is not None:
+                on_bad(cells, str(exc))
+    return bad
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+@contextmanager
+def _all_or_nothing(store: Store, dry_run: bool) -> Iterator[None]:
+    """The import's one write transaction; a dry run does everything, then rolls it back."""
+    try:
+        with store.write():
+            yield
+            if dry_run:
+                raise _DryRun()
+    except _DryRun:
+        pass
+
+
+# -- customers ----------------------------------------------------------------------------
+
+
 @dataclass
 class ImportResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: int = 0
     enrolled: int = 0
-    problems: list[str] = field(default_factory=list)
+    bad: BadRows = field(default_factory=BadRows)
+
+    @property
+    def rejected(self) -> int:
+        return self.bad.count
 
     def summary(self) -> dict[str, int]:
         return {
@@ -73,20 +164,11 @@ class ImportResult:
             "enrolled": self.enrolled,
         }
 
-    def reject(self, line: int, reason: str) -> None:
-        self.rejected += 1
-        if len(self.problems) < MAX_LISTED:
-            self.problems.append(f"line {line}: {reason}")
-
 
 def _engine() -> Any:
     from . import engine
 
     return engine
-
-
-class RowError(Exception):
-    """One row is bad; the message says why."""
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
@@ -97,9 +179,6 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--map {pair!r} must be written as 'CSV column=field'")
         mapping[source.strip()] = target.strip()
     return mapping
-
-
-# -- the import ---------------------------------------------------------------------------
 
 
 def _restore(raw: str) -> str:
@@ -369,49 +448,32 @@ def import_customers(
     try:
         targets = _column_targets(csvfile, options)
         importer = _Importer(store, playbooks, options, today, path.name, settings)
-        width = len(csvfile.header)
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile.header)
-        with store.write():
+
+        def import_row(line: int, cells: list[str]) -> None:
+            importer.check_unique(line, targets, cells)
+            with store.savepoint("import_row"):
+                importer.apply_row(line, importer.row_values(targets, cells))
+
+        with _all_or_nothing(store, options.dry_run):
             store.conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS import_seen (key TEXT PRIMARY KEY, line INTEGER)"
             )
             store.conn.execute("DELETE FROM temp.import_seen")
-            for count, (line, cells) in enumerate(csvfile.rows(), start=1):
-                if on_row is not None:
-                    on_row(count)
-                if not any(c.strip() for c in cells):
-                    continue
-                try:
-                    if len(cells) != width:
-                        raise RowError(f"{len(cells)} values but the header has {width} columns")
-                    importer.check_unique(line, targets, cells)
-                    with store.savepoint("import_row"):
-                        importer.apply_row(line, importer.row_values(targets, cells))
-                except RowError as exc:
-                    importer.result.reject(line, str(exc))
-                    if rejects is not None:
-                        rejects.write(cells, str(exc))
+            importer.result.bad = each_row(
+                csvfile, import_row, on_row=on_row, on_bad=rejects.write if rejects else None
+            )
             store.conn.execute("DROP TABLE temp.import_seen")
-            result = importer.result
-            if result.rejected and rejects is None:
-                more = result.rejected - len(result.problems)
-                details = [f"{path}:{p.removeprefix('line ')}" for p in result.problems]
-                if more:
-                    details.append(f"… and {more} more bad row(s)")
-                raise ValidationError(
-                    f"{path}: {result.rejected} bad row(s); nothing was imported "
-                    "(fix them, or pass --skip-bad FILE to import the good rows)",
-                    details,
+            if rejects is None:
+                importer.result.bad.raise_if_any(
+                    path,
+                    "nothing was imported (fix them, or pass --skip-bad FILE to import the good rows)",
                 )
-            if options.dry_run:
-                raise _DryRun()
-            if rejects is not None:
+            elif not options.dry_run:
                 # Before the commit: a rejects file that cannot be written (a full disk)
                 # fails the import, which then changes nothing.
                 rejects.sync()
-    except _DryRun:
-        pass
     except BaseException:
         if rejects is not None:
             rejects.discard()
@@ -475,10 +537,6 @@ class _Rejects:
         self.file.commit()
 
 
-class _DryRun(Exception):
-    """Raised inside the transaction to roll a dry run back."""
-
-
 # -- signals -------------------------------------------------------------------------------
 
 SIGNAL_CUSTOMER = ("customer", "email", "external_id")
@@ -526,81 +584,61 @@ def import_signals(
                     raise ValidationError(f"{path}:1: column {index + 1}: {exc}") from None
             if not metrics:
                 raise ValidationError(f"{path}:1: no metric columns (or metric and value columns)")
-        problems: list[str] = []
-        rejected = imported = duplicates = 0
-        with store.write():
-            for line, cells in csvfile.rows():
-                if not any(c.strip() for c in cells):
-                    continue
+        counts = {"imported": 0, "duplicates": 0}
+
+        def record(line: int, cells: list[str]) -> None:
+            row = dict(zip(header, cells, strict=True))
+            ref = row[who].strip()
+            customer = store.customer_by("id", ref[1:]) if ref.startswith("#") else None
+            customer = (
+                customer or store.customer_by("email", ref) or store.customer_by("external_id", ref)
+            )
+            if customer is None:
+                raise RowError(f"no customer {ref!r}")
+            on = today
+            if when and row[when].strip():
                 try:
-                    if len(cells) != len(header):
-                        raise RowError(
-                            f"{len(cells)} values but the header has {len(header)} columns"
-                        )
-                    row = dict(zip(header, cells, strict=True))
-                    ref = row[who].strip()
-                    customer = store.customer_by("id", ref[1:]) if ref.startswith("#") else None
-                    customer = (
-                        customer
-                        or store.customer_by("email", ref)
-                        or store.customer_by("external_id", ref)
-                    )
-                    if customer is None:
-                        raise RowError(f"no customer {ref!r}")
-                    on = today
-                    if when and row[when].strip():
-                        try:
-                            on = parse_date(row[when], date_format).isoformat()
-                        except ValueError as exc:
-                            raise RowError(str(exc)) from None
-                        if on > today:
-                            raise RowError(f"the date {on} is after today ({today})")
-                    pairs = (
-                        [(row["metric"], row["value"])]
-                        if long
-                        else [(metrics[i], cells[i]) for i in metrics if cells[i].strip()]
-                    )
-                    for metric, raw in pairs:
-                        try:
-                            name, value = check_metric(metric), parse_value(raw)
-                        except ValueError as exc:
-                            raise RowError(str(exc)) from None
-                        if store.scalar(
-                            "SELECT 1 FROM signals WHERE customer_id = ? AND metric = ? "
-                            "AND measured_on = ? AND value = ?",
-                            [customer["id"], name, on, value],
-                        ):
-                            duplicates += 1  # imported before: importing a file twice is harmless
-                            continue
-                        store.insert(
-                            "signals",
-                            {
-                                "customer_id": customer["id"],
-                                "metric": name,
-                                "value": value,
-                                "measured_on": on,
-                                "source": path.name,
-                                "created_on": today,
-                            },
-                        )
-                        imported += 1
-                except RowError as exc:
-                    rejected += 1
-                    if len(problems) < MAX_LISTED:
-                        problems.append(f"{path}:{line}: {exc}")
-            if rejected:
-                if rejected > len(problems):
-                    problems.append(f"… and {rejected - len(problems)} more bad row(s)")
-                raise ValidationError(
-                    f"{path}: {rejected} bad row(s); no signal was imported", problems
+                    on = parse_date(row[when], date_format).isoformat()
+                except ValueError as exc:
+                    raise RowError(str(exc)) from None
+                if on > today:
+                    raise RowError(f"the date {on} is after today ({today})")
+            pairs = (
+                [(row["metric"], row["value"])]
+                if long
+                else [(metrics[i], cells[i]) for i in metrics if cells[i].strip()]
+            )
+            for metric, raw in pairs:
+                try:
+                    name, value = check_metric(metric), parse_value(raw)
+                except ValueError as exc:
+                    raise RowError(str(exc)) from None
+                if store.scalar(
+                    "SELECT 1 FROM signals WHERE customer_id = ? AND metric = ? "
+                    "AND measured_on = ? AND value = ?",
+                    [customer["id"], name, on, value],
+                ):
+                    counts["duplicates"] += 1  # imported before: importing a file twice is harmless
+                    continue
+                store.insert(
+                    "signals",
+                    {
+                        "customer_id": customer["id"],
+                        "metric": name,
+                        "value": value,
+                        "measured_on": on,
+                        "source": path.name,
+                        "created_on": today,
+                    },
                 )
-            if dry_run:
-                raise _DryRun()
-    except _DryRun:
-        pass
+                counts["imported"] += 1
+
+        with _all_or_nothing(store, dry_run):
+            bad = each_row(csvfile, record)
+            bad.raise_if_any(path, "no signal was imported")
     finally:
         csvfile.close()
-    return {"imported": imported, "duplicates": duplicates, "rejected": rejected}
+    return {**counts, "rejected": bad.count}
 
 
 # -- tickets -------------------------------------------------------------------------------
@@ -639,81 +677,67 @@ def import_tickets(
             )
         from .health import parse_value
 
-        problems: list[str] = []
-        counts = {"inserted": 0, "updated": 0, "rejected": 0}
+        counts = {"inserted": 0, "updated": 0}
         seen: dict[str, int] = {}
-        with store.write():
-            for line, cells in csvfile.rows():
-                if not any(c.strip() for c in cells):
-                    continue
+
+        def upsert(line: int, cells: list[str]) -> None:
+            row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
+            ref = row["customer"]
+            customer = store.customer_by("email", ref) or store.customer_by("external_id", ref)
+            if customer is None:
+                raise RowError(f"no customer {ref!r}")
+            if not row["id"]:
+                raise RowError("the ticket id is empty")
+            values: dict[str, object] = {"customer_id": customer["id"]}
+            for column in ("opened_at", "first_response_at", "resolved_at"):
+                raw = row.get(column, "")
                 try:
-                    if len(cells) != len(header):
-                        raise RowError(
-                            f"{len(cells)} values but the header has {len(header)} columns"
-                        )
-                    row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
-                    ref = row["customer"]
-                    customer = store.customer_by("email", ref) or store.customer_by(
-                        "external_id", ref
-                    )
-                    if customer is None:
-                        raise RowError(f"no customer {ref!r}")
-                    if not row["id"]:
-                        raise RowError("the ticket id is empty")
-                    values: dict[str, object] = {"customer_id": customer["id"]}
-                    for column in ("opened_at", "first_response_at", "resolved_at"):
-                        raw = row.get(column, "")
-                        try:
-                            values[column] = parse_moment(raw) if raw else None
-                        except ValueError as exc:
-                            raise RowError(f"{column}: {exc}") from None
-                    if values["opened_at"] is None:
-                        raise RowError("opened_at is empty")
-                    opened = str(values["opened_at"])
-                    for column in ("first_response_at", "resolved_at"):
-                        later = values[column]
-                        if later is None:
-                            continue
-                        # a plain date is the whole day: compare dates when either is one
-                        plain = len(str(later)) == 10 or len(opened) == 10
-                        a, b = (str(later)[:10], opened[:10]) if plain else (str(later), opened)
-                        if a < b:
-                            raise RowError(f"{column} is before opened_at")
-                    if str(values["opened_at"])[:10] > today:
-                        raise RowError(f"opened_at is after today ({today})")
-                    csat = row.get("csat", "")
-                    try:
-                        values["csat"] = parse_value(csat) if csat else None
-                    except ValueError:
-                        raise RowError(f"csat {csat!r} is not a number") from None
-                    if row["id"] in seen:
-                        raise RowError(f"ticket {row['id']!r} is already on line {seen[row['id']]}")
-                    seen[row["id"]] = line
-                    existing = store.scalar(
-                        "SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]]
-                    )
-                    if existing:
-                        store.update("tickets", existing, values)
-                        counts["updated"] += 1
-                    else:
-                        store.insert(
-                            "tickets",
-                            {
-                                "ticket_id": row["id"],
-                                **values,
-                                "source": path.name,
-                                "created_on": today,
-                            },
-                        )
-                        counts["inserted"] += 1
-                except RowError as exc:
-                    counts["rejected"] += 1
-                    if len(problems) < MAX_LISTED:
-                        problems.append(f"{path}:{line}: {exc}")
-            if counts["rejected"]:
-                raise ValidationError(
-                    f"{path}: {counts['rejected']} bad row(s); no ticket was imported", problems
+                    values[column] = parse_moment(raw) if raw else None
+                except ValueError as exc:
+                    raise RowError(f"{column}: {exc}") from None
+            if values["opened_at"] is None:
+                raise RowError("opened_at is empty")
+            opened = str(values["opened_at"])
+            for column in ("first_response_at", "resolved_at"):
+                later = values[column]
+                if later is None:
+                    continue
+                # a plain date is the whole day: compare dates when either is one
+                plain = len(str(later)) == 10 or len(opened) == 10
+                a, b = (str(later)[:10], opened[:10]) if plain else (str(later), opened)
+                if a < b:
+                    raise RowError(f"{column} is before opened_at")
+            if str(values["opened_at"])[:10] > today:
+                raise RowError(f"opened_at is after today ({today})")
+            csat = row.get("csat", "")
+            try:
+                values["csat"] = parse_value(csat) if csat else None
+            except ValueError:
+                raise RowError(f"csat {csat!r} is not a number") from None
+            if row["id"] in seen:
+                raise RowError(f"ticket {row['id']!r} is already on line {seen[row['id']]}")
+            seen[row["id"]] = line
+            existing = store.scalar("SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]])
+            if existing:
+                store.update("tickets", existing, values)
+                counts["updated"] += 1
+            else:
+                store.insert(
+                    "tickets",
+                    {
+                        "ticket_id": row["id"],
+                        **values,
+                        "source": path.name,
+                        "created_on": today,
+                    },
                 )
+                counts["inserted"] += 1
+
+        with _all_or_nothing(store, dry_run=False):
+            bad = each_row(csvfile, upsert)
+            # The ticket import has never added the "… and N more" line: kept, so that its
+            # messages stay exactly as they were.
+            bad.raise_if_any(path, "no ticket was imported", count_unlisted=False)
     finally:
         csvfile.close()
-    return counts
+    return {**counts, "rejected": bad.count}

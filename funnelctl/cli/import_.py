@@ -89,5 +89,5 @@ def import_(
         output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
         output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
-        for problem in result.problems:
-            output.message(f"  {file}:{problem.removeprefix('line ')}")
+        for problem in result.bad.located(file):
+            output.message(f"  {problem}")
