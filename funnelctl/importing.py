@@ -24,6 +24,7 @@ from .errors import UsageError, ValidationError
 from .outfiles import PendingFile
 from .playbooks import Funnel, Library
 from .store import Row, Store
+from .store.customers import Customer
 from .workspace import Settings
 
 if TYPE_CHECKING:  # the engine is imported when a row is enrolled, not at startup
@@ -402,7 +403,7 @@ class _Importer:
                 self.enroll(customer, funnel, stage_id, on)
                 self.result.enrolled += 1
 
-    def enroll(self, customer: Row, funnel: Funnel, stage_id: str | None, on: str) -> None:
+    def enroll(self, customer: Customer, funnel: Funnel, stage_id: str | None, on: str) -> None:
         """Enroll, running the stage's entry actions unless --no-actions (or no settings)."""
         note = f"imported from {self.source}"
         if self.settings is None or not self.options.run_actions:
