@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from .customers import FIELDS
 from .importing import IMPORT_FIELDS
-from .store import Row, Store
+from .store import Row, Store, customers, exports
 
 EXPORT_TABLES = (
     "customers",
@@ -26,12 +26,7 @@ EXPORT_TABLES = (
 
 
 def customer_export_columns(store: Store) -> list[str]:
-    custom = [
-        r["key"]
-        for r in store.rows(
-            "SELECT DISTINCT j.key AS key FROM customers, json_each(customers.fields) j ORDER BY 1"
-        )
-    ]
+    custom = customers.custom_field_names(store)
     return [*FIELDS, *[c for c in custom if c not in IMPORT_FIELDS]]
 
 
@@ -44,18 +39,17 @@ def export_rows(store: Store, table: str) -> tuple[list[str], Iterator[Row]]:
             # Only the exported fields: a custom field may be called like a stored column
             # that is not exported (id, created_on), and its column must show the custom
             # value, blank when a customer has none.
-            for row in store.customers():
+            for row in customers.listing(store):
                 custom = {k: v for k, v in row["fields"].items() if k not in IMPORT_FIELDS}
                 yield {**{k: row[k] for k in FIELDS}, **custom}
 
         return columns, flat()
     name = "stage_history" if table == "history" else table
     # From the schema, not from a first row: an empty table still gets its header.
-    columns = ["customer", *(r["name"] for r in store.rows(f"PRAGMA table_info({name})"))]
-    return columns, store.table_rows(name)
+    return ["customer", *exports.columns(store, name)], exports.rows(store, name)
 
 
 def export_json_rows(store: Store, table: str) -> Iterator[Row]:
     if table == "customers":
-        return store.customers()
-    return store.table_rows("stage_history" if table == "history" else table)
+        return customers.listing(store)
+    return exports.rows(store, "stage_history" if table == "history" else table)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import re
-import sqlite3  # noqa: TID251 # goes with import_seen's SQL when the store takes it over
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import UsageError, ValidationError
 from .outfiles import PendingFile
 from .playbooks import Funnel, Library
-from .store import Row, Store
+from .store import Store, customers, enrollments, imports, touchpoints
+from .store import health as signals
 from .store.customers import Customer
 from .workspace import Settings
 
@@ -308,36 +308,30 @@ class _Importer:
                     self.remember(target, value.lower() if target == "email" else value, line)
 
     def remember(self, kind: str, key: str, line: int) -> None:
-        try:
-            self.store.conn.execute(
-                "INSERT INTO temp.import_seen (key, line) VALUES (?, ?)", [f"{kind}:{key}", line]
-            )
-        except sqlite3.IntegrityError:
-            first = self.store.scalar(
-                "SELECT line FROM temp.import_seen WHERE key = ?", [f"{kind}:{key}"]
-            )
-            raise RowError(f"{kind} {key!r} is already on line {first} of this file") from None
+        first = imports.seen_before(self.store, f"{kind}:{key}", line)
+        if first is not None:
+            raise RowError(f"{kind} {key!r} is already on line {first} of this file")
 
-    def existing(self, values: Mapping[str, Any]) -> Row | None:
+    def existing(self, values: Mapping[str, Any]) -> Customer | None:
         """The stored customer this row updates: by --key, else by the other identifier."""
         key_column = self.options.key
         if values.get(key_column):
-            return self.store.customer_by(key_column, values[key_column])
+            return customers.by(self.store, key_column, values[key_column])
         for column in IDENTIFIERS:
             if values.get(column):
-                return self.store.customer_by(column, values[column])
+                return customers.by(self.store, column, values[column])
         raise RowError(f"the {key_column} is empty")
 
-    def check_identifiers(self, existing: Row | None, values: Mapping[str, Any]) -> None:
+    def check_identifiers(self, existing: Customer | None, values: Mapping[str, Any]) -> None:
         """An email or external id that another customer holds is a bad row, never a crash."""
         for column in IDENTIFIERS:
             value = values.get(column)
             if not value or (existing is not None and _same(column, existing[column], value)):
                 continue
-            holder = self.store.customer_by(column, value)
-            if holder is not None and (existing is None or holder["id"] != existing["id"]):
+            holder = customers.by(self.store, column, value)
+            if holder is not None and (existing is None or holder.id != existing.id):
                 raise RowError(
-                    f"{column} {value!r} already belongs to customer #{holder['id']} "
+                    f"{column} {value!r} already belongs to customer #{holder.id} "
                     f"({_engine().customer_label(holder)})"
                 )
 
@@ -372,16 +366,16 @@ class _Importer:
         self.check_identifiers(existing, values)
         place = self.placement(values)
         if existing is None:
-            customer_id = self.store.insert_customer({"name": "", **values}, self.today)
+            customer_id = customers.insert(self.store, {"name": "", **values}, self.today)
             self.store.add_event(
                 customer_id, self.today, "customer", f"Imported from {self.source} line {line}"
             )
             self.result.inserted += 1
         else:
-            customer_id = existing["id"]
-            changes = changes_for(existing, values)
+            customer_id = existing.id
+            changes = changes_for(existing.as_dict(), values)
             if changes:
-                self.store.update_customer(customer_id, changes, self.today)
+                customers.update(self.store, customer_id, changes, self.today)
                 self.store.add_event(
                     customer_id,
                     self.today,
@@ -393,12 +387,8 @@ class _Importer:
                 self.result.unchanged += 1
         if place is not None:
             funnel, stage_id, on = place
-            already = self.store.scalar(
-                "SELECT 1 FROM enrollments WHERE customer_id = ? AND funnel = ?",
-                [customer_id, funnel.id],
-            )
-            if not already:
-                customer = self.store.customer_by("id", str(customer_id))
+            if not enrollments.ever_in(self.store, customer_id, funnel.id):
+                customer = customers.get(self.store, customer_id)
                 assert customer is not None
                 self.enroll(customer, funnel, stage_id, on)
                 self.result.enrolled += 1
@@ -458,14 +448,11 @@ def import_customers(
                 importer.apply_row(line, importer.row_values(targets, cells))
 
         with _all_or_nothing(store, options.dry_run):
-            store.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS import_seen (key TEXT PRIMARY KEY, line INTEGER)"
-            )
-            store.conn.execute("DELETE FROM temp.import_seen")
+            imports.start_seen(store)
             importer.result.bad = each_row(
                 csvfile, import_row, on_row=on_row, on_bad=rejects.write if rejects else None
             )
-            store.conn.execute("DROP TABLE temp.import_seen")
+            imports.end_seen(store)
             if rejects is None:
                 importer.result.bad.raise_if_any(
                     path,
@@ -590,9 +577,15 @@ def import_signals(
         def record(line: int, cells: list[str]) -> None:
             row = dict(zip(header, cells, strict=True))
             ref = row[who].strip()
-            customer = store.customer_by("id", ref[1:]) if ref.startswith("#") else None
             customer = (
-                customer or store.customer_by("email", ref) or store.customer_by("external_id", ref)
+                customers.by(store, "id", int(ref[1:]))
+                if ref[1:].isdigit() and ref[:1] == "#"
+                else None
+            )
+            customer = (
+                customer
+                or customers.by(store, "email", ref)
+                or customers.by(store, "external_id", ref)
             )
             if customer is None:
                 raise RowError(f"no customer {ref!r}")
@@ -614,23 +607,17 @@ def import_signals(
                     name, value = check_metric(metric), parse_value(raw)
                 except ValueError as exc:
                     raise RowError(str(exc)) from None
-                if store.scalar(
-                    "SELECT 1 FROM signals WHERE customer_id = ? AND metric = ? "
-                    "AND measured_on = ? AND value = ?",
-                    [customer["id"], name, on, value],
-                ):
+                if signals.has_signal(store, customer.id, name, on, value):
                     counts["duplicates"] += 1  # imported before: importing a file twice is harmless
                     continue
-                store.insert(
-                    "signals",
-                    {
-                        "customer_id": customer["id"],
-                        "metric": name,
-                        "value": value,
-                        "measured_on": on,
-                        "source": path.name,
-                        "created_on": today,
-                    },
+                signals.add_signal(
+                    store,
+                    customer_id=customer.id,
+                    metric=name,
+                    value=value,
+                    measured_on=on,
+                    source=path.name,
+                    today=today,
                 )
                 counts["imported"] += 1
 
@@ -684,12 +671,12 @@ def import_tickets(
         def upsert(line: int, cells: list[str]) -> None:
             row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
             ref = row["customer"]
-            customer = store.customer_by("email", ref) or store.customer_by("external_id", ref)
+            customer = customers.by(store, "email", ref) or customers.by(store, "external_id", ref)
             if customer is None:
                 raise RowError(f"no customer {ref!r}")
             if not row["id"]:
                 raise RowError("the ticket id is empty")
-            values: dict[str, object] = {"customer_id": customer["id"]}
+            values: dict[str, object] = {"customer_id": customer.id}
             for column in ("opened_at", "first_response_at", "resolved_at"):
                 raw = row.get(column, "")
                 try:
@@ -718,13 +705,13 @@ def import_tickets(
             if row["id"] in seen:
                 raise RowError(f"ticket {row['id']!r} is already on line {seen[row['id']]}")
             seen[row["id"]] = line
-            existing = store.scalar("SELECT id FROM tickets WHERE ticket_id = ?", [row["id"]])
+            existing = touchpoints.ticket_id_of(store, row["id"])
             if existing:
-                store.update("tickets", existing, values)
+                touchpoints.update_ticket(store, existing, values)
                 counts["updated"] += 1
             else:
-                store.insert(
-                    "tickets",
+                touchpoints.insert_ticket(
+                    store,
                     {
                         "ticket_id": row["id"],
                         **values,

@@ -29,7 +29,8 @@ from .dates import days_between
 from .errors import FunnelError, NotFound
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
-from .store import Store, enrollments, outbox
+from .store import Store, customers, enrollments, outbox
+from .store.customers import Customer
 from .workspace import Settings
 
 ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To")
@@ -165,8 +166,20 @@ class HeaderProblem(FunnelError):
     """A header value that came out of data and cannot be sent (CR/LF, no address)."""
 
 
+@dataclass(frozen=True)
+class Recipient:
+    """Who an email goes to when its template has no To: line."""
+
+    email: str | None
+    name: str = ""
+
+    @classmethod
+    def of(cls, customer: Customer) -> Recipient:
+        return cls(customer.email, customer.name or "")
+
+
 def render(
-    template: Template, context: Mapping[str, Any], settings: Settings, customer: Mapping[str, Any]
+    template: Template, context: Mapping[str, Any], settings: Settings, customer: Recipient
 ) -> Rendered:
     """Render a template for one customer; raise TemplateProblem or HeaderProblem."""
     values: dict[str, str] = {}
@@ -239,11 +252,10 @@ def _markdown() -> Any:
     return markdown.Markdown(extensions=["sane_lists"], output_format="html")
 
 
-def _customer_address(customer: Mapping[str, Any]) -> str:
-    email = customer.get("email")
+def _customer_address(customer: Recipient) -> str:
+    email, name = customer.email, customer.name
     if not email:
         raise HeaderProblem("the customer has no email address and the template has no To: line")
-    name = customer.get("name") or ""
     if "\r" in name or "\n" in name:
         raise HeaderProblem("the customer's name contains a line break")
     return str(Address(display_name=name, addr_spec=email)) if name else str(email)
@@ -423,8 +435,8 @@ def preview(
     """The exact message ``name`` makes for a customer, as text (nothing is queued)."""
     from .context import context_for
 
-    customer = store.find_customer(ref)
-    enrollment = enrollments.current(store, customer["id"])
+    customer = customers.find(store, ref)
+    enrollment = enrollments.current(store, customer.id)
     context = context_for(
         store,
         library,
@@ -434,7 +446,7 @@ def preview(
         enrollment_id=enrollment.id if enrollment else None,
     )
     template = find_template(templates_dir, name, customer.get("language"))
-    rendered = render(template, context, settings, customer)
+    rendered = render(template, context, settings, Recipient.of(customer))
     message = build_message(rendered, "<preview@funnelctl.invalid>", now)
     lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]
     lines += [
@@ -448,6 +460,7 @@ def preview(
     return "\n".join(lines) + "\n"
 
 
+BARE_EMAIL = "bare.customer@example.com"
 SAMPLE_CUSTOMER: dict[str, Any] = {
     "id": 0,
     "email": "sample.customer@example.com",
@@ -492,7 +505,7 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
     # work for both (a blank or "None" where a name should be is never sent).
     bare = {key: None for key in SAMPLE_CUSTOMER} | {
         "id": 0,
-        "email": "bare.customer@example.com",
+        "email": BARE_EMAIL,
         "name": "",
         "tags": [],
         "fields": {},
@@ -509,13 +522,13 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
     }
     problems: list[str] = []
     for path in sorted(templates_dir.glob("*.txt")):
-        for who, ctx, customer in (
-            ("", context, SAMPLE_CUSTOMER),
-            (" (for a customer with only an email)", bare_context, bare),
+        for who, ctx, recipient in (
+            ("", context, Recipient(SAMPLE_CUSTOMER["email"], SAMPLE_CUSTOMER["name"])),
+            (" (for a customer with only an email)", bare_context, Recipient(BARE_EMAIL)),
         ):
             try:
                 template = parse_template(path.name.split(".")[0], path)
-                render(template, ctx, settings, customer)
+                render(template, ctx, settings, recipient)
             except TemplateProblem as exc:
                 problems.append(exc.message + who)
                 break

@@ -17,7 +17,7 @@ from typing import Any
 from .activities import DueQuery, due_items
 from .dates import days_between, shift
 from .playbooks import Funnel, Library
-from .store import Row, Store
+from .store import Row, Store, due
 from .store import reports as queries
 
 WEEKS_AHEAD = 8
@@ -293,11 +293,4 @@ def build_report(
 def calendar_tasks(store: Store, *, owner: str | None = None) -> Iterator[Row]:
     """The open tasks for the calendar feed, by due date, each with its customer (email
     or external id, name, company) and its enrollment's funnel and stage."""
-    where, params = ("AND a.owner = ?", [owner]) if owner else ("", [])
-    return store.iter_rows(
-        "SELECT a.*, coalesce(c.email, c.external_id) AS customer, c.name, c.company, e.funnel, e.stage "
-        "FROM activities a JOIN customers c ON c.id = a.customer_id "
-        f"LEFT JOIN enrollments e ON e.id = a.enrollment_id WHERE a.status = 'open' {where} "
-        "ORDER BY a.due_on, a.id",
-        params,
-    )
+    return due.calendar_tasks(store, owner)

@@ -37,6 +37,7 @@ from .dates import days_between, shift
 from .errors import BusyError, FunnelError, os_problem
 from .mail import (
     HeaderProblem,
+    Recipient,
     Rendered,
     TemplateProblem,
     build_message,
@@ -47,7 +48,7 @@ from .mail import (
 )
 from .outfiles import PendingFile
 from .playbooks import Library
-from .store import Store, outbox
+from .store import Store, customers, outbox
 from .store.outbox import OutboxEmail
 from .workspace import Settings, Transport, Workspace
 
@@ -524,7 +525,7 @@ def _prepare(
     ready: list[Prepared] = []
     broken: dict[str, str] = {}
     for email in emails:
-        customer = store.customer_by("id", str(email.customer_id))
+        customer = customers.get(store, email.customer_id)
         assert customer is not None
         context = context_for(
             store,
@@ -539,17 +540,15 @@ def _prepare(
             template = find_template(
                 workspace.templates_dir, email.template, customer.get("language")
             )
-            rendered = render(template, context, workspace.settings, customer)
+            rendered = render(template, context, workspace.settings, Recipient.of(customer))
             # headers checked, as built and as written, before any email is claimed
             wire_bytes(build_message(rendered, email.message_id, now))
         except TemplateProblem as exc:
             broken.setdefault(email.template, exc.message)
-            report.problems.append(
-                f"{exc.message} (for {customer['email'] or customer['external_id']})"
-            )
+            report.problems.append(f"{exc.message} (for {customer.email or customer.external_id})")
             continue
         except HeaderProblem as exc:
-            report.problems.append(f"email #{email.id} to {customer['email']}: {exc.message}")
+            report.problems.append(f"email #{email.id} to {customer.email}: {exc.message}")
             if not dry:
                 _fail(store, email, exc.message, today, report, announce=False)
             else:

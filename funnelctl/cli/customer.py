@@ -10,6 +10,7 @@ from .. import output
 from ..customers import Cleaner, add_customer, edit_customer, parse_assignments, timeline
 from ..errors import UsageError
 from ..output import OutputFormat
+from ..store import customers
 from .common import CustomerArg, FormatOption, HomeOption, TodayOption, new_app, session
 
 app = new_app("Add, edit, list and show customers.", name="customer")
@@ -147,7 +148,9 @@ def list_(
                 f = library.funnel(funnel)
                 if stage:
                     f.stage(stage)
-        rows = s.store.customers(funnel=funnel, stage=stage, owner=owner, tag=tag, limit=limit)
+        rows = customers.listing(
+            s.store, funnel=funnel, stage=stage, owner=owner, tag=tag, limit=limit
+        )
         output.render(rows, fmt, LIST_COLUMNS, title="Customers", empty="No customers match.")
 
 

@@ -8,7 +8,7 @@ import typer
 
 from .. import output
 from ..output import OutputFormat
-from ..store import OUTBOX_STATUSES
+from ..store import OUTBOX_STATUSES, outbox
 from .common import FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
 
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
@@ -40,7 +40,7 @@ def list_(
     if status and status not in OUTBOX_STATUSES:
         raise UsageError(f"--status must be one of {', '.join(OUTBOX_STATUSES)}")
     with session(home, today) as s:
-        rows = s.store.outbox(status)
+        rows = outbox.listing(s.store, outbox.Status(status) if status else None)
         output.render(rows, fmt, COLUMNS, title="Outbox", empty="The outbox is empty.")
 
 

@@ -98,3 +98,17 @@ def at_risk(store: Store, today: str, owner: str | None) -> Iterator[Row]:
         "ORDER BY h.score, h.started_on",
         [*([owner] if owner else []), today],
     )
+
+
+def calendar_tasks(store: Store, owner: str | None) -> Iterator[Row]:
+    """The open tasks for the calendar feed, by due date, each with its customer (email
+    or external id, name, company) and its enrollment's funnel and stage."""
+    mine = "AND a.owner = ?" if owner else ""
+    yield from _rows(
+        store,
+        "SELECT a.*, coalesce(c.email, c.external_id) AS customer, c.name, c.company, "
+        "e.funnel, e.stage FROM activities a JOIN customers c ON c.id = a.customer_id "
+        f"LEFT JOIN enrollments e ON e.id = a.enrollment_id WHERE a.status = 'open' {mine} "
+        "ORDER BY a.due_on, a.id",
+        [owner] if owner else [],
+    )
