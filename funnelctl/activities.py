@@ -13,7 +13,7 @@ from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, customers, due, enrollments, outbox, touchpoints
+from .store import Row, Store, customers, due, enrollments, events, outbox, touchpoints
 from .store import activities as tasks
 from .store.activities import Task
 from .store.customers import Customer
@@ -205,7 +205,8 @@ def complete_task(
     """The work of :func:`complete`, inside the caller's transaction."""
     task_id = task.id
     tasks.close(store, task_id, "done", today, note)
-    store.add_event(
+    events.add(
+        store,
         task.customer_id,
         today,
         "task",
@@ -221,7 +222,8 @@ def complete_task(
     new_id = create_child_task(
         store, task, follow, owner=owner, base_date=today, action_key=f"then:{task_id}", today=today
     )
-    store.add_event(
+    events.add(
+        store,
         task.customer_id,
         today,
         "action",
@@ -236,8 +238,12 @@ def snooze(store: Store, task_id: int, today: str, until: str) -> Row:
     with store.write():
         task = _open_task(store, task_id)
         tasks.reschedule(store, task_id, until)
-        store.add_event(
-            task.customer_id, today, "task", f"Snoozed: #{task_id} {task.title} until {until}"
+        events.add(
+            store,
+            task.customer_id,
+            today,
+            "task",
+            f"Snoozed: #{task_id} {task.title} until {until}",
         )
     return get_task(store, task_id).as_dict()
 
@@ -246,8 +252,8 @@ def drop(store: Store, task_id: int, today: str, reason: str) -> Row:
     with store.write():
         task = _open_task(store, task_id)
         tasks.close(store, task_id, "dropped", today, reason)
-        store.add_event(
-            task.customer_id, today, "task", f"Dropped: #{task_id} {task.title} ({reason})"
+        events.add(
+            store, task.customer_id, today, "task", f"Dropped: #{task_id} {task.title} ({reason})"
         )
     return get_task(store, task_id).as_dict()
 
@@ -297,7 +303,8 @@ def log_touchpoint(
             # only emails of stage visits that began by the day of the reply
             skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
             if skipped:
-                store.add_event(
+                events.add(
+                    store,
                     customer.id,
                     today,
                     "email",
@@ -333,12 +340,13 @@ def apply_drop_rules(
             if not evaluate(task.drop_if, context):
                 continue
         except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-            store.add_event(
-                customer.id, today, "task", f"drop_if of #{task.id} failed: {exc}", ok=False
+            events.add(
+                store, customer.id, today, "task", f"drop_if of #{task.id} failed: {exc}", ok=False
             )
             continue
         tasks.close(store, task.id, "dropped", today, f"dropped: {task.drop_if}")
-        store.add_event(
+        events.add(
+            store,
             customer.id,
             today,
             "task",
@@ -381,7 +389,8 @@ def escalate_overdue(store: Store, library: Library, today: str) -> int:
             kind="escalation",
         )
         tasks.mark_escalated(store, task.id, at)
-        store.add_event(
+        events.add(
+            store,
             task.customer_id,
             at,
             "action",

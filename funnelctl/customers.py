@@ -135,7 +135,7 @@ def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
                     f"A customer with {column} {key!r} already exists; use 'funnelctl customer edit'."
                 )
         customer_id = customers.insert(store, {"name": "", **values}, today)
-        store.add_event(customer_id, today, "customer", "Customer added")
+        events.add(store, customer_id, today, "customer", "Customer added")
         added = customers.get(store, customer_id)
     assert added is not None
     return added.as_dict()
@@ -162,7 +162,9 @@ def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str)
                 enrollments.set_owner_of_active(
                     store, customer.id, changes["owner"], customer.owner
                 )
-            store.add_event(customer.id, today, "customer", "Edited: " + ", ".join(sorted(changes)))
+            events.add(
+                store, customer.id, today, "customer", "Edited: " + ", ".join(sorted(changes))
+            )
         edited = customers.get(store, customer.id)
     assert edited is not None
     return edited.as_dict()

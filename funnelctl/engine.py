@@ -31,7 +31,7 @@ from .playbooks import (
     describe_action,
 )
 from .sandbox import TemplateError, evaluate
-from .store import Store, customers, enrollments
+from .store import Store, customers, enrollments, events
 from .store.customers import Customer
 from .store.enrollments import Enrollment
 from .workspace import Settings
@@ -432,7 +432,7 @@ class Engine:
 
     def _note(self, step: Step, text: str, *, ok: bool = True) -> None:
         """A line in the customer's timeline about the action of ``step``, dated its day."""
-        self.store.add_event(step.customer.id, step.on, "action", text, ok=ok, source=step.where)
+        events.add(self.store, step.customer.id, step.on, "action", text, ok=ok, source=step.where)
 
     def _condition(self, expression: str, step: Step) -> bool:
         context = build_context(

@@ -22,7 +22,7 @@ from .dates import days_between, shift
 from .errors import FunnelError, UsageError
 from .playbooks import BAND_POINTS, HealthModel, Library, Measure
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, customers, enrollments
+from .store import Row, Store, customers, enrollments, events
 from .store import health as signals
 from .store.customers import Customer
 from .store.enrollments import Enrollment
@@ -402,7 +402,8 @@ def run_health(
     # nobody scores them any more, so nothing else would close them.
     for episode in signals.orphan_episodes(store):
         signals.end_episode(store, episode["id"], today)
-        store.add_event(
+        events.add(
+            store,
             episode["customer_id"],
             today,
             "health",
@@ -422,7 +423,8 @@ def run_health(
         for kind, episode_id in open_kinds.items():
             if not kinds.get(kind, (False,))[0]:
                 signals.end_episode(store, episode_id, today)
-                store.add_event(
+                events.add(
+                    store,
                     customer.id,
                     today,
                     "health",
@@ -435,7 +437,7 @@ def run_health(
                 store, customer.id, kind, today, health.score, health.reasons
             )
             what = "At risk" if kind == "at-risk" else "Opportunity"
-            store.add_event(customer.id, today, "health", f"{what} (score {health.score}): {why}")
+            events.add(store, customer.id, today, "health", f"{what} (score {health.score}): {why}")
             for play in plays:
                 engine.run_play(customer, play, key=f"health:{episode_id}:{play}")
                 counts["plays"] += 1

@@ -22,7 +22,7 @@ from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import UsageError, ValidationError
 from .outfiles import PendingFile
 from .playbooks import Funnel, Library
-from .store import Store, customers, enrollments, imports, touchpoints
+from .store import Store, customers, enrollments, events, imports, touchpoints
 from .store import health as signals
 from .store.customers import Customer
 from .workspace import Settings
@@ -367,8 +367,12 @@ class _Importer:
         place = self.placement(values)
         if existing is None:
             customer_id = customers.insert(self.store, {"name": "", **values}, self.today)
-            self.store.add_event(
-                customer_id, self.today, "customer", f"Imported from {self.source} line {line}"
+            events.add(
+                self.store,
+                customer_id,
+                self.today,
+                "customer",
+                f"Imported from {self.source} line {line}",
             )
             self.result.inserted += 1
         else:
@@ -376,7 +380,8 @@ class _Importer:
             changes = changes_for(existing.as_dict(), values)
             if changes:
                 customers.update(self.store, customer_id, changes, self.today)
-                self.store.add_event(
+                events.add(
+                    self.store,
                     customer_id,
                     self.today,
                     "customer",

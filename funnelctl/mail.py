@@ -29,7 +29,7 @@ from .dates import days_between
 from .errors import FunnelError, NotFound
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
-from .store import Store, customers, enrollments, outbox
+from .store import Store, customers, enrollments, events, outbox
 from .store.customers import Customer
 from .workspace import Settings
 
@@ -564,7 +564,7 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
             outbox.resend(store, outbox_id, what)
         else:
             outbox.skip(store, outbox_id, what)
-        store.add_event(email.customer_id, today, "email", f"Email {email.template!r} {what}")
+        events.add(store, email.customer_id, today, "email", f"Email {email.template!r} {what}")
         updated = outbox.get(store, outbox_id)
     assert updated is not None
     return updated.as_dict()

@@ -16,7 +16,7 @@ from pathlib import Path
 from .customers import Cleaner
 from .engine import Engine
 from .playbooks import Library
-from .store import Store, customers, enrollments, health, touchpoints
+from .store import Store, customers, enrollments, events, health, touchpoints
 from .store import activities as tasks
 from .workspace import Settings
 
@@ -55,7 +55,7 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
         }
         signed = values["signed_on"]
         ids[values["email"]] = customers.insert(store, values, signed)
-        store.add_event(ids[values["email"]], signed, "customer", "Customer added (demo)")
+        events.add(store, ids[values["email"]], signed, "customer", "Customer added (demo)")
     engine = Engine(store, library, settings, today, "demo")
     for row in _rows("moves.csv"):
         email, funnel_id, stage, on = (

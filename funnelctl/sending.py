@@ -48,7 +48,7 @@ from .mail import (
 )
 from .outfiles import PendingFile
 from .playbooks import Library
-from .store import Store, customers, outbox
+from .store import Store, customers, events, outbox
 from .store.outbox import OutboxEmail
 from .workspace import Settings, Transport, Workspace
 
@@ -566,7 +566,7 @@ def _timeline(
     store: Store, email: OutboxEmail, what: str, reason: str | None, today: str, ok: bool = True
 ) -> None:
     text = f"Email {email.template!r} {what}" + (f": {reason}" if reason else "")
-    store.add_event(email.customer_id, today, "email", text, ok=ok)
+    events.add(store, email.customer_id, today, "email", text, ok=ok)
 
 
 # Each runs after the server was spoken to: the write is patient, because giving up as

@@ -10,7 +10,7 @@ import pytest
 from funnelctl import activities
 from funnelctl.engine import RUNNERS, Engine
 from funnelctl.playbooks import ACTION_KINDS, Library, load_library
-from funnelctl.store import Store
+from funnelctl.store import Store, customers
 from funnelctl.workspace import Settings
 
 TODAY = "2026-03-02"
@@ -26,8 +26,8 @@ def library(tmp_path: Path, on_enter: str) -> Library:
 
 def enroll(store: Store, book: Library) -> None:
     with store.write():
-        cid = store.insert_customer({"email": "c@example.com", "owner": "ana"}, TODAY)
-        customer = store.customer_by("id", str(cid))
+        cid = customers.insert(store, {"email": "c@example.com", "owner": "ana"}, TODAY)
+        customer = customers.get(store, cid)
         assert customer is not None
         Engine(store, book, SETTINGS, TODAY).enroll(customer, book.funnel("one"))
 

@@ -13,7 +13,7 @@ from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpo
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.playbooks import load_library
-from funnelctl.store import Store
+from funnelctl.store import Store, customers
 from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import Settings, shipped_dir
 
@@ -55,10 +55,10 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
     try:
         day = START
         with store.write():
-            cid = store.insert_customer(
-                {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
+            cid = customers.insert(
+                store, {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
             )
-            customer = store.customer_by("id", str(cid))
+            customer = customers.get(store, cid)
             assert customer is not None
             Engine(store, library, team, day.isoformat()).enroll(
                 customer, library.funnel(funnel_id)
@@ -76,7 +76,7 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
             elif kind == "move":
                 try:
                     with store.write():
-                        customer = store.customer_by("id", str(cid))
+                        customer = customers.get(store, cid)
                         assert customer is not None
                         enrollment, funnel = pick_enrollment(
                             store, library, customer, funnel_id=funnel_id, stage_id=arg
@@ -89,7 +89,7 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
                     for task in open_due_by(store, today):
                         complete_task(store, team, task, today, None)
             else:
-                customer = store.customer_by("id", str(cid))
+                customer = customers.get(store, cid)
                 assert customer is not None
                 log_touchpoint(
                     store,

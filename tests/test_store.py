@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from funnelctl.errors import EXIT_BUSY, BusyError, FunnelError
-from funnelctl.store import Store
+from funnelctl.store import Store, customers, enrollments, events
 from funnelctl.store import db as store_module
 
 DAY = "2026-03-02"
@@ -37,21 +37,20 @@ def other_connection(path: Path) -> sqlite3.Connection:
 
 
 def add_customer(store: Store, email: str = "ana@example.com") -> int:
-    return store.insert_customer({"email": email, "name": email.split("@")[0].title()}, DAY)
+    return customers.insert(store, {"email": email, "name": email.split("@")[0].title()}, DAY)
 
 
 def enroll(store: Store, customer_id: int) -> tuple[int, int]:
-    enrollment = store.insert(
-        "enrollments",
-        {
-            "customer_id": customer_id,
-            "funnel": "after-sales",
-            "stage": "demand-analysis",
-            "entered_on": DAY,
-            "started_on": DAY,
-        },
+    enrollment = enrollments.insert(
+        store,
+        customer_id=customer_id,
+        funnel="after-sales",
+        stage="demand-analysis",
+        on=DAY,
+        owner=None,
     )
-    history = store.add_history(
+    history = enrollments.add_history(
+        store,
         enrollment_id=enrollment,
         customer_id=customer_id,
         funnel="after-sales",
@@ -149,15 +148,13 @@ def test_a_command_on_a_damaged_database_fails_without_a_traceback(run, workspac
 
 def test_foreign_keys_are_enforced(db):
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), db.write():
-        db.insert(
-            "enrollments",
-            {
-                "customer_id": 999,
-                "funnel": "after-sales",
-                "stage": "demand-analysis",
-                "entered_on": DAY,
-                "started_on": DAY,
-            },
+        enrollments.insert(
+            db,
+            customer_id=999,
+            funnel="after-sales",
+            stage="demand-analysis",
+            on=DAY,
+            owner=None,
         )
     assert db.scalar("SELECT count(*) FROM enrollments") == 0
 
@@ -239,7 +236,8 @@ def test_stage_history_can_grow(db):
     with db.write():
         customer = add_customer(db)
         enrollment, _ = enroll(db, customer)
-        db.add_history(
+        enrollments.add_history(
+            db,
             enrollment_id=enrollment,
             customer_id=customer,
             funnel="after-sales",
@@ -250,7 +248,7 @@ def test_stage_history_can_grow(db):
             by="ana",
             note=None,
         )
-    assert [r["to_stage"] for r in db.history_of(customer)] == [
+    assert [r["to_stage"] for r in enrollments.history_of(db, customer)] == [
         "demand-analysis",
         "customer-contact",
     ]
@@ -274,7 +272,7 @@ def test_write_rolls_back_everything_on_an_exception(db, error):
     with pytest.raises(type(error)), db.write():
         customer = add_customer(db, "new@example.com")
         enroll(db, customer)
-        db.add_event(customer, DAY, "note", "half done")
+        events.add(db, customer, DAY, "note", "half done")
         db.set_meta("last_tick", DAY)
         # the rows are there inside the transaction ...
         assert db.scalar("SELECT count(*) FROM customers") == 2
@@ -447,7 +445,7 @@ def test_backup_is_an_owner_only_copy_with_the_same_customers(run, workspace, tm
     # a backup opens as a workspace database
     restored = Store.open(target)
     try:
-        assert [c["email"] for c in restored.customers()] == [
+        assert [c["email"] for c in customers.listing(restored)] == [
             "ana@example.com",
             "bruno@example.com",
         ]

@@ -303,36 +303,13 @@ class Store:
     # -- small helpers ---------------------------------------------------------------
 
     def rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        """Rows of a query, as dicts: for tests and for looking into a book by hand. The
+        program's own statements live in the aggregate modules."""
         return [dict(r) for r in self.conn.execute(sql, params)]
-
-    def iter_rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Iterator[Row]:
-        for r in self.conn.execute(sql, params):
-            yield dict(r)
-
-    def one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
-        r = self.conn.execute(sql, params).fetchone()
-        return dict(r) if r is not None else None
 
     def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         r = self.conn.execute(sql, params).fetchone()
         return r[0] if r is not None else None
-
-    def insert(self, table: str, row: Mapping[str, Any]) -> int:
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cursor = self.conn.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
-        )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
-
-    def update(self, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
-        if not changes:
-            return
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        self.conn.execute(
-            f"UPDATE {table} SET {assignments} WHERE id = ?", [*changes.values(), row_id]
-        )
 
     # -- meta --------------------------------------------------------------------------
 
@@ -345,92 +322,6 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [key, value],
-        )
-
-    # -- customers: delegates kept while callers move to store.customers -------------------
-
-    def customer_by(self, column: str, value: str) -> Any:
-        from . import customers
-
-        return customers.by(self, column, int(value) if column == "id" else value)
-
-    def find_customer(self, ref: str) -> Any:
-        from . import customers
-
-        return customers.find(self, ref)
-
-    def insert_customer(self, values: Mapping[str, Any], today: str) -> int:
-        from . import customers
-
-        return customers.insert(self, values, today)
-
-    def update_customer(self, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
-        from . import customers
-
-        customers.update(self, customer_id, changes, today)
-
-    def customers(self, **filters: Any) -> Iterator[Row]:
-        from . import customers
-
-        return customers.listing(self, **filters)
-
-    # -- enrollments, history, timeline: delegates kept while callers move ---------------
-
-    def enrollments_of(self, customer_id: int) -> list[Any]:
-        from . import enrollments
-
-        return enrollments.of_customer(self, customer_id)
-
-    def active_enrollment(self, customer_id: int, funnel: str) -> Any:
-        from . import enrollments
-
-        return enrollments.active_in(self, customer_id, funnel)
-
-    def add_history(self, **values: Any) -> int:
-        from . import enrollments
-
-        return enrollments.add_history(self, **values)
-
-    def history_of(self, customer_id: int) -> list[Any]:
-        from . import enrollments
-
-        return enrollments.history_of(self, customer_id)
-
-    def add_event(
-        self,
-        customer_id: int,
-        happened_on: str,
-        kind: str,
-        summary: str,
-        *,
-        ok: bool = True,
-        source: str | None = None,
-    ) -> None:
-        from . import events
-
-        events.add(self, customer_id, happened_on, kind, summary, ok=ok, source=source)
-
-    # -- outbox ---------------------------------------------------------------------------
-
-    def outbox(self, status: str | None = None) -> Iterator[Row]:
-        from . import outbox
-
-        return outbox.listing(self, outbox.Status(status) if status else None)
-
-    # -- whole tables, for export --------------------------------------------------------
-
-    def table_rows(self, table: str) -> Iterator[Row]:
-        assert table in (
-            "activities",
-            "stage_history",
-            "outbox",
-            "touchpoints",
-            "signals",
-            "tickets",
-        )
-        yield from self.iter_rows(
-            f"SELECT c.email AS customer, t.* FROM {table} t "
-            "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"
         )
 
     # -- backup ----------------------------------------------------------------------------
