@@ -146,7 +146,7 @@ def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str)
         customer = customers.find(store, ref)
         for column, label in (("email", "email"), ("external_id", "external id")):
             key = values.get(column)
-            if key and key != customer[column]:
+            if key and key != getattr(customer, column):
                 other = customers.by(store, column, key)
                 if other and other.id != customer.id:
                     raise FunnelError(f"Another customer already has the {label} {key!r}.")

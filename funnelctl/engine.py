@@ -615,7 +615,7 @@ def pick_enrollment(
             return mine[-1], funnel
         if mine:
             raise FunnelError(
-                f"{label}'s {funnel.id} enrollment is {mine[-1]['status']}; use --reopen to move it."
+                f"{label}'s {funnel.id} enrollment is {mine[-1].status}; use --reopen to move it."
             )
         raise NotFound(f"{label} is not in funnel {funnel.id!r}; enroll them first.")
     candidates = (

@@ -326,7 +326,9 @@ class _Importer:
         """An email or external id that another customer holds is a bad row, never a crash."""
         for column in IDENTIFIERS:
             value = values.get(column)
-            if not value or (existing is not None and _same(column, existing[column], value)):
+            if not value or (
+                existing is not None and _same(column, getattr(existing, column), value)
+            ):
                 continue
             holder = customers.by(self.store, column, value)
             if holder is not None and (existing is None or holder.id != existing.id):

@@ -445,7 +445,7 @@ def preview(
         today,
         enrollment_id=enrollment.id if enrollment else None,
     )
-    template = find_template(templates_dir, name, customer.get("language"))
+    template = find_template(templates_dir, name, customer.language)
     rendered = render(template, context, settings, Recipient.of(customer))
     message = build_message(rendered, "<preview@funnelctl.invalid>", now)
     lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]

@@ -537,9 +537,7 @@ def _prepare(
             visit_id=email.visit_id,
         )
         try:
-            template = find_template(
-                workspace.templates_dir, email.template, customer.get("language")
-            )
+            template = find_template(workspace.templates_dir, email.template, customer.language)
             rendered = render(template, context, workspace.settings, Recipient.of(customer))
             # headers checked, as built and as written, before any email is claimed
             wire_bytes(build_message(rendered, email.message_id, now))

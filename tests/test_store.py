@@ -248,7 +248,7 @@ def test_stage_history_can_grow(db):
             by="ana",
             note=None,
         )
-    assert [r["to_stage"] for r in enrollments.history_of(db, customer)] == [
+    assert [r.to_stage for r in enrollments.history_of(db, customer)] == [
         "demand-analysis",
         "customer-contact",
     ]

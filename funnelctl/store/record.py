@@ -37,11 +37,3 @@ class Record:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    # Read like the dict rows it replaces, while callers move to attributes.
-    # TRANSITIONAL: removed once every caller reads attributes (mypy then checks them).
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
