@@ -61,7 +61,7 @@ class YMap(dict[str, Any]):
     load_problems: list[tuple[int, str]]
 
     def line_of(self, key: str) -> int:
-        return getattr(self, "key_lines", {}).get(key, self.line)
+        return int(getattr(self, "key_lines", {}).get(key, self.line))
 
     def source_of(self, key: str) -> str | None:
         return getattr(self, "sources", {}).get(key)
