@@ -12,7 +12,6 @@ from .context import build_context
 from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction
-from .sandbox import TemplateError, evaluate
 from .store import Row, Store, customers, due, enrollments, events, outbox, touchpoints
 from .store import activities as tasks
 from .store.activities import Task
@@ -323,6 +322,8 @@ def apply_drop_rules(
     store: Store, library: Library, settings: Settings, customer: Customer, today: str
 ) -> int:
     """Drop the customer's open tasks whose ``drop_if`` is now true."""
+    from .sandbox import TemplateError, evaluate  # Jinja loads only when a rule is read
+
     dropped = 0
     for task in tasks.droppable(store, customer.id):
         assert task.drop_if is not None

@@ -158,13 +158,13 @@ def render(
     empty: str = "Nothing to show.",
 ) -> int:
     """Write rows to stdout as a table, JSON (every key) or CSV (``columns``)."""
-    from rich.table import Table
-    from rich.text import Text
-
     if fmt == "json":
         return write_json_rows(rows, sys.stdout)
     if fmt == "csv":
         return write_csv(rows, columns, sys.stdout)
+    from rich.table import Table  # drawn for a person only: scripts never pay for rich
+    from rich.text import Text
+
     table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column((headers or {}).get(column, column.replace("_", " ")))
@@ -183,15 +183,15 @@ def render(
 
 def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None) -> None:
     """One record (a summary): JSON object, a one-row CSV, or a two-column table."""
-    from rich.table import Table
-    from rich.text import Text
-
     if fmt == "json":
         sys.stdout.write(json.dumps(obj, default=json_default, ensure_ascii=False, indent=2) + "\n")
         return
     if fmt == "csv":
         write_csv([obj], list(obj), sys.stdout)
         return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(title) if title else None, show_header=False)
     table.add_column(style="bold")
     table.add_column()

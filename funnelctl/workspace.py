@@ -127,6 +127,11 @@ class Workspace:
     def templates_dir(self) -> Path:
         return self.root / "templates"
 
+    @property
+    def cache_dir(self) -> Path:
+        """What funnelctl keeps to start faster (the checked playbooks): safe to delete."""
+        return self.root / ".cache"
+
     def own_file(self, path: Path) -> str | None:
         """What ``path`` is to the workspace ("the workspace's database", ...), or None when
         it is none of the workspace's own files. Symbolic and hard links are seen through."""

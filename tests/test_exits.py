@@ -129,3 +129,22 @@ def test_the_entry_point_imports_nothing_python_had_not_loaded_at_start_up() -> 
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert done.stdout == "[]\n"
+
+
+def test_due_as_json_loads_nothing_it_does_not_need(book: Path, tmp_path: Path) -> None:
+    """The start-up stays lean: the morning list reads no SQL toolkit, no Markdown, no
+    calendar, no template compiler and no table drawing."""
+    seen = tmp_path / "modules.txt"
+    program = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(seen)!r}, 'w').write('\\n'.join(sys.modules)))\n"
+        "sys.argv = ['funnelctl', 'due', '--format', 'json']\n"
+        "from funnelctl.cli import main\n"
+        "main()\n"
+    )
+    for _ in range(2):  # the first run fills the playbook cache, the second reads it
+        done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    loaded = set(seen.read_text().split())
+    unwanted = {"sqlite_utils", "markdown", "icalendar", "jinja2.compiler", "rich"}
+    assert loaded & unwanted == set()

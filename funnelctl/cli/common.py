@@ -24,7 +24,7 @@ from .. import output
 from ..dates import parse_date
 from ..errors import FunnelError, InternalError, UsageError, os_problem
 from ..output import OutputFormat
-from ..playbooks import Library, load_library
+from ..playbooks import Library
 from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
 
@@ -190,10 +190,14 @@ class Session:
 
 
 def workspace_library(workspace: Workspace) -> Library:
-    return load_library(
-        [workspace.playbooks_dir],
-        templates_dir=workspace.templates_dir,
-        team=workspace.settings.team,
+    """The workspace's checked playbooks, from the cache while no file has changed."""
+    from ..playbook_cache import cached_library
+
+    return cached_library(
+        workspace.playbooks_dir,
+        workspace.templates_dir,
+        workspace.settings.team,
+        workspace.cache_dir,
     )
 
 
