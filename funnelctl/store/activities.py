@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .db import Store
+from .db import Store, insert_row
 from .record import Record
 
 
@@ -95,13 +95,7 @@ def insert(store: Store, values: Mapping[str, Any]) -> int:
     """A new open task; ``values`` are its columns (see :class:`Task`)."""
     unknown = set(values) - Task.field_names()
     assert not unknown, unknown
-    columns = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    cursor = store.conn.execute(
-        f"INSERT INTO activities ({columns}) VALUES ({marks})", list(values.values())
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return insert_row(store, "activities", values)
 
 
 def close(store: Store, task_id: int, status: str, on: str, note: str | None) -> None:

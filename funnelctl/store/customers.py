@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import NotFound
-from .db import DatabaseDamaged, Row, Store
+from .db import DatabaseDamaged, Row, Store, insert_row, update_row
 from .record import Record
 
 # The columns a customer's values go to, in display order (``fields`` holds the custom ones).
@@ -127,22 +127,13 @@ def owner_of(store: Store, customer_id: int) -> str | None:
 def insert(store: Store, values: Mapping[str, Any], today: str) -> int:
     row = encode(values)
     row["created_on"] = row["updated_on"] = today
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    cursor = store.conn.execute(
-        f"INSERT INTO customers ({columns}) VALUES ({marks})", list(row.values())
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return insert_row(store, "customers", row)
 
 
 def update(store: Store, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
     row = encode(changes)
     row["updated_on"] = today
-    assignments = ", ".join(f"{column} = ?" for column in row)
-    store.conn.execute(
-        f"UPDATE customers SET {assignments} WHERE id = ?", [*row.values(), customer_id]
-    )
+    update_row(store, "customers", customer_id, row)
 
 
 def listing(

@@ -375,3 +375,21 @@ def _busy_message(path: Path) -> str:
         f"The workspace database {path} is busy: another funnelctl command is writing to it; "
         "try again in a moment."
     )
+
+
+def insert_row(store: Store, table: str, values: Mapping[str, Any]) -> int:
+    """INSERT one row of ``values`` (column -> value) into ``table``; returns its id.
+    For the aggregate modules, which name their own tables and columns."""
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    cursor = store.conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(values.values())
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def update_row(store: Store, table: str, row_id: int, values: Mapping[str, Any]) -> None:
+    """UPDATE the columns in ``values`` of row ``row_id`` of ``table``."""
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    store.conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id])

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .db import Store
+from .db import Store, insert_row, update_row
 from .record import Record
 
 
@@ -73,15 +73,8 @@ def ticket_id_of(store: Store, ticket_id: str) -> int | None:
 
 
 def insert_ticket(store: Store, values: Mapping[str, Any]) -> int:
-    columns = ", ".join(values)
-    marks = ", ".join("?" for _ in values)
-    cursor = store.conn.execute(
-        f"INSERT INTO tickets ({columns}) VALUES ({marks})", list(values.values())
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return insert_row(store, "tickets", values)
 
 
 def update_ticket(store: Store, row_id: int, values: Mapping[str, Any]) -> None:
-    assignments = ", ".join(f"{column} = ?" for column in values)
-    store.conn.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", [*values.values(), row_id])
+    update_row(store, "tickets", row_id, values)
