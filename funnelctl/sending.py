@@ -539,8 +539,9 @@ def _prepare(
         try:
             template = find_template(workspace.templates_dir, email.template, customer.language)
             rendered = render(template, context, workspace.settings, Recipient.of(customer))
-            # headers checked, as built and as written, before any email is claimed
-            wire_bytes(build_message(rendered, email.message_id, now))
+            # headers checked before any email is claimed (their written form is checked
+            # too, when each email is built to go, still before its claim)
+            build_message(rendered, email.message_id, now)
         except TemplateProblem as exc:
             broken.setdefault(email.template, exc.message)
             report.problems.append(f"{exc.message} (for {customer.email or customer.external_id})")
