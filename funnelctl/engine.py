@@ -31,7 +31,8 @@ from .playbooks import (
     describe_action,
 )
 from .sandbox import TemplateError, evaluate
-from .store import Store, customers, enrollments, events
+from .store import Store, customers, enrollments, events, outbox
+from .store import activities as tasks
 from .store.customers import Customer
 from .store.enrollments import Enrollment
 from .workspace import Settings
@@ -156,6 +157,28 @@ def record_move(
     return visit_id
 
 
+def leave_visit(store: Store, enrollment: Enrollment, on: str) -> int:
+    """The stage visit ``enrollment`` was in has ended: its queued emails will not be sent
+    (superseded), and its open tasks that ask for it are dropped; the others stay (a
+    promised call is still owed). Returns how many emails were superseded."""
+    if enrollment.visit_id is None:
+        return 0
+    why = f"left {enrollment.stage} on {on}"
+    superseded = outbox.supersede_visit(store, enrollment.visit_id, why)
+    if superseded:
+        events.add(
+            store,
+            enrollment.customer_id,
+            on,
+            "email",
+            f"{superseded} queued email(s) of {enrollment.stage} superseded: {why}",
+        )
+    dropped = tasks.drop_on_exit(store, enrollment.visit_id, on, why)
+    if dropped:
+        events.add(store, enrollment.customer_id, on, "task", f"{dropped} task(s) dropped: {why}")
+    return superseded
+
+
 def record_close(
     store: Store,
     enrollment: Enrollment,
@@ -269,6 +292,9 @@ class Engine:
     today: str
     by: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # The daily tick catching up on days it did not run: the emails of a back-dated stage
+    # entry go out today (late, not lost) instead of being skipped as stale.
+    catching_up: bool = False
 
     def __post_init__(self) -> None:
         self.assigner = activities.Assigner(self.store, self.settings.team)
@@ -312,15 +338,11 @@ class Engine:
         by: str | None = None,
     ) -> Enrollment:
         """Move and run the new stage's entry actions; ``by`` overrides the engine's own."""
-        record_move(
-            self.store,
-            enrollment,
-            funnel,
-            to_stage,
-            on=on or self.today,
-            by=by or self.by,
-            note=note,
-        )
+        day = on or self.today
+        record_move(self.store, enrollment, funnel, to_stage, on=day, by=by or self.by, note=note)
+        superseded = leave_visit(self.store, enrollment, day)
+        if superseded:
+            self.counts["superseded"] = self.counts.get("superseded", 0) + superseded
         moved = self._enrollment(enrollment.id)
         self._count("moved")
         self.run_entry(moved, funnel)
@@ -473,6 +495,10 @@ class Engine:
 
     def _queue_email(self, action: EmailAction, step: Step) -> str:
         scheduled = shift(step.on, action.delay)
+        due = scheduled
+        if self.catching_up and scheduled < self.today:
+            scheduled = self.today
+            self._count("caught_up")
         outbox_id, status, reason = mail.queue_email(
             self.store,
             self.settings,
@@ -485,9 +511,10 @@ class Engine:
             action_key=step.key,
             today=self.today,
         )
+        late = f" (due {due}; caught up)" if due != scheduled else ""
         self._note(
             step,
-            f"Email {action.template!r} queued for {scheduled}"
+            f"Email {action.template!r} queued for {scheduled}{late}"
             if status == "queued"
             else f"Email {action.template!r} skipped: {reason}",
         )
@@ -550,7 +577,30 @@ class Engine:
     # -- the daily tick ------------------------------------------------------------------------
 
     def tick(self) -> dict[str, int]:
-        """Time-based moves (caught up, each dated when it was due) and escalations."""
+        """Time-based moves (caught up, each dated when it was due) and escalations.
+
+        When the tick has not run for days, a customer may pass through several stages in
+        one run: each move is dated when it was due, the emails of every stage left on the
+        way are superseded with it, and those of the stage the customer is in now go out
+        today (``catching_up``).
+        """
+        self.catching_up = True
+        try:
+            self._advance()
+        finally:
+            self.catching_up = False
+        escalated = activities.escalate_overdue(self.store, self.library, self.today)
+        if escalated:
+            self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
+        from .health import run_health
+
+        for key, value in run_health(
+            self.store, self.library, self.settings, self.today, self
+        ).items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        return self.counts
+
+    def _advance(self) -> None:
         moved = True
         while moved:
             moved = False
@@ -565,16 +615,6 @@ class Engine:
                         note = f"automatic after {stage.advance_after} days in {stage.id}"
                         self.move(due, funnel, nxt.id, on=on, note=note, by=TICK_BY)
                         moved = True
-        escalated = activities.escalate_overdue(self.store, self.library, self.today)
-        if escalated:
-            self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
-        from .health import run_health
-
-        for key, value in run_health(
-            self.store, self.library, self.settings, self.today, self
-        ).items():
-            self.counts[key] = self.counts.get(key, 0) + value
-        return self.counts
 
 
 # The runner of each action type. The playbooks' ACTION_KINDS (read, check, describe) have
@@ -744,6 +784,10 @@ def run_tick(store: Store, library: Library, settings: Settings, today: str) -> 
         "emails_skipped": counts.get("emails_skipped", 0),
         "escalated": counts.get("escalated", 0),
         "failed_actions": counts.get("failed", 0),
+        # a run after days without one: emails of the stage each customer is in now go out
+        # today, late; those of the stages passed through on the way are superseded
+        "caught_up": counts.get("caught_up", 0),
+        "superseded": counts.get("superseded", 0),
         "scored": counts.get("scored", 0),
         "at_risk": counts.get("at_risk", 0),
         "plays": counts.get("plays", 0),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .dates import days_between
-from .errors import FunnelError, NotFound
+from .errors import FunnelError, NotFound, UsageError
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
 from .store import Store, customers, enrollments, events, outbox
@@ -396,7 +396,8 @@ def queue_email(
     """Queue one email for one scheduled action. Returns (id, status, reason).
 
     An email whose date is already more than ``max_late_days`` behind today (a
-    historical import, a catch-up) is recorded as skipped, never sent late.
+    historical import) is recorded as skipped, never sent late; the daily tick catching
+    up schedules the emails of the stage a customer is in now for today instead.
     """
     status, reason = "queued", None
     late = days_between(scheduled_on, today)
@@ -564,6 +565,35 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
             outbox.resend(store, outbox_id, what)
         else:
             outbox.skip(store, outbox_id, what)
+        events.add(store, email.customer_id, today, "email", f"Email {email.template!r} {what}")
+        updated = outbox.get(store, outbox_id)
+    assert updated is not None
+    return updated.as_dict()
+
+
+def email_ref(text: str) -> int:
+    """An email's reference as the user writes it: ``e12`` or ``12``."""
+    value = text.strip().lower().removeprefix("e")
+    if not value.isdigit():
+        raise UsageError(
+            f"{text!r} is not an email reference; write e12 (see 'funnelctl outbox list')."
+        )
+    return int(value)
+
+
+def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:
+    """A skipped or superseded email queued again by hand, due today."""
+    with store.write():
+        email = outbox.get(store, outbox_id)
+        if email is None:
+            raise NotFound(f"No email #{outbox_id} in the outbox (see 'funnelctl outbox list').")
+        if email.status not in ("skipped", "superseded"):
+            raise FunnelError(
+                f"Email #{outbox_id} is {email.status}; requeue applies to skipped or "
+                "superseded emails (an uncertain or failed one: 'funnelctl outbox resolve')."
+            )
+        what = f"queued again by hand (it was {email.status}: {email.reason})"
+        outbox.requeue(store, outbox_id, what, today)
         events.add(store, email.customer_id, today, "email", f"Email {email.template!r} {what}")
         updated = outbox.get(store, outbox_id)
     assert updated is not None

@@ -132,12 +132,15 @@ def test_after_sales_day_by_day(run, book):
         "after-sales: won at approved (First 90 days completed and goals met)",
     ) in stages
     assert (day(102), "Enrolled in relationship at kickoff (from after-sales)") in stages
-    # Emails whose day passed more than max_late_days ago are skipped, never blasted.
+    # The emails of the stages passed through while the tick did not run are superseded;
+    # those of the stage the customer is in now go out today, late but not lost.
     outbox = json.loads(ok(run("export", "outbox", "-f", "json")).stdout)
     status = {o["template"]: (o["status"], o["scheduled_on"]) for o in outbox}
-    assert status["welcome"] == ("skipped", day(3))
-    assert status["follow-up-90"] == ("skipped", day(72))
-    assert status["follow-up-60"] == ("queued", day(42))
+    assert status["welcome"] == ("skipped", day(3))  # the customer had replied
+    assert status["follow-up-30"] == ("superseded", day(12))  # never sent: no send ran
+    assert status["follow-up-60"] == ("superseded", day(42))
+    assert status["follow-up-90"] == ("superseded", day(120))  # caught up, then passed
+    assert status["relationship-welcome"] == ("superseded", day(120))
 
 
 def test_run_is_idempotent(run, book):
@@ -152,6 +155,8 @@ def test_run_is_idempotent(run, book):
         "emails_skipped": 0,
         "escalated": 0,
         "failed_actions": 0,
+        "caught_up": 0,
+        "superseded": 0,
         "scored": 1,
         "at_risk": 1,
         "plays": 0,
@@ -367,3 +372,76 @@ def test_simulate_an_attentive_consultant_never_trips_the_health_rules(run, book
         ).stdout
     )
     assert not [p for p in plan if "at-risk" in p["what"] or "not working" in p["what"]]
+
+
+# -- a laptop asleep for weeks: the tick catches up --------------------------------------------
+
+
+def test_a_run_after_weeks_sends_the_current_stage_and_supersedes_the_passed_ones(
+    run, book, monkeypatch
+):
+    settings = book / "funnelctl.yaml"
+    settings.write_text(settings.read_text().replace("09:00-17:00", "00:00-24:00"))
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-02T10:00")
+
+    def send(n: int) -> dict:
+        return json.loads(ok(run("send", "--today", day(n), "-f", "json")).stdout)
+
+    def fates() -> dict[str, tuple[str, str]]:
+        """The funnels' emails (the health play's check-in, for a customer silent for
+        three months, is not this test's business)."""
+        rows = json.loads(ok(run("outbox", "list", "-f", "json")).stdout)
+        return {
+            r["template"]: (r["status"], r["scheduled_on"])
+            for r in rows
+            if r["template"] != "at-risk-check-in"
+        }
+
+    ok(run("enroll", "c@example.com", "after-sales", "--stage", "follow-up-30", "--today", day(1)))
+    for n in (1, 3):
+        ok(run("run", "--today", day(n)))
+        send(n)
+    assert fates() == {"follow-up-30": ("sent", day(1))}
+
+    # Day 100: the tick did not run for 97 days. follow-up-60 (day 31), follow-up-90
+    # (day 61), approved (day 91, which enrols in relationship at kickoff) all happened.
+    ran = json.loads(ok(run("run", "--today", day(100), "-f", "json")).stdout)
+    assert (ran["moved"], ran["superseded"], ran["caught_up"]) == (3, 2, 3)
+    assert fates() == {
+        "follow-up-30": ("sent", day(1)),
+        "follow-up-60": ("superseded", day(100)),  # its stage was left on day 61
+        "follow-up-90": ("superseded", day(100)),  # left on day 91, approved
+        "relationship-welcome": ("queued", day(100)),  # the stage the customer is in now
+    }
+    # Late, not lost: the current stage's email goes out on the catch-up day ...
+    assert send(100)["sent"] == 2  # with the at-risk play's check-in
+    assert fates()["relationship-welcome"] == ("sent", day(100))
+    # ... the passed ones are visible and can be sent by hand
+    superseded = json.loads(
+        ok(run("outbox", "list", "--status", "superseded", "-f", "json")).stdout
+    )
+    assert [r["reason"] for r in superseded] == [
+        f"left follow-up-60 on {day(61)}",
+        f"left follow-up-90 on {day(91)}",
+    ]
+    requeued = ok(run("outbox", "requeue", f"e{superseded[0]['id']}", "--today", day(100)))
+    assert "queued again by hand (it was superseded: left follow-up-60" in requeued.stdout
+    assert send(100)["sent"] == 1
+    assert fates()["follow-up-60"] == ("sent", day(100))
+    # a sent email cannot be requeued
+    again = run("outbox", "requeue", str(superseded[0]["id"]), "--today", day(100))
+    assert (again.exit_code, again.stderr) == (
+        1,
+        f"Error: Email #{superseded[0]['id']} is sent; requeue applies to skipped or "
+        "superseded emails (an uncertain or failed one: 'funnelctl outbox resolve').\n",
+    )
+
+
+def test_an_import_of_old_customers_still_never_blasts_a_mailbox(run, workspace, tmp_path):
+    (tmp_path / "old.csv").write_text(
+        "email,funnel,stage,entered_on\nold@example.com,after-sales,customer-contact,2026-01-05\n"
+    )
+    ok(run("import", str(tmp_path / "old.csv")))
+    rows = json.loads(ok(run("outbox", "list", "-f", "json")).stdout)
+    assert [(r["template"], r["status"]) for r in rows] == [("welcome", "skipped")]
+    assert rows[0]["reason"].startswith("stale: due 2026-01-05")

@@ -1126,7 +1126,8 @@ def test_outbox_list_filters_by_status(
     bad = run("outbox", "list", "--status", "bogus")
     assert bad.exit_code == 2
     assert bad.stderr == (
-        "Error: --status must be one of queued, sending, sent, failed, skipped, uncertain\n"
+        "Error: --status must be one of queued, sending, sent, failed, skipped, uncertain, "
+        "superseded, held, bounced\n"
     )
 
 

@@ -69,3 +69,27 @@ def resolve_(
         now = resolve_now(s.today, s.workspace).isoformat(timespec="seconds")
         row = resolve(s.store, email, chosen[0], s.today, now)
     output.render([row], fmt, ["id", "template", "status", "reason", "sent_at", "message_id"])
+
+
+@app.command("requeue")
+def requeue_(
+    email: Annotated[
+        str,
+        typer.Argument(
+            help="The email's reference, e12 or 12 (funnelctl outbox list).", show_default=False
+        ),
+    ],
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Queue a skipped or superseded email again, to go out today.
+
+    A stale email, one whose stage the customer left, or one passed over by a catch-up is
+    never sent by itself; this is how to send it all the same.
+    """
+    from ..mail import email_ref, requeue
+
+    with session(home, today) as s:
+        row = requeue(s.store, email_ref(email), s.today)
+    output.render([row], fmt, ["id", "template", "status", "scheduled_on", "reason"])

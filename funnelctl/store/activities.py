@@ -37,6 +37,9 @@ class Task(Record):
     escalated_on: str | None
     then_spec: str | None  # the task to start when this one is done (see activities.py)
     created_on: str
+    cancel_on_exit: bool = False  # dropped when its stage visit ends
+
+    BOOLEANS = ("cancel_on_exit",)
 
 
 def _many(store: Store, sql: str, params: Sequence[Any] = ()) -> list[Task]:
@@ -113,6 +116,15 @@ def reschedule(store: Store, task_id: int, due_on: str) -> None:
 
 def mark_escalated(store: Store, task_id: int, on: str) -> None:
     store.conn.execute("UPDATE activities SET escalated_on = ? WHERE id = ?", [on, task_id])
+
+
+def drop_on_exit(store: Store, visit_id: int, on: str, reason: str) -> int:
+    """Drop the open tasks of a stage visit that ended and that ask to be (cancel_on_exit)."""
+    return store.conn.execute(
+        "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "
+        "WHERE visit_id = ? AND status = 'open' AND cancel_on_exit = 1",
+        [on, reason, visit_id],
+    ).rowcount
 
 
 def drop_for_enrollment(store: Store, enrollment_id: int, on: str, reason: str) -> int:

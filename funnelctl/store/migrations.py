@@ -321,3 +321,54 @@ def m006_task_spec_v1(db: Database) -> None:
             continue
         spec = json.dumps({"version": 1, **body(old)}, sort_keys=True)
         db.execute("UPDATE activities SET then_spec = ? WHERE id = ?", [spec, row_id])
+
+
+@migrations()
+def m007_outbox_statuses(db: Database) -> None:
+    """The outbox gains the statuses of funnels that survive real life: superseded (its
+    stage visit ended, or a catch-up passed it), held (the customer cannot be emailed
+    now) and bounced (the address refused it for good). SQLite cannot change a CHECK
+    constraint, so the table is rebuilt as it was, with its indexes and triggers. Tasks
+    gain cancel_on_exit: dropped when their stage visit ends."""
+    statements = [
+        """
+        CREATE TABLE outbox_new (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            enrollment_id INTEGER REFERENCES enrollments(id),
+            visit_id INTEGER,
+            template TEXT NOT NULL,
+            action_key TEXT NOT NULL UNIQUE,
+            message_id TEXT NOT NULL UNIQUE,
+            scheduled_on TEXT NOT NULL,
+            stop_on_reply INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'skipped', 'uncertain',
+                                  'superseded', 'held', 'bounced')),
+            reason TEXT,
+            recipients TEXT,
+            subject TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            sent_at TEXT,
+            queued_on TEXT NOT NULL
+        )
+        """,
+        "INSERT INTO outbox_new SELECT * FROM outbox",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_new RENAME TO outbox",
+        "CREATE INDEX outbox_due ON outbox(status, scheduled_on)",
+        "CREATE INDEX outbox_customer ON outbox(customer_id, status)",
+        "CREATE INDEX outbox_visit ON outbox(visit_id, status)",
+        """CREATE TRIGGER outbox_steps_insert AFTER INSERT ON outbox
+           WHEN NEW.status = 'queued' AND NEW.enrollment_id IS NOT NULL
+           BEGIN UPDATE enrollments SET next_steps = next_steps + 1 WHERE id = NEW.enrollment_id; END""",
+        """CREATE TRIGGER outbox_steps_update AFTER UPDATE OF status ON outbox
+           WHEN NEW.enrollment_id IS NOT NULL AND (OLD.status = 'queued') != (NEW.status = 'queued')
+           BEGIN UPDATE enrollments
+                 SET next_steps = next_steps + (CASE WHEN NEW.status = 'queued' THEN 1 ELSE -1 END)
+                 WHERE id = NEW.enrollment_id; END""",
+        "ALTER TABLE activities ADD COLUMN cancel_on_exit INTEGER NOT NULL DEFAULT 0",
+    ]
+    for statement in statements:
+        db.execute(statement)

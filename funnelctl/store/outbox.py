@@ -11,6 +11,8 @@ never both take the same email, and a transition from anywhere else is an error
     queued -> queued                     defer: not tried (server unreachable), retry later
     queued -> failed                     fail: cannot be built (a bad address in data)
     queued -> skipped                    skip: stale, the customer replied, stage closed, by hand
+    queued -> superseded                 supersede: its stage visit ended (a move, a catch-up)
+    skipped | superseded -> queued       requeue: by hand, due the day it is requeued
     sending -> sent                      sent: the server took it
     sending -> queued                    defer: a temporary failure; or requeue: nothing left
     sending -> failed | uncertain        fail: refused for good; uncertain: fate unknown
@@ -36,28 +38,36 @@ class Status(str, Enum):
     FAILED = "failed"
     SKIPPED = "skipped"
     UNCERTAIN = "uncertain"
+    SUPERSEDED = "superseded"
+    HELD = "held"
+    BOUNCED = "bounced"
 
     def __str__(self) -> str:
         return self.value
 
 
-Q, SENDING, SENT, FAILED, SKIPPED, UNCERTAIN = (
+Q, SENDING, SENT, FAILED, SKIPPED, UNCERTAIN, SUPERSEDED = (
     Status.QUEUED,
     Status.SENDING,
     Status.SENT,
     Status.FAILED,
     Status.SKIPPED,
     Status.UNCERTAIN,
+    Status.SUPERSEDED,
 )
 
 TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     None: frozenset({Q, SKIPPED}),
-    Q: frozenset({SENDING, Q, FAILED, SKIPPED}),
+    Q: frozenset({SENDING, Q, FAILED, SKIPPED, SUPERSEDED}),
     SENDING: frozenset({SENT, Q, FAILED, UNCERTAIN}),
     UNCERTAIN: frozenset({SENT, Q, SKIPPED}),
     FAILED: frozenset({Q, SKIPPED}),
+    SKIPPED: frozenset({Q}),
+    SUPERSEDED: frozenset({Q}),
     SENT: frozenset(),
-    SKIPPED: frozenset(),
+    # kept by the inbox (an address that bounced, a customer who unsubscribed): later
+    Status.HELD: frozenset(),
+    Status.BOUNCED: frozenset(),
 }
 STATUSES = tuple(s.value for s in Status)
 
@@ -262,6 +272,19 @@ def skip(store: Store, email_id: int, reason: str) -> None:
     _change(store, email_id, SKIPPED, (Q, UNCERTAIN, FAILED), reason=reason)
 
 
+def requeue(store: Store, email_id: int, reason: str, today: str) -> None:
+    """skipped | superseded -> queued, due ``today`` (by hand: the user wants it sent)."""
+    _change(
+        store,
+        email_id,
+        Q,
+        (SKIPPED, SUPERSEDED),
+        reason=reason,
+        scheduled_on=today,
+        next_attempt_at=None,
+    )
+
+
 # -- transitions of many emails at once ---------------------------------------------------------
 
 
@@ -287,6 +310,11 @@ def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reas
         [customer_id, customer_id, replied_on],
         reason=reason,
     )
+
+
+def supersede_visit(store: Store, visit_id: int, reason: str) -> int:
+    """queued -> superseded for every email of a stage visit that has ended."""
+    return _change_many(store, SUPERSEDED, (Q,), "visit_id = ?", [visit_id], reason=reason)
 
 
 def deliver_due_in_simulation(store: Store, today: str, sent_at: str) -> int:
