@@ -617,24 +617,25 @@ def _defer(
     report: SendReport,
     *,
     tried: bool = False,
-) -> bool:
+) -> str:
     """Keep an email for a later run (backoff), or fail it after MAX_ATTEMPTS; inside the
-    caller's write. ``tried``: not claimed, the attempt is counted here. False when
-    another run took the email meanwhile."""
+    caller's write. ``tried``: not claimed, the attempt is counted here. Returns what
+    became of it: deferred, failed, or taken (another run took it meanwhile)."""
     attempts = email.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        reason = f"gave up after {attempts} attempts: {exc}"
+        if not outbox.give_up(store, email.id, reason, tried=tried):
+            return "taken"
+        _timeline(store, email, "FAILED", reason, today, ok=False)
+        report.failed += 1
+        return "failed"
     later = _retry_time(attempts, now)
     reason = f"{exc}; retrying after {later}"
     if not outbox.defer(store, email.id, reason=reason, retry_at=later, tried=tried):
-        return False
-    if attempts >= MAX_ATTEMPTS:
-        reason = f"gave up after {attempts} attempts: {exc}"
-        outbox.mark_failed(store, email.id, reason)
-        _timeline(store, email, "FAILED", reason, today, ok=False)
-        report.failed += 1
-    else:
-        _timeline(store, email, "deferred", reason, today)
-        report.deferred += 1
-    return True
+        return "taken"
+    _timeline(store, email, "deferred", reason, today)
+    report.deferred += 1
+    return "deferred"
 
 
 INTERRUPTED = (
@@ -699,8 +700,9 @@ def _settle_interrupted(
                 _timeline(store, email, "sent", found, today)
                 report.problems.append(f"email #{email.id}: {found} (in {sender.name})")
             else:
+                # the attempt stays counted: it was tried on time, so it is not stale later
                 outbox.requeue_untouched(
-                    store, email.id, email.attempts - 1, "an interrupted run had not written it"
+                    store, email.id, email.attempts, "an interrupted run had not written it"
                 )
         if retry:
             outbox.resend_every_uncertain(store, "resend requested")
@@ -835,8 +837,9 @@ def _deliver_one(
         return False
     except TemporaryFailure as exc:
         with store.write(patient=True):
-            _defer(store, email, exc, today, now, report)
-        report.problems.append(f"email #{email.id}: {exc} (kept for a later run)")
+            fate = _defer(store, email, exc, today, now, report)
+        if fate == "deferred":
+            report.problems.append(f"email #{email.id}: {exc} (kept for a later run)")
         return True
     except PermanentFailure as exc:
         _fail(store, email, str(exc), today, report)

@@ -74,6 +74,8 @@ MOVES: dict[str, tuple[Callable[[Store, int], object], Status]] = {
     "resend": (lambda db, i: outbox.resend(db, i, "r"), Status.QUEUED),
     "skip": (lambda db, i: outbox.skip(db, i, "r"), Status.SKIPPED),
     "requeue": (lambda db, i: outbox.requeue(db, i, "r", DAY), Status.QUEUED),
+    "give_up": (lambda db, i: outbox.give_up(db, i, "r", tried=False), Status.FAILED),
+    "give_up_tried": (lambda db, i: outbox.give_up(db, i, "r", tried=True), Status.FAILED),
 }
 # Where each function may start from (a status the function itself allows).
 ALLOWED_FROM: dict[str, set[Status]] = {
@@ -87,10 +89,12 @@ ALLOWED_FROM: dict[str, set[Status]] = {
     "resend": {Status.UNCERTAIN, Status.FAILED},
     "skip": {Status.QUEUED, Status.UNCERTAIN, Status.FAILED},
     "requeue": {Status.SKIPPED, Status.SUPERSEDED},
+    "give_up": {Status.SENDING},
+    "give_up_tried": {Status.QUEUED},
 }
 # Statuses a test can reach today (held and bounced belong to the inbox, to come).
 REACHABLE = [s for s in Status if s not in (Status.HELD, Status.BOUNCED)]
-RACES = {"claim", "defer_tried"}  # another run may win these: False, not an error
+RACES = {"claim", "defer_tried", "give_up_tried"}  # another run may win these: False, not an error
 
 
 def test_every_function_moves_only_along_the_machine():

@@ -1758,3 +1758,45 @@ def test_a_temporary_file_left_by_a_killed_maildir_run_never_blocks_the_next(
     result, counts = send(run)
 
     assert (result.exit_code, counts) == (0, summary(sent=1))
+
+
+def test_an_interrupted_email_not_written_is_still_sent_days_later_not_stale(
+    run: Callable[..., Result], workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(workspace, "kind: maildir\npath: review\n")
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    ok(send(run, "--limit", "1")[0])
+    # a run claimed zoe's email and died before writing it
+    conn = sqlite3.connect(workspace / "funnel.db")
+    conn.execute(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE status = 'queued'"
+    )
+    conn.commit()
+    conn.close()
+
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-09T10:00")
+    result, counts = send(run, "--today", "2026-03-09")
+
+    assert (result.exit_code, counts) == (0, summary(sent=1))  # tried on time: not stale
+    assert statuses(run) == {"joe@example.com": "sent", "zoe@example.com": "sent"}
+
+
+def test_the_last_temporary_failure_fails_the_email_without_promising_a_retry(
+    run: Callable[..., Result], workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = fake_sendmail(tmp_path, exit_code=75, stderr="try later")
+    configure(workspace, f'kind: sendmail\ncommand: "{script} -i"\n')
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    for hhmm in ("10:00", "10:05", "10:20", "11:20"):
+        monkeypatch.setenv("FUNNELCTL_NOW", f"2026-03-02T{hhmm}")
+        send(run)
+    fourth = outbox(run)[0]["next_attempt_at"]
+    monkeypatch.setenv("FUNNELCTL_NOW", "2026-03-02T15:20")
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(failed=1))
+    assert "kept for a later run" not in result.stderr
+    row = outbox(run)[0]
+    assert (row["status"], row["next_attempt_at"]) == ("failed", fourth)

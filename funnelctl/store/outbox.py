@@ -233,6 +233,17 @@ def mark_failed(store: Store, email_id: int, reason: str) -> None:
     _change(store, email_id, FAILED, (Q, SENDING), reason=reason)
 
 
+def give_up(store: Store, email_id: int, reason: str, *, tried: bool) -> bool:
+    """-> failed after the last temporary failure: sending -> failed (the claim counted
+    the attempt), or queued -> failed counting it (``tried``: the server could not be
+    reached). False when another run took a queued email meanwhile."""
+    if tried:
+        return _change(
+            store, email_id, FAILED, (Q,), race=True, reason=reason, attempts=_PLUS_ONE
+        )
+    return _change(store, email_id, FAILED, (SENDING,), reason=reason)
+
+
 def mark_uncertain(store: Store, email_id: int, reason: str) -> None:
     """sending -> uncertain: it may have left; it is sent again only when asked."""
     _change(store, email_id, UNCERTAIN, (SENDING,), reason=reason)
