@@ -145,6 +145,7 @@ def create_task(
             "escalate_to": task.escalate_to,
             "then_spec": task_spec(task.then) if task.then else None,
             "created_on": today,
+            "cancel_on_exit": int(task.cancel_on_exit),
         },
     )
 

@@ -79,6 +79,7 @@ def customer_context(
         return {
             "replied": bool(inbound and (since is None or inbound >= since)),
             "last_touch_on": last_on,
+            "last_reply_on": inbound,
         }
 
     return Lazy(

@@ -196,6 +196,7 @@ def health_context(
         )
         overdue = prefetch.overdue.get(customer.id, 0)
     last_touch = context["customer"]["last_touch_on"]
+    reply = context["customer"]["last_reply_on"]
     since = last_touch or customer.signed_on or customer.created_on
     stagnant = 0
     for enrollment in active:
@@ -211,6 +212,8 @@ def health_context(
     context.update(
         {
             "days_since_touch": days_between(since, today) if since else None,
+            # the customer's own voice: funnelctl's emails count as touchpoints above
+            "days_since_reply": days_between(reply, today) if reply else None,
             "overdue_tasks": overdue,
             "days_stagnant": max(stagnant, 0),
         }

@@ -480,6 +480,7 @@ SAMPLE_CUSTOMER: dict[str, Any] = {
     "fields": {},
     "replied": False,
     "last_touch_on": "2026-01-20",
+    "last_reply_on": "2026-01-18",
 }
 
 

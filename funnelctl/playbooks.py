@@ -69,6 +69,7 @@ class TaskAction:
     when: str | None = None
     where: Where = Where("", 0)
     type: str = "task"
+    cancel_on_exit: bool = False  # dropped when its stage visit ends (else still owed)
 
 
 @dataclass(frozen=True)
@@ -469,6 +470,7 @@ HEALTH_NAMES = CONDITION_NAMES | {
     "signal_max",
     "signal_change",
     "days_since_touch",
+    "days_since_reply",
     "overdue_tasks",
     "days_stagnant",
 }
@@ -871,6 +873,7 @@ class TaskKind(ActionKind[TaskAction]):
         drop_if = f.get("drop_if", str, convert=_expression)
         escalate_after = f.get("escalate_after", (str, int), convert=_duration)
         escalate_to = f.get("escalate_to", str)
+        cancel_on_exit = f.get("cancel_on_exit", bool, default=False)
         then_map = f.get("then", YMap)
         if ("escalate_after" in f.map) != ("escalate_to" in f.map):
             f.problem(
@@ -900,6 +903,7 @@ class TaskKind(ActionKind[TaskAction]):
             then=then,
             when=when,
             where=at,
+            cancel_on_exit=cancel_on_exit,
         )
 
     def check(self, action: TaskAction, known: Known) -> Iterator[str]:
@@ -916,6 +920,8 @@ class TaskKind(ActionKind[TaskAction]):
             text += f", dropped if {action.drop_if}"
         if action.escalate_after is not None:
             text += f", escalated to {action.escalate_to} after {action.escalate_after}d overdue"
+        if action.cancel_on_exit:
+            text += ", dropped if the stage is left"
         if action.then is not None:
             text += f"; when done: {describe_action(action.then)} after completion"
         return text

@@ -48,7 +48,7 @@ from .mail import (
 )
 from .outfiles import PendingFile
 from .playbooks import Library
-from .store import Store, customers, events, outbox
+from .store import Store, customers, events, outbox, touchpoints
 from .store.outbox import OutboxEmail
 from .workspace import Settings, Transport, Workspace
 
@@ -577,6 +577,18 @@ def _sent(store: Store, email: OutboxEmail, refused: str | None, today: str, sen
         with store.write(patient=True):
             outbox.mark_sent(store, email.id, sent_at=sent_at, reason=refused)
             _timeline(store, email, "sent", refused, today)
+            # Correspondence the customer received: the quiet alerts and the health
+            # model see a customer kept on process as in touch (replies are inbound).
+            touchpoints.add(
+                store,
+                customer_id=email.customer_id,
+                channel="email",
+                direction="outbound",
+                happened_on=today,
+                summary=f"Email {email.template!r} sent",
+                by="funnelctl send",
+                today=today,
+            )
     except FunnelError as exc:
         raise FunnelError(
             f"Email #{email.id} was delivered, but recording that failed: {exc.message} "

@@ -445,3 +445,26 @@ def test_an_import_of_old_customers_still_never_blasts_a_mailbox(run, workspace,
     rows = json.loads(ok(run("outbox", "list", "-f", "json")).stdout)
     assert [(r["template"], r["status"]) for r in rows] == [("welcome", "skipped")]
     assert rows[0]["reason"].startswith("stale: due 2026-01-05")
+
+
+def test_leaving_a_stage_keeps_its_promised_tasks_unless_they_say_cancel_on_exit(run, book):
+    path = book / "playbooks" / "exit.yaml"
+    path.write_text(
+        "id: exit\ntitle: Exit\nstages:\n"
+        "  - id: one\n    title: One\n    on_enter:\n"
+        "      - task: Call back as promised\n        due: 3d\n"
+        "      - task: Prepare the demo\n        due: 3d\n        cancel_on_exit: true\n"
+        "      - email: welcome\n        delay: 5d\n"
+        "  - id: two\n    title: Two\n"
+    )
+    ok(run("enroll", "c@example.com", "exit", "--today", day(0)))
+    ok(run("move", "c@example.com", "two", "--today", day(1)))
+
+    items = due(run, 1, "--days", "7")
+    assert [(i["kind"], i["title"]) for i in items] == [("task", "Call back as promised")]
+    emails = json.loads(ok(run("outbox", "list", "-f", "json")).stdout)
+    assert [(e["status"], e["reason"]) for e in emails] == [("superseded", f"left one on {day(1)}")]
+    shown = json.loads(ok(run("customer", "show", "c@example.com", "-f", "json")).stdout)
+    whats = [t["what"] for t in shown["timeline"]]
+    assert f"1 queued email(s) of one superseded: left one on {day(1)}" in whats
+    assert f"1 task(s) dropped: left one on {day(1)}" in whats

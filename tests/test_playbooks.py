@@ -241,7 +241,7 @@ stages:
         f"{path}:12: funnel onboarding, stage welcome, task action: 'due': '2 days' is not a "
         "duration such as 0d, 2d or 3w",
         f"{path}:13: funnel onboarding, stage welcome, task action: unknown key 'colour' "
-        "(allowed: channel, description, drop_if, due, escalate_after, escalate_to, owner, "
+        "(allowed: cancel_on_exit, channel, description, drop_if, due, escalate_after, escalate_to, owner, "
         "sourcing, task, then, when)",
         f"{path}:15: funnel onboarding, stage done: 'title' must be text, not NO "
         '(YAML reads NO as false; quote it: "NO")',
@@ -293,7 +293,7 @@ def test_problems_of_several_files_are_all_reported_file_by_file(run, tmp_path):
             MINIMAL + "    on_enter:\n      - task: Call\n        chanel: phone\n",
             8,
             "funnel mini, stage first, task action: unknown key 'chanel' (did you mean "
-            "'channel'? allowed: channel, description, drop_if, due, escalate_after, "
+            "'channel'? allowed: cancel_on_exit, channel, description, drop_if, due, escalate_after, "
             "escalate_to, owner, sourcing, task, then, when)",
             id="task-action",
         ),
@@ -309,7 +309,7 @@ def test_problems_of_several_files_are_all_reported_file_by_file(run, tmp_path):
             "          due: 1d\n          after: 2d\n",
             11,
             "funnel mini, stage first, task action, then, task action: unknown key 'after' "
-            "(allowed: channel, description, drop_if, due, escalate_after, escalate_to, owner, "
+            "(allowed: cancel_on_exit, channel, description, drop_if, due, escalate_after, escalate_to, owner, "
             "sourcing, task, then, when)",
             id="then-task",
         ),

@@ -1800,3 +1800,13 @@ def test_the_last_temporary_failure_fails_the_email_without_promising_a_retry(
     assert "kept for a later run" not in result.stderr
     row = outbox(run)[0]
     assert (row["status"], row["next_attempt_at"]) == ("failed", fourth)
+
+
+def test_a_delivered_email_is_an_outbound_touchpoint_and_a_reply_stays_inbound(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    ok(send(run)[0])
+    shown = json.loads(ok(run("customer", "show", "joe@example.com", "-f", "json")).stdout)
+    touches = [t["what"] for t in shown["timeline"] if t["kind"] == "touchpoint"]
+    assert touches == ["outbound email: Email 'welcome' sent"]

@@ -310,15 +310,17 @@ def skip_for_enrollment(store: Store, enrollment_id: int, reason: str) -> int:
 
 
 def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reason: str) -> int:
-    """queued -> skipped for the customer's emails that stop on a reply, of stage visits
-    that had begun by the day of the reply (an email of a later visit still goes)."""
+    """queued -> skipped for the customer's emails that stop on a reply, of the stage
+    visits the customer is in now, begun by the day of the reply: an email of a later
+    visit, or one a won enrollment kept, still goes."""
     return _change_many(
         store,
         SKIPPED,
         (Q,),
-        "customer_id = ? AND stop_on_reply = 1 AND (visit_id IS NULL OR visit_id IN "
-        "(SELECT id FROM stage_history WHERE customer_id = ? AND moved_on <= ?))",
-        [customer_id, customer_id, replied_on],
+        "customer_id = ? AND stop_on_reply = 1 AND (visit_id IS NULL OR (visit_id IN "
+        "(SELECT visit_id FROM enrollments WHERE customer_id = ? AND status = 'active') "
+        "AND visit_id IN (SELECT id FROM stage_history WHERE customer_id = ? AND moved_on <= ?)))",
+        [customer_id, customer_id, customer_id, replied_on],
         reason=reason,
     )
 
