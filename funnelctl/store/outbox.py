@@ -238,9 +238,7 @@ def give_up(store: Store, email_id: int, reason: str, *, tried: bool) -> bool:
     the attempt), or queued -> failed counting it (``tried``: the server could not be
     reached). False when another run took a queued email meanwhile."""
     if tried:
-        return _change(
-            store, email_id, FAILED, (Q,), race=True, reason=reason, attempts=_PLUS_ONE
-        )
+        return _change(store, email_id, FAILED, (Q,), race=True, reason=reason, attempts=_PLUS_ONE)
     return _change(store, email_id, FAILED, (SENDING,), reason=reason)
 
 
