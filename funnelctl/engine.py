@@ -769,6 +769,43 @@ def close_customer(
         return summary(store, closed, engine.counts)
 
 
+def play_customer(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    play_id: str,
+    *,
+    today: str,
+    by: str | None,
+) -> dict[str, object]:
+    """Start a play by hand for a customer, in their current enrollment, dated today.
+
+    Started once a day at most: asking again the same day changes nothing (a play's
+    tasks and emails are not doubled by a second keystroke).
+    """
+    if play_id not in library.plays:
+        names = ", ".join(sorted(library.plays)) or "none"
+        raise NotFound(f"No play {play_id!r} in the playbooks (plays: {names}).")
+    with store.write():
+        customer = customers.find(store, ref)
+        current = enrollments.current(store, customer.id)
+        if current is None:
+            raise FunnelError(
+                f"{customer.label} has no active enrollment for the play to attach to; "
+                "enroll them first."
+            )
+        key = f"hand:{play_id}:{today}"
+        if enrollments.ran_any(store, key):
+            raise FunnelError(
+                f"Play {play_id!r} was already started for {customer.label} today; "
+                "nothing was done again."
+            )
+        engine = Engine(store, library, settings, today, by)
+        engine.run_play(customer, play_id, key=key)
+        return summary(store, engine._enrollment(current.id), engine.counts)
+
+
 def run_tick(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
     """The daily tick, one transaction: run twice the same day, the second changes nothing."""
     with store.write():

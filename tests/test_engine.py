@@ -468,3 +468,28 @@ def test_leaving_a_stage_keeps_its_promised_tasks_unless_they_say_cancel_on_exit
     whats = [t["what"] for t in shown["timeline"]]
     assert f"1 queued email(s) of one superseded: left one on {day(1)}" in whats
     assert f"1 task(s) dropped: left one on {day(1)}" in whats
+
+
+def test_a_play_started_by_hand_attaches_to_the_current_enrollment_once_a_day(run, book):
+    ok(run("enroll", "c@example.com", "support", "--today", day(0)))
+    listed = json.loads(ok(run("play", "list", "-f", "json")).stdout)
+    assert "issue-escalation" in [p["play"] for p in listed]
+
+    started = json.loads(
+        ok(
+            run("play", "run", "issue-escalation", "c@example.com", "--today", day(1), "-f", "json")
+        ).stdout
+    )
+    assert (started["funnel"], started["stage"], started["tasks"] > 0) == (
+        "support",
+        "onboarding",
+        True,
+    )
+    again = run("play", "run", "issue-escalation", "c@example.com", "--today", day(1))
+    assert (again.exit_code, again.stderr) == (
+        1,
+        "Error: Play 'issue-escalation' was already started for c@example.com today; nothing "
+        "was done again.\n",
+    )
+    unknown = run("play", "run", "nope", "c@example.com", "--today", day(1))
+    assert unknown.exit_code == 1 and "No play 'nope'" in unknown.stderr

@@ -21,6 +21,7 @@ from . import (
     log,
     move,
     outbox,
+    play,
     playbook,
     report,
     run,
@@ -38,6 +39,7 @@ app = new_app(
 )
 app.command("init")(init.init)
 app.add_typer(playbook.app)
+app.add_typer(play.app)
 app.add_typer(customer.app)
 app.command("import")(import_.import_)
 app.command("export")(export.export)

@@ -266,3 +266,14 @@ def claim_action(store: Store, key: str, customer_id: int, enrollment_id: int, o
 
 def action_outcome(store: Store, key: str, outcome: str) -> None:
     store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])
+
+
+def ran_any(store: Store, key: str) -> bool:
+    """Whether any action claimed under ``key`` (a play's key, before each action's
+    ``:place``) ran already: the keys from ``key:`` up to ``key;`` (';' follows ':')."""
+    return bool(
+        store.conn.execute(
+            "SELECT 1 FROM action_runs WHERE action_key >= ? AND action_key < ? LIMIT 1",
+            [f"{key}:", f"{key};"],
+        ).fetchone()
+    )
