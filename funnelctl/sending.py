@@ -392,6 +392,9 @@ class MaildirSender:
 
 def make_sender(workspace: Workspace, environ: Mapping[str, str], now: datetime) -> Sender:
     t = workspace.settings.transport
+    problem = workspace.settings.sender_problem()
+    if t.kind in ("smtp", "sendmail") and problem:
+        raise FunnelError(f"Nothing was sent through {t.kind}: {problem}.")
     if t.kind == "smtp":
         return SmtpSender(t, _password(t, environ) if t.username else None)
     if t.kind == "sendmail":

@@ -12,7 +12,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -108,6 +108,19 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def sender_problem(self) -> str | None:
+        """Why the sender is not fit for mail that really leaves, or None."""
+        if not self.sender or self.sender == PLACEHOLDER_SENDER:
+            return (
+                f"the sender is still {self.sender or 'empty'!r}: set 'sender' in funnelctl.yaml "
+                "to your name and address (customers would see it, and reply to it)"
+            )
+        return None
+
+
+# What a new workspace says until the consultant writes their own name and address.
+PLACEHOLDER_SENDER = "Your Name <you@example.com>"
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,25 @@ transport:
 """
 
 
+def local_zone(environ: Mapping[str, str], localtime: Path = Path("/etc/localtime")) -> str:
+    """The IANA name of this machine's time zone, for a new workspace's settings: TZ when
+    it names a zone, else what /etc/localtime links to, else UTC."""
+    candidates = [environ.get("TZ", "").removeprefix(":")]
+    with contextlib.suppress(OSError):
+        target = os.path.realpath(localtime)
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        return name
+    return "UTC"
+
+
 def init_workspace(
     root: Path, *, team: tuple[str, ...] = (), sender: str = "", timezone: str = "UTC"
 ) -> Workspace:
@@ -271,7 +303,7 @@ def init_workspace(
     (root / CONFIG_NAME).write_text(
         CONFIG_TEMPLATE.format(
             timezone=timezone,
-            sender=sender or "Your Name <you@example.com>",
+            sender=sender or PLACEHOLDER_SENDER,
             team=", ".join(team),
         ),
         encoding="utf-8",

@@ -136,6 +136,9 @@ def test_shipped_playbooks_validate_in_a_new_workspace(run, workspace):
     assert result.stdout == ""
     assert result.stderr == (
         f"OK: {len(shipped_files())} file(s), 3 funnel(s), 8 play(s), 1 partner(s).\n"
+        "Warning: the sender is still 'Your Name <you@example.com>': set 'sender' in "
+        "funnelctl.yaml to your name and address (customers would see it, and reply to it); "
+        "send refuses smtp and sendmail until then.\n"
     )
 
 

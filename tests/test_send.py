@@ -1810,3 +1810,38 @@ def test_a_delivered_email_is_an_outbound_touchpoint_and_a_reply_stays_inbound(
     shown = json.loads(ok(run("customer", "show", "joe@example.com", "-f", "json")).stdout)
     touches = [t["what"] for t in shown["timeline"] if t["kind"] == "touchpoint"]
     assert touches == ["outbound email: Email 'welcome' sent"]
+
+
+def test_the_placeholder_sender_never_sends_through_a_real_transport(
+    run: Callable[..., Result], workspace: Path, smtp: SmtpServer
+) -> None:
+    settings = workspace / "funnelctl.yaml"  # as init wrote it: the placeholder sender
+    settings.write_text(
+        settings.read_text().replace(
+            "  kind: maildir\n",
+            f"  kind: smtp\n  host: 127.0.0.1\n  port: {smtp.port}\n  security: none\n",
+            1,
+        )
+    )
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    result = run("send")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: Nothing was sent through smtp: the sender is still 'Your Name <you@example.com>': "
+        "set 'sender' in funnelctl.yaml to your name and address (customers would see it, and "
+        "reply to it).\n"
+    )
+    assert smtp.received == [] and statuses(run) == {"joe@example.com": "queued"}
+
+
+def test_a_new_workspace_lives_in_the_machines_time_zone(run, tmp_path, monkeypatch):
+    from funnelctl.workspace import local_zone
+
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")
+    ok(run("init", str(tmp_path / "br")))
+    assert "timezone: America/Sao_Paulo\n" in (tmp_path / "br" / "funnelctl.yaml").read_text()
+    assert local_zone({"TZ": "Not/AZone"}, tmp_path / "nothing") == "UTC"
+    (tmp_path / "zoneinfo" / "Europe").mkdir(parents=True)
+    (tmp_path / "zoneinfo" / "Europe" / "Lisbon").write_text("")
+    (tmp_path / "localtime").symlink_to(tmp_path / "zoneinfo" / "Europe" / "Lisbon")
+    assert local_zone({}, tmp_path / "localtime") == "Europe/Lisbon"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from .. import output
 from ..playbooks import load_library
 from ..store import Store
-from ..workspace import init_workspace, undone_on_failure, user_data_dir
+from ..workspace import init_workspace, local_zone, undone_on_failure, user_data_dir
 from .common import HomeOption, TodayOption, resolve_today
 
 
@@ -38,6 +39,7 @@ def init(
             root,
             team=DEMO_TEAM if demo else (),
             sender="Ana Lima <ana@example.com>" if demo else "",
+            timezone=local_zone(os.environ),  # "today" is the consultant's, not UTC's
         )
         day = resolve_today(today, workspace)
         store = Store.open(workspace.db_path, create=True)

@@ -168,6 +168,9 @@ def validate(
         f"OK: {len(library.files)} file(s), {len(library.funnels)} funnel(s), "
         f"{len(library.plays)} play(s), {len(library.partners)} partner(s)."
     )
+    problem = workspace.settings.sender_problem() if workspace is not None else None
+    if problem:
+        output.message(f"Warning: {problem}; send refuses smtp and sendmail until then.")
 
 
 @app.command("simulate")
