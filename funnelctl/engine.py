@@ -10,12 +10,12 @@ while re-entering a stage later (a new visit) runs them again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from . import activities, mail
 from .context import build_context
-from .dates import shift
+from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import (
     Action,
@@ -25,6 +25,7 @@ from .playbooks import (
     EnrollAction,
     Funnel,
     Library,
+    Play,
     PlayAction,
     Stage,
     TaskAction,
@@ -33,6 +34,7 @@ from .playbooks import (
 from .sandbox import TemplateError, evaluate
 from .store import Store, customers, enrollments, events, outbox
 from .store import activities as tasks
+from .store import plays as play_starts
 from .store.customers import Customer
 from .store.enrollments import Enrollment
 from .workspace import Settings
@@ -388,22 +390,113 @@ class Engine:
         prefix = f"{enrollment.id}:{enrollment.visit_id}"
         self._run(enrollment, funnel, stage, stage.on_enter, prefix, f"{funnel.id}/{stage.id}")
 
-    def run_play(self, customer: Customer, play_id: str, *, key: str) -> None:
-        """Start a play for a customer (a health trigger), dated today, once per ``key``."""
+    def run_play(
+        self,
+        customer: Customer,
+        play_id: str,
+        *,
+        key: str,
+        source: str,
+        episode_id: int | None = None,
+        opportunity: bool = False,
+    ) -> bool:
+        """Start a play for a customer, dated today, once per ``key``, in their current
+        enrollment: a health trigger (``source`` "health", with its episode) or a start
+        by hand ("hand"). Its emails and tasks belong to no stage visit: leaving the stage
+        does not end a rescue. Returns whether it started."""
         enrollment = enrollments.current(self.store, customer.id)
         if enrollment is None:
-            return
+            return False
         funnel = self.library.funnel(enrollment.funnel)
-        play = self.library.plays[play_id]
+        return self._begin_play(
+            customer,
+            replace(enrollment, visit_id=None),
+            funnel,
+            funnel.stage(enrollment.stage),
+            self.library.plays[play_id],
+            key=key,
+            on=self.today,
+            source=source,
+            episode_id=episode_id,
+            opportunity=opportunity,
+        )
+
+    def _begin_play(
+        self,
+        customer: Customer,
+        enrollment: Enrollment,
+        funnel: Funnel,
+        stage: Stage,
+        play: Play,
+        *,
+        key: str,
+        on: str,
+        source: str,
+        episode_id: int | None = None,
+        opportunity: bool = False,
+        at_risk: bool | None = None,
+        where: str | None = None,
+    ) -> bool:
+        """Run a play's actions under ``key`` unless its cadence says no: an automatic
+        start (not by hand) waits out the play's cooldown since the customer's last start,
+        and a play held while the customer is at risk does not start then. Each start is
+        recorded; a refusal is a line in the timeline."""
+        if source != "hand":
+            why = self._play_held(customer, play, on, opportunity=opportunity, at_risk=at_risk)
+            if why:
+                events.add(
+                    self.store,
+                    customer.id,
+                    on,
+                    "action",
+                    f"Play {play.id!r} not started: {why}",
+                    source=f"play {play.id}",
+                )
+                self._count("plays_held")
+                return False
+        play_starts.record(
+            self.store,
+            customer_id=customer.id,
+            play=play.id,
+            started_on=on,
+            source=source,
+            episode_id=episode_id,
+            action_key=key,
+        )
+        events.add(
+            self.store,
+            customer.id,
+            on,
+            "action",
+            f"Play {play.id!r} started: {play.title}",
+            source=where or f"play {play.id}",
+        )
         self._run(
             enrollment,
             funnel,
-            funnel.stage(enrollment.stage),
+            stage,
             play.actions,
             key,
             f"play {play.id}",
-            on=self.today,
+            on=on,
         )
+        return True
+
+    def _play_held(
+        self, customer: Customer, play: Play, on: str, *, opportunity: bool, at_risk: bool | None
+    ) -> str | None:
+        """Why an automatic start of ``play`` on ``on`` must not happen, or None."""
+        last = play_starts.last_start(self.store, customer.id, play.id, on)
+        if last is not None and days_between(last, on) < play.cooldown:
+            return f"it started on {last}, inside its cooldown of {play.cooldown} days"
+        if play.held_when_at_risk(opportunity=opportunity):
+            if at_risk is None:
+                from .health import at_risk_now  # the health model reads the engine's tables
+
+                at_risk = at_risk_now(self.store, self.library, self.settings, customer, on)
+            if at_risk:
+                return "the customer is at risk (unless_at_risk)"
+        return None
 
     def _run(
         self,
@@ -416,6 +509,8 @@ class Engine:
         *,
         on: str | None = None,
     ) -> None:
+        """Claim and run ``actions``; what they create belongs to ``enrollment.visit_id``
+        (None for a play started by health or by hand: leaving the stage does not end it)."""
         current: Enrollment | None = None  # re-read only after an action that may change it
         customer: Customer | None = None
         day = on or enrollment.entered_on  # stage actions count from the visit's entry
@@ -427,6 +522,8 @@ class Engine:
                 continue  # this action already ran for this stage visit
             if current is None or customer is None:
                 current = self._enrollment(enrollment.id)
+                if enrollment.visit_id is None:
+                    current = replace(current, visit_id=None)
                 customer = customers.get(self.store, current.customer_id)
                 assert customer is not None
             runner = RUNNERS[type(action)]
@@ -562,17 +659,18 @@ class Engine:
 
     def _start_play(self, action: PlayAction, step: Step) -> str:
         play = self.library.plays[action.play]
-        self._note(step, f"Play {play.id!r} started: {play.title}")
-        self._run(
+        started = self._begin_play(
+            step.customer,
             step.enrollment,
             step.funnel,
             step.stage,
-            play.actions,
-            f"{step.key}:play",
-            f"play {play.id}",
+            play,
+            key=f"{step.key}:play",
             on=step.on,
+            source="stage" if step.enrollment.visit_id is not None else "play",
+            where=step.where,
         )
-        return "ran play"
+        return "ran play" if started else "held"
 
     # -- the daily tick ------------------------------------------------------------------------
 
@@ -802,7 +900,7 @@ def play_customer(
                 "nothing was done again."
             )
         engine = Engine(store, library, settings, today, by)
-        engine.run_play(customer, play_id, key=key)
+        engine.run_play(customer, play_id, key=key, source="hand")
         return summary(store, engine._enrollment(current.id), engine.counts)
 
 

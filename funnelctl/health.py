@@ -22,8 +22,10 @@ from .dates import days_between, shift
 from .errors import FunnelError, UsageError
 from .playbooks import BAND_POINTS, HealthModel, Library, Measure
 from .sandbox import TemplateError, evaluate
-from .store import Row, Store, customers, enrollments, events
+from .store import Row, Store, customers, enrollments, events, outbox
+from .store import activities as tasks
 from .store import health as signals
+from .store import plays as play_starts
 from .store.customers import Customer
 from .store.enrollments import Enrollment
 from .workspace import Settings
@@ -404,7 +406,7 @@ def run_health(
     # Episodes of customers with no active enrollment left (churned, lost, won) end now:
     # nobody scores them any more, so nothing else would close them.
     for episode in signals.orphan_episodes(store):
-        signals.end_episode(store, episode["id"], today)
+        end_episode(store, episode["id"], episode["customer_id"], episode["kind"], today)
         events.add(
             store,
             episode["customer_id"],
@@ -418,6 +420,8 @@ def run_health(
         counts["scored"] += 1
         counts["at_risk"] += int(health.at_risk)
         _snapshot(store, health, today, prefetch.snapshots.get(customer.id))
+        # at-risk first: an opportunity's play that waits while the customer is at risk
+        # must see today's verdict
         kinds = {"at-risk": (health.at_risk, list(model.on_at_risk), "; ".join(health.reasons[:3]))}
         for opp_id, title in health.opportunities:
             play = next((o.play for o in model.opportunities if o.id == opp_id), None)
@@ -425,7 +429,7 @@ def run_health(
         open_kinds = prefetch.episodes.get(customer.id, {})
         for kind, episode_id in open_kinds.items():
             if not kinds.get(kind, (False,))[0]:
-                signals.end_episode(store, episode_id, today)
+                end_episode(store, episode_id, customer.id, kind, today)
                 events.add(
                     store,
                     customer.id,
@@ -436,15 +440,59 @@ def run_health(
         for kind, (active, plays, why) in kinds.items():
             if not active or kind in open_kinds:
                 continue
+            opportunity = kind != "at-risk"
+            if (
+                opportunity
+                and health.at_risk
+                and any(library.plays[p].held_when_at_risk(opportunity=True) for p in plays)
+            ):
+                continue  # the episode starts once the customer is out of risk, if it holds
             episode_id = signals.start_episode(
                 store, customer.id, kind, today, health.score, health.reasons
             )
-            what = "At risk" if kind == "at-risk" else "Opportunity"
+            what = "Opportunity" if opportunity else "At risk"
             events.add(store, customer.id, today, "health", f"{what} (score {health.score}): {why}")
             for play in plays:
-                engine.run_play(customer, play, key=f"health:{episode_id}:{play}")
-                counts["plays"] += 1
+                started = engine.run_play(
+                    customer,
+                    play,
+                    key=f"health:{episode_id}:{play}",
+                    source="health",
+                    episode_id=episode_id,
+                    opportunity=opportunity,
+                )
+                counts["plays"] += int(started)
     return counts
+
+
+def end_episode(store: Store, episode_id: int, customer_id: int, kind: str, today: str) -> None:
+    """The episode is over: the emails its plays still had queued are superseded (a
+    rescue email to a customer who recovered reads wrong), and its plays' open tasks say
+    why they were started and that the reason is gone; they stay, as promised work may."""
+    signals.end_episode(store, episode_id, today)
+    what = kind.replace("opportunity:", "opportunity ")
+    why = f"the {what} episode ended on {today}"
+    superseded = 0
+    for start in play_starts.of_episode(store, episode_id):
+        superseded += outbox.supersede_keyed(store, start.action_key, why)
+        tasks.note_open_keyed(store, start.action_key, f"{why}; still needed?")
+    if superseded:
+        events.add(
+            store, customer_id, today, "email", f"{superseded} queued email(s) superseded: {why}"
+        )
+
+
+def at_risk_now(
+    store: Store, library: Library, settings: Settings, customer: Customer, today: str
+) -> bool:
+    """Whether the customer is at risk on ``today``: an at-risk episode still open, or the
+    health model's verdict now (a play that waits while at risk must not start on the
+    morning the customer slips, before today's scores are kept)."""
+    if signals.open_episode(store, customer.id, "at-risk"):
+        return True
+    if library.health is None:
+        return False
+    return score_customer(store, library, settings, library.health, customer, today).at_risk
 
 
 def _snapshot(store: Store, health: Health, today: str, last: Row | None) -> None:

@@ -41,6 +41,7 @@ CHANNELS = (
 SOURCING = ("internal", "outsourced", "automated")
 STRATEGIES = ("customer-owner", "round-robin", "least-busy")
 CLOSE_STATUSES = ("won", "lost", "churned")
+DEFAULT_COOLDOWN = 30  # days between two automatic starts of a play for one customer
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,14 @@ class Play:
     description: str | None = None
     trigger: str | None = None
     where: Where = Where("", 0)
+    # Started automatically at most once per cooldown for a customer, whatever starts it.
+    cooldown: int = DEFAULT_COOLDOWN
+    # Not started automatically while the customer is at risk. None: only when an
+    # opportunity rule starts it (an upsell pitch to an unhappy customer is wrong).
+    unless_at_risk: bool | None = None
+
+    def held_when_at_risk(self, *, opportunity: bool) -> bool:
+        return self.unless_at_risk if self.unless_at_risk is not None else opportunity
 
 
 @dataclass(frozen=True)
@@ -598,6 +607,8 @@ def _read_play(path: Path, item: YMap, problems: Problems) -> Play | None:
     description = f.get("description", str)
     sourcing = f.get("sourcing", str, required=True, convert=_one_of(SOURCING))
     trigger = f.get("trigger", str)
+    cooldown = f.get("cooldown", (str, int), default=DEFAULT_COOLDOWN, convert=_duration)
+    unless_at_risk = f.get("unless_at_risk", bool)
     action_list = f.get("actions", YList, required=True)
     f.done()
     actions = _read_actions(path, action_list or YList(), problems, f.where)
@@ -606,7 +617,15 @@ def _read_play(path: Path, item: YMap, problems: Problems) -> Play | None:
     if not play_id or not title or not sourcing:
         return None
     return Play(
-        play_id, title, sourcing, actions, description, trigger, Where(str(path), item.line)
+        play_id,
+        title,
+        sourcing,
+        actions,
+        description,
+        trigger,
+        Where(str(path), item.line),
+        DEFAULT_COOLDOWN if cooldown is None else cooldown,
+        unless_at_risk,
     )
 
 
@@ -791,6 +810,15 @@ def _check_references(
             if play not in library.plays:
                 names = ", ".join(sorted(library.plays)) or "none"
                 problems.add(place.path, place.line, f"health: no play {play!r} (plays: {names})")
+        for play_id in model.on_at_risk:
+            play = library.plays.get(play_id)
+            if play is not None and play.unless_at_risk:
+                problems.add(
+                    play.where.path,
+                    play.where.line,
+                    f"play {play_id}: on_at_risk starts it when the customer is at risk, but "
+                    "unless_at_risk: true keeps it from starting then; remove one",
+                )
     _check_play_cycles(library, problems)
 
 

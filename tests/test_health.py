@@ -673,23 +673,29 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     ok(run("signal", email, "nps", "4", "--today", day(4)))
     row = by_customer(at_risk(run, today=day(4)))[email]
     assert (row["score"], row["at_risk"], row["trend"]) == (16.7, True, -50.0)
-    assert as_json(run("run", "--today", day(4), "--format", "json"))["plays"] == 1
+    # A new episode, but the rescue play ran four days ago: inside its 30-day cooldown it
+    # does not start again (no second call, no second check-in email side by side).
+    assert as_json(run("run", "--today", day(4), "--format", "json"))["plays"] == 0
     items = due(run, 4)
-    assert tasks_of(items, email) == sorted(
-        [
-            ("Agree a recovery plan and log it", day(5)),
-            ("Call about what is not working", day(2)),
-            ("Agree a recovery plan and log it", day(9)),
-            ("Call about what is not working", day(6)),
-        ]
-    )
+    assert tasks_of(items, email) == [
+        ("Agree a recovery plan and log it", day(5)),
+        ("Call about what is not working", day(2)),
+    ]
     assert risk_items(items) == [(email, day(4), 0)]
-    emails = [
-        r["template"]
+    # the check-in email queued on day 0 and never sent ended with the episode on day 3
+    outbox_rows = [
+        (r["template"], r["status"], r["reason"])
         for r in as_json(run("export", "outbox", "--format", "json"))
         if r["customer"] == email
     ]
-    assert emails == ["at-risk-check-in", "at-risk-check-in"]
+    assert outbox_rows == [
+        ("at-risk-check-in", "superseded", f"the at-risk episode ended on {day(3)}")
+    ]
+    timeline = ok(run("customer", "show", email, "--format", "json"))
+    assert (
+        f"Play 'at-risk-rescue' not started: it started on {day(0)}, inside its cooldown "
+        "of 30 days"
+    ) in [e["what"] for e in as_json(timeline)["timeline"]]
 
     customer_id = db_rows(crafted, "SELECT id FROM customers WHERE email = ?", (email,))[0][0]
     assert db_rows(
@@ -723,8 +729,38 @@ def test_opportunity_play_starts_once_per_episode(run, crafted):
     assert as_json(run("run", "--today", day(2), "--format", "json"))["plays"] == 0
     assert by_customer(at_risk(run, today=day(2))).get(email) is None
     ok(run("signal", email, "seats_used", "130", "--today", day(3)))  # and comes back
-    assert as_json(run("run", "--today", day(3), "--format", "json"))["plays"] == 1
-    assert prepared(3) == 2
+    # a new episode three days later: the play's 30-day cooldown keeps it from repeating
+    assert as_json(run("run", "--today", day(3), "--format", "json"))["plays"] == 0
+    assert prepared(3) == 1
+    ok(run("signal", email, "seats_used", "60", "--today", day(20)))
+    ok(run("run", "--today", day(20)))
+    ok(run("signal", email, "seats_used", "140", "--today", day(30)))
+    assert as_json(run("run", "--today", day(30), "--format", "json"))["plays"] == 1
+    assert prepared(30) == 2
+
+
+def test_an_opportunity_waits_while_the_customer_is_at_risk(run, crafted):
+    """A detractor is not pitched an upgrade the morning they get the rescue call: the
+    opportunity's episode (and its play) starts once they are out of risk."""
+    email = "unhappy@example.com"
+    add(run, email, "--signed-on", ago(5))
+    signals(run, crafted, [(email, "nps", 2, TODAY), (email, "tickets", 9, TODAY)])
+    ok(run("signal", email, "seats_used", "120"))
+    summary = as_json(run("run", "--today", day(0), "--format", "json"))
+    assert (summary["at_risk"], summary["plays"]) == (1, 1)  # the rescue only
+    titles = [t for t, _ in tasks_of(due(run, 0), email)]
+    assert "Prepare upgrade options from their usage" not in titles
+    assert "Call about what is not working" in titles
+    customer_id = db_rows(crafted, "SELECT id FROM customers WHERE email = ?", (email,))[0][0]
+    kinds = "SELECT kind FROM health_episodes WHERE customer_id = ? ORDER BY id"
+    assert db_rows(crafted, kinds, (customer_id,)) == [("at-risk",)]
+
+    ok(run("signal", email, "nps", "10", "--today", day(40)))
+    summary = as_json(run("run", "--today", day(40), "--format", "json"))
+    assert (summary["at_risk"], summary["plays"]) == (0, 1)
+    titles = [t for t, _ in tasks_of(due(run, 40), email)]
+    assert "Prepare upgrade options from their usage" in titles
+    assert db_rows(crafted, kinds, (customer_id,)) == [("at-risk",), ("opportunity:big-account",)]
 
 
 def test_run_scores_only_customers_with_an_active_enrollment(run, crafted):

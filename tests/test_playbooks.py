@@ -320,8 +320,8 @@ def test_problems_of_several_files_are_all_reported_file_by_file(run, tmp_path):
             "plays:\n  - id: kick\n    title: Kick-off\n    sourcing: internal\n"
             "    owner: ana\n    actions:\n      - task: Meet\n",
             5,
-            "play kick: unknown key 'owner' (allowed: actions, description, id, sourcing, "
-            "title, trigger)",
+            "play kick: unknown key 'owner' (allowed: actions, cooldown, description, id, "
+            "sourcing, title, trigger, unless_at_risk)",
             id="play",
         ),
         pytest.param(

@@ -127,6 +127,17 @@ def drop_on_exit(store: Store, visit_id: int, on: str, reason: str) -> int:
     ).rowcount
 
 
+def note_open_keyed(store: Store, prefix: str, note: str) -> int:
+    """Write ``note`` on the open tasks an action claimed under ``prefix`` created (a play
+    whose health episode has ended: the work may still be worth doing, but its reason
+    is gone)."""
+    return store.conn.execute(
+        "UPDATE activities SET note = ? WHERE status = 'open' "
+        "AND substr(action_key, 1, length(?)) = ?",
+        [note, prefix, prefix],
+    ).rowcount
+
+
 def drop_for_enrollment(store: Store, enrollment_id: int, on: str, reason: str) -> int:
     return store.conn.execute(
         "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "

@@ -236,6 +236,14 @@ def open_episodes_by_customer(store: Store) -> dict[int, dict[str, int]]:
     return found
 
 
+def open_episode(store: Store, customer_id: int, kind: str) -> int | None:
+    row = store.conn.execute(
+        "SELECT id FROM health_episodes WHERE customer_id = ? AND kind = ? AND ended_on IS NULL",
+        [customer_id, kind],
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
 def orphan_episodes(store: Store) -> list[Row]:
     """Open episodes of customers with no active enrollment left."""
     return [

@@ -372,3 +372,29 @@ def m007_outbox_statuses(db: Database) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migrations()
+def m008_play_starts_and_partner_mail(db: Database) -> None:
+    """Plays keep a record of each start (a play's cooldown counts from the last one, and
+    an episode's plays are found again when it ends); an outbox email may be addressed to
+    a partner (a task handed to them) instead of the customer."""
+    statements = [
+        """
+        CREATE TABLE play_starts (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            play TEXT NOT NULL,
+            started_on TEXT NOT NULL,
+            source TEXT NOT NULL,           -- health, stage, hand
+            episode_id INTEGER,             -- the health episode that started it
+            action_key TEXT NOT NULL        -- the prefix of the keys of its actions
+        )
+        """,
+        "CREATE INDEX play_starts_customer ON play_starts(customer_id, play, started_on)",
+        "CREATE INDEX play_starts_episode ON play_starts(episode_id)",
+        "ALTER TABLE outbox ADD COLUMN partner TEXT",
+        "ALTER TABLE outbox ADD COLUMN task_id INTEGER",
+    ]
+    for statement in statements:
+        db.execute(statement)

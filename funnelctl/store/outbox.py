@@ -95,6 +95,8 @@ class OutboxEmail(Record):
     next_attempt_at: str | None
     sent_at: str | None
     queued_on: str
+    partner: str | None = None  # a partner's id: the email goes to them, about a task
+    task_id: int | None = None  # the task a partner's email is about
 
     BOOLEANS = ("stop_on_reply",)
 
@@ -326,6 +328,19 @@ def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reas
 def supersede_visit(store: Store, visit_id: int, reason: str) -> int:
     """queued -> superseded for every email of a stage visit that has ended."""
     return _change_many(store, SUPERSEDED, (Q,), "visit_id = ?", [visit_id], reason=reason)
+
+
+def supersede_keyed(store: Store, prefix: str, reason: str) -> int:
+    """queued -> superseded for every email an action claimed under ``prefix`` queued (a
+    play whose health episode has ended)."""
+    return _change_many(
+        store,
+        SUPERSEDED,
+        (Q,),
+        "substr(action_key, 1, length(?)) = ?",
+        [prefix, prefix],
+        reason=reason,
+    )
 
 
 def deliver_due_in_simulation(store: Store, today: str, sent_at: str) -> int:

@@ -1,0 +1,57 @@
+"""Play starts: every time a play began for a customer, why, and under which key its
+actions were claimed. A play's cooldown counts from the customer's last start of it,
+and when a health episode ends its plays are found again here."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .db import Store
+from .record import Record
+
+
+@dataclasses.dataclass(frozen=True)
+class PlayStart(Record):
+    id: int
+    customer_id: int
+    play: str
+    started_on: str
+    source: str  # health, stage or hand
+    episode_id: int | None
+    action_key: str  # the prefix of the keys its actions were claimed under
+
+
+def record(
+    store: Store,
+    *,
+    customer_id: int,
+    play: str,
+    started_on: str,
+    source: str,
+    episode_id: int | None,
+    action_key: str,
+) -> None:
+    store.conn.execute(
+        "INSERT INTO play_starts (customer_id, play, started_on, source, episode_id, "
+        "action_key) VALUES (?, ?, ?, ?, ?, ?)",
+        [customer_id, play, started_on, source, episode_id, action_key],
+    )
+
+
+def last_start(store: Store, customer_id: int, play: str, by: str) -> str | None:
+    """The day the customer's latest start of ``play`` up to ``by``, or None."""
+    row = store.conn.execute(
+        "SELECT max(started_on) FROM play_starts WHERE customer_id = ? AND play = ? "
+        "AND started_on <= ?",
+        [customer_id, play, by],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def of_episode(store: Store, episode_id: int) -> list[PlayStart]:
+    return [
+        PlayStart.from_row(row)
+        for row in store.conn.execute(
+            "SELECT * FROM play_starts WHERE episode_id = ? ORDER BY id", [episode_id]
+        )
+    ]
