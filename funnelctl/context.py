@@ -138,6 +138,8 @@ def build_context(
         "signals": Lazy(known_signals, dict, "signals")
         if known_signals is not None
         else Lazy({}, lambda: signals.latest(store, customer.id, today), "signals"),
+        # the latest health result `run` kept: {score, at_risk}
+        "health": Lazy({}, lambda: signals.verdict(store, customer.id, today), "health"),
         "today": today,
     }
 

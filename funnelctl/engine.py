@@ -9,12 +9,13 @@ while re-entering a stage later (a new visit) runs them again.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from . import activities, mail
-from .context import build_context
+from .context import Lazy, build_context
 from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import (
@@ -563,6 +564,18 @@ class Engine:
             stage=step.stage,
             enrollment=step.enrollment,
         )
+        if "health" in expression:
+            from .health import verdict_now  # the health model reads the engine's tables
+
+            # scored now: the gate of an advance or a stage's condition must not act on
+            # yesterday's verdict (the run keeps today's snapshot after the moves)
+            context["health"] = Lazy(
+                {},
+                lambda: verdict_now(
+                    self.store, self.library, self.settings, step.customer, self.today
+                ),
+                "health",
+            )
         try:
             return bool(evaluate(expression, context))
         except CONDITION_ERRORS as exc:
@@ -675,12 +688,13 @@ class Engine:
     # -- the daily tick ------------------------------------------------------------------------
 
     def tick(self) -> dict[str, int]:
-        """Time-based moves (caught up, each dated when it was due) and escalations.
+        """Time-based moves (caught up, each dated when it was due), escalations, health.
 
         When the tick has not run for days, a customer may pass through several stages in
         one run: each move is dated when it was due, the emails of every stage left on the
         way are superseded with it, and those of the stage the customer is in now go out
-        today (``catching_up``).
+        today (``catching_up``). A gated advance reads the customer's health as it is now
+        (``_condition``), not yesterday's snapshot.
         """
         self.catching_up = True
         try:
@@ -709,10 +723,63 @@ class Engine:
                         continue
                     cutoff = shift(self.today, -stage.advance_after)
                     for due in enrollments.due_to_advance(self.store, funnel.id, stage.id, cutoff):
-                        on = shift(due.entered_on, stage.advance_after)
-                        note = f"automatic after {stage.advance_after} days in {stage.id}"
-                        self.move(due, funnel, nxt.id, on=on, note=note, by=TICK_BY)
-                        moved = True
+                        moved |= self._advance_one(due, funnel, stage, nxt)
+
+    def _advance_one(self, due: Enrollment, funnel: Funnel, stage: Stage, nxt: Stage) -> bool:
+        """Move ``due`` on to ``nxt``, dated when it was due, unless the stage's gate
+        (``advance_when``) is shut: then a "ready for the next stage?" task asks the owner,
+        once per stage visit, and the customer moves (dated today) on the first run that
+        finds the gate open. Returns whether the customer moved."""
+        assert stage.advance_after is not None
+        gate_key = f"{due.id}:{due.visit_id}:gate"
+        on = shift(due.entered_on, stage.advance_after)
+        note = f"automatic after {stage.advance_after} days in {stage.id}"
+        if stage.advance_when:
+            held = self._gate_shut(due, funnel, stage)
+            if held is not None:
+                self._ask_to_advance(due, funnel, stage, nxt, gate_key, held)
+                return False
+            if enrollments.claimed(self.store, gate_key):
+                on = self.today  # it was held: the move happens now, not when it was due
+            note += f", once {stage.advance_when}"
+        self.move(due, funnel, nxt.id, on=on, note=note, by=TICK_BY)
+        return True
+
+    def _gate_shut(self, due: Enrollment, funnel: Funnel, stage: Stage) -> str | None:
+        """Why the stage's gate holds ``due`` back today, or None when it is open."""
+        assert stage.advance_when is not None
+        customer = customers.get(self.store, due.customer_id)
+        assert customer is not None
+        step = Step(customer, due, funnel, stage, self.today, "", f"{funnel.id}/{stage.id}")
+        try:
+            if self._condition(stage.advance_when, step):
+                return None
+            return f"{stage.advance_when} does not hold"
+        except ConditionError as exc:
+            return f"{stage.advance_when} cannot be evaluated: {exc.message or exc}"
+
+    def _ask_to_advance(
+        self, due: Enrollment, funnel: Funnel, stage: Stage, nxt: Stage, key: str, why: str
+    ) -> None:
+        if not enrollments.claim_action(self.store, key, due.customer_id, due.id, self.today):
+            return  # already asked in this stage visit
+        customer = customers.get(self.store, due.customer_id)
+        assert customer is not None
+        ask = TaskAction(
+            title=f"Ready for {nxt.title}?",
+            owner=stage.owner,
+            description=(
+                f"{stage.advance_after} days in {stage.title}, but the daily run did not move "
+                f"the customer on: {why}. Move them with `funnelctl move {shlex.quote(customer.label)} "
+                f"{nxt.id}` when they are ready; the run does it by itself once the "
+                "condition holds."
+            ),
+            cancel_on_exit=True,
+        )
+        step = Step(customer, due, funnel, stage, self.today, key, f"{funnel.id}/{stage.id} gate")
+        outcome = self._create_task(ask, step)
+        enrollments.action_outcome(self.store, key, outcome)
+        self._count("held")
 
 
 # The runner of each action type. The playbooks' ACTION_KINDS (read, check, describe) have

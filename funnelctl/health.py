@@ -482,6 +482,17 @@ def end_episode(store: Store, episode_id: int, customer_id: int, kind: str, toda
         )
 
 
+def verdict_now(
+    store: Store, library: Library, settings: Settings, customer: Customer, today: str
+) -> dict[str, Any]:
+    """The customer's health as it is on ``today`` ({score, at_risk}), scored now: the run
+    keeps today's snapshot only after its moves, and a gate must not read yesterday's."""
+    if library.health is None:
+        return {"score": None, "at_risk": False}
+    health = score_customer(store, library, settings, library.health, customer, today)
+    return {"score": health.score, "at_risk": health.at_risk}
+
+
 def at_risk_now(
     store: Store, library: Library, settings: Settings, customer: Customer, today: str
 ) -> bool:
@@ -490,9 +501,7 @@ def at_risk_now(
     morning the customer slips, before today's scores are kept)."""
     if signals.open_episode(store, customer.id, "at-risk"):
         return True
-    if library.health is None:
-        return False
-    return score_customer(store, library, settings, library.health, customer, today).at_risk
+    return bool(verdict_now(store, library, settings, customer, today)["at_risk"])
 
 
 def _snapshot(store: Store, health: Health, today: str, last: Row | None) -> None:

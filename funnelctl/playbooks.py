@@ -130,6 +130,9 @@ class Stage:
     stagnant_after: int | None = None
     quiet_after: int | None = None
     advance_after: int | None = None
+    # The daily tick moves the customer on only while this holds; until then "ready to
+    # move on?" waits in the owner's list.
+    advance_when: str | None = None
     on_enter: tuple[Action, ...] = ()
     where: Where = Where("", 0)
 
@@ -469,6 +472,7 @@ CONDITION_NAMES = frozenset(
         "days_in_stage",
         "days_since_signed",
         "signals",
+        "health",
         "today",
     )
 )
@@ -542,7 +546,7 @@ def _read_stages(path: Path, items: YList, problems: Problems, where: str) -> tu
                 touchpoints.append(channel)
         stagnant = f.get("stagnant_after", (str, int), convert=_duration)
         quiet = f.get("quiet_after", (str, int), convert=_duration)
-        advance = f.get("advance_after", (str, int), convert=_duration)
+        advance, advance_when = _read_advance(f)
         action_list = f.get("on_enter", YList, default=YList())
         f.done()
         actions = _read_actions(path, action_list, problems, here)
@@ -562,11 +566,25 @@ def _read_stages(path: Path, items: YList, problems: Problems, where: str) -> tu
                 stagnant_after=stagnant,
                 quiet_after=quiet,
                 advance_after=advance,
+                advance_when=advance_when,
                 on_enter=actions,
                 where=Where(str(path), item.line),
             )
         )
     return tuple(stages)
+
+
+def _read_advance(f: Fields) -> tuple[int | None, str | None]:
+    """``advance_after: 30d``, or ``advance_after: {after: 30d, when: <condition>}``."""
+    value = f.map.get("advance_after")
+    if not isinstance(value, YMap):
+        return f.get("advance_after", (str, int), convert=_duration), None
+    f.get("advance_after", YMap)
+    gate = Fields(value, f.path, f.problems, f"{f.where}, advance_after")
+    after = gate.get("after", (str, int), required=True, convert=_duration)
+    when = gate.get("when", str, convert=_expression)
+    gate.done()
+    return after, when
 
 
 def _read_actions(
@@ -811,11 +829,11 @@ def _check_references(
                 names = ", ".join(sorted(library.plays)) or "none"
                 problems.add(place.path, place.line, f"health: no play {play!r} (plays: {names})")
         for play_id in model.on_at_risk:
-            play = library.plays.get(play_id)
-            if play is not None and play.unless_at_risk:
+            rescue = library.plays.get(play_id)
+            if rescue is not None and rescue.unless_at_risk:
                 problems.add(
-                    play.where.path,
-                    play.where.line,
+                    rescue.where.path,
+                    rescue.where.line,
                     f"play {play_id}: on_at_risk starts it when the customer is at risk, but "
                     "unless_at_risk: true keeps it from starting then; remove one",
                 )
@@ -851,6 +869,16 @@ def describe_action(action: Action) -> str:
     text = action_kind(action).describe(action)
     if action.when:
         text += f" [when {action.when}]"
+    return text
+
+
+def describe_cadence(play: Play) -> str:
+    """How often a play may start by itself, for people."""
+    text = f"at most once per {play.cooldown} days per customer"
+    if play.unless_at_risk:
+        text += ", never while at risk"
+    elif play.unless_at_risk is None:
+        text += "; from an opportunity, not while at risk"
     return text
 
 

@@ -15,7 +15,7 @@ from .dates import shift
 from .engine import Engine
 from .errors import UsageError
 from .playbooks import Funnel, Library
-from .store import Store, customers, enrollments, outbox, touchpoints
+from .store import Store, customers, enrollments, events, health, outbox, touchpoints
 from .store import activities as tasks
 from .workspace import Settings
 
@@ -32,6 +32,22 @@ def parse_moves(text: str | None) -> dict[int, list[str]]:
     return moves
 
 
+def parse_signals(text: str | None) -> dict[int, list[tuple[str, float]]]:
+    from .health import check_metric, parse_value
+
+    found: dict[int, list[tuple[str, float]]] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        measure, sep, day = part.partition("@")
+        metric, eq, value = measure.partition("=")
+        try:
+            if not sep or not eq or not day.isdigit():
+                raise ValueError("it must look like METRIC=VALUE@DAY, e.g. nps=3@80")
+            found.setdefault(int(day), []).append((check_metric(metric), parse_value(value)))
+        except ValueError as exc:
+            raise UsageError(f"--signals: {part!r}: {exc}") from None
+    return found
+
+
 def simulate(
     library: Library,
     settings: Settings,
@@ -40,6 +56,7 @@ def simulate(
     start: str,
     days: int,
     moves: dict[int, list[str]],
+    signals: dict[int, list[tuple[str, float]]] | None = None,
 ) -> list[dict[str, Any]]:
     funnel = library.funnel(funnel_id)
     for stages in moves.values():
@@ -49,7 +66,7 @@ def simulate(
     try:
         run.sign_up()
         for day in range(days + 1):
-            run.live(day, moves.get(day, []))
+            run.live(day, moves.get(day, []), (signals or {}).get(day, []))
     finally:
         run.store.close()
     return run.plan
@@ -91,9 +108,20 @@ class _Simulation:
             engine = Engine(self.store, self.library, self.settings, self.start, "simulate")
             engine.enroll(customer, self.funnel, on=self.start)
 
-    def live(self, day: int, moves: list[str]) -> None:
+    def live(self, day: int, moves: list[str], measured: list[tuple[str, float]]) -> None:
         date = shift(self.start, day)
         with self.store.write():
+            for metric, value in measured:
+                health.add_signal(
+                    self.store,
+                    customer_id=self.customer_id,
+                    metric=metric,
+                    value=value,
+                    measured_on=date,
+                    source="simulate",
+                    today=date,
+                )
+                self.note(day, "signal", f"{metric} = {value:g}")
             engine = Engine(self.store, self.library, self.settings, date, "simulate")
             for stage in moves:
                 enrollment = enrollments.active_in_funnel(self.store, self.funnel.id)
@@ -101,6 +129,7 @@ class _Simulation:
                     engine.move(enrollment, self.funnel, stage)
             engine.tick()
             self.note_history(day, date)
+            self.note_plays(day, date)
             self.note_list(day, date)
             self.work(date)
 
@@ -113,6 +142,14 @@ class _Simulation:
                 self.note(day, "move", f"{h.funnel}: {h.from_stage} -> {h.to_stage}{why}")
             else:
                 self.note(day, h.kind, f"{h.funnel} closed as {h.kind}")
+
+    def note_plays(self, day: int, date: str) -> None:
+        """Health verdicts and play starts of the day, and the plays that waited."""
+        for event in events.of_customer_on(self.store, self.customer_id, date):
+            if event.kind == "health":
+                self.note(day, "health", event.summary)
+            elif event.summary.startswith("Play "):
+                self.note(day, "play", event.summary)
 
     def note_list(self, day: int, date: str) -> None:
         """What the morning list shows that day: the work due, and each alert once."""

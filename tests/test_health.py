@@ -693,8 +693,7 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     ]
     timeline = ok(run("customer", "show", email, "--format", "json"))
     assert (
-        f"Play 'at-risk-rescue' not started: it started on {day(0)}, inside its cooldown "
-        "of 30 days"
+        f"Play 'at-risk-rescue' not started: it started on {day(0)}, inside its cooldown of 30 days"
     ) in [e["what"] for e in as_json(timeline)["timeline"]]
 
     customer_id = db_rows(crafted, "SELECT id FROM customers WHERE email = ?", (email,))[0][0]

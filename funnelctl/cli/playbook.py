@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import output
 from ..errors import WorkspaceError
 from ..output import OutputFormat
-from ..playbooks import Library, describe_action, load_library
+from ..playbooks import Library, describe_action, describe_cadence, load_library
 from ..workspace import open_workspace
 from .common import (
     FormatOption,
@@ -66,6 +66,7 @@ def show(
             "stagnant_after": s.stagnant_after,
             "quiet_after": s.quiet_after,
             "advance_after": s.advance_after,
+            "advance_when": s.advance_when,
             "actions": [describe_action(a) for a in s.on_enter],
         }
         for s in f.stages
@@ -80,7 +81,7 @@ def show(
                     ("advance_after", "advance"),
                 )
                 if row[key] is not None
-            )
+            ) + (f" once {row['advance_when']}" if row["advance_when"] else "")
             row["actions"] = "\n".join(row["actions"] or [])  # type: ignore[arg-type]
         moves = "backward moves allowed" if f.allow_backward else "forward only"
         output.render(
@@ -99,18 +100,22 @@ def plays(
 ) -> None:
     """List the customer-journey plays: what, when, who, channel and sourcing."""
     library = _library(home)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "play": p.id,
             "what": p.title,
             "sourcing": p.sourcing,
             "trigger": p.trigger,
+            "cadence": describe_cadence(p),
+            "cooldown": p.cooldown,
+            "unless_at_risk": p.unless_at_risk,
             "actions": [describe_action(a) for a in p.actions],
         }
         for p in library.plays.values()
     ]
     if fmt == "table":
         for row in rows:
+            row["trigger"] = "\n".join(filter(None, [row["trigger"], row["cadence"]]))
             row["actions"] = "\n".join(row["actions"] or [])
     output.render(rows, fmt, ["play", "what", "sourcing", "trigger", "actions"], title="Plays")
 
@@ -181,12 +186,19 @@ def simulate_(
         str | None,
         typer.Option(help="Manual moves as STAGE@DAY,... e.g. customer-contact@1,deployment@4."),
     ] = None,
+    signals: Annotated[
+        str | None,
+        typer.Option(
+            help="Health signals as METRIC=VALUE@DAY,... e.g. nps=3@80,nps=10@130: shows "
+            "when plays start or wait and when a gated advance holds.",
+        ),
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Preview day by day what a new customer of FUNNEL would get; the database is not touched."""
-    from ..simulate import parse_moves, simulate
+    from ..simulate import parse_moves, parse_signals, simulate
 
     workspace = open_workspace(home, Path(os.getcwd()))
     plan = simulate(
@@ -196,5 +208,6 @@ def simulate_(
         start=resolve_today(today, workspace),
         days=days,
         moves=parse_moves(moves),
+        signals=parse_signals(signals),
     )
     output.render(plan, fmt, ["day", "date", "kind", "what", "owner"], title=f"Simulated {funnel}")

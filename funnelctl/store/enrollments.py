@@ -268,6 +268,13 @@ def action_outcome(store: Store, key: str, outcome: str) -> None:
     store.conn.execute("UPDATE action_runs SET outcome = ? WHERE action_key = ?", [outcome, key])
 
 
+def claimed(store: Store, key: str) -> bool:
+    """Whether the action ``key`` was claimed (it ran, or is running)."""
+    return bool(
+        store.conn.execute("SELECT 1 FROM action_runs WHERE action_key = ?", [key]).fetchone()
+    )
+
+
 def ran_any(store: Store, key: str) -> bool:
     """Whether any action claimed under ``key`` (a play's key, before each action's
     ``:place``) ran already: the keys from ``key:`` up to ``key;`` (';' follows ':')."""

@@ -46,3 +46,14 @@ def of_customer(store: Store, customer_id: int) -> list[Event]:
             "SELECT * FROM events WHERE customer_id = ? ORDER BY happened_on, id", [customer_id]
         )
     ]
+
+
+def of_customer_on(store: Store, customer_id: int, day: str) -> list[Event]:
+    """The customer's timeline lines dated ``day``."""
+    return [
+        Event.from_row(row)
+        for row in store.conn.execute(
+            "SELECT * FROM events WHERE customer_id = ? AND happened_on = ? ORDER BY id",
+            [customer_id, day],
+        )
+    ]

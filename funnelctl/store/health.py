@@ -206,6 +206,19 @@ def score_before(store: Store, customer_id: int, today: str) -> float | None:
     return None if row is None else row[0]
 
 
+def verdict(store: Store, customer_id: int, today: str) -> dict[str, object]:
+    """The customer's latest health result up to ``today``: score and whether at risk
+    (no snapshot yet: no score, not at risk)."""
+    row = store.conn.execute(
+        "SELECT score, at_risk FROM health_snapshots WHERE customer_id = ? AND day <= ? "
+        "ORDER BY day DESC LIMIT 1",
+        [customer_id, today],
+    ).fetchone()
+    if row is None:
+        return {"score": None, "at_risk": False}
+    return {"score": row[0], "at_risk": bool(row[1])}
+
+
 def keep_snapshot(
     store: Store,
     customer_id: int,
