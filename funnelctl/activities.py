@@ -107,10 +107,15 @@ def _task_from_body(body: dict[str, Any]) -> TaskAction:
     )
 
 
+# The email that hands a task to a partner (templates/partner-task.txt).
+PARTNER_TEMPLATE = "partner-task"
+
+
 def create_task(
     store: Store,
     task: TaskAction,
     *,
+    settings: Settings,
     customer_id: int,
     enrollment_id: int | None,
     visit_id: int | None,
@@ -123,7 +128,7 @@ def create_task(
     kind: str = "task",
 ) -> int:
     due = shift(base_date, task.due)
-    return tasks.insert(
+    task_id = tasks.insert(
         store,
         {
             "customer_id": customer_id,
@@ -148,6 +153,39 @@ def create_task(
             "cancel_on_exit": int(task.cancel_on_exit),
         },
     )
+    if owner and owner.startswith("partner:"):
+        tell_partner(store, settings, task_id, customer_id, enrollment_id, owner, today)
+    return task_id
+
+
+def tell_partner(
+    store: Store,
+    settings: Settings,
+    task_id: int,
+    customer_id: int,
+    enrollment_id: int | None,
+    owner: str,
+    today: str,
+) -> None:
+    """Queue the email that hands task ``task_id`` to the partner ``owner`` (partner:id):
+    once per task (its key), today, tied to no stage visit (the task stays owed when
+    the customer moves on). If the task is closed before it goes, it is superseded."""
+    from . import mail  # mail renders through the context, which reads the playbooks
+
+    mail.queue_email(
+        store,
+        settings,
+        customer_id=customer_id,
+        enrollment_id=enrollment_id,
+        visit_id=None,
+        template=PARTNER_TEMPLATE,
+        scheduled_on=today,
+        stop_on_reply=False,
+        action_key=f"partner:{task_id}",
+        today=today,
+        partner=owner.removeprefix("partner:"),
+        task_id=task_id,
+    )
 
 
 def create_child_task(
@@ -155,6 +193,7 @@ def create_child_task(
     parent: Task,
     task: TaskAction,
     *,
+    settings: Settings,
     owner: str | None,
     base_date: str,
     action_key: str,
@@ -165,6 +204,7 @@ def create_child_task(
     return create_task(
         store,
         task,
+        settings=settings,
         customer_id=parent.customer_id,
         enrollment_id=parent.enrollment_id,
         visit_id=parent.visit_id,
@@ -218,9 +258,16 @@ def complete_task(
     enrollment = enrollments.get(store, task.enrollment_id) if task.enrollment_id else None
     customer_owner = customers.owner_of(store, task.customer_id)
     default = (enrollment.owner if enrollment else None) or customer_owner
-    owner = Assigner(store, settings.team).resolve(follow.owner, default)
+    owner = Assigner(store, settings.team).resolve(follow.owner or "customer-owner", default)
     new_id = create_child_task(
-        store, task, follow, owner=owner, base_date=today, action_key=f"then:{task_id}", today=today
+        store,
+        task,
+        follow,
+        settings=settings,
+        owner=owner,
+        base_date=today,
+        action_key=f"then:{task_id}",
+        today=today,
     )
     events.add(
         store,
@@ -361,7 +408,7 @@ def apply_drop_rules(
 # -- escalations ---------------------------------------------------------------------------------
 
 
-def escalate_overdue(store: Store, library: Library, today: str) -> int:
+def escalate_overdue(store: Store, library: Library, settings: Settings, today: str) -> int:
     """Create, once, an escalation task for every task overdue by its escalate_after."""
     count = 0
     for task in tasks.to_escalate(store, today):
@@ -384,6 +431,7 @@ def escalate_overdue(store: Store, library: Library, today: str) -> int:
             store,
             task,
             escalation,
+            settings=settings,
             owner=target,
             base_date=at,
             action_key=f"escalate:{task.id}",
@@ -417,7 +465,7 @@ def _item(kind: str, row: Row, today: str, **extra: Any) -> dict[str, Any]:
     due_on = extra.pop("due_on", None) or row.get("due_on")
     return {
         "kind": kind,
-        "id": row.get("id") if kind in ("task", "email") else None,
+        "id": row.get("id") if kind in ("task", "email", "partner") else None,
         "customer": row["email"] or row.get("external_id"),
         "funnel": row.get("funnel"),
         "stage": row.get("stage"),
@@ -434,24 +482,52 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     stagnation alerts, enrollments with no next step, emails waiting to be sent,
     then what is coming within ``days``."""
     today, horizon, owner = query.today, shift(query.today, query.days), query.owner
+    waiting: list[dict[str, Any]] = []  # tasks handed to partners: listed apart, last
     for row in due.tasks(store, until=today, after=None, owner=owner):
-        yield _task_item(row, today)
+        if _partner_of(row) is None:
+            yield _task_item(row, today)
+        else:
+            waiting.append(_partner_item(row, today, library))
     yield from _stagnation(store, library, query)
     yield from _at_risk(store, query)
     yield from _idle(store, library, query)
     for row in due.emails(store, until=today, after=None, owner=owner):
         yield _email_item(row, today, "waiting to be sent")
     if query.days > 0:
-        upcoming = [
-            _task_item(row, today)
-            for row in due.tasks(store, until=horizon, after=today, owner=owner)
-        ]
+        upcoming = []
+        for row in due.tasks(store, until=horizon, after=today, owner=owner):
+            if _partner_of(row) is None:
+                upcoming.append(_task_item(row, today))
+            else:
+                waiting.append(_partner_item(row, today, library))
         upcoming += [
             _email_item(row, today, "scheduled")
             for row in due.emails(store, until=horizon, after=today, owner=owner)
         ]
         upcoming.sort(key=lambda item: (item["due_on"], item["kind"], item["id"] or 0))
         yield from upcoming
+    yield from waiting
+
+
+def _partner_of(row: Row) -> str | None:
+    owner = row.get("owner") or ""
+    return owner.removeprefix("partner:") if owner.startswith("partner:") else None
+
+
+def _partner_item(row: Row, today: str, library: Library) -> dict[str, Any]:
+    """A task a partner holds: the consultant waits on it (and is told when it is late)."""
+    partner_id = _partner_of(row)
+    partner = library.partners.get(partner_id or "")
+    name = partner.name if partner else partner_id
+    return _item(
+        "partner",
+        row,
+        today,
+        title=f"Waiting on {name}: {row['title']}",
+        channel=row["channel"],
+        sourcing=row["sourcing"],
+        task_kind=row["kind"],
+    )
 
 
 def _task_item(row: Row, today: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from .playbooks import (
     Stage,
     TaskAction,
     describe_action,
+    owned_by,
 )
 from .sandbox import TemplateError, evaluate
 from .store import Store, customers, enrollments, events, outbox
@@ -327,8 +328,33 @@ class Engine:
         enrollment = self._enrollment(enrollment_id)
         self._count("enrolled")
         if run_actions:
+            if enrollment.stage != funnel.stages[0].id and not customer.owner:
+                self._owner_by_stage_rule(customer, enrollment, funnel.stage(enrollment.stage))
+                enrollment = self._enrollment(enrollment_id)
             self.run_entry(enrollment, funnel)
         return self._enrollment(enrollment_id)
+
+    def _owner_by_stage_rule(
+        self, customer: Customer, enrollment: Enrollment, stage: Stage
+    ) -> None:
+        """A customer who joins mid-funnel (an import, ``enroll --stage``) without an owner
+        never passed the stage that assigns one: they get one by the stage's owner rule,
+        and when that rule is the customer's owner (there is none), from the team in turn."""
+        rule = stage.owner
+        if rule == "customer-owner" or rule.startswith("partner:"):
+            rule = "round-robin"
+        owner = self.assigner.resolve(rule, None)
+        if owner is None:
+            return  # no team: nobody to give the customer to
+        enrollments.set_owner(self.store, enrollment.id, owner)
+        customers.update(self.store, customer.id, {"owner": owner}, self.today)
+        events.add(
+            self.store,
+            customer.id,
+            enrollment.entered_on,
+            "action",
+            f"Assigned to {owner} (joined {enrollment.funnel} at {stage.id} without an owner)",
+        )
 
     def move(
         self,
@@ -368,6 +394,8 @@ class Engine:
             by=self.by,
             note=note,
         )
+        # what a won enrollment still had queued belongs to the visit it closed in
+        leave_visit(self.store, enrollment, self.today)
         reopened = self._enrollment(enrollment.id)
         self.run_entry(reopened, funnel)
         return self._enrollment(enrollment.id)
@@ -584,10 +612,15 @@ class Engine:
     # -- one method per action type (RUNNERS, below the class, maps each type to its method) --
 
     def _create_task(self, action: TaskAction, step: Step) -> str:
+        # a task that names no owner follows its stage's rule (a play's: the stage the
+        # customer is in), and so do its then: follow-ups
+        action = owned_by(action, step.stage.owner)
+        assert action.owner is not None
         owner = self.assigner.resolve(action.owner, step.default_owner)
         task_id = activities.create_task(
             self.store,
             action,
+            settings=self.settings,
             customer_id=step.customer.id,
             enrollment_id=step.enrollment.id,
             visit_id=step.enrollment.visit_id,
@@ -701,7 +734,7 @@ class Engine:
             self._advance()
         finally:
             self.catching_up = False
-        escalated = activities.escalate_overdue(self.store, self.library, self.today)
+        escalated = activities.escalate_overdue(self.store, self.library, self.settings, self.today)
         if escalated:
             self.counts["escalated"] = self.counts.get("escalated", 0) + escalated
         from .health import run_health

@@ -392,6 +392,8 @@ def queue_email(
     stop_on_reply: bool,
     action_key: str,
     today: str,
+    partner: str | None = None,
+    task_id: int | None = None,
 ) -> tuple[int, str, str | None]:
     """Queue one email for one scheduled action. Returns (id, status, reason).
 
@@ -415,6 +417,8 @@ def queue_email(
         stop_on_reply=stop_on_reply,
         today=today,
         stale_reason=reason,
+        partner=partner,
+        task_id=task_id,
     )
     return outbox_id, status, reason
 
@@ -484,6 +488,37 @@ SAMPLE_CUSTOMER: dict[str, Any] = {
 }
 
 
+SAMPLE_HANDOFF: dict[str, Any] = {
+    "partner": {"id": "desk", "name": "Help Desk", "email": "desk@example.com", "role": None},
+    "task": {
+        "id": 1,
+        "title": "Answer the support request",
+        "description": None,
+        "due_on": "2026-02-05",
+        "channel": "chat",
+    },
+}
+
+
+def handoff_context(partner: Any, task: Any) -> dict[str, Any]:
+    """What a partner's email reads besides the customer: the partner and the task."""
+    return {
+        "partner": {
+            "id": partner.id,
+            "name": partner.name,
+            "email": partner.email,
+            "role": partner.role,
+        },
+        "task": {
+            "id": task.id,
+            "title": task.title,
+            "description": task.description,
+            "due_on": task.due_on,
+            "channel": task.channel,
+        },
+    }
+
+
 def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
     """Render every template against a sample customer: ``file:line: problem`` for each failure.
 
@@ -501,6 +536,7 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
         "signals": {},
         "today": "2026-02-04",
     }
+    context |= SAMPLE_HANDOFF  # what a partner's email (a task handed over) reads
     if not settings.sender:  # a missing sender is a settings matter, not the template's
         settings = Settings(sender="Sender <sender@example.com>")
     # A customer with every field, and one with nothing but an email: a template must

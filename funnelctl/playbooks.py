@@ -59,7 +59,7 @@ class Where:
 class TaskAction:
     title: str
     due: int = 0
-    owner: str = "customer-owner"
+    owner: str | None = None  # None: the owner rule of the stage the task is created in
     channel: str | None = None
     sourcing: str = "internal"
     description: str | None = None
@@ -71,6 +71,12 @@ class TaskAction:
     where: Where = Where("", 0)
     type: str = "task"
     cancel_on_exit: bool = False  # dropped when its stage visit ends (else still owed)
+
+
+def owned_by(task: TaskAction, owner: str) -> TaskAction:
+    """``task`` (and its ``then:`` follow-ups) with ``owner`` wherever none is written."""
+    then = owned_by(task.then, owner) if task.then is not None else None
+    return replace(task, owner=task.owner or owner, then=then)
 
 
 @dataclass(frozen=True)
@@ -810,7 +816,7 @@ def _check_references(
     known = Known(library, team, templates, templates_dir)
     for funnel in library.funnels.values():
         for stage in funnel.stages:
-            reason = _check_owner(stage.owner, known, partners_ok=False)
+            reason = _check_owner(stage.owner, known, partners_ok=True)
             if reason:
                 problems.add(
                     stage.where.path,
@@ -922,7 +928,7 @@ class TaskKind(ActionKind[TaskAction]):
     def read(self, f: Fields, at: Where, when: str | None) -> TaskAction | None:
         title = f.get("task", str, required=True)
         due = f.get("due", (str, int), default=0, convert=_duration)
-        owner = f.get("owner", str, default="customer-owner")
+        owner = f.get("owner", str)
         channel = f.get("channel", str, convert=_one_of(CHANNELS))
         sourcing = f.get("sourcing", str, default="internal", convert=_one_of(SOURCING))
         description = f.get("description", str)
@@ -970,7 +976,8 @@ class TaskKind(ActionKind[TaskAction]):
 
     def describe(self, action: TaskAction) -> str:
         text = f"task {action.title!r} due {_offset(action.due)}"
-        details = [d for d in (action.channel, f"owner {action.owner}", action.sourcing) if d]
+        owner = f"owner {action.owner}" if action.owner else "the stage's owner"
+        details = [d for d in (action.channel, owner, action.sourcing) if d]
         text += f" ({', '.join(details)})"
         if action.drop_if:
             text += f", dropped if {action.drop_if}"

@@ -42,6 +42,7 @@ from .mail import (
     TemplateProblem,
     build_message,
     find_template,
+    handoff_context,
     render,
     stale_reason,
     wire_bytes,
@@ -49,6 +50,7 @@ from .mail import (
 from .outfiles import PendingFile
 from .playbooks import Library
 from .store import Store, customers, events, outbox, touchpoints
+from .store import activities as tasks
 from .store.outbox import OutboxEmail
 from .workspace import Settings, Transport, Workspace
 
@@ -539,9 +541,18 @@ def _prepare(
             enrollment_id=email.enrollment_id,
             visit_id=email.visit_id,
         )
+        recipient = Recipient.of(customer)
+        language = customer.language
+        if email.partner is not None:
+            handoff = _handoff(store, library, email, today, dry)
+            if handoff is None:
+                continue
+            context |= handoff
+            recipient = Recipient(handoff["partner"]["email"], handoff["partner"]["name"])
+            language = None  # the partner's language is not the customer's
         try:
-            template = find_template(workspace.templates_dir, email.template, customer.language)
-            rendered = render(template, context, workspace.settings, Recipient.of(customer))
+            template = find_template(workspace.templates_dir, email.template, language)
+            rendered = render(template, context, workspace.settings, recipient)
             # headers checked before any email is claimed (their written form is checked
             # too, when each email is built to go, still before its claim)
             build_message(rendered, email.message_id, now)
@@ -559,6 +570,27 @@ def _prepare(
         ready.append(Prepared(email, rendered))
     report.held += sum(1 for email in emails if email.template in broken)
     return [p for p in ready if p.email.template not in broken]
+
+
+def _handoff(
+    store: Store, library: Library, email: OutboxEmail, today: str, dry: bool
+) -> dict[str, Any] | None:
+    """The partner and task a partner's email is about; None (and the email superseded)
+    when the task was closed before the partner was told, or the partner is gone."""
+    task = tasks.get(store, email.task_id) if email.task_id is not None else None
+    partner = library.partners.get(email.partner or "")
+    why = None
+    if task is None or task.status != "open":
+        why = f"its task was {task.status if task else 'removed'} before the partner was told"
+    elif partner is None:
+        why = f"partner {email.partner!r} is no longer in the playbooks"
+    if why is None:
+        return handoff_context(partner, task)
+    if not dry:
+        with store.write(patient=True):
+            outbox.supersede(store, email.id, why)
+            _timeline(store, email, "superseded", why, today)
+    return None
 
 
 # -- what each fate does: the outbox's transition and the customer's timeline line ------------
@@ -580,6 +612,8 @@ def _sent(store: Store, email: OutboxEmail, refused: str | None, today: str, sen
         with store.write(patient=True):
             outbox.mark_sent(store, email.id, sent_at=sent_at, reason=refused)
             _timeline(store, email, "sent", refused, today)
+            if email.partner is not None:
+                return  # told the partner, not the customer: no touchpoint
             # Correspondence the customer received: the quiet alerts and the health
             # model see a customer kept on process as in touch (replies are inbound).
             touchpoints.add(

@@ -53,7 +53,7 @@ def test_a_condition_that_cannot_be_evaluated_fails_its_action_only(tmp_path, co
     enroll(store, book)
     assert timeline(store) == [
         (
-            f"task 'Guarded' due on entry (owner customer-owner, internal) [when {condition}]: "
+            f"task 'Guarded' due on entry (the stage's owner, internal) [when {condition}]: "
             f"{reason}",
             0,
         ),

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpoint
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
+from funnelctl.health import record_signal
 from funnelctl.playbooks import load_library
-from funnelctl.store import Store, customers
+from funnelctl.store import Store, customers, enrollments, outbox
 from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import Settings, shipped_dir
 
@@ -119,5 +120,100 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
             "SELECT enrollment_id, moved_on FROM stage_history h WHERE moved_on < "
             "(SELECT max(moved_on) FROM stage_history p WHERE p.enrollment_id = h.enrollment_id AND p.id < h.id)"
         ), "the stage history went back in time"
+    finally:
+        store.close()
+
+
+life = st.one_of(
+    st.tuples(st.just("move"), st.sampled_from(STAGES)),
+    st.tuples(st.just("reply"), st.just("")),
+    st.tuples(st.just("nps"), st.sampled_from([1, 6, 10])),  # at risk, or not
+    st.tuples(st.just("send"), st.just("")),
+    st.tuples(st.just("wait"), st.integers(min_value=1, max_value=20)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(life, min_size=1, max_size=20), st.sampled_from(["after-sales", "support"]))
+def test_no_email_goes_for_a_stage_left_and_no_play_repeats_inside_its_cooldown(steps, funnel_id):
+    """Moves, replies, health changes and gaps between runs in any order: an email
+    that goes out belongs to the stage visit its customer is in (or to no visit: a
+    health play's), and a play never starts by itself twice inside its cooldown."""
+    library = load_library(
+        [shipped_dir("playbooks")], templates_dir=shipped_dir("templates"), team=("ana", "bruno")
+    )
+    team = Settings(team=("ana", "bruno"), sender="Ana <ana@example.com>")
+    store = Store.memory()
+    try:
+        day = START
+        with store.write():
+            cid = customers.insert(
+                store, {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
+            )
+            customer = customers.get(store, cid)
+            assert customer is not None
+            Engine(store, library, team, day.isoformat()).enroll(
+                customer, library.funnel(funnel_id)
+            )
+        for kind, arg in steps:
+            today = day.isoformat()
+            if kind == "wait":
+                day += timedelta(days=int(arg))
+                run_tick(store, library, team, day.isoformat())
+            elif kind == "move":
+                try:
+                    with store.write():
+                        customer = customers.get(store, cid)
+                        assert customer is not None
+                        enrollment, funnel = pick_enrollment(
+                            store, library, customer, funnel_id=funnel_id, stage_id=arg
+                        )
+                        Engine(store, library, team, today).move(enrollment, funnel, str(arg))
+                except FunnelError:
+                    pass
+            elif kind == "nps":
+                record_signal(store, "p@example.com", "nps", str(arg), today, today)
+            elif kind == "reply":
+                log_touchpoint(
+                    store,
+                    library,
+                    team,
+                    "p@example.com",
+                    channel="email",
+                    direction="inbound",
+                    summary="reply",
+                    on=today,
+                    today=today,
+                    by=None,
+                )
+            else:
+                with store.write():
+                    for email in outbox.due(store, today, f"{today}T23:59"):
+                        if email.visit_id is None or email.enrollment_id is None:
+                            continue
+                        enrollment = enrollments.get(store, email.enrollment_id)
+                        assert enrollment is not None
+                        assert email.visit_id == enrollment.visit_id, (
+                            f"email {email.template!r} of a stage visit the customer left"
+                        )
+                    outbox.deliver_due_in_simulation(store, today, sent_at=today)
+        cooldowns = {p.id: p.cooldown for p in library.plays.values()}
+        starts = store.rows(
+            "SELECT play, started_on, source FROM play_starts WHERE customer_id = ? ORDER BY id",
+            [cid],
+        )
+        for i, start in enumerate(starts):
+            if start["source"] == "hand":
+                continue
+            for earlier in starts[:i]:
+                if earlier["play"] == start["play"]:
+                    gap = (
+                        date.fromisoformat(start["started_on"])
+                        - date.fromisoformat(earlier["started_on"])
+                    ).days
+                    assert gap >= cooldowns[start["play"]], (
+                        f"{start['play']} started on {earlier['started_on']} and again "
+                        f"{gap} days later"
+                    )
     finally:
         store.close()

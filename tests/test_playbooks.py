@@ -639,7 +639,7 @@ def test_templates_are_checked_in_the_workspace_templates_folder(run, workspace)
     assert located(problem_lines(result.stderr)) == [
         (
             "journey-plays.yaml",
-            185,
+            189,
             f"play renewal-prep: email template 'renewal' not found in {templates} "
             "(expected renewal.txt)",
         ),
@@ -651,7 +651,7 @@ def test_templates_are_checked_in_the_workspace_templates_folder(run, workspace)
         ),
         (
             "support.yaml",
-            67,
+            70,
             "funnel support, stage retention: email template 'success-review' not found in "
             f"{templates} (expected success-review.txt)",
         ),
@@ -941,19 +941,19 @@ stages:
     ]
 
 
-def test_a_stage_owner_cannot_be_a_partner(tmp_path):
+def test_a_stage_owner_may_be_a_partner_the_playbooks_define(tmp_path):
+    partners = "partners:\n  - id: desk\n    name: Desk\n    email: desk@example.com\n"
     playbooks = library_dir(
         tmp_path / "lib",
-        {
-            "p.yaml": MINIMAL + "    owner: partner:desk\n",
-            "q.yaml": "partners:\n  - id: desk\n    name: Desk\n    email: desk@example.com\n",
-        },
+        {"p.yaml": MINIMAL + "    owner: partner:desk\n", "q.yaml": partners},
     )
-    assert load_problems(playbooks) == [
+    load_library([playbooks])  # no problem
+    unknown = library_dir(tmp_path / "other", {"p.yaml": MINIMAL + "    owner: partner:nobody\n"})
+    assert load_problems(unknown) == [
         (
             "p.yaml",
             4,
-            "funnel mini, stage first: owner 'partner:desk': a partner cannot be used here",
+            "funnel mini, stage first: no partner 'nobody' is defined (partners: none)",
         )
     ]
 
@@ -1114,7 +1114,7 @@ def test_playbook_show_after_sales_json(run, workspace):
     ]
     assert stages[1]["actions"] == [
         "email 'welcome' on entry, not sent if the customer replies",
-        "task 'Call the customer' due +2d (phone, owner customer-owner, internal), "
+        "task 'Call the customer' due +2d (phone, the stage's owner, internal), "
         "dropped if customer.replied",
     ]
 
@@ -1152,8 +1152,10 @@ def test_playbook_plays_json(run, workspace):
     assert {p["sourcing"] for p in plays} == {"internal", "outsourced", "automated"}
     handoff = by_id["support-handoff"]
     assert handoff["sourcing"] == "outsourced"
-    assert handoff["what"] == "First-line support by the help desk"
-    assert handoff["trigger"] == "A how-to or set-up question arrives by chat or email"
+    assert handoff["what"] == "Hand-off to first-line support"
+    assert handoff["trigger"] == (
+        "A customer enters post-sales support (the support funnel starts it)"
+    )
     assert "owner partner:helpdesk-partner" in handoff["actions"][0]
     assert (
         "escalated to partner:helpdesk-partner after 2d overdue"

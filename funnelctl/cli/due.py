@@ -54,13 +54,27 @@ def due(
             output.write_calendar(calendar_tasks(s.store, owner=owner))
         return
     with session(home, today) as s, s.store.read():
-        items = due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
-        output.render(
-            items,
-            fmt,
-            COLUMNS,
-            title=f"Due on {s.today}",
-            style=_urgency,
-            headers={"days_overdue": "late", "due_on": "due"},
-            empty=f"Nothing due on {s.today}.",
+        items = list(
+            due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
         )
+        headers = {"days_overdue": "late", "due_on": "due"}
+        if fmt != OutputFormat.table:
+            output.render(items, fmt, COLUMNS, headers=headers)
+            return
+        # on a terminal, what partners hold is a list of its own, after the consultant's
+        mine = [i for i in items if i["kind"] != "partner"]
+        waiting = [i for i in items if i["kind"] == "partner"]
+        if mine or not waiting:
+            output.render(
+                mine,
+                fmt,
+                COLUMNS,
+                title=f"Due on {s.today}",
+                style=_urgency,
+                headers=headers,
+                empty=f"Nothing due on {s.today}.",
+            )
+        if waiting:
+            output.render(
+                waiting, fmt, COLUMNS, title="Waiting on partners", style=_urgency, headers=headers
+            )

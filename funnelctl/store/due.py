@@ -16,6 +16,14 @@ from .db import Row, Store
 _OWNER = "coalesce(e.owner, c.owner)"
 
 
+def _STAGE_OF(table: str) -> str:  # noqa: N802 (reads as the SQL it makes)
+    """The stage a task or email came from: its stage visit's, else (a play started by
+    health or by hand) the stage the customer is in now."""
+    return (
+        f"coalesce((SELECT h.to_stage FROM stage_history h WHERE h.id = {table}.visit_id), e.stage)"
+    )
+
+
 def _rows(store: Store, sql: str, params: list[Any]) -> Iterator[Row]:
     for row in store.conn.execute(sql, params):
         yield dict(row)
@@ -34,8 +42,9 @@ def tasks(store: Store, *, until: str, after: str | None, owner: str | None) -> 
     mine = "AND a.owner = ?" if owner else ""
     yield from _rows(
         store,
-        "SELECT a.*, c.email, c.external_id, e.funnel, e.stage FROM activities a "
-        "JOIN customers c ON c.id = a.customer_id LEFT JOIN enrollments e ON e.id = a.enrollment_id "
+        f"SELECT a.*, c.email, c.external_id, e.funnel, {_STAGE_OF('a')} AS stage "
+        "FROM activities a JOIN customers c ON c.id = a.customer_id "
+        "LEFT JOIN enrollments e ON e.id = a.enrollment_id "
         f"WHERE a.status = 'open' AND {window} {mine} ORDER BY a.due_on, a.id",
         [*params, *([owner] if owner else [])],
     )
@@ -47,7 +56,8 @@ def emails(store: Store, *, until: str, after: str | None, owner: str | None) ->
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT o.*, c.email, c.external_id, e.funnel, e.stage, {_OWNER} AS owner "
+        f"SELECT o.*, c.email, c.external_id, e.funnel, {_STAGE_OF('o')} AS stage, "
+        f"{_OWNER} AS owner "
         "FROM outbox o JOIN customers c ON c.id = o.customer_id "
         "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
         f"WHERE o.status = 'queued' AND {window} {mine} ORDER BY o.scheduled_on, o.id",

@@ -186,13 +186,16 @@ def queue(
     stop_on_reply: bool,
     today: str,
     stale_reason: str | None = None,
+    partner: str | None = None,
+    task_id: int | None = None,
 ) -> int:
-    """(new) -> queued, or skipped with ``stale_reason`` when it is already too late."""
+    """(new) -> queued, or skipped with ``stale_reason`` when it is already too late.
+    With ``partner``, the email goes to that partner about task ``task_id``."""
     status = SKIPPED if stale_reason else Q
     cursor = store.conn.execute(
         "INSERT INTO outbox (customer_id, enrollment_id, visit_id, template, action_key, "
-        "message_id, scheduled_on, stop_on_reply, status, reason, queued_on) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "message_id, scheduled_on, stop_on_reply, status, reason, queued_on, partner, task_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             customer_id,
             enrollment_id,
@@ -205,6 +208,8 @@ def queue(
             status.value,
             stale_reason,
             today,
+            partner,
+            task_id,
         ],
     )
     assert cursor.lastrowid is not None
@@ -328,6 +333,12 @@ def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reas
 def supersede_visit(store: Store, visit_id: int, reason: str) -> int:
     """queued -> superseded for every email of a stage visit that has ended."""
     return _change_many(store, SUPERSEDED, (Q,), "visit_id = ?", [visit_id], reason=reason)
+
+
+def supersede(store: Store, email_id: int, reason: str) -> None:
+    """queued -> superseded for one email whose reason to go is gone (a partner's task
+    that was done or dropped before they were told)."""
+    _change(store, email_id, SUPERSEDED, (Q,), reason=reason)
 
 
 def supersede_keyed(store: Store, prefix: str, reason: str) -> int:
