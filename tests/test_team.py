@@ -10,6 +10,8 @@ FUNNELCTL_TODAY=2026-03-02 (conftest) and FUNNELCTL_NOW=2026-03-02T10:00, a Mond
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,216 @@ def test_the_settings_init_writes_show_a_person_in_a_comment(tmp_path: Path) -> 
             signature="Bruno Costa\nCustomer success",
         ),
     )
+
+
+# -- what a template sees and the headers it gets (template render) -------------------------------
+
+NOTE = """\
+Subject: A note for {{ customer.name }}
+
+Owner: {{ owner | default("none", true) }}
+Customer owner: {{ customer.owner | default("none", true) }}
+Sender: {{ sender.name }} <{{ sender.email }}>
+{{ sender.signature | default(sender.name, true) }}
+"""
+
+
+@pytest.fixture
+def people(workspace: Path, run: Callable[..., Result]) -> Path:
+    """A workspace whose team is ana (a bare name), bruno and carla (people; carla has no
+    email) and dora (an email only), with a `note` template that prints who speaks."""
+    write(workspace / "funnelctl.yaml", TEAM + "transport: {kind: maildir, path: review}\n")
+    write(workspace / "templates" / "note.txt", NOTE)
+    for email, owner in (
+        ("bob@client.example", "bruno"),
+        ("cid@client.example", "carla"),
+        ("al@client.example", "ana"),
+        ("dee@client.example", "dora"),
+        ("zoe@client.example", "zed"),
+    ):
+        ok(run("customer", "add", email, "--name", email.split("@")[0].title(), "--owner", owner))
+    ok(run("customer", "add", "nil@client.example", "--name", "Nil"))
+    return workspace
+
+
+def preview(run: Callable[..., Result], template: str, customer: str) -> str:
+    result = run("template", "render", template, "--customer", customer)
+    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    return result.stdout
+
+
+def test_an_owner_who_is_a_person_with_an_email_speaks(
+    run: Callable[..., Result], people: Path
+) -> None:
+    assert preview(run, "note", "bob@client.example") == (
+        f"Template: {people / 'templates' / 'note.txt'}\n"
+        "Envelope-To: bob@client.example\n"
+        "Subject: A note for Bob\n"
+        "From: Bruno Costa <bruno@costa.example>\n"
+        "To: Bob <bob@client.example>\n"
+        "Reply-To: Bruno Costa <bruno@costa.example>\n"
+        f"Date: {DATE}\n"
+        "Message-ID: <preview@funnelctl.invalid>\n"
+        "Content-Transfer-Encoding: 7bit\n"
+        "\n"
+        "Owner: Bruno Costa\n"
+        "Customer owner: bruno\n"
+        "Sender: Bruno Costa <bruno@costa.example>\n"
+        "Bruno Costa\n"
+        "Customer success, Agency\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer", "owner", "customer_owner"),
+    [
+        ("al@client.example", "ana", "ana"),  # a bare name
+        ("cid@client.example", "Carla Dias", "carla"),  # a person without an email
+        ("zoe@client.example", "zed", "zed"),  # not in the team
+        ("nil@client.example", "none", "none"),  # nobody
+    ],
+)
+def test_otherwise_the_workspace_sender_speaks(
+    run: Callable[..., Result], people: Path, customer: str, owner: str, customer_owner: str
+) -> None:
+    text = preview(run, "note", customer)
+    headers, _, body = text.partition("\n\n")
+    assert "From: Ana Lima <ana@agency.example>" in headers.splitlines()
+    assert not any(line.startswith("Reply-To:") for line in headers.splitlines())
+    assert body == (
+        f"Owner: {owner}\n"
+        f"Customer owner: {customer_owner}\n"
+        "Sender: Ana Lima <ana@agency.example>\n"
+        "Ana Lima\n"
+    )
+
+
+def test_a_person_with_only_an_email_speaks_under_their_id(
+    run: Callable[..., Result], people: Path
+) -> None:
+    headers, _, body = preview(run, "note", "dee@client.example").partition("\n\n")
+    assert "From: dora <dora@agency.example>" in headers.splitlines()
+    assert "Reply-To: dora <dora@agency.example>" in headers.splitlines()
+    assert body == "Owner: dora\nCustomer owner: dora\nSender: dora <dora@agency.example>\ndora\n"
+
+
+def test_the_workspace_signature_signs_when_the_workspace_speaks(
+    run: Callable[..., Result], people: Path
+) -> None:
+    settings = (people / "funnelctl.yaml").read_text(encoding="utf-8")
+    write(people / "funnelctl.yaml", settings + "signature: |\n  Ana Lima\n  Agency\n")
+    assert preview(run, "note", "al@client.example").endswith("\nAna Lima\nAgency\n")
+    assert preview(run, "note", "bob@client.example").endswith(
+        "\nBruno Costa\nCustomer success, Agency\n"
+    )
+
+
+def test_the_templates_own_from_and_reply_to_still_win(
+    run: Callable[..., Result], people: Path
+) -> None:
+    write(
+        people / "templates" / "desk.txt",
+        "Subject: From the desk\nFrom: Help desk <help@agency.example>\n\n{{ sender.name }}\n",
+    )
+    write(
+        people / "templates" / "replies.txt",
+        "Subject: Replies\nReply-To: Replies <replies@agency.example>\n\n{{ sender.name }}\n",
+    )
+    headers, _, body = preview(run, "desk", "bob@client.example").partition("\n\n")
+    # the template chose who speaks: no Reply-To is added to its From
+    assert [h for h in headers.splitlines() if h.startswith(("From:", "Reply-To:"))] == [
+        "From: Help desk <help@agency.example>"
+    ]
+    assert body == "Bruno Costa\n"  # `sender` is still the owner, for the body to use
+    headers, _, _ = preview(run, "replies", "bob@client.example").partition("\n\n")
+    assert [h for h in headers.splitlines() if h.startswith(("From:", "Reply-To:"))] == [
+        "From: Bruno Costa <bruno@costa.example>",
+        "Reply-To: Replies <replies@agency.example>",
+    ]
+
+
+def test_the_enrollments_owner_comes_before_the_customers(
+    run: Callable[..., Result], people: Path
+) -> None:
+    write(
+        people / "playbooks" / "handoff.yaml",
+        "id: handoff\ntitle: Hand-off\nstages:\n  - id: start\n    title: Start\n"
+        "    on_enter:\n      - assign: round-robin\n",
+    )
+    ok(run("enroll", "cid@client.example", "handoff"))  # ana's turn
+    ok(run("enroll", "al@client.example", "handoff"))  # bruno's turn; al stays ana's
+    headers, _, body = preview(run, "note", "al@client.example").partition("\n\n")
+    assert "From: Bruno Costa <bruno@costa.example>" in headers.splitlines()
+    assert body.startswith("Owner: Bruno Costa\nCustomer owner: ana\n")
+
+
+def test_validate_checks_templates_with_and_without_a_signature(
+    run: Callable[..., Result], people: Path
+) -> None:
+    # a template that prints the signature without a fallback fails for a sender without one
+    write(people / "templates" / "bad-sign.txt", "Subject: Hi\n\n{{ sender.signature }}\n")
+    result = run("playbook", "validate")
+    assert result.exit_code == 1
+    assert f"{people / 'templates' / 'bad-sign.txt'}:3: a value printed here is empty" in (
+        result.stderr
+    )
+    assert "(for a customer with only an email)" in result.stderr
+
+
+# -- end to end: round-robin gives a customer to bruno, and bruno writes to them -------------------
+
+PEOPLE = """\
+timezone: Europe/Lisbon
+sender: "Ana Lima <ana@agency.example>"
+team:
+  - id: ana
+    name: Ana Lima
+    email: ana@agency.example
+  - id: bruno
+    name: Bruno Costa
+    email: bruno@costa.example
+    signature: |
+      Bruno Costa
+      Customer success, Agency
+transport:
+  kind: maildir
+  path: review
+"""
+
+
+def test_a_person_speaking_does_not_lift_the_placeholder_refusal(
+    run: Callable[..., Result], people: Path
+) -> None:
+    text = TEAM.replace("Ana Lima <ana@agency.example>", "Your Name <you@example.com>")
+    write(people / "funnelctl.yaml", text + "transport: {kind: smtp, host: 127.0.0.1, port: 9}\n")
+    ok(run("enroll", "bob@client.example", "after-sales", "--stage", "customer-contact"))
+
+    result = run("send", "--format", "json")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "Error: Nothing was sent through smtp: the sender is still 'Your Name <you@example.com>': "
+        "set 'sender' in funnelctl.yaml to your name and address (customers would see it, and "
+        "reply to it).\n"
+    )
+
+
+def test_bounces_come_back_to_the_workspace_sender(
+    run: Callable[..., Result], people: Path, tmp_path: Path
+) -> None:
+    from test_send import fake_sendmail
+
+    script = fake_sendmail(tmp_path)
+    text = (people / "funnelctl.yaml").read_text(encoding="utf-8")
+    text = text.replace("transport: {kind: maildir, path: review}", "transport:")
+    write(people / "funnelctl.yaml", text + f'  kind: sendmail\n  command: "{script} -i"\n')
+    ok(run("enroll", "bob@client.example", "after-sales", "--stage", "customer-contact"))
+
+    result = run("send", "--format", "json")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    # the envelope sender (-f) stays the workspace's: bounces reach the mailbox it reads
+    argv = (tmp_path / "argv.txt").read_text().splitlines()
+    assert argv == ["-i", "-f", "ana@agency.example", "--", "bob@client.example"]
+    message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
+    assert message["From"] == "Bruno Costa <bruno@costa.example>"
