@@ -9,6 +9,8 @@ FUNNELCTL_TODAY=2026-03-02 (conftest) and FUNNELCTL_NOW=2026-03-02T10:00, a Mond
 
 from __future__ import annotations
 
+import json
+import mailbox
 import re
 from collections.abc import Callable
 from email import message_from_bytes, policy
@@ -366,6 +368,21 @@ def test_the_enrollments_owner_comes_before_the_customers(
     assert body.startswith("Owner: Bruno Costa\nCustomer owner: ana\n")
 
 
+def test_shipped_templates_sign_with_the_signature_or_the_name(
+    run: Callable[..., Result], people: Path
+) -> None:
+    ok(run("customer", "edit", "cid@client.example", "--language", "pt"))
+    bob = preview(run, "welcome", "bob@client.example")
+    assert "I am Bruno Costa, and for the next three months" in bob
+    assert "or write to bruno@costa.example." in bob
+    assert "\nBest regards,\nBruno Costa\nCustomer success, Agency\n\n--- HTML part ---" in bob
+    al = preview(run, "follow-up-30", "al@client.example")
+    assert "\nBest regards,\nAna Lima\n\n--- HTML part ---" in al
+    cid = preview(run, "welcome", "cid@client.example")  # Portuguese
+    assert "Sou Ana Lima e, durante os próximos três meses" in cid
+    assert "\nCom os melhores cumprimentos,\nAna Lima\n\n--- HTML part ---" in cid
+
+
 def test_validate_checks_templates_with_and_without_a_signature(
     run: Callable[..., Result], people: Path
 ) -> None:
@@ -398,6 +415,58 @@ transport:
   kind: maildir
   path: review
 """
+
+
+def test_round_robin_gives_a_customer_to_bruno_and_bruno_writes_the_welcome(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "agency"
+    ok(run("init", str(root)))
+    monkeypatch.setenv("FUNNELCTL_HOME", str(root))
+    write(root / "funnelctl.yaml", PEOPLE)
+    for email, name in (
+        ("alice@client.example", "Alice Reis"),
+        ("bob@client.example", "Bob Neves"),
+    ):
+        ok(run("customer", "add", email, "--name", name))
+        ok(run("enroll", email, "after-sales"))  # demand analysis: assign round-robin
+    owners = json.loads(ok(run("customer", "list", "--format", "json")).stdout)
+    assert {c["email"]: c["owner"] for c in owners} == {
+        "alice@client.example": "ana",
+        "bob@client.example": "bruno",
+    }
+    for email in ("alice@client.example", "bob@client.example"):
+        ok(run("move", email, "customer-contact"))  # queues the welcome email
+    ok(run("run"))
+
+    result = run("send", "--format", "json")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["sent"] == 2
+    box = mailbox.Maildir(root / "review", create=False)
+    messages = {}
+    for key in box.iterkeys():
+        with box.get_file(key) as file:
+            message = message_from_bytes(file.read(), policy=policy.default)
+        messages[message["To"].addresses[0].addr_spec] = message
+    bob = messages["bob@client.example"]
+    assert (bob["From"], bob["Reply-To"], bob["To"]) == (
+        "Bruno Costa <bruno@costa.example>",
+        "Bruno Costa <bruno@costa.example>",
+        "Bob Neves <bob@client.example>",
+    )
+    assert bob["Message-ID"].endswith("@agency.example>")  # the workspace's domain
+    text = bob.get_body(("plain",)).get_content()
+    assert text.startswith("Hi Bob,\n\nThank you for choosing us. I am Bruno Costa, and for ")
+    assert "just reply to this message, or write to bruno@costa.example." in text
+    assert text.endswith("\nBest regards,\nBruno Costa\nCustomer success, Agency\n")
+    assert "Ana Lima" not in text
+    alice = messages["alice@client.example"]
+    assert (alice["From"], alice["Reply-To"]) == (
+        "Ana Lima <ana@agency.example>",
+        "Ana Lima <ana@agency.example>",
+    )
+    assert alice.get_body(("plain",)).get_content().endswith("\nBest regards,\nAna Lima\n")
 
 
 def test_a_person_speaking_does_not_lift_the_placeholder_refusal(
