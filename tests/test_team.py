@@ -505,3 +505,22 @@ def test_bounces_come_back_to_the_workspace_sender(
     assert argv == ["-i", "-f", "ana@agency.example", "--", "bob@client.example"]
     message = message_from_bytes((tmp_path / "message.eml").read_bytes(), policy=policy.default)
     assert message["From"] == "Bruno Costa <bruno@costa.example>"
+
+
+# -- the docs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/playbooks.md"])
+def test_the_documented_teams_load(tmp_path: Path, doc: str) -> None:
+    text = (Path(__file__).resolve().parent.parent / doc).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "\nteam:" in b]
+    assert blocks, f"{doc} shows no team"
+    for block in blocks:
+        settings = load_settings(write(tmp_path / "funnelctl.yaml", block))
+        bruno = settings.speaker("bruno")
+        assert bruno is not None
+        assert (bruno.address, bruno.signature) == (
+            "Bruno Costa <bruno@agency.example>",
+            "Bruno Costa\nCustomer success" + (", Agency" if "Agency" in block else ""),
+        )
+        assert settings.person("ana") == Member("ana")
