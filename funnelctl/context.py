@@ -17,7 +17,7 @@ from .store import Store, enrollments, touchpoints
 from .store import health as signals
 from .store.customers import Customer
 from .store.enrollments import Enrollment
-from .workspace import Settings
+from .workspace import Member, Settings
 
 
 class Lazy(Mapping[str, Any]):
@@ -109,6 +109,23 @@ def _sender(sender: str) -> tuple[str, str]:
     return parseaddr(sender)  # the email parser is slow; the sender never changes in a run
 
 
+def owner_of(customer: Customer, enrollment: Enrollment | None) -> str | None:
+    """The id of whoever is responsible: the enrollment's owner, else the customer's."""
+    return (enrollment.owner if enrollment else None) or customer.owner
+
+
+def sender_of(settings: Settings, speaker: Member | None) -> dict[str, Any]:
+    """The ``sender`` a template sees: the member who speaks, else the workspace sender."""
+    if speaker is not None:
+        return {
+            "name": speaker.display_name,
+            "email": speaker.email,
+            "signature": speaker.signature,
+        }
+    name, email = _sender(settings.sender)
+    return {"name": name or email, "email": email, "signature": settings.signature}
+
+
 def build_context(
     store: Store,
     settings: Settings,
@@ -123,12 +140,13 @@ def build_context(
 ) -> dict[str, Any]:
     """The context of one customer; ``known_*`` are values already read in bulk."""
     entered = enrollment.entered_on if enrollment else None
-    sender_name, sender_email = _sender(settings.sender)
-    owner = (enrollment.owner if enrollment else None) or customer.owner
+    owner = owner_of(customer, enrollment)
+    member = settings.person(owner)
     return {
         "customer": customer_context(store, customer, entered, today, known_touches),
-        "owner": owner,
-        "sender": {"name": sender_name or sender_email, "email": sender_email},
+        # the owner's display name; customer.owner stays the id
+        "owner": member.display_name if member else owner,
+        "sender": sender_of(settings, settings.speaker(owner)),
         "funnel": {"id": funnel.id, "title": funnel.title} if funnel else None,
         "stage": {"id": stage.id, "title": stage.title} if stage else None,
         "days_in_stage": days_between(entered, today) if entered else None,
@@ -155,12 +173,36 @@ def context_for(
     visit_id: int | None = None,
 ) -> dict[str, Any]:
     """The context for an enrollment's stage visit (an email's own visit when given)."""
+    return message_context(
+        store,
+        library,
+        settings,
+        customer,
+        today,
+        enrollment_id=enrollment_id,
+        visit_id=visit_id,
+    )[0]
+
+
+def message_context(
+    store: Store,
+    library: Any,
+    settings: Settings,
+    customer: Customer,
+    today: str,
+    *,
+    enrollment_id: int | None = None,
+    visit_id: int | None = None,
+) -> tuple[dict[str, Any], Member | None]:
+    """:func:`context_for`, and who speaks in an email made with it: the owner when they
+    are a team member with an email address, else None (the workspace sender)."""
     enrollment = enrollments.get(store, enrollment_id) if enrollment_id else None
     stage_id = enrollment.stage if enrollment else None
     if visit_id:
         stage_id = enrollments.stage_of_visit(store, visit_id) or stage_id
     funnel = library.funnels.get(enrollment.funnel) if enrollment else None
     stage = next((s for s in funnel.stages if s.id == stage_id), None) if funnel else None
-    return build_context(
+    context = build_context(
         store, settings, customer, today, funnel=funnel, stage=stage, enrollment=enrollment
     )
+    return context, settings.speaker(owner_of(customer, enrollment))

@@ -31,7 +31,7 @@ from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_te
 from .sandbox import template as compiled
 from .store import Store, customers, enrollments, events, outbox
 from .store.customers import Customer
-from .workspace import Settings
+from .workspace import Member, Settings
 
 ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To")
 HEADERS = ("Subject", "From", "To", "Cc", "Bcc", "Reply-To", "Content-Type")
@@ -155,6 +155,13 @@ class Rendered:
     reply_to: str | None
     text: str
     html: str | None
+    # The envelope sender (SMTP MAIL FROM, sendmail -f) when it is not the From: the
+    # workspace sender while a team member speaks, so that bounces come back to it.
+    envelope: str | None = None
+
+    @property
+    def envelope_sender(self) -> str:
+        return self.envelope or self.sender
 
     @property
     def recipients(self) -> list[str]:
@@ -179,9 +186,18 @@ class Recipient:
 
 
 def render(
-    template: Template, context: Mapping[str, Any], settings: Settings, customer: Recipient
+    template: Template,
+    context: Mapping[str, Any],
+    settings: Settings,
+    customer: Recipient,
+    speaker: Member | None = None,
 ) -> Rendered:
-    """Render a template for one customer; raise TemplateProblem or HeaderProblem."""
+    """Render a template for one customer; raise TemplateProblem or HeaderProblem.
+
+    ``speaker`` is the team member who speaks (the owner, when they have an email): the
+    email is From and Reply-To them unless the template says From: itself; a template's
+    Reply-To: always wins. Without one, the workspace sender speaks.
+    """
     values: dict[str, str] = {}
     for header, raw, line in template.headers:
         compile = address_template if header in ADDRESS_HEADERS else compiled
@@ -203,16 +219,21 @@ def render(
     if template.markdown:
         escaped = _render(template.body, context, template, template.body_line, markdown_template)
         html = _markdown().reset().convert(escaped)
-    sender = values.get("From") or settings.sender
+    own = values.get("From")
+    voice = speaker.address if speaker is not None and not own else None
+    sender = own or voice or settings.sender
     if not sender or "@" not in parseaddr(sender)[1]:
         raise HeaderProblem(
             "no sender: set 'sender' in funnelctl.yaml or a From: line in the template"
         )
-    if not parseaddr(sender)[1].isascii():
-        raise HeaderProblem(
-            f"the sender address {parseaddr(sender)[1]!r} has non-ASCII characters, which SMTP "
-            "cannot carry without SMTPUTF8"
-        )
+    # bounces of a member's email go where the workspace's would, when it has an address
+    envelope = settings.sender if voice and "@" in parseaddr(settings.sender)[1] else None
+    for address in (sender, envelope or sender):
+        if not parseaddr(address)[1].isascii():
+            raise HeaderProblem(
+                f"the sender address {parseaddr(address)[1]!r} has non-ASCII characters, which "
+                "SMTP cannot carry without SMTPUTF8"
+            )
     rendered = Rendered(
         subject=values["Subject"],
         sender=sender,
@@ -220,9 +241,10 @@ def render(
         to=_split(values["To"]) if values.get("To") else [_customer_address(customer)],
         cc=_split(values.get("Cc", "")),
         bcc=_split(values.get("Bcc", "")),
-        reply_to=values.get("Reply-To") or None,
+        reply_to=values.get("Reply-To") or voice,
         text=text,
         html=html,
+        envelope=envelope,
     )
     reply_to = [rendered.reply_to] if rendered.reply_to else []
     for address in [*rendered.to, *rendered.cc, *rendered.bcc, *reply_to]:
@@ -438,11 +460,11 @@ def preview(
     now: datetime,
 ) -> str:
     """The exact message ``name`` makes for a customer, as text (nothing is queued)."""
-    from .context import context_for
+    from .context import message_context
 
     customer = customers.find(store, ref)
     enrollment = enrollments.current(store, customer.id)
-    context = context_for(
+    context, speaker = message_context(
         store,
         library,
         settings,
@@ -451,7 +473,7 @@ def preview(
         enrollment_id=enrollment.id if enrollment else None,
     )
     template = find_template(templates_dir, name, customer.language)
-    rendered = render(template, context, settings, Recipient.of(customer))
+    rendered = render(template, context, settings, Recipient.of(customer), speaker)
     message = build_message(rendered, "<preview@funnelctl.invalid>", now)
     lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]
     lines += [
@@ -528,7 +550,11 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
     context: dict[str, Any] = {
         "customer": SAMPLE_CUSTOMER,
         "owner": "owner",
-        "sender": {"name": "Sender", "email": "sender@example.com"},
+        "sender": {
+            "name": "Sender",
+            "email": "sender@example.com",
+            "signature": "Sender\nCustomer success",
+        },
         "funnel": {"id": "sample", "title": "Sample funnel"},
         "stage": {"id": "sample", "title": "Sample stage"},
         "days_in_stage": 3,
@@ -553,6 +579,7 @@ def check_templates(templates_dir: Path, settings: Settings) -> list[str]:
         **context,
         "customer": bare,
         "owner": None,
+        "sender": {"name": "Sender", "email": "sender@example.com", "signature": None},
         "funnel": None,
         "stage": None,
         "days_in_stage": None,

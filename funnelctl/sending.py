@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from .context import context_for
+from .context import message_context
 from .dates import days_between, shift
 from .errors import BusyError, FunnelError, os_problem
 from .mail import (
@@ -532,7 +532,7 @@ def _prepare(
     for email in emails:
         customer = customers.get(store, email.customer_id)
         assert customer is not None
-        context = context_for(
+        context, speaker = message_context(
             store,
             library,
             workspace.settings,
@@ -552,7 +552,7 @@ def _prepare(
             language = None  # the partner's language is not the customer's
         try:
             template = find_template(workspace.templates_dir, email.template, language)
-            rendered = render(template, context, workspace.settings, recipient)
+            rendered = render(template, context, workspace.settings, recipient, speaker)
             # headers checked before any email is claimed (their written form is checked
             # too, when each email is built to go, still before its claim)
             build_message(rendered, email.message_id, now)
@@ -866,7 +866,7 @@ def _deliver_one(
             return True  # another run took it
     try:
         delivery = sender.send(
-            data, email.message_id, item.rendered.sender, item.rendered.recipients
+            data, email.message_id, item.rendered.envelope_sender, item.rendered.recipients
         )
     except KeyboardInterrupt:
         _uncertain(store, email, "interrupted (Ctrl-C) while it was sent", today)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.headerregistry import Address
 from email.utils import parseaddr
 from importlib import resources
 from pathlib import Path
@@ -98,16 +99,55 @@ def sendmail_argv(command: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A member of the team: the id that owners and playbooks use and, when funnelctl.yaml
+    says so, the person behind it (display name, email address, signature)."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    signature: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def address(self) -> str | None:
+        """``Name <email>`` for a From: or Reply-To: line; None without an email."""
+        if not self.email:
+            return None
+        return str(Address(display_name=self.display_name, addr_spec=self.email))
+
+
+@dataclass(frozen=True)
 class Settings:
     timezone: str = "UTC"
     sender: str = ""
-    team: tuple[str, ...] = ()
+    team: tuple[str, ...] = ()  # the members' ids, in order: what assignment picks from
     send: SendSettings = field(default_factory=SendSettings)
     transport: Transport = field(default_factory=Transport)
+    members: tuple[Member, ...] = ()  # the team as written, one per id of ``team``
+    signature: str | None = None  # the sign-off when the workspace sender speaks
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def person(self, owner: str | None) -> Member | None:
+        """The team member whose id is ``owner``; None for anyone outside the team."""
+        if not owner:
+            return None
+        found = next((m for m in self.members if m.id == owner), None)
+        if found is None and owner in self.team:
+            return Member(owner)  # settings made in code, with bare names only
+        return found
+
+    def speaker(self, owner: str | None) -> Member | None:
+        """Who speaks in an email to a customer of ``owner``: that member when they have
+        an email address, else None (the workspace sender speaks)."""
+        member = self.person(owner)
+        return member if member is not None and member.email else None
 
     def sender_problem(self) -> str | None:
         """Why the sender is not fit for mail that really leaves, or None."""
@@ -229,10 +269,25 @@ CONFIG_TEMPLATE = """\
 # Time zone of "today" and of the send window.
 timezone: {timezone}
 
-# The From: of every email (a template may override it).
+# The From: of every email (a template may override it), unless the customer's owner is
+# a team member with an email address (below).
 sender: "{sender}"
+# The sign-off of the shipped templates when the sender above speaks; without it, its name.
+# signature: |
+#   Your Name
+#   Customer success
 
 # Consultants who own customers; round-robin and least-busy assignment pick from here.
+# A member is a short name, or a person: emails to the customers they own then go out
+# From and Reply-To them, signed with their signature. For example:
+#   team:
+#     - ana
+#     - id: bruno
+#       name: Bruno Costa
+#       email: bruno@example.com
+#       signature: |
+#         Bruno Costa
+#         Customer success
 team: [{team}]
 
 send:
@@ -368,35 +423,135 @@ def load_settings(path: Path) -> Settings:
         sender = ""
     elif sender and "@" not in parseaddr(sender)[1]:
         top.problem("sender", f"sender {sender!r} has no email address")
-    team_list = top.get("team", YList, default=YList())
-    team: list[str] = []
-    for index, member in enumerate(team_list):
-        if not isinstance(member, str) or not _NAME.match(member):
-            text = yamlfile.describe(member, team_list.source_of(index))
-            problems.add(
-                path,
-                team_list.line_of(index),
-                f"settings: team member {text} must be a short name like ana",
-            )
-        elif member in _NOT_NAMES:
-            problems.add(
-                path,
-                team_list.line_of(index),
-                f"settings: team member {member!r} would be taken for the owner rule of that "
-                "name in the playbooks; choose another name",
-            )
-        elif member in team:
-            problems.add(path, team_list.line_of(index), f"settings: team member {member!r} twice")
-        else:
-            team.append(member)
+    signature = _signature(top.get("signature", str))
+    members = _team(top.get("team", YList, default=YList()), path, problems)
     send = _send_settings(top.get("send", YMap), path, problems)
     transport = _transport(top.get("transport", YMap), path, problems)
     _refuse_password(top)
     top.done()
     problems.raise_if_any(f"{path} has {{n}} problem(s)")
     return Settings(
-        timezone=timezone, sender=sender, team=tuple(team), send=send, transport=transport
+        timezone=timezone,
+        sender=sender,
+        team=tuple(m.id for m in members),
+        send=send,
+        transport=transport,
+        members=members,
+        signature=signature,
     )
+
+
+def _signature(value: str | None) -> str | None:
+    """A signature as written, without the line break a ``|`` block ends with."""
+    value = value.rstrip() if value else None
+    return value or None
+
+
+_MEMBER = "settings: team member"
+_PERSON_HINT = (
+    " (a person with a name and an address: {{id: {id}, name: {name}, email: {id}@example.com}})"
+)
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _team(entries: YList, path: Path, problems: Problems) -> tuple[Member, ...]:
+    """The members of ``team:``: short names (``ana``) or people (``{id, name, email,
+    signature}``); an id follows the same rules either way."""
+    members: dict[str, Member] = {}
+    for index, entry in enumerate(entries):
+        if isinstance(entry, YMap):
+            member = _person(entry, path, problems)
+            if member is None:
+                continue
+            line = entry.line_of("id")
+        else:
+            line = entries.line_of(index)
+            if not isinstance(entry, str) or not _NAME.match(entry):
+                text = yamlfile.describe(entry, entries.source_of(index))
+                hint = ""
+                if (
+                    isinstance(entry, str)
+                    and " " in entry.strip()
+                    and not set("<@\"'") & set(entry)
+                ):
+                    # a full name where an id belongs: show how to write the person
+                    first = entry.split()[0].lower()
+                    short = first if _NAME.match(first) else "ana"
+                    hint = _PERSON_HINT.format(id=short, name=entry.strip())
+                problems.add(path, line, f"{_MEMBER} {text} must be a short name like ana{hint}")
+                continue
+            member = Member(entry)
+        if member.id in _NOT_NAMES:
+            problems.add(
+                path,
+                line,
+                f"{_MEMBER} {member.id!r} would be taken for the owner rule of that name in the "
+                "playbooks; choose another name",
+            )
+        elif member.id in members:
+            problems.add(path, line, f"{_MEMBER} {member.id!r} twice")
+        else:
+            members[member.id] = member
+    return tuple(members.values())
+
+
+def _person(entry: YMap, path: Path, problems: Problems) -> Member | None:
+    """A team member written as a mapping; None when its id is unusable (reported)."""
+    raw_id = entry.get("id")
+    usable = isinstance(raw_id, str) and bool(_NAME.match(raw_id))
+    f = Fields(entry, path, problems, f"{_MEMBER} {raw_id!r}" if usable else _MEMBER)
+    f.seen.add("id")
+    if raw_id is None:
+        problems.add(
+            path,
+            entry.line,
+            "settings: a team member written as a mapping needs an 'id', a short name like ana",
+        )
+    elif not usable:
+        text = yamlfile.describe(raw_id, entry.source_of("id"))
+        problems.add(
+            path, entry.line_of("id"), f"{_MEMBER} id {text} must be a short name like ana"
+        )
+    name = f.get("name", str)
+    if name is not None and ("\r" in name or "\n" in name):
+        f.problem("name", "name must be one line")
+        name = None
+    elif name is not None and _CONTROL.search(name):
+        f.problem("name", "name must not contain control characters")
+        name = None
+    email = _email(f)
+    signature = _signature(f.get("signature", str))
+    f.done()
+    if not usable:
+        return None
+    assert isinstance(raw_id, str)
+    return Member(raw_id, (name or "").strip() or None, email, signature)
+
+
+def _email(f: Fields) -> str | None:
+    email: str | None = f.get("email", str)
+    if email is None:
+        return None
+    if "\r" in email or "\n" in email:
+        f.problem("email", "email must be one line")
+    elif not email.isascii():
+        f.problem(
+            "email",
+            f"email {email!r} has non-ASCII characters, which SMTP cannot carry without "
+            "SMTPUTF8; use an ASCII address",
+        )
+    elif not _EMAIL.match(email.strip()):
+        hint = " (write the name under 'name')" if "<" in email else ""
+        f.problem(
+            "email", f"email {email!r} is not an email address such as bruno@example.com{hint}"
+        )
+    else:
+        return email.strip()
+    return None
 
 
 def _send_settings(data: YMap | None, path: Path, problems: Problems) -> SendSettings:

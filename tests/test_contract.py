@@ -7,7 +7,7 @@ import json
 
 from conftest import write
 
-DUE_KINDS = {"task", "stagnation", "email", "at-risk"}
+DUE_KINDS = {"task", "stagnation", "email", "at-risk", "partner"}
 
 
 def data(result):
@@ -27,7 +27,7 @@ def test_due_items_keep_their_documented_keys(run, demo):
         assert isinstance(item["days_overdue"], int)
         for key in ("funnel", "stage", "owner"):
             assert key in item and (item[key] is None or isinstance(item[key], str))
-        if item["kind"] == "task":
+        if item["kind"] in ("task", "partner", "email"):
             assert isinstance(item["id"], int)
 
 

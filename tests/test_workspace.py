@@ -277,7 +277,7 @@ transport:
         (
             2,
             "settings: unknown key 'tmezone' (did you mean 'timezone'? allowed: send, sender, "
-            "team, timezone, transport)",
+            "signature, team, timezone, transport)",
         ),
         (
             4,
@@ -366,7 +366,11 @@ team:
 """
     assert problems(settings_file(tmp_path, text)) == [
         (4, "settings: team member 'ana' twice"),
-        (5, "settings: team member 'Ana Lima' must be a short name like ana"),
+        (
+            5,
+            "settings: team member 'Ana Lima' must be a short name like ana (a person with a "
+            "name and an address: {id: ana, name: Ana Lima, email: ana@example.com})",
+        ),
         (
             6,
             "settings: team member 'round-robin' would be taken for the owner rule of that "
