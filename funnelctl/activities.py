@@ -531,8 +531,16 @@ def _partner_item(row: Row, today: str, library: Library) -> dict[str, Any]:
 
 
 def _task_item(row: Row, today: str) -> dict[str, Any]:
+    # an open task's note says why it may no longer be needed (its episode ended)
+    title = f"{row['title']} [{row['note']}]" if row.get("note") else row["title"]
     return _item(
-        "task", row, today, channel=row["channel"], sourcing=row["sourcing"], task_kind=row["kind"]
+        "task",
+        row,
+        today,
+        title=title,
+        channel=row["channel"],
+        sourcing=row["sourcing"],
+        task_kind=row["kind"],
     )
 
 
