@@ -126,7 +126,11 @@ def create_task(
     today: str,
     parent_id: int | None = None,
     kind: str = "task",
+    partner_told_on: str | None = None,
 ) -> int:
+    """Create one task. A partner's task also queues the email that tells them, dated
+    ``partner_told_on`` (default the day the task starts): a task of a historical
+    import is never mailed months late, as ``max_late_days`` says of every email."""
     due = shift(base_date, task.due)
     task_id = tasks.insert(
         store,
@@ -154,7 +158,8 @@ def create_task(
         },
     )
     if owner and owner.startswith("partner:"):
-        tell_partner(store, settings, task_id, customer_id, enrollment_id, owner, today)
+        on = partner_told_on or base_date
+        tell_partner(store, settings, task_id, customer_id, enrollment_id, owner, on, today)
     return task_id
 
 
@@ -165,10 +170,11 @@ def tell_partner(
     customer_id: int,
     enrollment_id: int | None,
     owner: str,
+    on: str,
     today: str,
 ) -> None:
     """Queue the email that hands task ``task_id`` to the partner ``owner`` (partner:id):
-    once per task (its key), today, tied to no stage visit (the task stays owed when
+    once per task (its key), on ``on``, tied to no stage visit (the task stays owed when
     the customer moves on). If the task is closed before it goes, it is superseded."""
     from . import mail  # mail renders through the context, which reads the playbooks
 
@@ -179,7 +185,7 @@ def tell_partner(
         enrollment_id=enrollment_id,
         visit_id=None,
         template=PARTNER_TEMPLATE,
-        scheduled_on=today,
+        scheduled_on=on,
         stop_on_reply=False,
         action_key=f"partner:{task_id}",
         today=today,
@@ -199,6 +205,7 @@ def create_child_task(
     action_key: str,
     today: str,
     kind: str = "task",
+    partner_told_on: str | None = None,
 ) -> int:
     """A task that follows from another (its then: follow-up, its escalation), in its place."""
     return create_task(
@@ -215,6 +222,7 @@ def create_child_task(
         today=today,
         parent_id=parent.id,
         kind=kind,
+        partner_told_on=partner_told_on,
     )
 
 
@@ -437,6 +445,7 @@ def escalate_overdue(store: Store, library: Library, settings: Settings, today: 
             action_key=f"escalate:{task.id}",
             today=today,
             kind="escalation",
+            partner_told_on=today,  # the escalation happens now, even when the run was late
         )
         tasks.mark_escalated(store, task.id, at)
         events.add(

@@ -629,6 +629,8 @@ class Engine:
             action_key=step.key,
             source=step.where,
             today=self.today,
+            # catching up, a partner's task is told today: late, not lost (as emails)
+            partner_told_on=self.today if self.catching_up else step.on,
         )
         self.assigner.took_task(owner)
         due = shift(step.on, action.due)

@@ -217,3 +217,28 @@ def test_due_shows_the_stage_a_task_came_from(run, workspace):
     assert (review["stage"], review["funnel"]) == ("retention", "support")
     kickoff = next(i for i in items if i["title"] == "Hold the kick-off meeting")
     assert kickoff["stage"] == "onboarding"
+
+
+def test_a_partner_is_told_late_after_a_gap_but_never_about_a_historical_import(
+    run, team, tmp_path
+):
+    (team / "playbooks" / "relay.yaml").write_text(
+        "id: relay\ntitle: Relay\nstages:\n"
+        "  - id: wait\n    title: Wait\n    advance_after: 5d\n"
+        "  - id: desk\n    title: Desk\n    owner: partner:desk\n"
+        "    on_enter:\n      - task: Take over\n        due: 1d\n"
+    )
+    ok(run("customer", "add", "gap@example.com", "--owner", "ana", "--today", "2026-03-02"))
+    ok(run("enroll", "gap@example.com", "relay", "--today", "2026-03-02"))
+    # the laptop slept: the move into desk was due 03-07, the run comes on 03-20
+    ok(run("run", "--today", "2026-03-20"))
+    csv = tmp_path / "old.csv"
+    csv.write_text(
+        "email,owner,funnel,stage,entered_on\nold@example.com,ana,care,helpdesk,2025-11-03\n"
+    )
+    ok(run("import", str(csv), "--today", "2026-03-20"))
+    rows = [r for r in as_json(run("outbox", "list", "-f", "json")) if r["partner"]]
+    assert sorted((r["customer"], r["status"], r["scheduled_on"]) for r in rows) == [
+        ("gap@example.com", "queued", "2026-03-20"),
+        ("old@example.com", "skipped", "2025-11-03"),
+    ]
