@@ -107,10 +107,6 @@ def _task_from_body(body: dict[str, Any]) -> TaskAction:
     )
 
 
-# The email that hands a task to a partner (templates/partner-task.txt).
-PARTNER_TEMPLATE = "partner-task"
-
-
 def create_task(
     store: Store,
     task: TaskAction,
@@ -184,7 +180,7 @@ def tell_partner(
         customer_id=customer_id,
         enrollment_id=enrollment_id,
         visit_id=None,
-        template=PARTNER_TEMPLATE,
+        template=mail.PARTNER_TEMPLATE,
         scheduled_on=on,
         stop_on_reply=False,
         action_key=f"partner:{task_id}",

@@ -523,9 +523,7 @@ class Engine:
                 from .health import at_risk_now  # the health model reads the engine's tables
 
                 # the verdict of today: the start is decided now, even when dated back
-                at_risk = at_risk_now(
-                    self.store, self.library, self.settings, customer, self.today
-                )
+                at_risk = at_risk_now(self.store, self.library, self.settings, customer, self.today)
             if at_risk:
                 return "the customer is at risk (unless_at_risk)"
         return None

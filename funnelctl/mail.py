@@ -116,6 +116,12 @@ def find_template(templates_dir: Path, name: str, language: str | None) -> Templ
         path = templates_dir / candidate
         if path.is_file():
             return parse_template(name, path)
+    if name == PARTNER_TEMPLATE:
+        # funnelctl's own email, not a playbook's: a workspace made before it existed
+        # (or that deleted it) still tells partners, in the shipped words
+        from .workspace import shipped_dir
+
+        return parse_template(name, shipped_dir("templates") / f"{name}.txt")
     raise NotFound(f"No email template {name!r} in {templates_dir} (expected {name}.txt).")
 
 
@@ -472,8 +478,15 @@ def preview(
         today,
         enrollment_id=enrollment.id if enrollment else None,
     )
-    template = find_template(templates_dir, name, customer.language)
-    rendered = render(template, context, settings, Recipient.of(customer), speaker)
+    handoff = _preview_handoff(store, library, customer.id)
+    context |= handoff
+    recipient = Recipient.of(customer)
+    if name == PARTNER_TEMPLATE:
+        recipient = Recipient(handoff["partner"]["email"], handoff["partner"]["name"])
+    template = find_template(
+        templates_dir, name, None if name == PARTNER_TEMPLATE else customer.language
+    )
+    rendered = render(template, context, settings, recipient, speaker)
     message = build_message(rendered, "<preview@funnelctl.invalid>", now)
     lines = [f"Template: {template.path}", f"Envelope-To: {', '.join(rendered.recipients)}"]
     lines += [
@@ -485,6 +498,19 @@ def preview(
     if rendered.html is not None:
         lines += ["", "--- HTML part ---", rendered.html.rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+def _preview_handoff(store: Store, library: Any, customer_id: int) -> dict[str, Any]:
+    """The partner and task a preview shows: the customer's open partner task if there
+    is one, else a sample."""
+    from .store import activities as tasks
+
+    for task in tasks.of_customer(store, customer_id):
+        owner = task.owner or ""
+        partner = library.partners.get(owner.removeprefix("partner:"))
+        if task.status == "open" and owner.startswith("partner:") and partner is not None:
+            return handoff_context(partner, task)
+    return SAMPLE_HANDOFF
 
 
 BARE_EMAIL = "bare.customer@example.com"
@@ -509,6 +535,9 @@ SAMPLE_CUSTOMER: dict[str, Any] = {
     "last_reply_on": "2026-01-18",
 }
 
+
+# The email that hands a task to a partner (templates/partner-task.txt).
+PARTNER_TEMPLATE = "partner-task"
 
 SAMPLE_HANDOFF: dict[str, Any] = {
     "partner": {"id": "desk", "name": "Help Desk", "email": "desk@example.com", "role": None},

@@ -242,3 +242,13 @@ def test_a_partner_is_told_late_after_a_gap_but_never_about_a_historical_import(
         ("gap@example.com", "queued", "2026-03-20"),
         ("old@example.com", "skipped", "2025-11-03"),
     ]
+
+
+def test_a_workspace_without_the_partner_template_still_tells_partners(run, team):
+    (team / "templates" / "partner-task.txt").unlink()  # a workspace made before it existed
+    ok(run("customer", "add", "c@example.com", "--owner", "ana"))
+    ok(run("enroll", "c@example.com", "care", "--stage", "helpdesk"))
+    preview = ok(run("template", "render", "partner-task", "--customer", "c@example.com"))
+    assert "To: Harbour Help Desk <desk@example.com>" in preview.stdout
+    assert "Answer the first question" in preview.stdout
+    assert as_json(run("send", "-f", "json"))["sent"] == 1
