@@ -13,7 +13,7 @@ from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpo
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.health import record_signal
-from funnelctl.playbooks import load_library
+from funnelctl.playbooks import Library, load_library
 from funnelctl.store import Store, customers, enrollments, outbox
 from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import Settings, shipped_dir
@@ -45,25 +45,62 @@ def dump(store: Store) -> list[str]:
     return list(store.conn.iterdump())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step, min_size=1, max_size=12), st.sampled_from(["after-sales", "support"]))
-def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_id):
+def new_book(funnel_id: str) -> tuple[Library, Settings, Store, int]:
+    """The shipped playbooks, a team of two, and one customer enrolled in ``funnel_id``
+    on START, in a throwaway database."""
     library = load_library(
         [shipped_dir("playbooks")], templates_dir=shipped_dir("templates"), team=("ana", "bruno")
     )
     team = Settings(team=("ana", "bruno"), sender="Ana <ana@example.com>")
     store = Store.memory()
+    with store.write():
+        cid = customers.insert(
+            store, {"email": "p@example.com", "name": "P Q", "owner": "ana"}, START.isoformat()
+        )
+        customer = customers.get(store, cid)
+        assert customer is not None
+        Engine(store, library, team, START.isoformat()).enroll(customer, library.funnel(funnel_id))
+    return library, team, store, cid
+
+
+def move(
+    store: Store, library: Library, team: Settings, cid: int, funnel_id: str, stage: str, on: str
+) -> None:
+    """The consultant moves the customer; a refused move (same stage, skipping, closed)
+    changes nothing."""
     try:
-        day = START
         with store.write():
-            cid = customers.insert(
-                store, {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
-            )
             customer = customers.get(store, cid)
             assert customer is not None
-            Engine(store, library, team, day.isoformat()).enroll(
-                customer, library.funnel(funnel_id)
+            enrollment, funnel = pick_enrollment(
+                store, library, customer, funnel_id=funnel_id, stage_id=stage
             )
+            Engine(store, library, team, on).move(enrollment, funnel, stage)
+    except FunnelError:
+        pass
+
+
+def reply(store: Store, library: Library, team: Settings, on: str) -> None:
+    log_touchpoint(
+        store,
+        library,
+        team,
+        "p@example.com",
+        channel="email",
+        direction="inbound",
+        summary="reply",
+        on=on,
+        today=on,
+        by=None,
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=1, max_size=12), st.sampled_from(["after-sales", "support"]))
+def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_id):
+    library, team, store, cid = new_book(funnel_id)
+    try:
+        day = START
         history = 0
         for kind, arg in steps:
             today = day.isoformat()
@@ -75,35 +112,13 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
                 run_tick(store, library, team, today)
                 assert dump(store) == before, "a second run on the same day changed something"
             elif kind == "move":
-                try:
-                    with store.write():
-                        customer = customers.get(store, cid)
-                        assert customer is not None
-                        enrollment, funnel = pick_enrollment(
-                            store, library, customer, funnel_id=funnel_id, stage_id=arg
-                        )
-                        Engine(store, library, team, today).move(enrollment, funnel, str(arg))
-                except FunnelError:
-                    pass  # refused moves (same stage, skipping, closed) change nothing
+                move(store, library, team, cid, funnel_id, str(arg), today)
             elif kind == "done":
                 with store.write():
                     for task in open_due_by(store, today):
                         complete_task(store, team, task, today, None)
             else:
-                customer = customers.get(store, cid)
-                assert customer is not None
-                log_touchpoint(
-                    store,
-                    library,
-                    team,
-                    "p@example.com",
-                    channel="email",
-                    direction="inbound",
-                    summary="reply",
-                    on=today,
-                    today=today,
-                    by=None,
-                )
+                reply(store, library, team, today)
             count = store.scalar("SELECT count(*) FROM stage_history")
             assert count >= history
             history = count
@@ -139,53 +154,20 @@ def test_no_email_goes_for_a_stage_left_and_no_play_repeats_inside_its_cooldown(
     """Moves, replies, health changes and gaps between runs in any order: an email
     that goes out belongs to the stage visit its customer is in (or to no visit: a
     health play's), and a play never starts by itself twice inside its cooldown."""
-    library = load_library(
-        [shipped_dir("playbooks")], templates_dir=shipped_dir("templates"), team=("ana", "bruno")
-    )
-    team = Settings(team=("ana", "bruno"), sender="Ana <ana@example.com>")
-    store = Store.memory()
+    library, team, store, cid = new_book(funnel_id)
     try:
         day = START
-        with store.write():
-            cid = customers.insert(
-                store, {"email": "p@example.com", "name": "P Q", "owner": "ana"}, day.isoformat()
-            )
-            customer = customers.get(store, cid)
-            assert customer is not None
-            Engine(store, library, team, day.isoformat()).enroll(
-                customer, library.funnel(funnel_id)
-            )
         for kind, arg in steps:
             today = day.isoformat()
             if kind == "wait":
                 day += timedelta(days=int(arg))
                 run_tick(store, library, team, day.isoformat())
             elif kind == "move":
-                try:
-                    with store.write():
-                        customer = customers.get(store, cid)
-                        assert customer is not None
-                        enrollment, funnel = pick_enrollment(
-                            store, library, customer, funnel_id=funnel_id, stage_id=arg
-                        )
-                        Engine(store, library, team, today).move(enrollment, funnel, str(arg))
-                except FunnelError:
-                    pass
+                move(store, library, team, cid, funnel_id, str(arg), today)
             elif kind == "nps":
                 record_signal(store, "p@example.com", "nps", str(arg), today, today)
             elif kind == "reply":
-                log_touchpoint(
-                    store,
-                    library,
-                    team,
-                    "p@example.com",
-                    channel="email",
-                    direction="inbound",
-                    summary="reply",
-                    on=today,
-                    today=today,
-                    by=None,
-                )
+                reply(store, library, team, today)
             else:
                 with store.write():
                     for email in outbox.due(store, today, f"{today}T23:59"):
