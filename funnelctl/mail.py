@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .dates import days_between
-from .errors import FunnelError, NotFound, UsageError
+from .errors import FunnelError, NotFound
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
 from .store import Store, customers, enrollments, events, outbox
@@ -662,16 +662,6 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
         updated = outbox.get(store, outbox_id)
     assert updated is not None
     return updated.as_dict()
-
-
-def email_ref(text: str) -> int:
-    """An email's reference as the user writes it: ``e12`` or ``12``."""
-    value = text.strip().lower().removeprefix("e")
-    if not value.isdigit():
-        raise UsageError(
-            f"{text!r} is not an email reference; write e12 (see 'funnelctl outbox list')."
-        )
-    return int(value)
 
 
 def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:

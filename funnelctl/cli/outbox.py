@@ -88,8 +88,9 @@ def requeue_(
     A stale email, one whose stage the customer left, or one passed over by a catch-up is
     never sent by itself; this is how to send it all the same.
     """
-    from ..mail import email_ref, requeue
+    from ..mail import requeue
+    from ..refs import expect
 
     with session(home, today) as s:
-        row = requeue(s.store, email_ref(email), s.today)
+        row = requeue(s.store, expect(email, "email"), s.today)
     output.render([row], fmt, ["id", "template", "status", "scheduled_on", "reason"])
