@@ -181,6 +181,17 @@ def render(
     return count
 
 
+def write_styled(parts: Iterable[tuple[str, str | None]]) -> None:
+    """Write text pieces, each with its style (None: plain), laid out by the caller:
+    nothing is wrapped or cut, and styles show only on a terminal without NO_COLOR."""
+    from rich.text import Text
+
+    text = Text()
+    for piece, style in parts:
+        text.append(piece, style=style)
+    stdout_console().print(text, end="", soft_wrap=True, overflow="ignore", crop=False)
+
+
 def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None) -> None:
     """One record (a summary): JSON object, a one-row CSV, or a two-column table."""
     if fmt == "json":

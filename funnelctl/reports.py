@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .activities import DueQuery, due_items
+from .agenda import DueQuery, due_items
 from .dates import days_between, shift
 from .playbooks import Funnel, Library
 from .store import Row, Store, due
@@ -62,7 +62,7 @@ def funnel_report(
         if (
             item["kind"] == "stagnation"
             and item["funnel"] == funnel.id
-            and item.get("alert") != "no-next-step"
+            and {"stagnant", "quiet"} & set(item["alerts"])
         ):
             stagnating[item["stage"]].add(item["customer"])
     touches = _touchpoints_by_stage(store, funnel, period)

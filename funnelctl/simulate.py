@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .activities import DueQuery, complete_task, due_items
+from .activities import complete_task
+from .agenda import DueQuery, due_items
 from .dates import shift
 from .engine import Engine
 from .errors import UsageError

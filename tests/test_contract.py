@@ -7,7 +7,8 @@ import json
 
 from conftest import write
 
-DUE_KINDS = {"task", "stagnation", "email", "at-risk", "partner"}
+DUE_KINDS = {"task", "stagnation", "email", "at-risk"}
+SECTIONS = {"overdue", "today", "attention", "coming", "waiting"}
 
 
 def data(result):
@@ -27,8 +28,12 @@ def test_due_items_keep_their_documented_keys(run, demo):
         assert isinstance(item["days_overdue"], int)
         for key in ("funnel", "stage", "owner"):
             assert key in item and (item[key] is None or isinstance(item[key], str))
-        if item["kind"] in ("task", "partner", "email"):
+        if item["kind"] in ("task", "email"):
             assert isinstance(item["id"], int)
+            assert item["ref"] == f"{item['kind'][0]}{item['id']}"
+        assert item["section"] in SECTIONS
+        assert isinstance(item["reasons"], list)
+        assert all(isinstance(r, str) for r in item["reasons"])
 
 
 def test_send_summary_keeps_its_documented_keys(run, demo):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpoint
+from funnelctl.activities import complete_task, log_touchpoint
+from funnelctl.agenda import DueQuery, due_items
 from funnelctl.cli.common import workspace_library
 from funnelctl.engine import Engine, run_tick
 from funnelctl.store import Store, enrollments
@@ -24,23 +25,23 @@ MOVES = {1: "customer-contact", 4: "deployment", 10: "follow-up-30"}
 # What `due` shows each morning (kind, title); days not listed show nothing.
 EXPECTED = {
     0: [("task", "Analyze customer demand")],
-    1: [("email", "Email 'welcome' waiting to be sent")],
+    1: [("email", "Email 'welcome' to send")],
     3: [("task", "Call the customer")],
     4: [("task", "Fill customer needs")],
     # deployment has no further step once its task is done: the list says so
-    **{d: [("stagnation", "No next step planned in deployment")] for d in range(5, 10)},
-    10: [("email", "Email 'follow-up-30' waiting to be sent")],
+    **{d: [("stagnation", "No next step")] for d in range(5, 10)},
+    10: [("email", "Email 'follow-up-30' to send")],
     # day 40: the automatic move to the 60-day follow-up, and the 30-day task falls due
     40: [
         ("task", "Contact after another 30 days"),
-        ("email", "Email 'follow-up-60' waiting to be sent"),
+        ("email", "Email 'follow-up-60' to send"),
     ],
     70: [
         ("task", "Contact after another 30 days (90 days in total)"),
-        ("email", "Email 'follow-up-90' waiting to be sent"),
+        ("email", "Email 'follow-up-90' to send"),
     ],
     # day 100: approved -> won, and the relationship funnel starts
-    100: [("email", "Email 'relationship-welcome' waiting to be sent")],
+    100: [("email", "Email 'relationship-welcome' to send")],
     107: [("task", "Agree goals for the next quarter")],
 }
 

@@ -29,8 +29,10 @@ def due(run, n: int, *args: str) -> list[dict]:
 
 
 def brief(items: list[dict]) -> list[tuple]:
+    """(kind, what, due_on, days_overdue); a stuck stage visit's alerts joined with +."""
     return [
-        (i["kind"], i.get("alert") or i["title"], i["due_on"], i["days_overdue"]) for i in items
+        (i["kind"], "+".join(i.get("alerts", ())) or i["title"], i["due_on"], i["days_overdue"])
+        for i in items
     ]
 
 
@@ -50,19 +52,17 @@ def test_after_sales_day_by_day(run, book):
     ]
     task_id = due(run, 2)[0]["id"]
     ok(run("done", str(task_id), "--today", day(2)))
-    assert brief(due(run, 2)) == [
-        ("stagnation", "stagnant", day(1), 1),
-        ("stagnation", "no-next-step", day(0), 2),
-    ]
+    # one item for the stage visit, with both of its reasons, late since the earliest
+    assert brief(due(run, 2)) == [("stagnation", "stagnant+no-next-step", day(0), 2)]
     # Day 3: first contact. The welcome email is queued and the call is due in 2 days.
     ok(run("move", "c@example.com", "customer-contact", "--today", day(3)))
     assert brief(due(run, 3, "--days", "2")) == [
-        ("email", "Email 'welcome' waiting to be sent", day(3), 0),
+        ("email", "Email 'welcome' to send", day(3), 0),
         ("task", "Call the customer", day(5), -2),
     ]
     assert brief(due(run, 5)) == [
+        ("email", "Email 'welcome' to send", day(3), 2),  # overdue first, then today
         ("task", "Call the customer", day(5), 0),
-        ("email", "Email 'welcome' waiting to be sent", day(3), 2),
     ]
     # Day 5: the customer answers: the call is dropped and the queued welcome not sent.
     ok(
@@ -80,17 +80,20 @@ def test_after_sales_day_by_day(run, book):
     )
     assert brief(due(run, 5)) == [("stagnation", "no-next-step", day(3), 2)]
     # Day 9: more than 5 days in customer-contact.
-    assert brief(due(run, 9)) == [
-        ("stagnation", "stagnant", day(8), 1),
-        ("stagnation", "no-next-step", day(3), 6),
-    ]
+    assert brief(due(run, 9)) == [("stagnation", "stagnant+no-next-step", day(3), 6)]
+    stuck = due(run, 9)[0]
+    assert (stuck["section"], stuck["title"], stuck["reasons"]) == (
+        "attention",
+        "Stuck, no next step",
+        ["in customer-contact for 6 days (limit 5)", "no next step in customer-contact"],
+    )
     ok(run("move", "c@example.com", "deployment", "--today", day(9)))
     fill = due(run, 9)
     assert brief(fill) == [("task", "Fill customer needs", day(9), 0)]
     ok(run("done", str(fill[0]["id"]), "--today", day(9)))
     ok(run("move", "c@example.com", "follow-up-30", "--today", day(12)))
     assert brief(due(run, 12, "--days", "30")) == [
-        ("email", "Email 'follow-up-30' waiting to be sent", day(12), 0),
+        ("email", "Email 'follow-up-30' to send", day(12), 0),
         ("task", "Contact after another 30 days", day(42), -30),
     ]
     # The consultant reports all is well at 30 days: the 60- and 90-day contacts still come.
@@ -111,7 +114,7 @@ def test_after_sales_day_by_day(run, book):
     assert ran["moved"] == 1
     items = brief(due(run, 42))
     assert ("task", "Contact after another 30 days", day(42), 0) in items
-    assert ("email", "Email 'follow-up-60' waiting to be sent", day(42), 0) in items
+    assert ("email", "Email 'follow-up-60' to send", day(42), 0) in items
     # Cron missed two months: the run catches up, each move dated when it was due. (The
     # customer answered the surveys happily meanwhile: approval waits while at risk.)
     ok(run("signal", "c@example.com", "nps", "10", "--today", day(100)))
@@ -262,10 +265,10 @@ def test_escalation_created_once_and_follow_up_counts_from_completion(run, book)
     owners = {i["title"]: i["owner"] for i in items}
     assert owners["Solve the ticket"] == "ana"
     escalation = [i for i in items if "Escalated: Solve the ticket" in i["title"]]
-    assert [(e["kind"], e["owner"], e["due_on"]) for e in escalation] == [
-        ("partner", "partner:desk-partner", day(3))
+    assert [(e["section"], e["owner"], e["due_on"]) for e in escalation] == [
+        ("waiting", "partner:desk-partner", day(3))
     ]
-    assert escalation[0]["title"].startswith("Waiting on Harbour Desk: Escalated: Solve")
+    assert escalation[0]["title"].startswith("Harbour Desk: Escalated: Solve")
     solve = next(i for i in items if i["title"] == "Solve the ticket")
     ok(run("done", str(solve["id"]), "--today", day(10)))
     follow = [

@@ -9,7 +9,8 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funnelctl.activities import DueQuery, complete_task, due_items, log_touchpoint
+from funnelctl.activities import complete_task, log_touchpoint
+from funnelctl.agenda import DueQuery, due_items
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.health import record_signal

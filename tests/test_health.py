@@ -635,11 +635,12 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
         ("Call about what is not working", day(2)),
     ]
     assert [i["title"] for i in items if i["kind"] == "email" and i["customer"] == email] == [
-        "Email 'at-risk-check-in' waiting to be sent"
+        "Email 'at-risk-check-in' to send"
     ]
     assert risk_items(items) == [(email, day(0), 0)]
     alert = next(i for i in items if i["kind"] == "at-risk")
-    assert alert["title"] == "At risk, health 16.7: NPS: 3 is poor (healthy ≥ 9)"
+    assert (alert["title"], alert["section"]) == ("At risk (16.7)", "attention")
+    assert alert["reasons"][0] == "NPS: 3 is poor (healthy ≥ 9)"
 
     # The same day again: nothing changes.
     before = dump(crafted)
@@ -675,10 +676,14 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     assert (row["score"], row["at_risk"], row["trend"]) == (16.7, True, -50.0)
     # The episode ended on day 3: its open tasks stay (a promised call may still be worth
     # making) and say so.
-    ended = f" [the at-risk episode ended on {day(3)}; still needed?]"
-    assert tasks_of(due(run, 3), email) == [
-        ("Agree a recovery plan and log it" + ended, day(5)),
-        ("Call about what is not working" + ended, day(2)),
+    ended = [f"the at-risk episode ended on {day(3)}; still needed?"]
+    assert sorted(
+        (i["title"], i["reasons"])
+        for i in due(run, 3)
+        if i["customer"] == email and i["kind"] == "task"
+    ) == [
+        ("Agree a recovery plan and log it", ended),
+        ("Call about what is not working", ended),
     ]
 
     # A new episode, but the rescue play ran four days ago: inside its 30-day cooldown it
@@ -686,8 +691,8 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     assert as_json(run("run", "--today", day(4), "--format", "json"))["plays"] == 0
     items = due(run, 4)
     assert tasks_of(items, email) == [
-        ("Agree a recovery plan and log it" + ended, day(5)),
-        ("Call about what is not working" + ended, day(2)),
+        ("Agree a recovery plan and log it", day(5)),
+        ("Call about what is not working", day(2)),
     ]
     assert risk_items(items) == [(email, day(4), 0)]
     # the check-in email queued on day 0 and never sent ended with the episode on day 3
@@ -725,8 +730,8 @@ def test_opportunity_play_starts_once_per_episode(run, crafted):
     ok(run("signal", email, "seats_used", "120"))
     prepare = "Prepare upgrade options from their usage"
 
-    def prepared(n: int) -> int:  # an ended episode's note may follow the title
-        return sum(1 for t, _ in tasks_of(due(run, n), email) if t.startswith(prepare))
+    def prepared(n: int) -> int:
+        return sum(1 for t, _ in tasks_of(due(run, n), email) if t == prepare)
 
     assert as_json(run("run", "--today", day(0), "--format", "json"))["plays"] == 1
     assert prepared(0) == 1
@@ -1015,3 +1020,18 @@ def test_bulk_scoring_gives_the_same_result_as_one_customer_at_a_time(run, demo)
                 assert alone == bulk, customer["email"]
     finally:
         store.close()
+
+
+def test_an_at_risk_item_shows_todays_score_not_the_first_days(run, crafted):
+    email = "slip@example.com"
+    add(run, email, "--signed-on", ago(5))
+    signals(run, crafted, [(email, "nps", 3, TODAY), (email, "tickets", 8, TODAY)])
+    ok(run("run", "--today", day(0)))
+    first = next(i for i in due(run, 0) if i["kind"] == "at-risk")
+    assert first["title"] == "At risk (16.7)"
+    # two days later the NPS answer is better, but the customer is still at risk
+    ok(run("signal", email, "nps", "7", "--today", day(2)))
+    ok(run("run", "--today", day(2)))
+    later = next(i for i in due(run, 2) if i["kind"] == "at-risk")
+    assert (later["title"], later["due_on"]) == ("At risk (41.7)", day(0))
+    assert later["reasons"][0].startswith("Tickets")

@@ -72,7 +72,7 @@ def team(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def tasks(run, *args: str) -> list[tuple[str, str, str | None]]:
     items = as_json(run("due", "--days", "30", "-f", "json", *args))
-    return [(i["kind"], i["title"], i["owner"]) for i in items if i["kind"] in ("task", "partner")]
+    return [(i["section"], i["title"], i["owner"]) for i in items if i["kind"] == "task"]
 
 
 def test_a_stages_owner_rule_assigns_its_tasks(run, team):
@@ -80,8 +80,8 @@ def test_a_stages_owner_rule_assigns_its_tasks(run, team):
     ok(run("enroll", "c@example.com", "care"))
     # the stage's owner (bruno) takes the tasks that name nobody; ana's stays ana's
     assert tasks(run) == [
-        ("task", "Book the kick-off", "ana"),
-        ("task", "Read the contract", "bruno"),
+        ("today", "Book the kick-off", "ana"),
+        ("coming", "Read the contract", "bruno"),
     ]
     read = next(
         i
@@ -90,7 +90,7 @@ def test_a_stages_owner_rule_assigns_its_tasks(run, team):
     )
     ok(run("done", str(read["id"])))
     # its then: follow-up follows the same rule
-    assert ("task", "Summarise it", "bruno") in tasks(run)
+    assert ("coming", "Summarise it", "bruno") in tasks(run)
 
 
 def test_round_robin_stage_owner_hands_each_task_out_in_turn(run, team):
@@ -109,15 +109,15 @@ def test_a_partners_task_is_emailed_to_them_once_and_listed_apart(run, team):
     ok(run("enroll", "d@example.com", "care", "--stage", "intake"))
     items = as_json(run("due", "--days", "3", "-f", "json"))
     # the consultant's own work first, what partners hold last
-    assert [(i["kind"], i["title"]) for i in items if i["kind"] in ("task", "partner")] == [
-        ("task", "Book the kick-off"),
-        ("task", "Read the contract"),
-        ("partner", "Waiting on Harbour Help Desk: Answer the first question"),
+    assert [(i["section"], i["title"]) for i in items if i["kind"] == "task"] == [
+        ("today", "Book the kick-off"),
+        ("coming", "Read the contract"),
+        ("waiting", "Harbour Help Desk: Answer the first question"),
     ]
     # a partner's own list
     only = as_json(run("due", "--days", "3", "--owner", "partner:desk", "-f", "json"))
-    assert [(i["kind"], i["customer"]) for i in only if i["kind"] != "email"] == [
-        ("partner", "c@example.com")
+    assert [(i["section"], i["customer"]) for i in only if i["kind"] != "email"] == [
+        ("waiting", "c@example.com")
     ]
     # on a terminal, a table of its own
     table = ok(run("due", "--days", "3", env={"COLUMNS": "200"})).stdout
@@ -155,7 +155,7 @@ def test_a_partner_task_done_before_sending_is_not_emailed(run, team):
     ok(run("customer", "add", "c@example.com", "--owner", "ana"))
     ok(run("enroll", "c@example.com", "care", "--stage", "helpdesk"))
     partner_task = next(
-        i for i in as_json(run("due", "--days", "3", "-f", "json")) if i["kind"] == "partner"
+        i for i in as_json(run("due", "--days", "3", "-f", "json")) if i["section"] == "waiting"
     )
     ok(run("done", str(partner_task["id"])))
     ok(run("send"))
@@ -201,8 +201,8 @@ def test_the_support_funnel_hands_post_sales_customers_to_the_help_desk(run, wor
     ok(run("customer", "add", "c@example.com", "--owner", "ana"))
     ok(run("enroll", "c@example.com", "support", "--stage", "post-sales"))
     items = as_json(run("due", "--days", "3", "-f", "json"))
-    assert [i["title"] for i in items if i["kind"] == "partner"] == [
-        "Waiting on Harbour Help Desk: Introduce first-line support to the customer"
+    assert [i["title"] for i in items if i["section"] == "waiting"] == [
+        "Harbour Help Desk: Introduce first-line support to the customer"
     ]
     handoff = [r for r in as_json(run("outbox", "list", "-f", "json")) if r["partner"]]
     assert [r["partner"] for r in handoff] == ["helpdesk-partner"]

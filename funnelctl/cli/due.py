@@ -1,8 +1,18 @@
-"""funnelctl due"""
+"""funnelctl due: the morning list, as an agenda that fits the terminal.
+
+On a terminal: sections with counts, one line per item (reference, customer, what,
+when), the first screenful of each section, a summary and the verbs to use next.
+References and email addresses are never cut; the title is shortened first. In a
+pipe: tab-separated rows, uncut (or the agenda at ``COLUMNS`` when it is set).
+``--format json|csv`` for scripts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -11,17 +21,31 @@ from .. import output
 from ..output import OutputFormat
 from .common import HomeOption, TodayOption, formats, session
 
-COLUMNS = ["kind", "id", "customer", "funnel", "stage", "title", "due_on", "days_overdue", "owner"]
-
-
-def _urgency(item: Mapping[str, Any]) -> str | None:
-    if item["kind"] == "stagnation":
-        return "magenta"
-    if item["days_overdue"] > 0:
-        return "bold red"
-    if item["days_overdue"] == 0:
-        return "yellow"
-    return "dim"
+# The documented keys, then what the agenda adds (CSV columns; JSON has every key).
+COLUMNS = [
+    "kind",
+    "id",
+    "customer",
+    "funnel",
+    "stage",
+    "title",
+    "due_on",
+    "days_overdue",
+    "owner",
+    "ref",
+    "section",
+    "reasons",
+]
+WIDE = 120  # from here on, a line also shows the stage and the owner
+WIDER = 140  # and the customer's name beside the email, while the title stays readable
+READABLE = 40  # the title's width below which the extra columns are not shown
+COLOURS = {
+    "overdue": "red",
+    "today": "yellow",
+    "attention": "magenta",
+    "coming": "dim",
+    "waiting": "cyan",
+}
 
 
 def due(
@@ -29,6 +53,14 @@ def due(
     days: Annotated[
         int, typer.Option(min=0, help="Also show what is coming in the next N days.")
     ] = 0,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most N items per section (any format)."),
+    ] = None,
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="Every item (a terminal shows a screenful per section)."),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: Annotated[
@@ -41,11 +73,12 @@ def due(
         ),
     ] = OutputFormat.table,
 ) -> None:
-    """What needs doing: overdue and due tasks, stagnation alerts, at-risk customers, upcoming.
+    """What needs doing: overdue, today, needs attention, coming up (--days N).
 
     --format ics writes every open task as an all-day event on its due date instead.
     """
-    from ..activities import DueQuery, due_items
+    from ..agenda import DueQuery, due_items
+    from ..dates import days_between
 
     if fmt == OutputFormat.ics:
         from ..reports import calendar_tasks
@@ -54,27 +87,214 @@ def due(
             output.write_calendar(calendar_tasks(s.store, owner=owner))
         return
     with session(home, today) as s, s.store.read():
-        items = list(
-            due_items(s.store, s.library(), DueQuery(today=s.today, days=days, owner=owner))
+        query = DueQuery(
+            today=s.today,
+            days=days,
+            owner=owner,
+            max_late_days=s.workspace.settings.send.max_late_days,
         )
-        headers = {"days_overdue": "late", "due_on": "due"}
+        items = due_items(s.store, s.library(), query)
+        last_run = s.store.get_meta("last_run")
+        stale_run = None
+        if last_run is not None and days_between(last_run, s.today) > 1:
+            stale_run = (
+                f"The daily run last ran {days_between(last_run, s.today)} days ago "
+                f"({last_run}): run 'funnelctl run' first; this list is incomplete."
+            )
         if fmt != OutputFormat.table:
-            output.render(items, fmt, COLUMNS, headers=headers)
+            if stale_run:
+                output.message(stale_run)
+            output.render(_capped(items, limit), fmt, COLUMNS)
             return
-        # on a terminal, what partners hold is a list of its own, after the consultant's
-        mine = [i for i in items if i["kind"] != "partner"]
-        waiting = [i for i in items if i["kind"] == "partner"]
-        if mine or not waiting:
-            output.render(
-                mine,
-                fmt,
-                COLUMNS,
-                title=f"Due on {s.today}",
-                style=_urgency,
-                headers=headers,
-                empty=f"Nothing due on {s.today}.",
-            )
-        if waiting:
-            output.render(
-                waiting, fmt, COLUMNS, title="Waiting on partners", style=_urgency, headers=headers
-            )
+        width = _width()
+        if width is None:  # a pipe: plain rows, uncut
+            if stale_run:
+                output.message(stale_run)
+            _write_rows(_capped(items, limit), s.today)
+            return
+        per_section = limit if limit is not None else None if show_all else _screenful()
+        _write_agenda(list(items), s.today, width, per_section, stale_run)
+
+
+def _capped(items: Iterable[dict[str, Any]], limit: int | None) -> Iterable[dict[str, Any]]:
+    if limit is None:
+        yield from items
+        return
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item["section"]] = seen.get(item["section"], 0) + 1
+        if seen[item["section"]] <= limit:
+            yield item
+
+
+# -- what an item says -----------------------------------------------------------------------
+
+
+def _what(item: Mapping[str, Any]) -> str:
+    reasons = "; ".join(item["reasons"])
+    if not reasons:
+        return str(item["title"])
+    return (
+        f"{item['title']}: {reasons}"
+        if item["section"] == "attention"
+        else (f"{item['title']} [{reasons}]")
+    )
+
+
+def _when(item: Mapping[str, Any], today: str) -> str:
+    from ..dates import relative
+
+    if item["section"] == "attention":
+        days = item["days_overdue"]
+        return "new" if days <= 0 else f"{days}d"
+    return relative(item["due_on"], today)
+
+
+def _where(item: Mapping[str, Any]) -> str:
+    return "/".join(filter(None, (item["funnel"], item["stage"])))
+
+
+# -- in a pipe -------------------------------------------------------------------------------
+
+
+def _write_rows(items: Iterable[dict[str, Any]], today: str) -> None:
+    """One tab-separated line per item: section, ref, customer, what, when, due date,
+    funnel, stage, owner. Nothing is cut; tabs and line breaks in values are spaces."""
+    out = sys.stdout
+    for item in items:
+        fields = (
+            item["section"],
+            item["ref"] or "",
+            item["customer"] or "",
+            _what(item),
+            _when(item, today),
+            item["due_on"] or "",
+            item["funnel"] or "",
+            item["stage"] or "",
+            item["owner"] or "",
+        )
+        out.write("\t".join(_plain(f) for f in fields) + "\n")
+
+
+def _plain(value: str) -> str:
+    return " ".join(output.cell_text(value).split()) if value else ""
+
+
+# -- on a terminal ---------------------------------------------------------------------------
+
+
+def _width() -> int | None:
+    """The agenda's width: the terminal's, or COLUMNS in a pipe; None for plain rows."""
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def _screenful() -> int:
+    """How many items per section fill a screen when four sections share it."""
+    lines = shutil.get_terminal_size().lines if sys.stdout.isatty() else 24
+    return max(3, (lines - 12) // 4)
+
+
+class _Layout:
+    """Column widths for the lines shown: references and customers whole, the title
+    gets what is left; a wide terminal adds the stage and the owner while the title
+    keeps room to be read."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], today: str, width: int) -> None:
+        self.today, self.named = today, False
+        self.ref = max((len(r["ref"] or "-") for r in rows), default=1)
+        self.customer = max((len(self.who(r)) for r in rows), default=1)
+        self.when = max((len(_when(r, today)) for r in rows), default=1)
+        fixed = 2 + self.ref + 2 + self.customer + 2 + 2 + self.when
+        self.where = self.owner = 0
+        if width >= WIDE:
+            where = min(max((len(_where(r)) for r in rows), default=0), 30)
+            owner = min(max((len(r["owner"] or "") for r in rows), default=0), 12)
+            if width - fixed - where - owner - 4 >= READABLE:
+                self.where, self.owner = where, owner
+                fixed += (where + 2 if where else 0) + (owner + 2 if owner else 0)
+        if width >= WIDER:
+            self.named = True
+            named = max((len(self.who(r)) for r in rows), default=1)
+            if width - fixed - (named - self.customer) >= READABLE:
+                fixed += named - self.customer
+                self.customer = named
+            else:
+                self.named = False
+        self.title = max(12, width - fixed)
+
+    def who(self, row: Mapping[str, Any]) -> str:
+        customer = row["customer"] or ""
+        if self.named and row.get("name") and row["name"] != customer:
+            return f"{_cut(row['name'], 24)} <{customer}>"
+        return customer
+
+    def line(self, row: Mapping[str, Any]) -> tuple[str, str]:
+        """The line without its date, and the date (coloured apart)."""
+        parts = [
+            "  " + (row["ref"] or "-").ljust(self.ref),
+            self.who(row).ljust(self.customer),
+            _cut(_what(row), self.title).ljust(self.title),
+        ]
+        if self.where:
+            parts.append(_cut(_where(row), self.where).ljust(self.where))
+        if self.owner:
+            parts.append(_cut(row["owner"] or "", self.owner).ljust(self.owner))
+        return "  ".join(parts) + "  ", _when(row, self.today).rjust(self.when)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _write_agenda(
+    items: list[dict[str, Any]],
+    today: str,
+    width: int,
+    per_section: int | None,
+    stale_run: str | None,
+) -> None:
+    from ..agenda import SECTION_TITLES, SECTIONS
+
+    parts: list[tuple[str, str | None]] = []
+    if stale_run:
+        parts.append((stale_run + "\n\n", "bold red"))
+    by_section: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
+    for item in items:
+        by_section[item["section"]].append(item)
+    shown = [row for rows in by_section.values() for row in rows[: per_section or len(rows)]]
+    layout = _Layout(shown, today, width)
+    for name in SECTIONS:
+        rows = by_section[name]
+        if not rows:
+            continue
+        parts.append((f"{SECTION_TITLES[name]} ({len(rows)})\n", "bold"))
+        visible = rows[: per_section or len(rows)]
+        for row in visible:
+            body, when = layout.line(row)
+            parts += [(body, None), (when + "\n", COLOURS[name])]
+        if len(visible) < len(rows):
+            parts.append((f"  … and {len(rows) - len(visible)} more (due --all)\n", "dim"))
+    if not items:
+        parts.append((f"Nothing due on {today}.\n", None))
+    else:
+        parts += [("\n" + _summary(by_section) + "\n", None), (_hint(items) + "\n", "dim")]
+    output.write_styled(parts)
+
+
+def _summary(by_section: Mapping[str, list[dict[str, Any]]]) -> str:
+    words = {
+        "overdue": "overdue",
+        "today": "today",
+        "attention": "need attention",
+        "coming": "coming up",
+        "waiting": "waiting on partners",
+    }
+    return " · ".join(f"{len(rows)} {words[name]}" for name, rows in by_section.items() if rows)
+
+
+def _hint(items: Sequence[Mapping[str, Any]]) -> str:
+    task = next((i["ref"] for i in items if i["kind"] == "task"), "t1")
+    return f'Next: done {task} · snooze {task} --days 2 · task add CUSTOMER "what" --due 3d'

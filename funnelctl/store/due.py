@@ -42,7 +42,7 @@ def tasks(store: Store, *, until: str, after: str | None, owner: str | None) -> 
     mine = "AND a.owner = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT a.*, c.email, c.external_id, e.funnel, {_STAGE_OF('a')} AS stage "
+        f"SELECT a.*, c.email, c.external_id, c.name, e.funnel, {_STAGE_OF('a')} AS stage "
         "FROM activities a JOIN customers c ON c.id = a.customer_id "
         "LEFT JOIN enrollments e ON e.id = a.enrollment_id "
         f"WHERE a.status = 'open' AND {window} {mine} ORDER BY a.due_on, a.id",
@@ -56,7 +56,7 @@ def emails(store: Store, *, until: str, after: str | None, owner: str | None) ->
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT o.*, c.email, c.external_id, e.funnel, {_STAGE_OF('o')} AS stage, "
+        f"SELECT o.*, c.email, c.external_id, c.name, e.funnel, {_STAGE_OF('o')} AS stage, "
         f"{_OWNER} AS owner "
         "FROM outbox o JOIN customers c ON c.id = o.customer_id "
         "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
@@ -65,18 +65,18 @@ def emails(store: Store, *, until: str, after: str | None, owner: str | None) ->
     )
 
 
-def in_stage_since_before(
+def in_stage_since(
     store: Store, funnel: str, stage: str, cutoff: str, owner: str | None
 ) -> Iterator[Row]:
-    """Active enrollments at ``stage`` entered before ``cutoff``, with the day of the
-    customer's last touchpoint (``last_touch``)."""
+    """Active enrollments at ``stage`` entered on or before ``cutoff``, with the day of
+    the customer's last touchpoint (``last_touch``)."""
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT e.*, c.email, c.external_id, {_OWNER} AS owner, "
+        f"SELECT e.*, c.email, c.external_id, c.name, {_OWNER} AS owner, "
         "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) "
         "AS last_touch FROM enrollments e JOIN customers c ON c.id = e.customer_id "
-        "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on < ? "
+        "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on <= ? "
         f"{mine}",
         [funnel, stage, cutoff, *([owner] if owner else [])],
     )
@@ -87,7 +87,7 @@ def idle(store: Store, funnel: str, stage: str, owner: str | None) -> Iterator[R
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT e.*, c.email, c.external_id, {_OWNER} AS owner "
+        f"SELECT e.*, c.email, c.external_id, c.name, {_OWNER} AS owner "
         "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
         "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
         f"{mine} ORDER BY e.entered_on, e.id",
@@ -96,17 +96,40 @@ def idle(store: Store, funnel: str, stage: str, owner: str | None) -> Iterator[R
 
 
 def at_risk(store: Store, today: str, owner: str | None) -> Iterator[Row]:
-    """Customers in an open at-risk episode begun by ``today``, worst score first; owned,
-    as the other items are, by an active enrollment's owner, else the customer's."""
+    """Customers in an open at-risk episode begun by ``today``, worst score first, with
+    their latest score and reasons up to ``today`` (not those of the episode's first
+    day); owned, as the other items are, by an active enrollment's owner, else the
+    customer's."""
+    mine = f"AND {_OWNER} = ?" if owner else ""
+    latest = (
+        "(SELECT s.{col} FROM health_snapshots s WHERE s.customer_id = c.id AND s.day <= ? "
+        "ORDER BY s.day DESC LIMIT 1)"
+    )
+    yield from _rows(
+        store,
+        f"SELECT * FROM (SELECT h.started_on, coalesce({latest.format(col='score')}, h.score) "
+        f"AS score, coalesce({latest.format(col='reasons')}, h.reasons) AS reasons, c.email, "
+        "c.external_id, c.name, c.owner FROM health_episodes h "
+        "JOIN customers c ON c.id = h.customer_id "
+        "WHERE h.kind = 'at-risk' AND h.ended_on IS NULL AND EXISTS (SELECT 1 FROM enrollments e "
+        f"WHERE e.customer_id = c.id AND e.status = 'active' {mine}) AND h.started_on <= ?) "
+        "ORDER BY score, started_on",
+        [today, today, *([owner] if owner else []), today],
+    )
+
+
+def email_problems(store: Store, today: str, since: str, owner: str | None) -> Iterator[Row]:
+    """Emails that wait on a decision: failed or uncertain (sending: a run that stopped),
+    and those superseded that were due after ``since`` up to ``today``."""
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        "SELECT h.started_on, h.score, h.reasons, c.email, c.external_id, c.owner "
-        "FROM health_episodes h JOIN customers c ON c.id = h.customer_id "
-        "WHERE h.kind = 'at-risk' AND h.ended_on IS NULL AND EXISTS (SELECT 1 FROM enrollments e "
-        f"WHERE e.customer_id = c.id AND e.status = 'active' {mine}) AND h.started_on <= ? "
-        "ORDER BY h.score, h.started_on",
-        [*([owner] if owner else []), today],
+        f"SELECT o.*, c.email, c.external_id, c.name, e.funnel, {_STAGE_OF('o')} AS stage, "
+        f"{_OWNER} AS owner FROM outbox o JOIN customers c ON c.id = o.customer_id "
+        "LEFT JOIN enrollments e ON e.id = o.enrollment_id "
+        "WHERE (o.status IN ('failed', 'uncertain', 'sending') OR (o.status = 'superseded' "
+        f"AND o.scheduled_on > ? AND o.scheduled_on <= ?)) {mine} ORDER BY o.scheduled_on, o.id",
+        [since, today, *([owner] if owner else [])],
     )
 
 

@@ -1,0 +1,258 @@
+"""The morning list: what needs doing, in sections a consultant works down.
+
+- **overdue**: tasks past their day, emails that should have gone;
+- **today**: tasks due today, emails to send today;
+- **attention**: one item per customer and problem: a stage visit that is stuck
+  (stagnant, quiet, no next step: all its reasons on one item), a customer at risk
+  (today's score and reasons), an email that failed, is uncertain, will be skipped
+  as stale, or was superseded this week;
+- **coming**: what falls due within ``days``;
+- **waiting**: tasks partners hold (they were emailed; you wait on them).
+
+Each item keeps the documented keys (kind, id, customer, funnel, stage, title,
+due_on, days_overdue, owner) and adds ``ref`` (t12, e7: what the user types next),
+``section`` and ``reasons``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .dates import days_between, shift
+from .playbooks import Library
+from .refs import ref
+from .store import Row, Store, due
+
+SECTIONS = ("overdue", "today", "attention", "coming", "waiting")
+SECTION_TITLES = {
+    "overdue": "Overdue",
+    "today": "Today",
+    "attention": "Needs attention",
+    "coming": "Coming up",
+    "waiting": "Waiting on partners",
+}
+SUPERSEDED_SHOWN_DAYS = 7  # a superseded email is pointed out in the week it was due
+
+
+@dataclass(frozen=True)
+class DueQuery:
+    today: str
+    days: int = 0
+    owner: str | None = None
+    max_late_days: int = 3  # send skips a queued email later than this as stale
+
+
+def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Every item, section by section (SECTIONS order), each section in working order."""
+    today, horizon, owner = query.today, shift(query.today, query.days), query.owner
+    overdue: list[dict[str, Any]] = []
+    todays: list[dict[str, Any]] = []
+    coming: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for row in due.tasks(store, until=horizon, after=None, owner=owner):
+        partner = _partner_of(row)
+        if partner is not None:
+            waiting.append(_partner_item(row, today, library, partner))
+            continue
+        item = _task_item(row, today)
+        _by_day(item, overdue, todays, coming)
+    stale: list[dict[str, Any]] = []
+    for row in due.emails(store, until=horizon, after=None, owner=owner):
+        item = _email_item(row, today)
+        late = item["days_overdue"]
+        if late > query.max_late_days and not row["attempts"]:
+            item["section"] = "attention"
+            item["title"] = f"Email {row['template']!r} will be skipped as stale"
+            item["reasons"] = [
+                f"due {row['scheduled_on']}, more than max_late_days "
+                f"({query.max_late_days}) ago: requeue it (outbox requeue {item['ref']}) "
+                "or let it go"
+            ]
+            stale.append(item)
+        else:
+            _by_day(item, overdue, todays, coming)
+    overdue.sort(key=lambda i: (-i["days_overdue"], i["kind"] != "task", i["id"] or 0))
+    yield from overdue
+    yield from todays
+    yield from _attention(store, library, query)
+    yield from stale
+    yield from _email_problems(store, query)
+    coming.sort(key=lambda i: (i["due_on"], i["kind"] != "task", i["id"] or 0))
+    yield from coming
+    yield from waiting
+
+
+def _by_day(
+    item: dict[str, Any],
+    overdue: list[dict[str, Any]],
+    todays: list[dict[str, Any]],
+    coming: list[dict[str, Any]],
+) -> None:
+    late = item["days_overdue"]
+    section, target = (
+        ("overdue", overdue) if late > 0 else ("today", todays) if late == 0 else ("coming", coming)
+    )
+    item["section"] = section
+    target.append(item)
+
+
+def _item(kind: str, row: Row, today: str, **extra: Any) -> dict[str, Any]:
+    due_on = extra.pop("due_on", None) or row.get("due_on")
+    item_id = row.get("id") if kind in ("task", "email") else None
+    return {
+        "kind": kind,
+        "id": item_id,
+        "ref": ref(kind, item_id) if item_id is not None else None,
+        "section": extra.pop("section", None),
+        "customer": row["email"] or row.get("external_id"),
+        "name": row.get("name") or None,
+        "funnel": row.get("funnel"),
+        "stage": row.get("stage"),
+        "title": extra.pop("title", None) or row.get("title"),
+        "due_on": due_on,
+        "days_overdue": days_between(due_on, today) if due_on else 0,
+        "owner": row.get("owner"),
+        "reasons": extra.pop("reasons", []),
+        **extra,
+    }
+
+
+def _task_item(row: Row, today: str) -> dict[str, Any]:
+    # an open task's note says why it may no longer be needed (its episode ended)
+    return _item(
+        "task",
+        row,
+        today,
+        reasons=[row["note"]] if row.get("note") else [],
+        channel=row["channel"],
+        sourcing=row["sourcing"],
+        task_kind=row["kind"],
+    )
+
+
+def _email_item(row: Row, today: str) -> dict[str, Any]:
+    title = f"Email {row['template']!r} to send"
+    return _item("email", row, today, due_on=row["scheduled_on"], title=title)
+
+
+def _partner_of(row: Row) -> str | None:
+    owner = row.get("owner") or ""
+    return owner.removeprefix("partner:") if owner.startswith("partner:") else None
+
+
+def _partner_item(row: Row, today: str, library: Library, partner_id: str) -> dict[str, Any]:
+    """A task a partner holds: they were emailed it; the consultant waits on it."""
+    partner = library.partners.get(partner_id)
+    item = _task_item(row, today)
+    item["section"] = "waiting"
+    item["partner"] = partner_id
+    item["title"] = f"{partner.name if partner else partner_id}: {row['title']}"
+    return item
+
+
+# -- needs attention -------------------------------------------------------------------------
+
+
+def _attention(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Customers at risk (worst first), then stuck stage visits (longest first)."""
+    for row in due.at_risk(store, query.today, query.owner):
+        reasons = json.loads(row["reasons"] or "[]")
+        score = row["score"]
+        title = "At risk" + (f" ({score:g})" if score is not None else "")
+        yield _item(
+            "at-risk",
+            row,
+            query.today,
+            section="attention",
+            due_on=row["started_on"],
+            title=title,
+            score=score,
+            reasons=reasons,
+        )
+    yield from _stuck(store, library, query)
+
+
+def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """One item per stuck stage visit, with every reason it is stuck: too long in the
+    stage, too long without a touchpoint, nothing planned next."""
+    today = query.today
+    found: dict[int, dict[str, Any]] = {}
+
+    def add(row: Row, alert: str, since: str, reason: str) -> None:
+        item = found.get(row["id"])
+        if item is None:
+            item = found[row["id"]] = _item(
+                "stagnation", row, today, section="attention", due_on=since, alert=alert
+            )
+            item["alerts"] = []
+        elif since < item["due_on"]:
+            item["due_on"], item["days_overdue"] = since, days_between(since, today)
+        item["alerts"].append(alert)
+        item["reasons"].append(reason)
+
+    for funnel in library.funnels.values():
+        for stage in funnel.stages:
+            if stage.stagnant_after is not None:
+                # stagnant on the day the limit is reached: entered on the 2nd with 1d,
+                # stagnant on the 3rd
+                cutoff = shift(today, -stage.stagnant_after)
+                for row in due.in_stage_since(store, funnel.id, stage.id, cutoff, query.owner):
+                    days = days_between(row["entered_on"], today)
+                    add(
+                        row,
+                        "stagnant",
+                        shift(row["entered_on"], stage.stagnant_after),
+                        f"in {stage.id} for {days} days (limit {stage.stagnant_after})",
+                    )
+            if stage.quiet_after is not None:
+                cutoff = shift(today, -stage.quiet_after)
+                for row in due.in_stage_since(store, funnel.id, stage.id, cutoff, query.owner):
+                    since = max(row["entered_on"], row["last_touch"] or "")
+                    if since > cutoff:
+                        continue
+                    days = days_between(since, today)
+                    what = (
+                        "no touchpoint"
+                        if row["last_touch"] and row["last_touch"] == since
+                        else "no touchpoint since entering"
+                    )
+                    add(
+                        row,
+                        "quiet",
+                        shift(since, stage.quiet_after),
+                        f"{what} for {days} days (limit {stage.quiet_after})",
+                    )
+            if stage.advance_after is None:
+                for row in due.idle(store, funnel.id, stage.id, query.owner):
+                    add(row, "no-next-step", row["entered_on"], f"no next step in {stage.id}")
+    for item in found.values():
+        item["title"] = _stuck_title(item["alerts"])
+    yield from sorted(found.values(), key=lambda i: (-i["days_overdue"], i["customer"] or ""))
+
+
+def _stuck_title(alerts: list[str]) -> str:
+    words = {"stagnant": "stuck", "quiet": "quiet", "no-next-step": "no next step"}
+    return ", ".join(words[a] for a in alerts).capitalize()
+
+
+def _email_problems(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Emails that need a decision: failed, uncertain, or superseded this week."""
+    since = shift(query.today, -SUPERSEDED_SHOWN_DAYS)
+    for row in due.email_problems(store, query.today, since, query.owner):
+        status = row["status"]
+        item = _email_item(row, query.today)
+        item["section"] = "attention"
+        if status == "superseded":
+            item["title"] = f"Email {row['template']!r} not sent: superseded"
+            advice = f"outbox requeue {item['ref']} sends it after all"
+        elif status in ("uncertain", "sending"):  # sending: a run stopped mid-way
+            item["title"] = f"Email {row['template']!r} may not have gone"
+            advice = f"check, then outbox resolve {item['ref']} --sent or --resend"
+        else:
+            item["title"] = f"Email {row['template']!r} failed"
+            advice = f"fix it, then outbox resolve {item['ref']} --resend"
+        item["reasons"] = [r for r in (row["reason"], advice) if r]
+        yield item
