@@ -38,7 +38,7 @@ COLUMNS = [
 ]
 WIDE = 120  # from here on, a line also shows the stage and the owner
 WIDER = 140  # and the customer's name beside the email, while the title stays readable
-READABLE = 40  # the title's width below which the extra columns are not shown
+READABLE = 30  # the title's width below which the extra columns are not shown
 COLOURS = {
     "overdue": "red",
     "today": "yellow",
@@ -112,7 +112,9 @@ def due(
                 output.message(stale_run)
             _write_rows(_capped(items, limit), s.today)
             return
-        per_section = limit if limit is not None else None if show_all else _screenful()
+        # a screenful per section on a terminal; the agenda at COLUMNS in a pipe is whole
+        screen = sys.stdout.isatty() and not show_all
+        per_section = limit if limit is not None else _screenful() if screen else None
         _write_agenda(list(items), s.today, width, per_section, stale_run)
 
 
@@ -144,10 +146,10 @@ def _what(item: Mapping[str, Any]) -> str:
 def _when(item: Mapping[str, Any], today: str) -> str:
     from ..dates import relative
 
-    if item["section"] == "attention":
+    if item["kind"] == "at-risk":  # since the episode began
         days = item["days_overdue"]
-        return "new" if days <= 0 else f"{days}d"
-    return relative(item["due_on"], today)
+        return "new" if days <= 0 else f"for {days}d"
+    return relative(item["due_on"], today)  # a stuck visit: since its limit was reached
 
 
 def _where(item: Mapping[str, Any]) -> str:
@@ -193,8 +195,7 @@ def _width() -> int | None:
 
 def _screenful() -> int:
     """How many items per section fill a screen when four sections share it."""
-    lines = shutil.get_terminal_size().lines if sys.stdout.isatty() else 24
-    return max(3, (lines - 12) // 4)
+    return max(3, (shutil.get_terminal_size().lines - 12) // 4)
 
 
 class _Layout:

@@ -1,0 +1,255 @@
+"""`due` as the consultant reads it: an agenda pinned at 80 and 140 columns, in a
+pipe and as JSON, on a fixed book (two after-sales customers, a support customer
+handed to the help desk, one at risk)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+BOOK = (
+    (
+        "customer",
+        "add",
+        "lena@example.com",
+        "--name",
+        "Lena Fischer",
+        "--company",
+        "Fischer GmbH",
+        "--owner",
+        "ana",
+        "--today",
+        "2026-02-27",
+    ),
+    ("enroll", "lena@example.com", "after-sales", "--today", "2026-02-27"),
+    (
+        "customer",
+        "add",
+        "tom@example.com",
+        "--name",
+        "Tom Becker",
+        "--owner",
+        "bruno",
+        "--today",
+        "2026-03-02",
+    ),
+    (
+        "enroll",
+        "tom@example.com",
+        "after-sales",
+        "--stage",
+        "customer-contact",
+        "--today",
+        "2026-03-02",
+    ),
+    (
+        "customer",
+        "add",
+        "maria.dos.santos.oliveira@example.com.br",
+        "--name",
+        "Maria dos Santos Oliveira",
+        "--owner",
+        "ana",
+        "--today",
+        "2026-03-01",
+    ),
+    (
+        "enroll",
+        "maria.dos.santos.oliveira@example.com.br",
+        "support",
+        "--stage",
+        "post-sales",
+        "--today",
+        "2026-03-01",
+    ),
+    (
+        "customer",
+        "add",
+        "zed@example.com",
+        "--name",
+        "Zed Ali",
+        "--owner",
+        "bruno",
+        "--today",
+        "2026-01-01",
+    ),
+    ("enroll", "zed@example.com", "support", "--stage", "retention", "--today", "2026-01-01"),
+    ("signal", "zed@example.com", "nps", "1", "--today", "2026-03-02"),
+    ("signal", "zed@example.com", "csat", "1", "--today", "2026-03-02"),
+    ("run", "--today", "2026-03-02"),
+)
+
+AT_80 = (
+    "Overdue (2)\n"
+    "  t1  lena@example.com                          Analyze customer dem…    3d late\n"
+    "  e2  maria.dos.santos.oliveira@example.com.br  Email 'partner-task'…  yesterday\n"
+    "Today (3)\n"
+    "  t4  maria.dos.santos.oliveira@example.com.br  Send the guides for …      today\n"
+    "  e1  tom@example.com                           Email 'welcome' to s…      today\n"
+    "  e4  zed@example.com                           Email 'at-risk-check…      today\n"
+    "Needs attention (3)\n"
+    "  -   zed@example.com                           At risk (22.2): Late…        new\n"
+    "  -   zed@example.com                           Quiet: no touchpoint…   18d late\n"
+    "  -   lena@example.com                          Stuck: in demand-ana…    2d late\n"
+    "Coming up (2)\n"
+    "  t2  tom@example.com                           Call the customer          in 2d\n"
+    "  t7  zed@example.com                           Call about what is n…      in 2d\n"
+    "Waiting on partners (1)\n"
+    "  t3  maria.dos.santos.oliveira@example.com.br  Harbour Help Desk: I…      today\n"
+    "\n"
+    "2 overdue · 3 today · 3 need attention · 2 coming up · 1 waiting on partners\n"
+    'Next: done t1 · snooze t1 --days 2 · task add CUSTOMER "what" --due 3d\n'
+)
+
+AT_140 = (
+    "Overdue (2)\n"
+    "  t1  lena@example.com                          Analyze customer demand                after-sales/demand-analysis   ana             3d late\n"
+    "  e2  maria.dos.santos.oliveira@example.com.br  Email 'partner-task' to send           support/post-sales            ana           yesterday\n"
+    "Today (3)\n"
+    "  t4  maria.dos.santos.oliveira@example.com.br  Send the guides for everyday use       support/post-sales            ana               today\n"
+    "  e1  tom@example.com                           Email 'welcome' to send                after-sales/customer-contact  bruno             today\n"
+    "  e4  zed@example.com                           Email 'at-risk-check-in' to send       support/retention             bruno             today\n"
+    "Needs attention (3)\n"
+    "  -   zed@example.com                           At risk (22.2): Latest NPS answer: 1…                                bruno               new\n"
+    "  -   zed@example.com                           Quiet: no touchpoint since entering …  support/retention             bruno          18d late\n"
+    "  -   lena@example.com                          Stuck: in demand-analysis for 3 days…  after-sales/demand-analysis   ana             2d late\n"
+    "Coming up (2)\n"
+    "  t2  tom@example.com                           Call the customer                      after-sales/customer-contact  bruno             in 2d\n"
+    "  t7  zed@example.com                           Call about what is not working         support/retention             bruno             in 2d\n"
+    "Waiting on partners (1)\n"
+    "  t3  maria.dos.santos.oliveira@example.com.br  Harbour Help Desk: Introduce first-l…  support/post-sales            partner:hel…      today\n"
+    "\n"
+    "2 overdue · 3 today · 3 need attention · 2 coming up · 1 waiting on partners\n"
+    'Next: done t1 · snooze t1 --days 2 · task add CUSTOMER "what" --due 3d\n'
+)
+
+IN_A_PIPE = (
+    "overdue\tt1\tlena@example.com\tAnalyze customer demand\t3d late\t2026-02-27\tafter-sales\tdemand-analysis\tana\n"
+    "overdue\te2\tmaria.dos.santos.oliveira@example.com.br\tEmail 'partner-task' to send\tyesterday\t2026-03-01\tsupport\tpost-sales\tana\n"
+    "today\tt4\tmaria.dos.santos.oliveira@example.com.br\tSend the guides for everyday use\ttoday\t2026-03-02\tsupport\tpost-sales\tana\n"
+    "today\te1\ttom@example.com\tEmail 'welcome' to send\ttoday\t2026-03-02\tafter-sales\tcustomer-contact\tbruno\n"
+    "today\te4\tzed@example.com\tEmail 'at-risk-check-in' to send\ttoday\t2026-03-02\tsupport\tretention\tbruno\n"
+    "attention\t\tzed@example.com\tAt risk (22.2): Latest NPS answer: 1 is poor (healthy ≥ 9); Latest CSAT: 1 is poor (healthy ≥ 4.5); Days since the last touchpoint: 60 is poor (healthy ≤ 21)\tnew\t2026-03-02\t\t\tbruno\n"
+    "attention\t\tzed@example.com\tQuiet: no touchpoint since entering for 60 days (limit 42)\t18d late\t2026-02-12\tsupport\tretention\tbruno\n"
+    "attention\t\tlena@example.com\tStuck: in demand-analysis for 3 days (limit 1)\t2d late\t2026-02-28\tafter-sales\tdemand-analysis\tana\n"
+    "coming\tt2\ttom@example.com\tCall the customer\tin 2d\t2026-03-04\tafter-sales\tcustomer-contact\tbruno\n"
+    "coming\tt7\tzed@example.com\tCall about what is not working\tin 2d\t2026-03-04\tsupport\tretention\tbruno\n"
+    "waiting\tt3\tmaria.dos.santos.oliveira@example.com.br\tHarbour Help Desk: Introduce first-line support to the customer\ttoday\t2026-03-02\tsupport\tpost-sales\tpartner:helpdesk-partner\n"
+)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def book(run, workspace):
+    for command in BOOK:
+        ok(run(*command))
+    return workspace
+
+
+@pytest.mark.parametrize(("columns", "expected"), [("80", AT_80), ("140", AT_140)])
+def test_due_is_an_agenda_that_fits_the_terminal(run, book, columns, expected):
+    shown = ok(run("due", "--days", "3", env={"COLUMNS": columns})).stdout
+    assert shown == expected
+    assert all(len(line) <= int(columns) for line in shown.splitlines())
+
+
+def test_in_a_pipe_due_writes_plain_uncut_rows(run, book):
+    assert ok(run("due", "--days", "3", env={"COLUMNS": ""})).stdout == IN_A_PIPE
+
+
+def test_due_json_has_the_documented_keys_and_the_agenda_ones(run, book):
+    items = json.loads(ok(run("due", "--days", "3", "-f", "json")).stdout)
+    assert [(i["section"], i["kind"], i["ref"], i["customer"]) for i in items] == [
+        ("overdue", "task", "t1", "lena@example.com"),
+        ("overdue", "email", "e2", "maria.dos.santos.oliveira@example.com.br"),
+        ("today", "task", "t4", "maria.dos.santos.oliveira@example.com.br"),
+        ("today", "email", "e1", "tom@example.com"),
+        ("today", "email", "e4", "zed@example.com"),
+        ("attention", "at-risk", None, "zed@example.com"),
+        ("attention", "stagnation", None, "zed@example.com"),
+        ("attention", "stagnation", None, "lena@example.com"),
+        ("coming", "task", "t2", "tom@example.com"),
+        ("coming", "task", "t7", "zed@example.com"),
+        ("waiting", "task", "t3", "maria.dos.santos.oliveira@example.com.br"),
+    ]
+    quiet = items[6]
+    assert (quiet["alerts"], quiet["reasons"]) == (
+        ["quiet"],
+        ["no touchpoint since entering for 60 days (limit 42)"],
+    )
+
+
+def test_due_says_first_when_the_daily_run_is_behind(run, book):
+    shown = ok(run("due", "--today", "2026-03-07", env={"COLUMNS": "80"})).stdout
+    assert shown.startswith(
+        "The daily run last ran 5 days ago (2026-03-02): run 'funnelctl run' first; this "
+        "list is incomplete.\n\nOverdue"
+    )
+    as_json = run("due", "--today", "2026-03-07", "-f", "json")
+    assert "The daily run last ran 5 days ago" in as_json.stderr
+    json.loads(as_json.stdout)  # the data stays clean
+
+
+def test_limit_shows_n_per_section_and_says_how_many_more(run, book):
+    shown = ok(run("due", "--limit", "1", env={"COLUMNS": "80"})).stdout
+    assert "Today (3)\n  t4  " in shown
+    assert "  … and 2 more (due --all)\n" in shown
+    items = json.loads(ok(run("due", "--limit", "1", "-f", "json")).stdout)
+    assert [i["section"] for i in items] == ["overdue", "today", "attention", "waiting"]
+
+
+def test_a_stage_is_stagnant_on_the_day_its_limit_is_reached(run, workspace):
+    ok(run("customer", "add", "new@example.com", "--owner", "ana", "--today", "2026-03-02"))
+    ok(run("enroll", "new@example.com", "after-sales", "--today", "2026-03-02"))
+    # demand-analysis: stagnant_after 1d. Entered on the 2nd: stagnant on the 3rd, today.
+    items = json.loads(ok(run("due", "--today", "2026-03-03", "-f", "json")).stdout)
+    stuck = [i for i in items if i["kind"] == "stagnation"]
+    assert [(i["alerts"], i["due_on"], i["days_overdue"]) for i in stuck] == [
+        (["stagnant"], "2026-03-03", 0)
+    ]
+    items = json.loads(ok(run("due", "--today", "2026-03-02", "-f", "json")).stdout)
+    assert [i for i in items if i["kind"] == "stagnation"] == []
+
+
+def test_emails_that_need_a_decision_need_attention(run, book):
+    import sqlite3
+
+    from conftest import db_dump  # noqa: F401  (the book is real; the statuses are set by send)
+
+    conn = sqlite3.connect(book / "funnel.db")
+    with conn:
+        conn.execute("UPDATE outbox SET status = 'failed', reason = 'mailbox full' WHERE id = 1")
+        conn.execute("UPDATE outbox SET status = 'uncertain' WHERE id = 4")
+        conn.execute("UPDATE outbox SET scheduled_on = '2026-02-20' WHERE id = 2")
+    conn.close()
+    items = json.loads(ok(run("due", "-f", "json")).stdout)
+    attention = [
+        (i["ref"], i["title"], i["reasons"])
+        for i in items
+        if i["section"] == "attention" and i["kind"] == "email"
+    ]
+    assert attention == [
+        (
+            "e2",
+            "Email 'partner-task' will be skipped as stale",
+            [
+                "due 2026-02-20, more than max_late_days (3) ago: requeue it "
+                "(outbox requeue e2) or let it go"
+            ],
+        ),
+        (
+            "e1",
+            "Email 'welcome' failed",
+            ["mailbox full", "fix it, then outbox resolve e1 --resend"],
+        ),
+        (
+            "e4",
+            "Email 'at-risk-check-in' may not have gone",
+            ["check, then outbox resolve e4 --sent or --resend"],
+        ),
+    ]
