@@ -507,14 +507,18 @@ def log_touchpoint(
     on: str,
     today: str,
     by: str | None,
+    next_step: NextStep | None = None,
 ) -> dict[str, Any]:
-    """Record an interaction; an inbound one drops what asked for a reply."""
+    """Record an interaction; an inbound one drops what asked for a reply. With
+    ``next_step``, plan it in the same transaction: both are kept, or neither."""
     if channel not in CHANNELS:
         raise UsageError(f"--channel {channel!r} must be one of {', '.join(CHANNELS)}")
     if direction not in DIRECTIONS:
         raise UsageError("--direction must be inbound or outbound")
     if on > today:
         raise UsageError(f"--on {on} is after today ({today}).")
+    if next_step is not None:
+        next_step = check_next_step(next_step, library, settings, today)
     with store.write():
         customer = customers.find(store, ref)
         touch_id = touchpoints.add(
@@ -540,11 +544,17 @@ def log_touchpoint(
                     f"{skipped} queued email(s) not sent: the customer replied",
                 )
         dropped = apply_drop_rules(store, library, settings, customer, today)
+        planned = (
+            plan_next_step(store, library, settings, customer, next_step, today=today)
+            if next_step is not None
+            else None
+        )
     return {
         "touchpoint": touch_id,
         "customer": customer.email,
         "emails_skipped": skipped,
         "tasks_dropped": dropped,
+        **({"next_step": planned} if planned is not None else {}),
     }
 
 

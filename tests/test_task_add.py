@@ -41,6 +41,11 @@ def no_next_step(run, customer: str) -> list[str]:
     ]
 
 
+def touchpoints(run, customer: str) -> list[str]:
+    rows = as_json(run("export", "touchpoints", "-f", "json"))
+    return [r["summary"] for r in rows if r["customer"] == customer]
+
+
 # -- the due forms ------------------------------------------------------------------------------
 
 
@@ -347,6 +352,109 @@ def test_an_unknown_customer_is_named(run, demo):
     result = run("task", "add", "nobody@example.com", "Call", "--due", "3d")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: No customer 'nobody@example.com'")
+
+
+# -- log --next: the touchpoint and the next step, both or neither ---------------------------------
+
+
+def test_log_next_logs_the_touchpoint_and_plans_the_next_step(run, demo):
+    assert no_next_step(run, BEATRIZ) == ["after-sales"]
+    logged = as_json(
+        run(
+            "log",
+            BEATRIZ,
+            "asked about SSO",
+            "--channel",
+            "email",
+            "--next",
+            "Send the proposal",
+            "--due",
+            "5d",
+            "-f",
+            "json",
+        )
+    )
+    task = logged["next_step"]
+    assert logged["customer"] == BEATRIZ
+    assert (task["ref"], task["title"], task["due_on"], task["owner"], task["funnel"]) == (
+        f"t{task['id']}",
+        "Send the proposal",
+        "2026-03-07",
+        "ana",
+        "after-sales",
+    )
+    assert "asked about SSO" in touchpoints(run, BEATRIZ)
+    assert no_next_step(run, BEATRIZ) == []
+
+
+def test_log_next_without_due_is_due_tomorrow(run, demo):
+    result = run("log", BEATRIZ, "call", "--channel", "phone", "--next", "Send the proposal")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.endswith(
+        '"Send the proposal", due tomorrow (Tue 2026-03-03), owner ana.\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--owner", "bruna"],
+            "Error: --owner 'bruna' is not in the team of funnelctl.yaml (ana, bruno); "
+            "did you mean 'bruno'?\n",
+        ),
+        (
+            ["--due", "yesterday"],
+            "Error: --due: 'yesterday' is not a due date; write YYYY-MM-DD, Nd (3d), Nw (2w), "
+            "today, tomorrow or a weekday (mon or monday … sun or sunday).\n",
+        ),
+    ],
+)
+def test_log_next_with_a_bad_next_step_logs_nothing(run, demo, dump, args, message):
+    before = dump(demo)
+    result = run("log", BEATRIZ, "call", "--channel", "phone", "--next", "Send it", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message)
+    assert dump(demo) == before
+
+
+def test_log_next_for_a_customer_in_several_funnels_logs_nothing_without_funnel(run, demo, dump):
+    before = dump(demo)
+    result = run("log", SAM, "call", "--channel", "phone", "--next", "Check the rollout")
+    assert result.exit_code == 2
+    assert "say which with --funnel" in result.stderr
+    assert dump(demo) == before
+    ok(
+        run(
+            "log",
+            SAM,
+            "call",
+            "--channel",
+            "phone",
+            "--next",
+            "Check the rollout",
+            "--funnel",
+            "after-sales",
+        )
+    )
+    assert "call" in touchpoints(run, SAM)
+    assert no_next_step(run, SAM) == []
+
+
+@pytest.mark.parametrize("args", [["--due", "5d"], ["--owner", "ana"], ["--funnel", "support"]])
+def test_the_next_step_options_need_next(run, demo, dump, args):
+    before = dump(demo)
+    result = run("log", BEATRIZ, "call", "--channel", "phone", *args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: --due, --owner and --funnel describe the next step: give it with --next TITLE.\n"
+    )
+    assert dump(demo) == before
+
+
+def test_log_without_next_is_unchanged(run, demo):
+    logged = as_json(run("log", BEATRIZ, "call", "--channel", "phone", "-f", "json"))
+    assert "next_step" not in logged
+    assert no_next_step(run, BEATRIZ) == ["after-sales"]
 
 
 def test_the_task_group_lists_add(run, workspace):
