@@ -1,20 +1,24 @@
-"""Activities: tasks and their owners, the daily list, done / snooze / drop,
+"""Activities: tasks and their owners, done / snooze / drop, next steps by hand,
 touchpoints (a reply drops what asked for it) and escalations."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from difflib import get_close_matches
 from typing import Any
 
+from . import refs
 from .context import build_context
-from .dates import shift
+from .dates import days_between, shift
 from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction
 from .store import Row, Store, customers, enrollments, events, outbox, touchpoints
 from .store import activities as tasks
 from .store.activities import Task
 from .store.customers import Customer
+from .store.enrollments import Enrollment
 from .workspace import Settings
 
 DIRECTIONS = ("inbound", "outbound")
@@ -313,6 +317,181 @@ def drop_for_enrollment(store: Store, enrollment_id: int, today: str, reason: st
     outbox.skip_for_enrollment(store, enrollment_id, reason)
 
 
+# -- next steps planned by hand ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """A task planned by hand (``task add``, ``log --next``): due on a day, not after a delay.
+
+    ``owner`` None is the enrollment's owner, else the customer's; ``funnel`` None is the
+    customer's one active enrollment, or none at all when they have none (the task is the
+    customer's alone)."""
+
+    title: str
+    due_on: str
+    owner: str | None = None
+    channel: str | None = None
+    description: str | None = None
+    funnel: str | None = None
+
+
+def check_next_step(step: NextStep, library: Library, settings: Settings, today: str) -> NextStep:
+    """``step`` with its title trimmed, or a UsageError for what cannot be planned: all
+    of it checked before anything is written."""
+    title = step.title.strip()
+    if not title:
+        raise UsageError("The task needs a title.")
+    if any(char in title for char in "\r\n"):
+        raise UsageError("A task's title is one line; put the details in --description.")
+    if step.due_on < today:
+        raise UsageError(
+            f"--due {step.due_on} is in the past (today is {today}): plan a next step for "
+            "today or later."
+        )
+    if step.channel is not None and step.channel not in CHANNELS:
+        raise UsageError(
+            f"--channel {step.channel!r} must be one of {', '.join(CHANNELS)}"
+            + _did_you_mean(step.channel, CHANNELS)
+        )
+    if step.owner is not None:
+        check_owner(step.owner, library, settings)
+    return replace(step, title=title)
+
+
+def check_owner(owner: str, library: Library, settings: Settings) -> None:
+    """An owner given by hand is a team member or ``partner:ID`` of a partner in the
+    playbooks; anything else is a UsageError that says what was probably meant."""
+    partners = sorted(library.partners)
+    if owner.startswith("partner:"):
+        partner = owner.removeprefix("partner:")
+        if partner in library.partners:
+            return
+        close = get_close_matches(partner, partners, n=1)
+        raise UsageError(
+            f"--owner {owner!r}: no partner {partner!r} in the playbooks "
+            f"(partners: {', '.join(partners) or 'none'})"
+            + (f"; did you mean 'partner:{close[0]}'?" if close else ".")
+        )
+    if owner in settings.team:
+        return
+    if not settings.team:
+        raise UsageError(
+            f"--owner {owner!r}: funnelctl.yaml has no team; list the people who take tasks "
+            "under team: there."
+        )
+    hint = _did_you_mean(owner, settings.team) or (
+        "; give a team member, or partner:ID for a partner "
+        f"({', '.join(partners) or 'none in the playbooks'})."
+    )
+    raise UsageError(
+        f"--owner {owner!r} is not in the team of funnelctl.yaml ({', '.join(settings.team)})"
+        + hint
+    )
+
+
+def _did_you_mean(value: str, choices: Sequence[str]) -> str:
+    close = get_close_matches(value, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def add_task(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    ref: str,
+    step: NextStep,
+    *,
+    today: str,
+) -> dict[str, Any]:
+    """Plan a next step by hand for the customer ``ref``: one transaction."""
+    step = check_next_step(step, library, settings, today)
+    with store.write():
+        customer = customers.find(store, ref)
+        return plan_next_step(store, library, settings, customer, step, today=today)
+
+
+def plan_next_step(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    customer: Customer,
+    step: NextStep,
+    *,
+    today: str,
+) -> dict[str, Any]:
+    """Create the task ``step`` (checked by :func:`check_next_step`) inside the caller's
+    transaction, in the customer's enrollment; a partner who owns it is told by email.
+    It counts as the enrollment's next step as any playbook task does."""
+    enrollment = _enrollment_for(store, library, customer, step.funnel)
+    owner = step.owner or (enrollment.owner if enrollment else None) or customer.owner
+    partner = bool(owner and owner.startswith("partner:"))
+    action = TaskAction(
+        title=step.title,
+        due=days_between(today, step.due_on),
+        owner=owner,
+        channel=step.channel,
+        sourcing="outsourced" if partner else "internal",
+        description=step.description,
+    )
+    task_id = create_task(
+        store,
+        action,
+        settings=settings,
+        customer_id=customer.id,
+        enrollment_id=enrollment.id if enrollment else None,
+        visit_id=enrollment.visit_id if enrollment else None,
+        owner=owner,
+        base_date=today,  # a partner is told today, however far ahead the task is due
+        action_key=None,
+        source="hand",
+        today=today,
+    )
+    reference = refs.ref("task", task_id)
+    events.add(
+        store,
+        customer.id,
+        today,
+        "task",
+        f"Planned by hand: {reference} {step.title!r} for {owner or 'nobody'}, due {step.due_on}",
+    )
+    return {
+        "id": task_id,
+        "ref": reference,
+        "customer": customer.label,
+        "title": step.title,
+        "due_on": step.due_on,
+        "owner": owner,
+        "channel": step.channel,
+        "funnel": enrollment.funnel if enrollment else None,
+        "stage": enrollment.stage if enrollment else None,
+    }
+
+
+def _enrollment_for(
+    store: Store, library: Library, customer: Customer, funnel_id: str | None
+) -> Enrollment | None:
+    """The active enrollment a task planned by hand belongs to: the one in ``funnel_id``,
+    else the customer's only one (several: say which), else none."""
+    if funnel_id is not None:
+        funnel = library.funnel(funnel_id)
+        found = enrollments.active_in(store, customer.id, funnel.id)
+        if found is None:
+            mine = [e for e in enrollments.of_customer(store, customer.id) if e.funnel == funnel.id]
+            why = f" (it is {mine[-1].status})" if mine else ""
+            raise FunnelError(
+                f"{customer.label} has no active enrollment in {funnel.id}{why}; leave out "
+                "--funnel to plan the task for the customer alone."
+            )
+        return found
+    if not enrollments.active_of_customer(store, customer.id):
+        return None
+    from .engine import pick_enrollment  # the engine builds on this module
+
+    enrollment, _ = pick_enrollment(store, library, customer, funnel_id=None)
+    return enrollment
+
+
 # -- touchpoints -------------------------------------------------------------------------------
 
 
@@ -328,14 +507,18 @@ def log_touchpoint(
     on: str,
     today: str,
     by: str | None,
+    next_step: NextStep | None = None,
 ) -> dict[str, Any]:
-    """Record an interaction; an inbound one drops what asked for a reply."""
+    """Record an interaction; an inbound one drops what asked for a reply. With
+    ``next_step``, plan it in the same transaction: both are kept, or neither."""
     if channel not in CHANNELS:
         raise UsageError(f"--channel {channel!r} must be one of {', '.join(CHANNELS)}")
     if direction not in DIRECTIONS:
         raise UsageError("--direction must be inbound or outbound")
     if on > today:
         raise UsageError(f"--on {on} is after today ({today}).")
+    if next_step is not None:
+        next_step = check_next_step(next_step, library, settings, today)
     with store.write():
         customer = customers.find(store, ref)
         touch_id = touchpoints.add(
@@ -361,11 +544,17 @@ def log_touchpoint(
                     f"{skipped} queued email(s) not sent: the customer replied",
                 )
         dropped = apply_drop_rules(store, library, settings, customer, today)
+        planned = (
+            plan_next_step(store, library, settings, customer, next_step, today=today)
+            if next_step is not None
+            else None
+        )
     return {
         "touchpoint": touch_id,
         "customer": customer.email,
         "emails_skipped": skipped,
         "tasks_dropped": dropped,
+        **({"next_step": planned} if planned is not None else {}),
     }
 
 

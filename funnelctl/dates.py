@@ -11,6 +11,10 @@ from datetime import date, datetime, timedelta
 
 _DURATION = re.compile(r"^(\d{1,4})([dw])$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DUE_FORMS = (
+    "YYYY-MM-DD, Nd (3d), Nw (2w), today, tomorrow or a weekday (mon or monday … sun or sunday)"
+)
 
 
 def parse_date(text: str, fmt: str | None = None) -> date:
@@ -56,13 +60,43 @@ def days_between(earlier: date | str, later: date | str) -> int:
     return (later - earlier).days
 
 
-def relative(day: str, today: str) -> str:
-    """A day as people say it beside today: today, tomorrow, yesterday, in 3d, 2d late."""
-    n = days_between(today, day)
-    if n == 0:
+def parse_due(text: str, today: date | str) -> str:
+    """The ISO day a due date written by a person means, seen from ``today``.
+
+    ``YYYY-MM-DD``; ``Nd`` or ``Nw`` from today (``0d`` is today); ``today``, ``tomorrow``;
+    a weekday, whole or in three letters (``thu``, ``Thursday``): the next such day after
+    today, so today's own weekday is a week ahead. Case and surrounding spaces do not
+    matter. Anything else is a UsageError naming the value and the forms. A day in the
+    past is returned as such: whether it is allowed is the caller's to say.
+    """
+    from .errors import UsageError
+
+    value = text.strip().lower()
+    start = date.fromisoformat(today) if isinstance(today, str) else today
+    if value == "today":
+        return start.isoformat()
+    if value == "tomorrow":
+        return shift(start.isoformat(), 1)
+    if _DURATION.match(value):
+        return shift(start.isoformat(), parse_duration(value))
+    for number, name in enumerate(WEEKDAYS):
+        if value in (name, name[:3]):
+            return shift(start.isoformat(), (number - start.weekday() - 1) % 7 + 1)
+    if _ISO_DATE.match(value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise UsageError(f"{text!r} is not a valid date in the form YYYY-MM-DD.") from None
+    raise UsageError(f"{text!r} is not a due date; write {DUE_FORMS}.")
+
+
+def relative(day: date | str, today: date | str) -> str:
+    """``day`` in words, seen from ``today``: today, tomorrow, yesterday, in 3d, 2d late."""
+    days = days_between(today, day)
+    if days == 0:
         return "today"
-    if n == 1:
+    if days == 1:
         return "tomorrow"
-    if n == -1:
+    if days == -1:
         return "yesterday"
-    return f"in {n}d" if n > 0 else f"{-n}d late"
+    return f"in {days}d" if days > 0 else f"{-days}d late"

@@ -79,6 +79,14 @@ def message(text: str) -> None:
     stderr_console().print(Text(text), soft_wrap=True)
 
 
+def line(text: str) -> None:
+    """A result that is one sentence for a person (a table would be one row): on stdout,
+    never wrapped, never read as markup."""
+    from rich.text import Text
+
+    stdout_console().print(Text(text), soft_wrap=True)
+
+
 def error(text: str, details: Sequence[str] = (), limit: int = 50) -> None:
     from rich.text import Text
 

@@ -28,6 +28,7 @@ from . import (
     send,
     signal,
     snooze,
+    task,
     template,
     ticket,
 )
@@ -53,6 +54,7 @@ app.command("done")(done.done)
 app.command("snooze")(snooze.snooze_)
 app.command("drop")(drop.drop_)
 app.command("log")(log.log)
+app.add_typer(task.app)
 app.command("signal")(signal.signal)
 app.command("at-risk")(at_risk.at_risk)
 app.command("run")(run.run)

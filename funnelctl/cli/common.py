@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from .. import output
-from ..dates import parse_date
+from ..dates import parse_date, parse_due
 from ..errors import FunnelError, InternalError, UsageError, os_problem
 from ..output import OutputFormat
 from ..playbooks import Library
@@ -152,6 +152,15 @@ def option_date(option: str, value: str) -> str:
         return parse_date(value).isoformat()
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def option_due(option: str, value: str, today: str) -> str:
+    """The ISO day a due date given to ``option`` means (dates.parse_due: 2026-12-03, 3d,
+    2w, today, tomorrow, thu); anything else is a usage error that names the option."""
+    try:
+        return parse_due(value, today)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc.message}") from None
 
 
 def resolve_today(today: str | None, workspace: Workspace | None) -> str:
