@@ -54,3 +54,25 @@ def days_between(earlier: date | str, later: date | str) -> int:
     if isinstance(later, str):
         later = date.fromisoformat(later)
     return (later - earlier).days
+
+
+# Beyond this many days ahead a date reads better as itself than as a count.
+RELATIVE_HORIZON = 13
+
+
+def relative(day: date | str, today: date | str) -> str:
+    """``day`` as a person says it, seen from ``today``: ``today``, ``tomorrow``,
+    ``yesterday``, ``in 3d`` (up to RELATIVE_HORIZON days ahead), ``on 2026-12-03``
+    (further ahead) or ``2d late`` (two days or more ago). Pure: no clock, no locale."""
+    days = days_between(today, day)
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days == -1:
+        return "yesterday"
+    if days < 0:
+        return f"{-days}d late"
+    if days <= RELATIVE_HORIZON:
+        return f"in {days}d"
+    return f"on {day if isinstance(day, str) else day.isoformat()}"
