@@ -1,0 +1,290 @@
+"""done, snooze, drop and undo: references that cannot be confused (t12 a task, e7 an
+email), several at once (all or none), and an answer that names the task, the
+customer and what follows.
+
+The demo book (today 2026-03-02) has task 1 for Lena and email 1 for Tom: the pair the
+issue was about ('drop 1' dropped Lena's task when Tom's email was meant).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+TASK_KEYS = {
+    "id",
+    "customer_id",
+    "enrollment_id",
+    "title",
+    "status",
+    "due_on",
+    "first_due_on",
+    "owner",
+    "note",
+    "closed_on",
+    "source",
+}
+
+
+def ok(result):
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def rows(root: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = sqlite3.connect(root / "funnel.db")
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def task(root: Path, task_id: int) -> tuple | None:
+    found = rows(
+        root, "SELECT status, due_on, closed_on, note FROM activities WHERE id = ?", (task_id,)
+    )
+    return found[0] if found else None
+
+
+def email(root: Path, email_id: int) -> tuple:
+    return rows(root, "SELECT status, scheduled_on, reason FROM outbox WHERE id = ?", (email_id,))[
+        0
+    ]
+
+
+def timeline(root: Path, customer: str) -> list[str]:
+    return [
+        r[0]
+        for r in rows(
+            root,
+            "SELECT summary FROM events e JOIN customers c ON c.id = e.customer_id "
+            "WHERE c.email = ? ORDER BY e.id",
+            (customer,),
+        )
+    ]
+
+
+# -- done ----------------------------------------------------------------------------------------
+
+
+def test_done_names_the_task_the_customer_and_the_follow_up(run, demo):
+    result = ok(run("done", "t13"))
+    assert result.stdout == (
+        "Done: t13 Hold the kick-off meeting (aiko.tanaka@example.com)\n"
+        "  next: t156 Send the kick-off notes and agreed goals, due tomorrow\n"
+    )
+    assert result.stderr == ""
+    assert task(demo, 13) == ("done", "2026-02-23", "2026-03-02", None)
+    assert task(demo, 156) == ("open", "2026-03-03", None, None)
+    assert timeline(demo, "aiko.tanaka@example.com")[-2:] == [
+        "Done: t13 Hold the kick-off meeting",
+        "Task t156 'Send the kick-off notes and agreed goals' created, due 2026-03-03 (after t13)",
+    ]
+
+
+def test_a_bare_number_is_still_a_task(run, demo):
+    assert (
+        ok(run("done", "1")).stdout
+        == "Done: t1 Analyze customer demand (lena.fischer@example.com)\n"
+    )
+    assert task(demo, 1)[0] == "done"
+
+
+def test_done_as_json_keeps_the_task_keys_and_adds_ref_customer_and_next(run, demo):
+    result = json.loads(ok(run("done", "t13", "t1", "--note", "held", "-f", "json")).stdout)
+    assert [set(row) >= TASK_KEYS for row in result] == [True, True]
+    assert [(r["id"], r["status"], r["note"]) for r in result] == [
+        (13, "done", "held"),
+        (1, "done", "held"),
+    ]
+    assert [(r["ref"], r["customer"], r["next"]) for r in result] == [
+        ("t13", "aiko.tanaka@example.com", "t156"),
+        ("t1", "lena.fischer@example.com", None),
+    ]
+
+
+def test_done_as_csv_keeps_its_columns_and_adds_ref_customer_and_next(run, demo):
+    result = ok(run("done", "t13", "-f", "csv"))
+    assert result.stdout == (
+        "id,title,status,due_on,owner,note,ref,customer,next\n"
+        "13,Hold the kick-off meeting,done,2026-02-23,ana,,t13,aiko.tanaka@example.com,t156\n"
+    )
+
+
+def test_several_tasks_done_at_once(run, demo):
+    result = ok(run("done", "t1", "t5", "t13"))
+    assert result.stdout == (
+        "Done: t1 Analyze customer demand (lena.fischer@example.com)\n"
+        "Done: t5 Call the customer (tom.becker@example.com)\n"
+        "Done: t13 Hold the kick-off meeting (aiko.tanaka@example.com)\n"
+        "  next: t156 Send the kick-off notes and agreed goals, due tomorrow\n"
+    )
+    assert [task(demo, i)[0] for i in (1, 5, 13)] == ["done", "done", "done"]
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "error"),
+    [
+        (
+            ("done", "t1", "t9999", "t5"),
+            1,
+            "No task t9999 (see 'funnelctl due'); nothing was changed.",
+        ),
+        (
+            ("done", "t1", "t1"),
+            2,
+            "t1 is given twice; nothing was changed.",
+        ),
+        (
+            ("done", "t1", "x5"),
+            2,
+            "'x5' is not a reference: write t12 for a task or e7 for an email (see 'funnelctl due').",
+        ),
+        (("done", "t1", "e1"), 2, "'e1' is email e1; this command takes a task (t12)."),
+        (
+            ("snooze", "t1", "e1", "--days", "2"),
+            2,
+            "'e1' is email e1; this command takes a task (t12).",
+        ),
+        (
+            ("snooze", "t1", "t9999", "--days", "2"),
+            1,
+            "No task t9999 (see 'funnelctl due'); nothing was changed.",
+        ),
+        (
+            ("drop", "t1", "e9999", "--reason", "x"),
+            1,
+            "No email e9999 (see 'funnelctl outbox list'); nothing was changed.",
+        ),
+        (
+            ("drop", "t1", "e2", "--reason", "x"),
+            1,
+            "e2 Email 'welcome' (joana.ferreira@example.com) is already skipped; nothing was changed.",
+        ),
+    ],
+)
+def test_one_bad_reference_changes_nothing(run, demo, dump, args, exit_code, error):
+    before = dump(demo)
+    result = run(*args)
+    assert (result.exit_code, result.stdout, result.stderr) == (exit_code, "", f"Error: {error}\n")
+    assert dump(demo) == before
+
+
+def test_a_task_already_closed_is_named_and_nothing_changes(run, demo, dump):
+    ok(run("done", "t13"))
+    before = dump(demo)
+    for verb, extra in (("done", ()), ("snooze", ("--days", "2")), ("drop", ("--reason", "x"))):
+        result = run(verb, "t1", "t13", *extra)
+        assert (result.exit_code, result.stderr) == (
+            1,
+            "Error: t13 Hold the kick-off meeting (aiko.tanaka@example.com) is already done "
+            "(on 2026-03-02); nothing was changed.\n",
+        )
+    assert dump(demo) == before
+
+
+# -- snooze and drop -------------------------------------------------------------------------
+
+
+def test_snooze_says_when_each_task_is_due_now(run, demo):
+    result = ok(run("snooze", "t14", "t1", "--days", "3"))
+    assert result.stdout == (
+        "Snoozed: t14 Check the first week of use (aiko.tanaka@example.com), now due in 3d\n"
+        "Snoozed: t1 Analyze customer demand (lena.fischer@example.com), now due in 3d\n"
+    )
+    far = ok(run("snooze", "t5", "--until", "2026-12-03"))
+    assert (
+        far.stdout
+        == "Snoozed: t5 Call the customer (tom.becker@example.com), now due on 2026-12-03\n"
+    )
+    assert [task(demo, i)[1] for i in (14, 1, 5)] == ["2026-03-05", "2026-03-05", "2026-12-03"]
+    snoozed = json.loads(ok(run("snooze", "t3", "--days", "1", "-f", "json")).stdout)
+    assert [(r["ref"], r["customer"], r["next"], r["due_on"]) for r in snoozed] == [
+        ("t3", "priya.nair@example.org", None, "2026-03-03")
+    ]
+
+
+def test_drop_1_drops_lenas_task_and_says_whose_it_was(run, demo):
+    result = ok(run("drop", "1", "--reason", "asked to wait"))
+    assert result.stdout == "Dropped: t1 Analyze customer demand (lena.fischer@example.com)\n"
+    assert task(demo, 1) == ("dropped", "2026-03-02", "2026-03-02", "asked to wait")
+    assert email(demo, 1) == ("queued", "2026-02-28", None)  # Tom's email is untouched
+
+
+def test_drop_e1_skips_toms_email_and_never_lenas_task(run, demo):
+    result = ok(run("drop", "e1", "--reason", "he called first"))
+    assert result.stdout == (
+        "Dropped: e1 Email 'welcome' (tom.becker@example.com), it will not be sent\n"
+    )
+    assert email(demo, 1) == ("skipped", "2026-02-28", "dropped by hand: he called first")
+    assert task(demo, 1) == ("open", "2026-03-02", None, None)
+    assert timeline(demo, "tom.becker@example.com")[-1] == (
+        "Dropped: e1 Email 'welcome' (he called first)"
+    )
+    as_json = json.loads(ok(run("drop", "t5", "--reason", "x", "-f", "json")).stdout)
+    assert [(r["ref"], r["customer"], r["status"], r["next"]) for r in as_json] == [
+        ("t5", "tom.becker@example.com", "dropped", None)
+    ]
+
+
+@pytest.fixture
+def seven(run, workspace):
+    """A book where task 7 and email 7 both exist and belong to different customers: one
+    customer with a task and no email, then seven who each got a welcome email and a call."""
+    ok(run("customer", "add", "first@example.com", "--name", "First One"))
+    ok(run("enroll", "first@example.com", "after-sales"))
+    for n in range(1, 8):
+        ok(run("customer", "add", f"c{n}@example.com", "--name", f"Customer {n}"))
+        ok(run("enroll", f"c{n}@example.com", "after-sales", "--stage", "customer-contact"))
+    assert rows(
+        workspace,
+        "SELECT c.email FROM activities a JOIN customers c ON c.id = a.customer_id WHERE a.id = 7",
+    ) == [("c6@example.com",)]
+    assert rows(
+        workspace,
+        "SELECT c.email FROM outbox o JOIN customers c ON c.id = o.customer_id WHERE o.id = 7",
+    ) == [("c7@example.com",)]
+    return workspace
+
+
+def test_drop_e7_can_never_touch_task_7(run, seven):
+    result = ok(run("drop", "e7", "--reason", "not wanted"))
+    assert result.stdout == "Dropped: e7 Email 'welcome' (c7@example.com), it will not be sent\n"
+    assert task(seven, 7) == ("open", "2026-03-04", None, None)
+    assert email(seven, 7)[0] == "skipped"
+    assert rows(seven, "SELECT count(*) FROM activities WHERE status != 'open'") == [(0,)]
+    # and the other way round: t7 and a bare 7 are the task, never the email
+    assert ok(run("drop", "7", "--reason", "x")).stdout == (
+        "Dropped: t7 Call the customer (c6@example.com)\n"
+    )
+    assert email(seven, 7) == ("skipped", "2026-03-02", "dropped by hand: not wanted")
+    assert rows(seven, "SELECT count(*) FROM outbox WHERE status != 'queued'") == [(1,)]
+
+
+def test_done_and_snooze_refuse_e7_by_name(run, seven, dump):
+    before = dump(seven)
+    for args in (("done", "e7"), ("snooze", "e7", "--days", "1")):
+        result = run(*args)
+        assert (result.exit_code, result.stderr) == (
+            2,
+            "Error: 'e7' is email e7; this command takes a task (t12).\n",
+        )
+    assert dump(seven) == before
+
+
+def test_a_failed_email_is_settled_by_outbox_resolve_not_dropped(run, seven, dump):
+    conn = sqlite3.connect(seven / "funnel.db")
+    conn.execute("UPDATE outbox SET status = 'failed', reason = '550 no such user' WHERE id = 3")
+    conn.commit()
+    conn.close()
+    before = dump(seven)
+    result = run("drop", "e3", "--reason", "x")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: e3 Email 'welcome' (c3@example.com) is failed: settle it with "
+        "'funnelctl outbox resolve e3 --skip'; nothing was changed.\n",
+    )
+    assert dump(seven) == before
