@@ -288,3 +288,170 @@ def test_a_failed_email_is_settled_by_outbox_resolve_not_dropped(run, seven, dum
         "'funnelctl outbox resolve e3 --skip'; nothing was changed.\n",
     )
     assert dump(seven) == before
+
+
+# -- undo ----------------------------------------------------------------------------------------
+
+
+def test_undo_done_reopens_the_task_and_removes_its_follow_up(run, demo):
+    listed = ok(run("due", "-f", "json", "--days", "7")).stdout
+    ok(run("done", "t13", "--note", "held"))
+    result = ok(run("undo"))
+    assert result.stdout == (
+        "Undone: done t13 Hold the kick-off meeting (aiko.tanaka@example.com): open again, "
+        "follow-up t156 removed\n"
+    )
+    assert task(demo, 13) == ("open", "2026-02-23", None, None)
+    assert task(demo, 156) is None
+    # the enrollment's count of next steps follows the removed follow-up
+    assert rows(
+        demo,
+        "SELECT e.next_steps, (SELECT count(*) FROM activities a WHERE a.enrollment_id = e.id "
+        "AND a.status = 'open') + (SELECT count(*) FROM outbox o WHERE o.enrollment_id = e.id "
+        "AND o.status = 'queued') FROM enrollments e WHERE e.id = "
+        "(SELECT enrollment_id FROM activities WHERE id = 13)",
+    ) == [(2, 2)]
+    assert ok(run("due", "-f", "json", "--days", "7")).stdout == listed
+    assert timeline(demo, "aiko.tanaka@example.com")[-1] == (
+        "Undone: done t13 Hold the kick-off meeting; follow-up t156 removed"
+    )
+    # done again: the follow-up comes back
+    assert "next: t156 Send the kick-off notes" in ok(run("done", "t13")).stdout
+
+
+def test_a_second_undo_does_not_redo(run, demo, dump):
+    ok(run("snooze", "t14", "--days", "3"))
+    ok(run("undo"))
+    before = dump(demo)
+    again = run("undo")
+    assert (again.exit_code, again.stdout, again.stderr) == (
+        1,
+        "",
+        "Error: Nothing to undo: the last done, snooze or drop (snooze t14) is undone already, "
+        "and undo goes back one command only.\n",
+    )
+    assert dump(demo) == before
+    assert task(demo, 14)[1] == "2026-02-27"
+
+
+def test_undo_with_nothing_done_says_so(run, demo, dump):
+    before = dump(demo)
+    result = run("undo")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: Nothing to undo: no done, snooze or drop has been made in this book.\n",
+    )
+    assert dump(demo) == before
+
+
+def test_undo_reverts_the_whole_last_command_and_only_it(run, demo):
+    ok(run("snooze", "t3", "--days", "5"))
+    ok(run("snooze", "t14", "t1", "--days", "3"))
+    result = ok(run("undo", "-f", "json"))
+    undone = json.loads(result.stdout)
+    assert [(r["ref"], r["customer"], r["undone"], r["due_on"], r["removed"]) for r in undone] == [
+        ("t14", "aiko.tanaka@example.com", "snooze", "2026-02-27", None),
+        ("t1", "lena.fischer@example.com", "snooze", "2026-03-02", None),
+    ]
+    assert [task(demo, i)[1] for i in (14, 1, 3)] == ["2026-02-27", "2026-03-02", "2026-03-07"]
+
+
+def test_undo_snooze_and_drop_say_what_they_put_back(run, demo):
+    ok(run("snooze", "t14", "--days", "3"))
+    assert ok(run("undo")).stdout == (
+        "Undone: snooze t14 Check the first week of use (aiko.tanaka@example.com): "
+        "due 3d late again\n"
+    )
+    ok(run("drop", "t1", "e1", "--reason", "duplicate"))
+    assert ok(run("undo")).stdout == (
+        "Undone: drop t1 Analyze customer demand (lena.fischer@example.com): open again\n"
+        "Undone: drop e1 Email 'welcome' (tom.becker@example.com): queued again\n"
+    )
+    assert task(demo, 1) == ("open", "2026-03-02", None, None)
+    assert email(demo, 1) == ("queued", "2026-02-28", None)
+    assert timeline(demo, "tom.becker@example.com")[-1] == "Undone: drop e1 Email 'welcome'"
+
+
+def test_undo_refuses_when_the_follow_up_was_worked_on(run, demo, dump):
+    ok(run("done", "t13"))
+    ok(run("churn", "aiko.tanaka@example.com", "--funnel", "support"))  # drops t156
+    before = dump(demo)
+    result = run("undo")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: Cannot undo done t13: its follow-up t156 Send the kick-off notes and agreed "
+        "goals is dropped now (on 2026-03-02); nothing was changed.\n",
+    )
+    assert dump(demo) == before
+
+
+def test_undo_never_requeues_an_email_that_changed_since_the_drop(run, demo, dump):
+    ok(run("drop", "e1", "--reason", "duplicate"))
+    ok(run("outbox", "requeue", "e1"))
+    before = dump(demo)
+    result = run("undo")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: Cannot undo drop e1: e1 Email 'welcome' is queued now, not as the drop "
+        "left it; nothing was changed.\n",
+    )
+    assert dump(demo) == before
+
+
+HANDED_ON = """\
+id: care
+title: Care
+stages:
+  - id: intake
+    title: Intake
+    on_enter:
+      - task: Read the contract
+        due: 1d
+        then:
+          task: Answer the first question
+          due: 1d
+          owner: partner:desk
+partners:
+  - id: desk
+    name: Harbour Help Desk
+    email: desk@example.com
+"""
+
+
+@pytest.fixture
+def handed_on(run, workspace):
+    """A task whose follow-up goes to a partner, who is told by email."""
+    (workspace / "playbooks" / "care.yaml").write_text(HANDED_ON)
+    ok(run("customer", "add", "c@example.com", "--name", "Cee"))
+    ok(run("enroll", "c@example.com", "care"))
+    assert ok(run("done", "t1")).stdout == (
+        "Done: t1 Read the contract (c@example.com)\n"
+        "  next: t2 Answer the first question, due tomorrow\n"
+    )
+    assert email(workspace, 1)[0] == "queued"  # the partner's email about t2
+    return workspace
+
+
+def test_undo_takes_back_a_partner_follow_up_and_its_unsent_email(run, handed_on):
+    assert ok(run("undo")).stdout == (
+        "Undone: done t1 Read the contract (c@example.com): open again, follow-up t2 removed\n"
+    )
+    assert (task(handed_on, 1)[0], task(handed_on, 2)) == ("open", None)
+    assert email(handed_on, 1) == ("superseded", "2026-03-02", "its task was taken back by undo")
+
+
+def test_undo_refuses_once_the_partner_was_told(run, handed_on, dump):
+    conn = sqlite3.connect(handed_on / "funnel.db")
+    conn.execute("UPDATE outbox SET status = 'sent', sent_at = '2026-03-02T10:00:00' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    before = dump(handed_on)
+    result = run("undo")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: Cannot undo done t1: its follow-up t2 Answer the first question went to the "
+        "partner already (email e1 is sent); nothing was changed.\n",
+    )
+    assert dump(handed_on) == before

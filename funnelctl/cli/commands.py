@@ -30,6 +30,7 @@ from . import (
     snooze,
     template,
     ticket,
+    undo,
 )
 from .common import new_app
 
@@ -52,6 +53,7 @@ app.command("due")(due.due)
 app.command("done")(done.done)
 app.command("snooze")(snooze.snooze_)
 app.command("drop")(drop.drop_)
+app.command("undo")(undo.undo)
 app.command("log")(log.log)
 app.command("signal")(signal.signal)
 app.command("at-risk")(at_risk.at_risk)

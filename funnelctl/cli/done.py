@@ -19,7 +19,7 @@ def done(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Mark tasks done (t12 t13 ...: all or none); each one's follow-up task (then:)
-    starts now."""
+    starts now. 'funnelctl undo' takes it back."""
     from ..activities import complete
 
     ids = task_ids(tasks)

@@ -1,4 +1,4 @@
-"""What done, snooze and drop share: the references they take (several at once)
+"""What done, snooze, drop and undo share: the references they take (several at once)
 and how they tell what they did, one sentence per item naming it and its customer."""
 
 from __future__ import annotations
@@ -84,3 +84,19 @@ def snooze_sentence(today: str) -> Callable[[Worked], list[str]]:
 def drop_sentence(item: Worked) -> list[str]:
     unsent = ", it will not be sent" if item.ref.startswith("e") else ""
     return [f"Dropped: {named(item)}{unsent}"]
+
+
+def undo_sentence(today: str) -> Callable[[Worked], list[str]]:
+    def sentence(item: Worked) -> list[str]:
+        row = item.row
+        if item.ref.startswith("e"):
+            now = "queued again"
+        elif row["undone"] == "snooze":
+            now = f"due {relative(row['due_on'], today)} again"
+        else:
+            now = "open again"
+            if row["removed"]:
+                now += f", follow-up {row['removed']} removed"
+        return [f"Undone: {row['undone']} {named(item)}: {now}"]
+
+    return sentence
