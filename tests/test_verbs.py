@@ -455,3 +455,23 @@ def test_undo_refuses_once_the_partner_was_told(run, handed_on, dump):
         "partner already (email e1 is sent); nothing was changed.\n",
     )
     assert dump(handed_on) == before
+
+
+# -- outbox resolve ------------------------------------------------------------------------------
+
+
+def test_outbox_resolve_takes_e7_and_refuses_t7(run, seven, dump):
+    conn = sqlite3.connect(seven / "funnel.db")
+    conn.execute("UPDATE outbox SET status = 'failed', reason = '550 no such user' WHERE id = 7")
+    conn.commit()
+    conn.close()
+    before = dump(seven)
+    wrong = run("outbox", "resolve", "t7", "--skip")
+    assert (wrong.exit_code, wrong.stderr) == (
+        2,
+        "Error: 't7' is task t7; this command takes an email (e7).\n",
+    )
+    assert dump(seven) == before
+    ok(run("outbox", "resolve", "e7", "--skip"))
+    assert email(seven, 7)[0] == "skipped"
+    assert task(seven, 7)[0] == "open"
