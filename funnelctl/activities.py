@@ -16,6 +16,7 @@ from .errors import FunnelError, NotFound, UsageError
 from .playbooks import CHANNELS, Library, TaskAction
 from .store import Row, Store, customers, enrollments, events, outbox, touchpoints
 from .store import activities as tasks
+from .store import undo as undo_log
 from .store.activities import Task
 from .store.customers import Customer
 from .store.enrollments import Enrollment
@@ -228,39 +229,137 @@ def create_child_task(
 def get_task(store: Store, task_id: int) -> Task:
     task = tasks.get(store, task_id)
     if task is None:
-        raise NotFound(f"No task #{task_id} (see 'funnelctl due').")
+        raise NotFound(f"No task {refs.ref('task', task_id)} (see 'funnelctl due').")
     return task
+
+
+# -- done, snooze, drop: several references at once, all or none -------------------------------
+
+
+@dataclass(frozen=True)
+class Worked:
+    """One item a verb (done, snooze, drop, undo) changed. ``row`` is what scripts get: the
+    item's columns with ``ref``, ``customer`` and ``next`` (the follow-up's ref or None);
+    the rest is what a person is told."""
+
+    ref: str
+    title: str
+    customer: str
+    row: Row
+    follow_up: Task | None = None
+
+
+NOTHING_CHANGED = "nothing was changed."
+
+
+def customer_label(store: Store, customer_id: int) -> str:
+    customer = customers.get(store, customer_id)
+    return customer.label if customer else f"#{customer_id}"
+
+
+def email_title(email: outbox.OutboxEmail) -> str:
+    return f"Email {email.template!r}"
+
+
+def worked_task(
+    store: Store, task_id: int, follow_up_id: int | None = None, **extra: Any
+) -> Worked:
+    """The task as it is now, told the way every verb tells it."""
+    task = get_task(store, task_id)
+    follow = tasks.get(store, follow_up_id) if follow_up_id is not None else None
+    who = customer_label(store, task.customer_id)
+    ref = refs.ref("task", task_id)
+    row = {**task.as_dict(), "ref": ref, "customer": who, **extra}
+    row.setdefault("next", refs.ref("task", follow.id) if follow else None)
+    return Worked(ref, task.title, who, row, follow)
+
+
+def worked_email(store: Store, email_id: int, **extra: Any) -> Worked:
+    email = outbox.get(store, email_id)
+    assert email is not None
+    who = customer_label(store, email.customer_id)
+    ref = refs.ref("email", email_id)
+    title = email_title(email)
+    row = {**email.as_dict(), "title": title, "ref": ref, "customer": who, **extra}
+    row.setdefault("next", None)
+    return Worked(ref, title, who, row)
 
 
 def _open_task(store: Store, task_id: int) -> Task:
-    task = get_task(store, task_id)
+    """The open task ``task_id``; an unknown or closed one is refused by its ref."""
+    ref = refs.ref("task", task_id)
+    task = tasks.get(store, task_id)
+    if task is None:
+        raise NotFound(f"No task {ref} (see 'funnelctl due'); {NOTHING_CHANGED}")
     if task.status != "open":
-        raise FunnelError(f"Task #{task_id} is already {task.status} (on {task.closed_on}).")
+        raise FunnelError(
+            f"{ref} {task.title} ({customer_label(store, task.customer_id)}) is already "
+            f"{task.status} (on {task.closed_on}); {NOTHING_CHANGED}"
+        )
     return task
 
 
-def complete(store: Store, settings: Settings, task_id: int, today: str, note: str | None) -> Row:
-    """Mark a task done; its ``then:`` follow-up starts now, due counted from today."""
+def _queued_email(store: Store, email_id: int) -> outbox.OutboxEmail:
+    """The queued email ``email_id``, the only kind drop skips; any other is refused by
+    its ref, with the way to settle it where there is one."""
+    ref = refs.ref("email", email_id)
+    email = outbox.get(store, email_id)
+    if email is None:
+        raise NotFound(f"No email {ref} (see 'funnelctl outbox list'); {NOTHING_CHANGED}")
+    if email.status == outbox.Status.QUEUED:
+        return email
+    what = f"{ref} {email_title(email)} ({customer_label(store, email.customer_id)})"
+    if email.status in ("failed", "uncertain"):
+        why = f"is {email.status}: settle it with 'funnelctl outbox resolve {ref} --skip'"
+    elif email.status in ("sent", "skipped", "superseded"):
+        why = f"is already {email.status}"
+    else:
+        why = f"is {email.status}: only a queued email can be dropped"
+    raise FunnelError(f"{what} {why}; {NOTHING_CHANGED}")
+
+
+def complete(
+    store: Store, settings: Settings, task_ids: Sequence[int], today: str, note: str | None
+) -> list[Worked]:
+    """Mark tasks done, all or none; each one's ``then:`` follow-up starts now, due
+    counted from today. What undo needs is kept."""
     with store.write():
-        complete_task(store, settings, _open_task(store, task_id), today, note)
-    return get_task(store, task_id).as_dict()
+        command = undo_log.begin(store)
+        done = []
+        for task_id in task_ids:
+            task = _open_task(store, task_id)
+            follow_id = complete_task(store, settings, task, today, note)
+            undo_log.record(
+                store,
+                command,
+                "done",
+                acted_on=today,
+                task_id=task_id,
+                value_before=task.note,
+                value_after=note,
+                follow_up_id=follow_id,
+            )
+            done.append((task_id, follow_id))
+        return [worked_task(store, task_id, follow_id) for task_id, follow_id in done]
 
 
 def complete_task(
     store: Store, settings: Settings, task: Task, today: str, note: str | None
-) -> None:
-    """The work of :func:`complete`, inside the caller's transaction."""
+) -> int | None:
+    """The work of :func:`complete`, inside the caller's transaction; the id of the
+    follow-up task it created, if any."""
     task_id = task.id
+    ref = refs.ref("task", task_id)
     tasks.close(store, task_id, "done", today, note)
     events.add(
         store,
         task.customer_id,
         today,
         "task",
-        f"Done: #{task_id} {task.title}" + (f" ({note})" if note else ""),
+        f"Done: {ref} {task.title}" + (f" ({note})" if note else ""),
     )
     if not task.then_spec:
-        return
+        return None
     follow = task_from_spec(task.then_spec)
     enrollment = enrollments.get(store, task.enrollment_id) if task.enrollment_id else None
     customer_owner = customers.owner_of(store, task.customer_id)
@@ -281,35 +380,90 @@ def complete_task(
         task.customer_id,
         today,
         "action",
-        f"Task #{new_id} {follow.title!r} created, due {shift(today, follow.due)} (after #{task_id})",
+        f"Task {refs.ref('task', new_id)} {follow.title!r} created, due "
+        f"{shift(today, follow.due)} (after {ref})",
         source=task.source,
     )
+    return new_id
 
 
-def snooze(store: Store, task_id: int, today: str, until: str) -> Row:
+def snooze(store: Store, task_ids: Sequence[int], today: str, until: str) -> list[Worked]:
+    """Push tasks back to ``until``, all or none."""
     if until <= today:
         raise UsageError(f"Snooze to a day after today ({today}), not {until}.")
     with store.write():
-        task = _open_task(store, task_id)
-        tasks.reschedule(store, task_id, until)
-        events.add(
-            store,
-            task.customer_id,
-            today,
-            "task",
-            f"Snoozed: #{task_id} {task.title} until {until}",
-        )
-    return get_task(store, task_id).as_dict()
+        command = undo_log.begin(store)
+        for task_id in task_ids:
+            task = _open_task(store, task_id)
+            tasks.reschedule(store, task_id, until)
+            events.add(
+                store,
+                task.customer_id,
+                today,
+                "task",
+                f"Snoozed: {refs.ref('task', task_id)} {task.title} until {until}",
+            )
+            undo_log.record(
+                store,
+                command,
+                "snooze",
+                acted_on=today,
+                task_id=task_id,
+                value_before=task.due_on,
+                value_after=until,
+            )
+        return [worked_task(store, task_id) for task_id in task_ids]
 
 
-def drop(store: Store, task_id: int, today: str, reason: str) -> Row:
+def drop(store: Store, items: Sequence[refs.Ref], today: str, reason: str) -> list[Worked]:
+    """Drop tasks no longer needed, and skip queued emails no longer wanted (``e7``: an
+    email's reference only ever reaches the email), all or none."""
     with store.write():
-        task = _open_task(store, task_id)
-        tasks.close(store, task_id, "dropped", today, reason)
-        events.add(
-            store, task.customer_id, today, "task", f"Dropped: #{task_id} {task.title} ({reason})"
-        )
-    return get_task(store, task_id).as_dict()
+        command = undo_log.begin(store)
+        for item in items:
+            if item.kind == "email":
+                _skip_email(store, command, item.id, today, reason)
+                continue
+            task = _open_task(store, item.id)
+            tasks.close(store, item.id, "dropped", today, reason)
+            events.add(
+                store, task.customer_id, today, "task", f"Dropped: {item} {task.title} ({reason})"
+            )
+            undo_log.record(
+                store,
+                command,
+                "drop",
+                acted_on=today,
+                task_id=item.id,
+                value_before=task.note,
+                value_after=reason,
+            )
+        return [
+            worked_email(store, item.id) if item.kind == "email" else worked_task(store, item.id)
+            for item in items
+        ]
+
+
+def _skip_email(store: Store, command: int, email_id: int, today: str, reason: str) -> None:
+    email = _queued_email(store, email_id)
+    skipped = f"dropped by hand: {reason}"
+    outbox.skip(store, email_id, skipped)
+    events.add(
+        store,
+        email.customer_id,
+        today,
+        "email",
+        f"Dropped: {refs.ref('email', email_id)} {email_title(email)} ({reason})",
+    )
+    undo_log.record(
+        store,
+        command,
+        "drop",
+        acted_on=today,
+        email_id=email_id,
+        value_before=email.reason,
+        value_after=skipped,
+    )
 
 
 def drop_for_enrollment(store: Store, enrollment_id: int, today: str, reason: str) -> None:

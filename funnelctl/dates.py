@@ -90,8 +90,14 @@ def parse_due(text: str, today: date | str) -> str:
     raise UsageError(f"{text!r} is not a due date; write {DUE_FORMS}.")
 
 
+# Beyond this many days ahead a date reads better as itself than as a count.
+RELATIVE_HORIZON = 13
+
+
 def relative(day: date | str, today: date | str) -> str:
-    """``day`` in words, seen from ``today``: today, tomorrow, yesterday, in 3d, 2d late."""
+    """``day`` as a person says it, seen from ``today``: ``today``, ``tomorrow``,
+    ``yesterday``, ``in 3d`` (up to RELATIVE_HORIZON days ahead), ``on 2026-12-03``
+    (further ahead) or ``2d late`` (two days or more ago). Pure: no clock, no locale."""
     days = days_between(today, day)
     if days == 0:
         return "today"
@@ -99,4 +105,8 @@ def relative(day: date | str, today: date | str) -> str:
         return "tomorrow"
     if days == -1:
         return "yesterday"
-    return f"in {days}d" if days > 0 else f"{-days}d late"
+    if days < 0:
+        return f"{-days}d late"
+    if days <= RELATIVE_HORIZON:
+        return f"in {days}d"
+    return f"on {day if isinstance(day, str) else day.isoformat()}"

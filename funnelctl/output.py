@@ -200,6 +200,12 @@ def write_styled(parts: Iterable[tuple[str, str | None]]) -> None:
     stdout_console().print(text, end="", soft_wrap=True, overflow="ignore", crop=False)
 
 
+def sentences(lines: Iterable[str]) -> None:
+    """What a command did to a few items, told in sentences: its table format, for people
+    (scripts ask for JSON or CSV). Plain text on stdout, never wrapped."""
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
 def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None) -> None:
     """One record (a summary): JSON object, a one-row CSV, or a two-column table."""
     if fmt == "json":

@@ -74,6 +74,7 @@ MOVES: dict[str, tuple[Callable[[Store, int], object], Status]] = {
     "resend": (lambda db, i: outbox.resend(db, i, "r"), Status.QUEUED),
     "skip": (lambda db, i: outbox.skip(db, i, "r"), Status.SKIPPED),
     "requeue": (lambda db, i: outbox.requeue(db, i, "r", DAY), Status.QUEUED),
+    "unskip": (lambda db, i: outbox.unskip(db, i, None), Status.QUEUED),
     "give_up": (lambda db, i: outbox.give_up(db, i, "r", tried=False), Status.FAILED),
     "give_up_tried": (lambda db, i: outbox.give_up(db, i, "r", tried=True), Status.FAILED),
 }
@@ -89,6 +90,7 @@ ALLOWED_FROM: dict[str, set[Status]] = {
     "resend": {Status.UNCERTAIN, Status.FAILED},
     "skip": {Status.QUEUED, Status.UNCERTAIN, Status.FAILED},
     "requeue": {Status.SKIPPED, Status.SUPERSEDED},
+    "unskip": {Status.SKIPPED},
     "give_up": {Status.SENDING},
     "give_up_tried": {Status.QUEUED},
 }
@@ -155,3 +157,17 @@ def test_every_status_change_in_the_code_goes_through_the_machine():
         if path.name != "outbox.py" and "UPDATE outbox" in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+def test_unskip_puts_a_dropped_email_back_as_it_was(db):
+    email_id = email_in(db, Status.QUEUED)
+    outbox.skip(db, email_id, "dropped by hand: x")
+    outbox.unskip(db, email_id, None)
+    email = outbox.get(db, email_id)
+    assert email is not None
+    assert (email.status, email.scheduled_on, email.reason, email.attempts) == (
+        "queued",
+        DAY,
+        None,
+        0,
+    )

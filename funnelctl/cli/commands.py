@@ -31,6 +31,7 @@ from . import (
     task,
     template,
     ticket,
+    undo,
 )
 from .common import new_app
 
@@ -53,6 +54,7 @@ app.command("due")(due.due)
 app.command("done")(done.done)
 app.command("snooze")(snooze.snooze_)
 app.command("drop")(drop.drop_)
+app.command("undo")(undo.undo)
 app.command("log")(log.log)
 app.add_typer(task.app)
 app.command("signal")(signal.signal)

@@ -58,7 +58,8 @@ FunnelOption = Annotated[
 TaskArg = Annotated[
     int, typer.Argument(help="The task id shown by 'funnelctl due'.", show_default=False)
 ]
-TASK_COLUMNS = ["id", "title", "status", "due_on", "owner", "note"]  # done, snooze, drop
+# done, snooze, drop (CSV): the task's columns, then its reference, customer and follow-up
+TASK_COLUMNS = ["id", "title", "status", "due_on", "owner", "note", "ref", "customer", "next"]
 
 
 def formats(*allowed: OutputFormat) -> TyperChoice[str]:

@@ -47,7 +47,10 @@ def list_(
 @app.command("resolve")
 def resolve_(
     email: Annotated[
-        int, typer.Argument(help="The email's id (funnelctl outbox list).", show_default=False)
+        str,
+        typer.Argument(
+            help="The email's reference, e12 or 12 (funnelctl outbox list).", show_default=False
+        ),
     ],
     sent: Annotated[bool, typer.Option("--sent", help="It did arrive: mark it sent.")] = False,
     resend: Annotated[
@@ -61,13 +64,15 @@ def resolve_(
     """Settle an uncertain or failed email after checking the recipient's mailbox."""
     from ..errors import UsageError
     from ..mail import resolve
+    from ..refs import expect
 
+    email_id = expect(email, "email")
     chosen = [name for name, flag in (("sent", sent), ("resend", resend), ("skip", skip)) if flag]
     if len(chosen) != 1:
         raise UsageError("Give exactly one of --sent, --resend or --skip.")
     with session(home, today) as s:
         now = resolve_now(s.today, s.workspace).isoformat(timespec="seconds")
-        row = resolve(s.store, email, chosen[0], s.today, now)
+        row = resolve(s.store, email_id, chosen[0], s.today, now)
     output.render([row], fmt, ["id", "template", "status", "reason", "sent_at", "message_id"])
 
 

@@ -110,6 +110,39 @@ def close(store: Store, task_id: int, status: str, on: str, note: str | None) ->
     )
 
 
+def reopen(store: Store, task_id: int, note: str | None) -> None:
+    """done or dropped -> open, with the note it had before (an undo)."""
+    store.conn.execute(
+        "UPDATE activities SET status = 'open', closed_on = NULL, note = ? "
+        "WHERE id = ? AND status IN ('done', 'dropped')",
+        [note, task_id],
+    )
+
+
+def has_children(store: Store, task_id: int) -> bool:
+    """Whether another task follows from this one (its follow-up, its escalation)."""
+    return bool(
+        store.conn.execute(
+            "SELECT 1 FROM activities WHERE parent_id = ? LIMIT 1", [task_id]
+        ).fetchone()
+    )
+
+
+def remove_untouched(store: Store, task_id: int) -> bool:
+    """Delete an open task nobody worked on (never snoozed, escalated or noted, nothing
+    following from it): a follow-up whose cause an undo took back. False when it is not
+    such a task any more."""
+    return (
+        store.conn.execute(
+            "DELETE FROM activities WHERE id = ? AND status = 'open' AND due_on = first_due_on "
+            "AND escalated_on IS NULL AND note IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM activities AS c WHERE c.parent_id = activities.id)",
+            [task_id],
+        ).rowcount
+        == 1
+    )
+
+
 def reschedule(store: Store, task_id: int, due_on: str) -> None:
     store.conn.execute("UPDATE activities SET due_on = ? WHERE id = ?", [due_on, task_id])
 

@@ -398,3 +398,33 @@ def m008_play_starts_and_partner_mail(db: Database) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migrations()
+def m009_undo(db: Database) -> None:
+    """What the last done, snooze or drop changed, item by item, so that ``undo`` can put
+    it back (store/undo.py); and a removed open task (a follow-up an undo took back) no
+    longer counts among its enrollment's next steps."""
+    statements = [
+        """
+        CREATE TABLE undo_steps (
+            id INTEGER PRIMARY KEY,
+            command_id INTEGER NOT NULL,    -- the steps of one command share it
+            verb TEXT NOT NULL CHECK (verb IN ('done', 'snooze', 'drop')),
+            task_id INTEGER,                -- the task it changed, or
+            email_id INTEGER,               -- the queued email it skipped (drop eN)
+            acted_on TEXT NOT NULL,         -- the day of the command
+            value_before TEXT,              -- snooze: the due date; done, drop: the task's
+            value_after TEXT,               --   note; drop eN: the email's reason; as the
+                                            --   command found it, and as it left it
+            follow_up_id INTEGER,           -- done: the task its then: created
+            undone_on TEXT,                 -- the day undo put it back (never twice)
+            CHECK ((task_id IS NULL) != (email_id IS NULL))
+        )
+        """,
+        """CREATE TRIGGER activities_steps_delete AFTER DELETE ON activities
+           WHEN OLD.status = 'open' AND OLD.enrollment_id IS NOT NULL
+           BEGIN UPDATE enrollments SET next_steps = next_steps - 1 WHERE id = OLD.enrollment_id; END""",
+    ]
+    for statement in statements:
+        db.execute(statement)

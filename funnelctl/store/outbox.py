@@ -13,6 +13,7 @@ never both take the same email, and a transition from anywhere else is an error
     queued -> skipped                    skip: stale, the customer replied, stage closed, by hand
     queued -> superseded                 supersede: its stage visit ended (a move, a catch-up)
     skipped | superseded -> queued       requeue: by hand, due the day it is requeued
+    skipped -> queued                    unskip: a drop undone, the email as it was before
     sending -> sent                      sent: the server took it
     sending -> queued                    defer: a temporary failure; or requeue: nothing left
     sending -> failed | uncertain        fail: refused for good; uncertain: fate unknown
@@ -165,6 +166,15 @@ def of_customer(store: Store, customer_id: int) -> list[OutboxEmail]:
     return _emails(store, "SELECT * FROM outbox WHERE customer_id = ? ORDER BY id", [customer_id])
 
 
+def telling_partner(store: Store, task_id: int) -> OutboxEmail | None:
+    """The email that hands task ``task_id`` to its partner, if it has one (found by the
+    key activities.tell_partner gives it, which is indexed)."""
+    row = store.conn.execute(
+        "SELECT * FROM outbox WHERE action_key = ?", [f"partner:{task_id}"]
+    ).fetchone()
+    return OutboxEmail.from_row(row) if row else None
+
+
 def template_of(store: Store, email_id: int) -> str | None:
     email = get(store, email_id)
     return email.template if email else None
@@ -286,6 +296,12 @@ def resend(store: Store, email_id: int, reason: str) -> None:
 def skip(store: Store, email_id: int, reason: str) -> None:
     """queued | uncertain | failed -> skipped: never sent, for ``reason``."""
     _change(store, email_id, SKIPPED, (Q, UNCERTAIN, FAILED), reason=reason)
+
+
+def unskip(store: Store, email_id: int, reason: str | None) -> None:
+    """skipped -> queued as it was before a drop skipped it (undo): its day, retry time
+    and attempts unchanged, its reason the one it had."""
+    _change(store, email_id, Q, (SKIPPED,), reason=reason)
 
 
 def requeue(store: Store, email_id: int, reason: str, today: str) -> None:
