@@ -54,3 +54,15 @@ def days_between(earlier: date | str, later: date | str) -> int:
     if isinstance(later, str):
         later = date.fromisoformat(later)
     return (later - earlier).days
+
+
+def relative(day: str, today: str) -> str:
+    """A day as people say it beside today: today, tomorrow, yesterday, in 3d, 2d late."""
+    n = days_between(today, day)
+    if n == 0:
+        return "today"
+    if n == 1:
+        return "tomorrow"
+    if n == -1:
+        return "yesterday"
+    return f"in {n}d" if n > 0 else f"{-n}d late"
