@@ -24,8 +24,11 @@ from .store import (
     enrollments,
     events,
     outbox,
+    plays,
     touchpoints,
 )
+from .store import health as signals
+from .store.customers import Customer
 
 # Fields a customer has besides free custom fields, in display order.
 FIELDS = tuple(column for column in CUSTOMER_COLUMNS if column != "fields")
@@ -212,3 +215,133 @@ def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
 
 def _line(on: str, kind: str, what: str, who: str | None, order: int, row_id: int) -> Row:
     return {"on": on, "kind": kind, "what": what, "who": who, "_order": order, "_id": row_id}
+
+
+# -- erasing a person, merging duplicates --------------------------------------------------------
+
+# What erasing or merging counts, in the order people read it: name -> (table, label).
+KINDS = {
+    "enrollments": ("enrollments", "enrollments"),
+    "stage_moves": ("stage_history", "stage moves"),
+    "actions_run": ("action_runs", "automatic actions run"),
+    "tasks": ("activities", "tasks"),
+    "emails": ("outbox", "emails"),
+    "touchpoints": ("touchpoints", "touchpoints"),
+    "tickets": ("tickets", "tickets"),
+    "signals": ("signals", "signals"),
+    "health_snapshots": ("health_snapshots", "health snapshots"),
+    "health_episodes": ("health_episodes", "health episodes"),
+    "play_starts": ("play_starts", "play starts"),
+    "timeline_lines": ("events", "timeline lines"),
+}
+
+
+def _named(by_table: Mapping[str, int]) -> dict[str, int]:
+    """Counts by table, named as people and scripts read them (KINDS)."""
+    return {name: by_table.get(table, 0) for name, (table, _) in KINDS.items()}
+
+
+def find_customer(store: Store, ref: str) -> Customer:
+    """The customer ``ref`` names (email, external id or #id); NotFound otherwise."""
+    with store.read():
+        return customers.find(store, ref)
+
+
+def delete_customer(store: Store, ref: str) -> Row:
+    """Erase a person and every row about them, in one transaction (a request under data
+    protection law); what each kind of row counted. Nothing changes on any error."""
+    with store.write():
+        customer = customers.find(store, ref)
+        sending = [o.id for o in outbox.of_customer(store, customer.id) if o.status == "sending"]
+        if sending:
+            raise FunnelError(
+                f"An email to {customer.label} is being sent right now (e{sending[0]}): "
+                "run the delete again once 'funnelctl send' has finished; nothing was deleted."
+            )
+        store.overwrite_deleted()
+        cid = customer.id
+        by_table: dict[str, int] = {
+            "events": events.delete_of_customer(store, cid),
+            "play_starts": plays.delete_of_customer(store, cid),
+            **signals.delete_of_customer(store, cid),
+            **touchpoints.delete_of_customer(store, cid),
+            # tasks and emails point at the enrollments: they go first
+            "outbox": outbox.delete_of_customer(store, cid),
+            "activities": activities.delete_of_customer(store, cid),
+            **enrollments.delete_of_customer(store, cid),
+        }
+        customers.delete(store, cid)
+    store.checkpoint()
+    return {"customer": customer.label, "id": customer.id, "deleted": _named(by_table)}
+
+
+def merged_values(keep: Customer, other: Customer) -> dict[str, Any]:
+    """What ``keep`` takes from ``other``: its empty fields filled, tags united, custom
+    fields merged; where both have a value, ``keep``'s stays."""
+    changes: dict[str, Any] = {}
+    for field in FIELDS:
+        if field == "tags":
+            tags = sorted(set(keep.tags) | set(other.tags))
+            if tags != list(keep.tags):
+                changes["tags"] = tags
+        elif _empty(getattr(keep, field)) and not _empty(getattr(other, field)):
+            changes[field] = getattr(other, field)
+    fields = dict(other.fields)
+    for key, value in keep.fields.items():
+        if not _empty(value) or key not in fields:
+            fields[key] = value
+    if fields != dict(keep.fields):
+        changes["fields"] = fields
+    return changes
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> Row:
+    """Keep ``keep_ref``, give it ``other_ref``'s whole history and empty fields, delete
+    ``other_ref``: one transaction. Refused, with nothing changed, when both are active in
+    the same funnel (one customer is in a funnel once)."""
+    with store.write():
+        keep = customers.find(store, keep_ref)
+        other = customers.find(store, other_ref)
+        if keep.id == other.id:
+            raise UsageError(f"{keep_ref!r} and {other_ref!r} are the same customer, {keep.label}.")
+        shared = enrollments.shared_active_funnels(store, keep.id, other.id)
+        if shared:
+            funnels = ", ".join(repr(f) for f in shared)
+            raise FunnelError(
+                f"Cannot merge {other.label} into {keep.label}: both are active in the funnel "
+                f"{funnels}, and a customer is in a funnel once. Close one of the two first "
+                f"(funnelctl lost {other.label} --funnel {shared[0]} --reason duplicate), then "
+                "merge; nothing was changed."
+            )
+        old, new = other.id, keep.id
+        by_table: dict[str, int] = {
+            **enrollments.move_to_customer(store, old, new),
+            "activities": activities.move_to_customer(store, old, new),
+            "outbox": outbox.move_to_customer(store, old, new),
+            **touchpoints.move_to_customer(store, old, new),
+            **signals.move_to_customer(store, old, new, today),
+            "play_starts": plays.move_to_customer(store, old, new),
+            "events": events.move_to_customer(store, old, new),
+        }
+        changes = merged_values(keep, other)
+        customers.delete(store, old)  # first: the email or external id it hands on is unique
+        if changes:
+            customers.update(store, new, changes, today)
+        filled = sorted(k for k in changes if k != "tags")
+        summary = f"Merged {other.label} (#{old}) into this customer"
+        if filled:
+            summary += "; filled " + ", ".join(filled)
+        events.add(store, new, today, "customer", summary)
+        kept = customers.get(store, new)
+    assert kept is not None
+    return {
+        "customer": kept.label,
+        "merged": other.label,
+        "moved": _named(by_table),
+        "filled": filled,
+        "tags": list(kept.tags),
+    }

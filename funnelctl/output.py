@@ -404,3 +404,88 @@ def progress(description: str, total: int | None = None) -> Iterator[Progress]:
         return
     with bar._bar:
         yield bar
+
+
+# -- text for a person: the customer card, summaries ---------------------------------------------
+
+
+def text_width() -> int:
+    """The columns a person reads in: COLUMNS when set, else the terminal's, else 80 (a
+    pipe, a file); never fewer than 40."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError):
+            width = 80
+    return max(width, 40)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken between words only: a word
+    longer than a line (an email, an address, a reference) stands whole on its own."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        joined = f"{current} {word}" if current else word
+        if current and cell_len(joined) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = joined
+    return [*lines, current]
+
+
+class _Lines:
+    """Lines of plain text with an optional style each (dropped in a pipe)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.lines: list[tuple[str, str | None]] = []
+
+    def add(self, text: str = "", style: str | None = None) -> None:
+        self.lines.append((text, style))
+
+    def hanging(self, lead: str, text: str, style: str | None = None) -> None:
+        """``lead`` then ``text`` wrapped to the width, its next lines under its start."""
+        from rich.cells import cell_len
+
+        indent = cell_len(lead)
+        parts = wrap(text, max(self.width - indent, 20))
+        self.add(lead + parts[0], style)
+        for part in parts[1:]:
+            self.add(" " * indent + part, style)
+
+    def table(self, rows: Sequence[Sequence[str]], style: str | None = None) -> None:
+        """Rows whose cells but the last are padded to a column; the last one wraps."""
+        from rich.cells import cell_len
+
+        if not rows:
+            return
+        widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            lead = "  " + "".join(
+                cell + " " * (w - cell_len(cell)) + "  "
+                for cell, w in zip(row[:-1], widths, strict=True)
+            )
+            self.hanging(lead, row[-1], style)
+
+    def print(self) -> None:
+        from rich.text import Text
+
+        console = stdout_console()
+        for text, style in self.lines:
+            console.print(Text(text, style=style or ""), soft_wrap=True)
+
+
+def render_summary(title: str, items: Mapping[str, Any]) -> None:
+    """A title, then one aligned ``label  value`` line per item (the result of an erasure
+    or a merge), for a person."""
+    out = _Lines(text_width())
+    out.add(title + ":", "bold")
+    out.table([[label, cell_text(value)] for label, value in items.items()])
+    out.print()

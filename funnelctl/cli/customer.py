@@ -1,19 +1,30 @@
-"""funnelctl customer add | edit | list | show"""
+"""funnelctl customer add | edit | list | show | delete | merge"""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from .. import output
-from ..customers import Cleaner, add_customer, edit_customer, parse_assignments, timeline
+from ..customers import (
+    KINDS,
+    Cleaner,
+    add_customer,
+    delete_customer,
+    edit_customer,
+    find_customer,
+    merge_customers,
+    parse_assignments,
+    timeline,
+)
 from ..errors import UsageError
 from ..output import OutputFormat
 from ..store import customers
 from .common import CustomerArg, FormatOption, HomeOption, TodayOption, new_app, session
 
-app = new_app("Add, edit, list and show customers.", name="customer")
+app = new_app("Add, edit, list, show, delete and merge customers.", name="customer")
 
 Name = Annotated[str | None, typer.Option(help="Full name.")]
 Company = Annotated[str | None, typer.Option(help="Company.")]
@@ -172,3 +183,84 @@ def show(
     output.render(
         lines, fmt, ["on", "kind", "what", "who"], title="Timeline", empty="No history yet."
     )
+
+
+def _at_a_terminal() -> bool:
+    """Whether someone can be asked: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def _counted(counts: dict[str, int]) -> dict[str, int]:
+    """The kinds with a count, labelled for people, in KINDS order."""
+    return {KINDS[name][1]: n for name, n in counts.items() if n}
+
+
+@app.command("delete")
+def delete(
+    customer: CustomerArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (needed when not at a terminal).")
+    ] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Erase a person and everything about them (a data protection request): every
+    enrollment, move, task, email, touchpoint, ticket, signal, score and timeline line.
+
+    One transaction: all of it, or on any error nothing. Backups made before keep them.
+    """
+    with session(home, today) as s:
+        label = find_customer(s.store, customer).label
+        if not yes:
+            if not _at_a_terminal():
+                raise UsageError(
+                    f"Deleting {label} erases them for good, and there is no terminal to ask "
+                    "on: add --yes to confirm."
+                )
+            if not typer.confirm(
+                f"Delete {label} and everything about them?", default=False, err=True
+            ):
+                output.message("Nothing was deleted.")
+                raise typer.Exit(1)
+        result = delete_customer(s.store, customer)
+    if fmt == "table":
+        summary = {"customer": 1, **_counted(result["deleted"])}
+        output.render_summary(f"Deleted {label} and everything about them", summary)
+    else:
+        output.render_object(result, fmt)
+
+
+@app.command("merge")
+def merge(
+    keep: Annotated[
+        str,
+        typer.Argument(help="The customer kept (email, external id or #id).", show_default=False),
+    ],
+    other: Annotated[
+        str,
+        typer.Argument(
+            help="The duplicate: its history moves to KEEP, then it is deleted.",
+            show_default=False,
+        ),
+    ],
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Merge a duplicate into the customer kept: enrollments with their history, tasks,
+    emails, touchpoints, tickets, signals, health and timeline move over; the kept
+    customer's empty fields are filled from the duplicate (where both have a value, the
+    kept one's stays), tags are united; then the duplicate is deleted. One transaction.
+
+    Refused, with nothing changed, when both are active in the same funnel.
+    """
+    with session(home, today) as s:
+        result = merge_customers(s.store, keep, other, s.today)
+    if fmt == "table":
+        summary: dict[str, Any] = dict(_counted(result["moved"]))  # what moved over
+        summary["fields filled"] = result["filled"] or "none"
+        summary["tags now"] = result["tags"]
+        output.render_summary(f"Merged {result['merged']} into {result['customer']}", summary)
+    else:
+        output.render_object(result, fmt)
