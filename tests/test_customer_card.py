@@ -22,6 +22,273 @@ def test_relative_days_read_as_people_say_them():
     assert relative("2027-03-02", today) == "in 365d"  # across a year, not mod anything
 
 
+# -- the card ---------------------------------------------------------------------------------------
+
+JOANA = "joana.ferreira@ferreira-filhos-contabilidade.example.pt"
+
+
+@pytest.fixture
+def joana(run, workspace, monkeypatch):
+    """Joana: after-sales (demand analysis done, now at customer contact with the call
+    overdue and the welcome email still queued), a relationship enrollment lost, a
+    touchpoint and an NPS answer of 7."""
+    monkeypatch.setenv("FUNNELCTL_USER", "ana")  # who moved her: not the machine's login
+    ok(
+        run(
+            "customer", "add", JOANA, "--name", "Joana Ferreira",
+            "--company", "Ferreira & Filhos Contabilidade", "--set", "phone=+351 912 345 678",
+            "--owner", "ana", "--plan", "growth", "--mrr", "490", "--seats", "8",
+            "--tag", "monthly", "--set", "region=north", "--today", "2026-02-10",
+        )
+    )  # fmt: skip
+    ok(run("enroll", JOANA, "after-sales", "--today", "2026-02-10"))
+    ok(run("done", "1", "--today", "2026-02-11"))
+    ok(run("enroll", JOANA, "relationship", "--today", "2026-02-12"))
+    ok(run("lost", JOANA, "--funnel", "relationship", "--reason", "enrolled by mistake",
+           "--today", "2026-02-13"))  # fmt: skip
+    ok(run("move", JOANA, "customer-contact", "--today", "2026-02-24", "--note", "needs met"))
+    ok(run("log", JOANA, "Called about the welcome pack", "--channel", "phone",
+           "--direction", "outbound", "--on", "2026-02-25"))  # fmt: skip
+    ok(run("signal", JOANA, "nps", "7", "--today", "2026-02-27"))
+    return JOANA
+
+
+CARD_HEAD_80 = """\
+Joana Ferreira (#1)
+  company      Ferreira & Filhos Contabilidade
+  email        joana.ferreira@ferreira-filhos-contabilidade.example.pt
+  phone        +351 912 345 678
+  external id  –
+  owner        ana
+  account      growth plan, mrr 490, 8 seats
+  tags         monthly
+  fields       region=north
+
+Funnels
+  after-sales   Customer contact (customer-contact): active, 6d in stage
+  relationship  Relationship kick-off (kickoff): lost on 2026-02-13 (enrolled by
+                mistake)
+
+Health: 64.3
+  - Latest NPS answer: 7 is concerning (healthy ≥ 9)
+  - Overdue tasks: 1 is concerning (healthy ≤ 0)
+  - Days stuck beyond a stage's limit: 1 is concerning (healthy ≤ 0)
+
+Open tasks
+  t3  4d late  Call the customer
+
+Queued emails
+  e2  2026-02-24  6d late  welcome
+
+Timeline
+  2026-02-10  customer    Customer added
+  2026-02-10  stage       Enrolled in after-sales at demand-analysis · ana
+"""
+
+CARD_TAIL_80 = """\
+  2026-02-10  action      Task #1 'Analyze customer demand' for ana, due
+                          2026-02-10
+  2026-02-11  task        Done: #1 Analyze customer demand
+  2026-02-11  task        t1 Analyze customer demand [done] · ana
+  2026-02-12  stage       Enrolled in relationship at kickoff · ana
+  2026-02-12  action      Email 'relationship-welcome' queued for 2026-02-12
+  2026-02-12  action      Task #2 'Agree goals for the next quarter' for ana,
+                          due 2026-02-19
+  2026-02-12  email       e1 relationship-welcome [skipped] enrollment lost
+  2026-02-13  stage       relationship: lost at kickoff (enrolled by mistake) ·
+                          ana
+  2026-02-13  task        t2 Agree goals for the next quarter [dropped] · ana
+  2026-02-24  stage       after-sales: demand-analysis -> customer-contact
+                          (needs met) · ana
+  2026-02-24  action      Email 'welcome' queued for 2026-02-24
+  2026-02-24  action      Task #3 'Call the customer' for ana, due 2026-02-26
+  2026-02-24  email       e2 welcome [queued]
+  2026-02-25  touchpoint  outbound phone: Called about the welcome pack · ana
+  2026-02-26  task        t3 Call the customer [due 2026-02-26] · ana
+"""
+
+
+def test_the_card_at_80_columns(run, joana):
+    shown = ok(run("customer", "show", joana, env={"COLUMNS": "80"}))
+    assert shown.stderr == ""
+    assert shown.stdout == (
+        CARD_HEAD_80
+        + CARD_TAIL_80
+        + "  1 skipped action folded away (condition false); --all shows them\n"
+    )
+
+
+def test_all_unfolds_the_skipped_actions(run, joana):
+    shown = ok(run("customer", "show", joana, "--all", env={"COLUMNS": "80"}))
+    assert shown.stdout == (
+        CARD_HEAD_80
+        + "  2026-02-10  action      Skipped (assign owner: round-robin [when not\n"
+        + "                          customer.owner]): condition is false\n"
+        + CARD_TAIL_80
+    )
+
+
+def test_a_wider_terminal_wraps_less_and_a_narrow_one_never_cuts_an_email_or_a_ref(run, joana):
+    wide = ok(run("customer", "show", joana, env={"COLUMNS": "120"})).stdout.splitlines()
+    assert max(len(line) for line in wide) <= 120
+    assert (
+        "  relationship  Relationship kick-off (kickoff): lost on 2026-02-13 (enrolled by mistake)"
+        in wide
+    )
+    assert (
+        "  2026-02-24  stage       after-sales: demand-analysis -> customer-contact (needs met) · ana"
+        in wide
+    )
+    narrow = ok(run("customer", "show", joana, env={"COLUMNS": "40"})).stdout.splitlines()
+    assert f"  email        {joana}" in narrow  # longer than the line, and whole
+    assert "  t3  4d late  Call the customer" in narrow
+    assert "  e2  2026-02-24  6d late  welcome" in narrow
+
+
+def test_in_a_pipe_the_card_is_plain_text(run, joana):
+    shown = ok(run("customer", "show", joana, env={"NO_COLOR": None, "COLUMNS": None}))
+    assert "\x1b" not in shown.stdout and "│" not in shown.stdout
+    assert shown.stdout.startswith("Joana Ferreira (#1)\n  company      Ferreira & Filhos")
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80  # a pipe reads at 80
+
+
+def test_the_card_as_json_keeps_every_key_and_adds_the_card(run, joana):
+    shown = as_json(run("customer", "show", joana, "-f", "json"))
+    assert list(shown) == [
+        "id", "email", "external_id", "name", "company", "phone", "owner", "plan", "mrr",
+        "seats", "signed_on", "language", "tags", "fields", "created_on", "updated_on",
+        "enrollments", "health", "open_tasks", "queued_emails", "timeline",
+    ]  # fmt: skip
+    assert shown["enrollments"] == [
+        {
+            "id": 1,
+            "funnel": "after-sales",
+            "funnel_title": "After-sales (first 90 days)",
+            "stage": "customer-contact",
+            "stage_title": "Customer contact",
+            "status": "active",
+            "entered_on": "2026-02-24",
+            "days_in_stage": 6,
+            "owner": "ana",
+            "closed_on": None,
+            "close_reason": None,
+        },
+        {
+            "id": 2,
+            "funnel": "relationship",
+            "funnel_title": "Long-term relationship",
+            "stage": "kickoff",
+            "stage_title": "Relationship kick-off",
+            "status": "lost",
+            "entered_on": "2026-02-12",
+            "days_in_stage": None,
+            "owner": "ana",
+            "closed_on": "2026-02-13",
+            "close_reason": "enrolled by mistake",
+        },
+    ]
+    assert shown["health"] == {
+        "score": 64.3,
+        "at_risk": False,
+        "at_risk_below": 60,
+        "reasons": [
+            "Latest NPS answer: 7 is concerning (healthy ≥ 9)",
+            "Overdue tasks: 1 is concerning (healthy ≤ 0)",
+            "Days stuck beyond a stage's limit: 1 is concerning (healthy ≤ 0)",
+        ],
+        "opportunities": [],
+    }
+    assert shown["open_tasks"] == [
+        {
+            "ref": "t3",
+            "id": 3,
+            "title": "Call the customer",
+            "due_on": "2026-02-26",
+            "due": "4d late",
+            "owner": "ana",
+        }
+    ]
+    assert shown["queued_emails"] == [
+        {
+            "ref": "e2",
+            "id": 2,
+            "template": "welcome",
+            "scheduled_on": "2026-02-24",
+            "when": "6d late",
+            "partner": None,
+        }
+    ]
+    # every line, folded ones too: scripts filter for themselves
+    assert [(t["on"], t["kind"]) for t in shown["timeline"][:4]] == [
+        ("2026-02-10", "customer"),
+        ("2026-02-10", "stage"),
+        ("2026-02-10", "action"),
+        ("2026-02-10", "action"),
+    ]
+    assert shown["timeline"][2]["what"].startswith("Skipped (assign owner")
+    assert set(shown["timeline"][0]) == {"on", "kind", "what", "who"}
+    assert len(shown["timeline"]) == 18
+
+
+def test_the_timeline_keeps_the_order_things_happened_in_a_day(run, workspace, monkeypatch):
+    """Two funnels entered the same day: each move is followed by its own actions, and
+    the customer was added before anything happened to them."""
+    monkeypatch.setenv("FUNNELCTL_USER", "ana")
+    ok(run("customer", "add", "c@example.com", "--owner", "ana", "--today", "2026-02-20"))
+    ok(run("enroll", "c@example.com", "relationship", "--today", "2026-02-20"))
+    ok(run("enroll", "c@example.com", "after-sales", "--today", "2026-02-20"))
+    shown = as_json(run("customer", "show", "c@example.com", "-f", "json"))
+    assert [(t["kind"], t["what"]) for t in shown["timeline"] if t["on"] == "2026-02-20"] == [
+        ("customer", "Customer added"),
+        ("stage", "Enrolled in relationship at kickoff"),
+        ("action", "Email 'relationship-welcome' queued for 2026-02-20"),
+        ("action", "Task #1 'Agree goals for the next quarter' for ana, due 2026-02-27"),
+        ("stage", "Enrolled in after-sales at demand-analysis"),
+        (
+            "action",
+            "Skipped (assign owner: round-robin [when not customer.owner]): condition is false",
+        ),
+        ("action", "Task #2 'Analyze customer demand' for ana, due 2026-02-20"),
+        ("task", "t2 Analyze customer demand [due 2026-02-20]"),
+        ("email", "e1 relationship-welcome [queued]"),
+    ]
+
+
+def test_without_a_health_model_the_card_says_so(run, workspace):
+    (workspace / "playbooks" / "health.yaml").unlink()
+    ok(run("customer", "add", "c@example.com", "--name", "Cleo"))
+    shown = ok(run("customer", "show", "c@example.com", env={"COLUMNS": "80"}))
+    assert shown.stdout == (
+        "Cleo (#1)\n"
+        "  company      –\n"
+        "  email        c@example.com\n"
+        "  phone        –\n"
+        "  external id  –\n"
+        "  owner        –\n"
+        "\n"
+        "Funnels: none\n"
+        "\n"
+        "Health: no health model\n"
+        "\n"
+        "Open tasks: none\n"
+        "\n"
+        "Queued emails: none\n"
+        "\n"
+        "Timeline\n"
+        "  2026-03-02  customer  Customer added\n"
+    )
+    assert as_json(run("customer", "show", "c@example.com", "-f", "json"))["health"] is None
+
+
+def test_markup_and_line_breaks_in_a_touchpoint_are_printed_as_text(run, workspace):
+    ok(run("customer", "add", "m@example.com", "--name", "[bold]Max[/bold]"))
+    ok(run("log", "m@example.com", "said [red]no[/red]\nthen yes", "--channel", "phone",
+           "--direction", "inbound"))  # fmt: skip
+    shown = ok(run("customer", "show", "m@example.com", env={"COLUMNS": "80"})).stdout
+    assert shown.startswith("[bold]Max[/bold] (#1)\n")
+    assert "inbound phone: said [red]no[/red] then yes" in shown
+
+
 # -- a customer with a row in every table -----------------------------------------------------------
 
 # Every table that holds rows about a customer; a new one must be erased and merged too.

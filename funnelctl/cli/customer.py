@@ -12,12 +12,13 @@ from ..customers import (
     KINDS,
     Cleaner,
     add_customer,
+    customer_card,
     delete_customer,
     edit_customer,
     find_customer,
+    is_folded,
     merge_customers,
     parse_assignments,
-    timeline,
 )
 from ..errors import UsageError
 from ..output import OutputFormat
@@ -168,21 +169,32 @@ def list_(
 @app.command("show")
 def show(
     customer: CustomerArg,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also the timeline's actions skipped because their condition was false."
+        ),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Show a customer and their whole timeline: moves, tasks, touchpoints, emails, actions."""
+    """Show a customer's card (contact, funnels, health, open tasks, queued emails), then
+    their whole timeline: moves, tasks, touchpoints, emails, actions.
+
+    JSON has every line of the timeline; CSV is the timeline alone.
+    """
     with session(home, today) as s:
-        row, lines = timeline(s.store, customer)
+        card = customer_card(s.store, customer, s.today, s.library(), s.workspace.settings)
     if fmt == "json":
-        output.render_object({**row, "timeline": lines}, fmt)
+        output.render_object(card, fmt)
         return
-    if fmt == "table":
-        output.render_object(row, fmt, title=row.get("name") or row.get("email"))
-    output.render(
-        lines, fmt, ["on", "kind", "what", "who"], title="Timeline", empty="No history yet."
-    )
+    lines = card["timeline"]
+    if fmt == "csv":
+        output.render(lines, fmt, ["on", "kind", "what", "who"])
+        return
+    shown = lines if all_ else [line for line in lines if not is_folded(line)]
+    output.render_card({**card, "timeline": shown}, folded=len(lines) - len(shown))
 
 
 def _at_a_terminal() -> bool:
