@@ -152,9 +152,23 @@ def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
     return added.as_dict()
 
 
-def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str) -> Row:
+def edit_customer(
+    store: Store,
+    ref: str,
+    values: Mapping[str, Any],
+    today: str,
+    *,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+) -> Row:
+    """Change the customer's ``values``; then add ``add_tags`` to their tags (those given
+    in ``values``, else the ones they have) and take ``remove_tags`` away (a tag they do
+    not have is no matter)."""
     with store.write():
         customer = customers.find(store, ref)
+        if add_tags or remove_tags:
+            tags = set(values.get("tags", customer.tags) or ())  # --set tags= clears them
+            values = {**values, "tags": sorted((tags | set(add_tags)) - set(remove_tags))}
         for column, label in (("email", "email"), ("external_id", "external id")):
             key = values.get(column)
             if key and key != getattr(customer, column):

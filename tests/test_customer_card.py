@@ -289,6 +289,51 @@ def test_markup_and_line_breaks_in_a_touchpoint_are_printed_as_text(run, workspa
     assert "inbound phone: said [red]no[/red] then yes" in shown
 
 
+# -- tags, one by one -------------------------------------------------------------------------------
+
+
+def tags_of(run, who: str) -> list[str]:
+    return as_json(run("customer", "show", who, "-f", "json"))["tags"]
+
+
+def test_tags_are_added_and_removed_one_by_one(run, workspace):
+    ok(run("customer", "add", "c@example.com", "--tag", "trial", "--tag", "monthly"))
+    edited = as_json(
+        run("customer", "edit", "c@example.com", "--add-tag", "vip", "--add-tag", " beta ",
+            "--remove-tag", "trial", "-f", "json")
+    )  # fmt: skip
+    assert edited["tags"] == ["beta", "monthly", "vip"]
+    # the table says the tags that result
+    shown = ok(run("customer", "edit", "c@example.com", "--add-tag", "vip")).stdout
+    assert "│ tags        │ beta, monthly, vip" in shown
+    timeline = as_json(run("customer", "show", "c@example.com", "-f", "json"))["timeline"]
+    assert [t["what"] for t in timeline] == ["Customer added", "Edited: tags"]  # vip twice: no edit
+
+
+def test_removing_a_tag_the_customer_lacks_is_harmless(run, workspace):
+    ok(run("customer", "add", "c@example.com", "--tag", "vip"))
+    before = db_dump(workspace)
+    result = ok(run("customer", "edit", "c@example.com", "--remove-tag", "nothere", "-f", "json"))
+    assert json.loads(result.stdout)["tags"] == ["vip"]
+    assert result.stderr == ""
+    assert db_dump(workspace) == before
+
+
+def test_tag_replaces_then_add_and_remove_apply(run, workspace):
+    ok(run("customer", "add", "c@example.com", "--tag", "old"))
+    ok(run("customer", "edit", "c@example.com", "--tag", "a", "--tag", "b", "--add-tag", "c",
+           "--remove-tag", "a"))  # fmt: skip
+    assert tags_of(run, "c@example.com") == ["b", "c"]
+
+
+def test_an_empty_tag_is_a_usage_error(run, workspace):
+    ok(run("customer", "add", "c@example.com"))
+    before = db_dump(workspace)
+    result = run("customer", "edit", "c@example.com", "--add-tag", " ")
+    assert (result.exit_code, result.stderr) == (2, "Error: --add-tag needs a tag name.\n")
+    assert db_dump(workspace) == before
+
+
 # -- a customer with a row in every table -----------------------------------------------------------
 
 # Every table that holds rows about a customer; a new one must be erased and merged too.

@@ -46,6 +46,14 @@ Sets = Annotated[
     ),
 ]
 ExternalId = Annotated[str | None, typer.Option("--external-id", help="Id in another system.")]
+AddTags = Annotated[
+    list[str] | None,
+    typer.Option("--add-tag", help="Add a tag, keeping the others (repeatable)."),
+]
+RemoveTags = Annotated[
+    list[str] | None,
+    typer.Option("--remove-tag", help="Remove a tag if the customer has it (repeatable)."),
+]
 
 LIST_COLUMNS = ["id", "email", "name", "company", "owner", "plan", "mrr", "tags", "enrollments"]
 
@@ -82,6 +90,17 @@ def _values(options: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return values
+
+
+def _tag_names(option: str, raw: list[str] | None) -> list[str]:
+    """The tags given to ``option``, cleaned as everywhere (``a,b`` is two tags)."""
+    names: list[str] = []
+    for value in raw or ():
+        cleaned = Cleaner().clean("tags", value)
+        if not cleaned:
+            raise UsageError(f"{option} needs a tag name.")
+        names.extend(cleaned)
+    return names
 
 
 @app.command("add")
@@ -124,18 +143,26 @@ def edit(
     tag: Tags = None,
     external_id: ExternalId = None,
     set_: Sets = None,
+    add_tag: AddTags = None,
+    remove_tag: RemoveTags = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Change a customer's fields; custom fields with --set key=value."""
+    """Change fields, custom fields and tags.
+
+    Custom fields with --set key=value; tags one by one with --add-tag and --remove-tag
+    (applied after --tag, which replaces them all).
+    """
     with session(home, today) as s:
         values = _values(locals())
-        if not values:
+        added = _tag_names("--add-tag", add_tag)
+        removed = _tag_names("--remove-tag", remove_tag)
+        if not values and not added and not removed:
             raise UsageError(
                 "Nothing to change: give at least one option such as --owner or --set."
             )
-        row = edit_customer(s.store, customer, values, s.today)
+        row = edit_customer(s.store, customer, values, s.today, add_tags=added, remove_tags=removed)
     output.render_object(row, fmt, title="Customer")
 
 
