@@ -206,10 +206,11 @@ def show(
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Show a customer's card (contact, funnels, health, open tasks, queued emails), then
-    their whole timeline: moves, tasks, touchpoints, emails, actions.
+    """Show the customer card and timeline.
 
-    JSON has every line of the timeline; CSV is the timeline alone.
+    The card: contact, owner, funnels and stages, health with its reasons, open tasks
+    (t12) and queued emails (e7). Then the whole timeline: moves, tasks, touchpoints,
+    emails, actions. JSON has every line of the timeline; CSV is the timeline alone.
     """
     with session(home, today) as s:
         card = customer_card(s.store, customer, s.today, s.library(), s.workspace.settings)
@@ -244,8 +245,10 @@ def delete(
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Erase a person and everything about them (a data protection request): every
-    enrollment, move, task, email, touchpoint, ticket, signal, score and timeline line.
+    """Erase a person and everything about them.
+
+    For a data protection request: every enrollment, move, task, email, touchpoint,
+    ticket, signal, score and timeline line.
 
     One transaction: all of it, or on any error nothing. Backups made before keep them.
     """
@@ -287,8 +290,10 @@ def merge(
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Merge a duplicate into the customer kept: enrollments with their history, tasks,
-    emails, touchpoints, tickets, signals, health and timeline move over; the kept
+    """Merge a duplicate into the customer kept.
+
+    Enrollments with their history, tasks, emails, touchpoints, tickets, signals,
+    health and timeline move over; the kept
     customer's empty fields are filled from the duplicate (where both have a value, the
     kept one's stays), tags are united; then the duplicate is deleted. One transaction.
 
