@@ -481,12 +481,16 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
             raise UsageError(f"{keep_ref!r} and {other_ref!r} are the same customer, {keep.label}.")
         shared = enrollments.shared_active_funnels(store, keep.id, other.id)
         if shared:
-            funnels = ", ".join(repr(f) for f in shared)
+            close = f"funnelctl lost {other.label} --funnel {shared[0]} --reason duplicate"
+            if len(shared) == 1:
+                where, close = f"the funnel {shared[0]!r}", f"Close one of the two first ({close})"
+            else:
+                names = ", ".join(repr(f) for f in shared[:-1]) + f" and {shared[-1]!r}"
+                where = f"the funnels {names}"
+                close = f"Close one of the two in each first ({close}, and so on)"
             raise FunnelError(
-                f"Cannot merge {other.label} into {keep.label}: both are active in the funnel "
-                f"{funnels}, and a customer is in a funnel once. Close one of the two first "
-                f"(funnelctl lost {other.label} --funnel {shared[0]} --reason duplicate), then "
-                "merge; nothing was changed."
+                f"Cannot merge {other.label} into {keep.label}: both are active in {where}, "
+                f"and a customer is in a funnel once. {close}, then merge; nothing was changed."
             )
         old, new = other.id, keep.id
         by_table: dict[str, int] = {

@@ -680,6 +680,23 @@ def test_merge_when_both_are_active_in_one_funnel_changes_nothing(run, workspace
     assert db_dump(workspace) == before
 
 
+def test_merge_names_every_funnel_both_are_active_in(run, workspace):
+    for email in ("a@example.com", "b@example.com"):
+        ok(run("customer", "add", email))
+        ok(run("enroll", email, "support"))
+        ok(run("enroll", email, "relationship"))
+    before = db_dump(workspace)
+    result = run("customer", "merge", "a@example.com", "b@example.com")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: Cannot merge b@example.com into a@example.com: both are active in the funnels "
+        "'relationship' and 'support', and a customer is in a funnel once. Close one of the two "
+        "in each first (funnelctl lost b@example.com --funnel relationship --reason duplicate, "
+        "and so on), then merge; nothing was changed.\n",
+    )
+    assert db_dump(workspace) == before
+
+
 def test_merge_with_itself_is_a_usage_error(run, workspace):
     ok(run("customer", "add", "a@example.com"))
     result = run("customer", "merge", "a@example.com", "#1")
