@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .dates import parse_date
+from .dates import days_between, parse_date, relative
 from .errors import FunnelError, UsageError
+from .refs import ref as ref_of
 from .store import (
     CUSTOMER_COLUMNS,
     Row,
@@ -24,8 +26,17 @@ from .store import (
     enrollments,
     events,
     outbox,
+    plays,
     touchpoints,
 )
+from .store import health as signals
+from .store.customers import Customer
+from .store.enrollments import Enrollment, HistoryEntry
+from .store.events import Event
+
+if TYPE_CHECKING:
+    from .playbooks import Library
+    from .workspace import Settings
 
 # Fields a customer has besides free custom fields, in display order.
 FIELDS = tuple(column for column in CUSTOMER_COLUMNS if column != "fields")
@@ -141,9 +152,23 @@ def add_customer(store: Store, values: Mapping[str, Any], today: str) -> Row:
     return added.as_dict()
 
 
-def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str) -> Row:
+def edit_customer(
+    store: Store,
+    ref: str,
+    values: Mapping[str, Any],
+    today: str,
+    *,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
+) -> Row:
+    """Change the customer's ``values``; then add ``add_tags`` to their tags (those given
+    in ``values``, else the ones they have) and take ``remove_tags`` away (a tag they do
+    not have is no matter)."""
     with store.write():
         customer = customers.find(store, ref)
+        if add_tags or remove_tags:
+            tags = set(values.get("tags", customer.tags) or ())  # --set tags= clears them
+            values = {**values, "tags": sorted((tags | set(add_tags)) - set(remove_tags))}
         for column, label in (("email", "email"), ("external_id", "external id")):
             key = values.get(column)
             if key and key != getattr(customer, column):
@@ -170,45 +195,328 @@ def edit_customer(store: Store, ref: str, values: Mapping[str, Any], today: str)
     return edited.as_dict()
 
 
-def timeline(store: Store, ref: str) -> tuple[Row, list[Row]]:
-    """A customer and the whole story in date order: moves, activities, touchpoints, emails, events."""
+def _timeline(store: Store, cid: int) -> list[Row]:
+    """Every line of the customer's story: moves, timeline lines, touchpoints, tasks and
+    emails, by day. Within a day, what was written comes in the order it was written
+    (:func:`_written_order`), then the day's touchpoints, tasks and emails."""
+    history = enrollments.history_of(store, cid)
+    notes = events.of_customer(store, cid)
+    order = _written_order(history, notes)
+    keyed: list[tuple[tuple[Any, ...], Row]] = []
+    for h in history:
+        if h.kind == "enroll":
+            what = f"Enrolled in {h.funnel} at {h.to_stage}"
+        elif h.kind == "move":
+            what = f"{h.funnel}: {h.from_stage} -> {h.to_stage}"
+        elif h.kind == "reopen":
+            what = f"{h.funnel}: reopened at {h.to_stage}"
+        else:
+            what = f"{h.funnel}: {h.kind} at {h.to_stage}"
+        if h.note:
+            what += f" ({h.note})"
+        keyed.append(
+            ((h.moved_on, 0, *order[("stage", h.id)]), _line(h.moved_on, "stage", what, h.by))
+        )
+    for e in notes:
+        what = e.summary if e.ok else f"FAILED: {e.summary}"
+        keyed.append(
+            ((e.happened_on, 0, *order[("event", e.id)]), _line(e.happened_on, e.kind, what, None))
+        )
+    for t in touchpoints.of_customer(store, cid):
+        what = f"{t.direction} {t.channel}: {t.summary}"
+        keyed.append(
+            ((t.happened_on, 1, 0, 0, t.id), _line(t.happened_on, "touchpoint", what, t.by))
+        )
+    for a in activities.of_customer(store, cid):
+        status = a.status if a.status != "open" else f"due {a.due_on}"
+        what = f"{ref_of('task', a.id)} {a.title} [{status}]"
+        on = a.closed_on or a.due_on
+        keyed.append(((on, 2, 0, 0, a.id), _line(on, a.kind, what, a.owner)))
+    for o in outbox.of_customer(store, cid):
+        # emails skipped as stale when queued are already told by their action's line
+        if o.status == "skipped" and (o.reason or "").startswith("stale:"):
+            continue
+        what = f"{ref_of('email', o.id)} {o.template} [{o.status}]" + (
+            f" {o.reason}" if o.reason else ""
+        )
+        keyed.append(((o.scheduled_on, 3, 0, 0, o.id), _line(o.scheduled_on, "email", what, None)))
+    keyed.sort(key=lambda item: item[0])
+    return [line for _, line in keyed]
+
+
+def _written_order(
+    history: Sequence[HistoryEntry], notes: Sequence[Event]
+) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """Where each stage move and timeline line of a day goes: the order they were written.
+
+    The two tables are numbered apart, so their ids cannot be compared; but a stage visit's
+    automatic actions write their lines (``source`` "funnel/stage #n") right after the move
+    that began it. So each move goes just before the first line of its visit, and a move
+    whose visit wrote no line goes just before the next move that did (else after the
+    day's lines). Returns a sort key per ("stage"|"event", id), within its day.
+    """
+    per_day: dict[str, list[Event]] = defaultdict(list)
+    for e in notes:
+        per_day[e.happened_on].append(e)
+    order: dict[tuple[str, int], tuple[int, int, int]] = {}
+    for lines in per_day.values():
+        lines.sort(key=lambda e: e.id)
+        for index, e in enumerate(lines):
+            order[("event", e.id)] = (index, 1, e.id)
+    moves_per_day: dict[str, list[HistoryEntry]] = defaultdict(list)
+    for h in history:
+        moves_per_day[h.moved_on].append(h)
+    for day, moves in moves_per_day.items():
+        moves.sort(key=lambda h: h.id)
+        lines = per_day.get(day, [])
+        anchors: list[int | None] = []
+        after = -1
+        for h in moves:
+            prefix = f"{h.funnel}/{h.to_stage} #"
+            found = next(
+                (
+                    i
+                    for i in range(after + 1, len(lines))
+                    if (lines[i].source or "").startswith(prefix)
+                ),
+                None,
+            )
+            if found is not None:
+                after = found
+            anchors.append(found)
+        following = len(lines)
+        for h, anchor in reversed(list(zip(moves, anchors, strict=True))):
+            if anchor is None:
+                anchor = following
+            following = anchor
+            order[("stage", h.id)] = (anchor, 0, h.id)
+    return order
+
+
+def is_folded(line: Mapping[str, Any]) -> bool:
+    """A line the card folds away unless asked: an automatic action skipped because its
+    condition was false (routine: the playbook decided, nothing happened)."""
+    what = str(line.get("what") or "")
+    return (
+        line.get("kind") == "action"
+        and what.startswith("Skipped (")
+        and what.endswith("condition is false")
+    )
+
+
+def _line(on: str, kind: str, what: str, who: str | None) -> Row:
+    return {"on": on, "kind": kind, "what": what, "who": who}
+
+
+# -- the card: what a consultant reads first about a customer -----------------------------------
+
+
+def customer_card(store: Store, ref: str, today: str, library: Library, settings: Settings) -> Row:
+    """The customer's record, their enrollments (stage title, days in the stage), their
+    health scored now (None without a health model), open tasks and queued emails with
+    their references, and the timeline: one consistent read."""
+    from .health import score_customer  # health reads customers' rules: imported when used
+
     with store.read():
         customer = customers.find(store, ref)
         cid = customer.id
-        lines: list[Row] = []
-        for h in enrollments.history_of(store, cid):
-            if h.kind == "enroll":
-                what = f"Enrolled in {h.funnel} at {h.to_stage}"
-            elif h.kind == "move":
-                what = f"{h.funnel}: {h.from_stage} -> {h.to_stage}"
-            elif h.kind == "reopen":
-                what = f"{h.funnel}: reopened at {h.to_stage}"
+        health = None
+        if library.health is not None:
+            scored = score_customer(store, library, settings, library.health, customer, today)
+            health = {
+                "score": scored.score,
+                "at_risk": scored.at_risk,
+                "at_risk_below": library.health.at_risk_below,
+                "reasons": scored.reasons,
+                "opportunities": [title for _, title in scored.opportunities],
+            }
+        open_tasks = sorted(
+            (a for a in activities.of_customer(store, cid) if a.status == "open"),
+            key=lambda a: (a.due_on, a.id),
+        )
+        queued = sorted(
+            (o for o in outbox.of_customer(store, cid) if o.status == "queued"),
+            key=lambda o: (o.scheduled_on, o.id),
+        )
+        return {
+            **customer.as_dict(),
+            "enrollments": [
+                _enrollment(e, library, today) for e in enrollments.of_customer(store, cid)
+            ],
+            "health": health,
+            "open_tasks": [
+                {
+                    "ref": ref_of("task", a.id),
+                    "id": a.id,
+                    "title": a.title,
+                    "due_on": a.due_on,
+                    "due": relative(a.due_on, today),
+                    "owner": a.owner,
+                }
+                for a in open_tasks
+            ],
+            "queued_emails": [
+                {
+                    "ref": ref_of("email", o.id),
+                    "id": o.id,
+                    "template": o.template,
+                    "scheduled_on": o.scheduled_on,
+                    "when": relative(o.scheduled_on, today),
+                    "partner": o.partner,
+                }
+                for o in queued
+            ],
+            "timeline": _timeline(store, cid),
+        }
+
+
+def _enrollment(e: Enrollment, library: Library, today: str) -> Row:
+    funnel = library.funnels.get(e.funnel)
+    stage = next((s for s in funnel.stages if s.id == e.stage), None) if funnel else None
+    return {
+        "id": e.id,
+        "funnel": e.funnel,
+        "funnel_title": funnel.title if funnel else None,
+        "stage": e.stage,
+        "stage_title": stage.title if stage else None,
+        "status": e.status,
+        "entered_on": e.entered_on,
+        "days_in_stage": days_between(e.entered_on, today) if e.active else None,
+        "owner": e.owner,
+        "closed_on": e.closed_on,
+        "close_reason": e.close_reason,
+    }
+
+
+# -- erasing a person, merging duplicates --------------------------------------------------------
+
+# What erasing or merging counts, in the order people read it: name -> (table, label).
+KINDS = {
+    "enrollments": ("enrollments", "enrollments"),
+    "stage_moves": ("stage_history", "stage moves"),
+    "actions_run": ("action_runs", "automatic actions run"),
+    "tasks": ("activities", "tasks"),
+    "emails": ("outbox", "emails"),
+    "touchpoints": ("touchpoints", "touchpoints"),
+    "tickets": ("tickets", "tickets"),
+    "signals": ("signals", "signals"),
+    "health_snapshots": ("health_snapshots", "health snapshots"),
+    "health_episodes": ("health_episodes", "health episodes"),
+    "play_starts": ("play_starts", "play starts"),
+    "timeline_lines": ("events", "timeline lines"),
+}
+
+
+def _named(by_table: Mapping[str, int]) -> dict[str, int]:
+    """Counts by table, named as people and scripts read them (KINDS)."""
+    return {name: by_table.get(table, 0) for name, (table, _) in KINDS.items()}
+
+
+def find_customer(store: Store, ref: str) -> Customer:
+    """The customer ``ref`` names (email, external id or #id); NotFound otherwise."""
+    with store.read():
+        return customers.find(store, ref)
+
+
+def delete_customer(store: Store, ref: str) -> Row:
+    """Erase a person and every row about them, in one transaction (a request under data
+    protection law); what each kind of row counted. Nothing changes on any error."""
+    with store.write():
+        customer = customers.find(store, ref)
+        sending = [o.id for o in outbox.of_customer(store, customer.id) if o.status == "sending"]
+        if sending:
+            raise FunnelError(
+                f"An email to {customer.label} is being sent right now (e{sending[0]}): "
+                "run the delete again once 'funnelctl send' has finished; nothing was deleted."
+            )
+        store.overwrite_deleted()
+        cid = customer.id
+        by_table: dict[str, int] = {
+            "events": events.delete_of_customer(store, cid),
+            "play_starts": plays.delete_of_customer(store, cid),
+            **signals.delete_of_customer(store, cid),
+            **touchpoints.delete_of_customer(store, cid),
+            # tasks and emails point at the enrollments: they go first
+            "outbox": outbox.delete_of_customer(store, cid),
+            "activities": activities.delete_of_customer(store, cid),
+            **enrollments.delete_of_customer(store, cid),
+        }
+        customers.delete(store, cid)
+    store.checkpoint()
+    return {"customer": customer.label, "id": customer.id, "deleted": _named(by_table)}
+
+
+def merged_values(keep: Customer, other: Customer) -> dict[str, Any]:
+    """What ``keep`` takes from ``other``: its empty fields filled, tags united, custom
+    fields merged; where both have a value, ``keep``'s stays."""
+    changes: dict[str, Any] = {}
+    for field in FIELDS:
+        if field == "tags":
+            tags = sorted(set(keep.tags) | set(other.tags))
+            if tags != list(keep.tags):
+                changes["tags"] = tags
+        elif _empty(getattr(keep, field)) and not _empty(getattr(other, field)):
+            changes[field] = getattr(other, field)
+    fields = dict(other.fields)
+    for key, value in keep.fields.items():
+        if not _empty(value) or key not in fields:
+            fields[key] = value
+    if fields != dict(keep.fields):
+        changes["fields"] = fields
+    return changes
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> Row:
+    """Keep ``keep_ref``, give it ``other_ref``'s whole history and empty fields, delete
+    ``other_ref``: one transaction. Refused, with nothing changed, when both are active in
+    the same funnel (one customer is in a funnel once)."""
+    with store.write():
+        keep = customers.find(store, keep_ref)
+        other = customers.find(store, other_ref)
+        if keep.id == other.id:
+            raise UsageError(f"{keep_ref!r} and {other_ref!r} are the same customer, {keep.label}.")
+        shared = enrollments.shared_active_funnels(store, keep.id, other.id)
+        if shared:
+            close = f"funnelctl lost {other.label} --funnel {shared[0]} --reason duplicate"
+            if len(shared) == 1:
+                where, close = f"the funnel {shared[0]!r}", f"Close one of the two first ({close})"
             else:
-                what = f"{h.funnel}: {h.kind} at {h.to_stage}"
-            if h.note:
-                what += f" ({h.note})"
-            lines.append(_line(h.moved_on, "stage", what, h.by, 0, h.id))
-        for t in touchpoints.of_customer(store, cid):
-            what = f"{t.direction} {t.channel}: {t.summary}"
-            lines.append(_line(t.happened_on, "touchpoint", what, t.by, 1, t.id))
-        for a in activities.of_customer(store, cid):
-            status = a.status if a.status != "open" else f"due {a.due_on}"
-            what = f"#{a.id} {a.title} [{status}]"
-            lines.append(_line(a.closed_on or a.due_on, a.kind, what, a.owner, 2, a.id))
-        for o in outbox.of_customer(store, cid):
-            # emails skipped as stale when queued are already told by their action's line
-            if o.status == "skipped" and (o.reason or "").startswith("stale:"):
-                continue
-            what = f"{o.template} [{o.status}]" + (f" {o.reason}" if o.reason else "")
-            lines.append(_line(o.scheduled_on, "email", what, None, 3, o.id))
-        for e in events.of_customer(store, cid):
-            what = e.summary if e.ok else f"FAILED: {e.summary}"
-            lines.append(_line(e.happened_on, e.kind, what, None, 4, e.id))
-    lines.sort(key=lambda r: (r["on"], r["_order"], r["_id"]))
-    for line in lines:
-        del line["_order"], line["_id"]
-    return customer.as_dict(), lines
-
-
-def _line(on: str, kind: str, what: str, who: str | None, order: int, row_id: int) -> Row:
-    return {"on": on, "kind": kind, "what": what, "who": who, "_order": order, "_id": row_id}
+                names = ", ".join(repr(f) for f in shared[:-1]) + f" and {shared[-1]!r}"
+                where = f"the funnels {names}"
+                close = f"Close one of the two in each first ({close}, and so on)"
+            raise FunnelError(
+                f"Cannot merge {other.label} into {keep.label}: both are active in {where}, "
+                f"and a customer is in a funnel once. {close}, then merge; nothing was changed."
+            )
+        old, new = other.id, keep.id
+        by_table: dict[str, int] = {
+            **enrollments.move_to_customer(store, old, new),
+            "activities": activities.move_to_customer(store, old, new),
+            "outbox": outbox.move_to_customer(store, old, new),
+            **touchpoints.move_to_customer(store, old, new),
+            **signals.move_to_customer(store, old, new, today),
+            "play_starts": plays.move_to_customer(store, old, new),
+            "events": events.move_to_customer(store, old, new),
+        }
+        changes = merged_values(keep, other)
+        customers.delete(store, old)  # first: the email or external id it hands on is unique
+        if changes:
+            customers.update(store, new, changes, today)
+        filled = sorted(k for k in changes if k != "tags")
+        summary = f"Merged {other.label} (#{old}) into this customer"
+        if filled:
+            summary += "; filled " + ", ".join(filled)
+        events.add(store, new, today, "customer", summary)
+        kept = customers.get(store, new)
+    assert kept is not None
+    return {
+        "customer": kept.label,
+        "merged": other.label,
+        "moved": _named(by_table),
+        "filled": filled,
+        "tags": list(kept.tags),
+    }

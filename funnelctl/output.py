@@ -429,3 +429,198 @@ def progress(description: str, total: int | None = None) -> Iterator[Progress]:
         return
     with bar._bar:
         yield bar
+
+
+# -- text for a person: the customer card, summaries ---------------------------------------------
+
+
+def text_width() -> int:
+    """The columns a person reads in: COLUMNS when set, else the terminal's, else 80 (a
+    pipe, a file); never fewer than 40."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError):
+            width = 80
+    return max(width, 40)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken between words only: a word
+    longer than a line (an email, an address, a reference) stands whole on its own."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        joined = f"{current} {word}" if current else word
+        if current and cell_len(joined) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = joined
+    return [*lines, current]
+
+
+class _Lines:
+    """Lines of plain text with an optional style each (dropped in a pipe)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.lines: list[tuple[str, str | None]] = []
+
+    def add(self, text: str = "", style: str | None = None) -> None:
+        self.lines.append((text, style))
+
+    def hanging(self, lead: str, text: str, style: str | None = None) -> None:
+        """``lead`` then ``text`` wrapped to the width, its next lines under its start."""
+        from rich.cells import cell_len
+
+        indent = cell_len(lead)
+        parts = wrap(text, max(self.width - indent, 20))
+        self.add(lead + parts[0], style)
+        for part in parts[1:]:
+            self.add(" " * indent + part, style)
+
+    def table(self, rows: Sequence[Sequence[str]], style: str | None = None) -> None:
+        """Rows whose cells but the last are padded to a column; the last one wraps."""
+        from rich.cells import cell_len
+
+        if not rows:
+            return
+        widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            lead = "  " + "".join(
+                cell + " " * (w - cell_len(cell)) + "  "
+                for cell, w in zip(row[:-1], widths, strict=True)
+            )
+            self.hanging(lead, row[-1], style)
+
+    def print(self) -> None:
+        from rich.text import Text
+
+        console = stdout_console()
+        for text, style in self.lines:
+            console.print(Text(text, style=style or ""), soft_wrap=True)
+
+
+def render_summary(title: str, items: Mapping[str, Any]) -> None:
+    """A title, then one aligned ``label  value`` line per item (the result of an erasure
+    or a merge), for a person."""
+    out = _Lines(text_width())
+    out.add(title + ":", "bold")
+    out.table([[label, cell_text(value)] for label, value in items.items()])
+    out.print()
+
+
+def render_card(card: Mapping[str, Any], *, folded: int) -> None:
+    """The customer card (customers.customer_card) for a person: who they are, their
+    funnels, health, open tasks and queued emails, then the timeline (``folded`` lines
+    left out of it). Laid out for the terminal's width; plain text in a pipe."""
+    out = _Lines(text_width())
+    title = card.get("name") or card.get("email") or card.get("external_id") or ""
+    out.add(f"{title} (#{card['id']})", "bold")
+    fields: list[list[str]] = [
+        [label, cell_text(card.get(key)) or "–"]
+        for label, key in (
+            ("company", "company"),
+            ("email", "email"),
+            ("phone", "phone"),
+            ("external id", "external_id"),
+            ("owner", "owner"),
+        )
+    ]
+    account = ", ".join(
+        text
+        for text, value in (
+            (f"{card.get('plan')} plan", card.get("plan")),
+            (f"mrr {cell_text(card.get('mrr'))}", card.get("mrr") is not None),
+            (f"{card.get('seats')} seats", card.get("seats") is not None),
+            (f"signed {card.get('signed_on')}", card.get("signed_on")),
+            (f"language {card.get('language')}", card.get("language")),
+        )
+        if value
+    )
+    for label, value in (
+        ("account", account),
+        ("tags", cell_text(card.get("tags"))),
+        ("fields", cell_text(card.get("fields"))),
+    ):
+        if value:
+            fields.append([label, value])
+    out.table(fields)
+    _card_funnels(out, card["enrollments"])
+    _card_health(out, card["health"])
+    _card_section(
+        out,
+        "Open tasks",
+        [[t["ref"], t["due"], t["title"]] for t in card["open_tasks"]],
+    )
+    _card_section(
+        out,
+        "Queued emails",
+        [[e["ref"], e["scheduled_on"], e["when"], _email_what(e)] for e in card["queued_emails"]],
+    )
+    lines = card["timeline"]
+    _card_section(
+        out,
+        "Timeline",
+        [
+            [line["on"], line["kind"], line["what"] + (f" · {line['who']}" if line["who"] else "")]
+            for line in lines
+        ],
+    )
+    if folded:
+        what = "action" if folded == 1 else "actions"
+        out.add(f"  {folded} skipped {what} folded away (condition false); --all shows them", "dim")
+    out.print()
+
+
+def _email_what(email: Mapping[str, Any]) -> str:
+    partner = email.get("partner")
+    return str(email["template"]) + (f" to partner {partner}" if partner else "")
+
+
+def _card_section(out: _Lines, heading: str, rows: Sequence[Sequence[str]]) -> None:
+    out.add()
+    if not rows:
+        out.add(f"{heading}: none", "bold")
+        return
+    out.add(heading, "bold")
+    out.table(rows)
+
+
+def _card_funnels(out: _Lines, enrollments: Sequence[Mapping[str, Any]]) -> None:
+    rows = []
+    for e in enrollments:
+        stage = f"{e['stage_title']} ({e['stage']})" if e["stage_title"] else e["stage"]
+        if e["status"] == "active":
+            days = e["days_in_stage"]
+            state = "active, entered today" if days == 0 else f"active, {days}d in stage"
+        else:
+            state = f"{e['status']} on {e['closed_on']}"
+            if e["close_reason"]:
+                state += f" ({e['close_reason']})"
+        rows.append([e["funnel"], f"{stage}: {state}"])
+    _card_section(out, "Funnels", rows)
+
+
+def _card_health(out: _Lines, health: Mapping[str, Any] | None) -> None:
+    out.add()
+    if health is None:
+        out.add("Health: no health model", "bold")
+        return
+    if health["score"] is None:
+        out.add("Health: no score yet (no measure has a value)", "bold")
+        return
+    verdict = f"Health: {health['score']:g}"
+    if health["at_risk"]:
+        verdict += f", at risk (below {health['at_risk_below']:g})"
+    out.add(verdict, "bold red" if health["at_risk"] else "bold")
+    for reason in health["reasons"]:
+        out.hanging("  - ", reason)
+    for opportunity in health["opportunities"]:
+        out.hanging("  + ", f"opportunity: {opportunity}")

@@ -1,19 +1,31 @@
-"""funnelctl customer add | edit | list | show"""
+"""funnelctl customer add | edit | list | show | delete | merge"""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from .. import output
-from ..customers import Cleaner, add_customer, edit_customer, parse_assignments, timeline
+from ..customers import (
+    KINDS,
+    Cleaner,
+    add_customer,
+    customer_card,
+    delete_customer,
+    edit_customer,
+    find_customer,
+    is_folded,
+    merge_customers,
+    parse_assignments,
+)
 from ..errors import UsageError
 from ..output import OutputFormat
 from ..store import customers
 from .common import CustomerArg, FormatOption, HomeOption, TodayOption, new_app, session
 
-app = new_app("Add, edit, list and show customers.", name="customer")
+app = new_app("Add, edit, list, show, delete and merge customers.", name="customer")
 
 Name = Annotated[str | None, typer.Option(help="Full name.")]
 Company = Annotated[str | None, typer.Option(help="Company.")]
@@ -34,6 +46,14 @@ Sets = Annotated[
     ),
 ]
 ExternalId = Annotated[str | None, typer.Option("--external-id", help="Id in another system.")]
+AddTags = Annotated[
+    list[str] | None,
+    typer.Option("--add-tag", help="Add a tag, keeping the others (repeatable)."),
+]
+RemoveTags = Annotated[
+    list[str] | None,
+    typer.Option("--remove-tag", help="Remove a tag if the customer has it (repeatable)."),
+]
 
 LIST_COLUMNS = ["id", "email", "name", "company", "owner", "plan", "mrr", "tags", "enrollments"]
 
@@ -70,6 +90,17 @@ def _values(options: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return values
+
+
+def _tag_names(option: str, raw: list[str] | None) -> list[str]:
+    """The tags given to ``option``, cleaned as everywhere (``a,b`` is two tags)."""
+    names: list[str] = []
+    for value in raw or ():
+        cleaned = Cleaner().clean("tags", value)
+        if not cleaned:
+            raise UsageError(f"{option} needs a tag name.")
+        names.extend(cleaned)
+    return names
 
 
 @app.command("add")
@@ -112,18 +143,26 @@ def edit(
     tag: Tags = None,
     external_id: ExternalId = None,
     set_: Sets = None,
+    add_tag: AddTags = None,
+    remove_tag: RemoveTags = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Change a customer's fields; custom fields with --set key=value."""
+    """Change fields, custom fields and tags.
+
+    Custom fields with --set key=value; tags one by one with --add-tag and --remove-tag
+    (applied after --tag, which replaces them all).
+    """
     with session(home, today) as s:
         values = _values(locals())
-        if not values:
+        added = _tag_names("--add-tag", add_tag)
+        removed = _tag_names("--remove-tag", remove_tag)
+        if not values and not added and not removed:
             raise UsageError(
                 "Nothing to change: give at least one option such as --owner or --set."
             )
-        row = edit_customer(s.store, customer, values, s.today)
+        row = edit_customer(s.store, customer, values, s.today, add_tags=added, remove_tags=removed)
     output.render_object(row, fmt, title="Customer")
 
 
@@ -157,18 +196,115 @@ def list_(
 @app.command("show")
 def show(
     customer: CustomerArg,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also the timeline's actions skipped because their condition was false."
+        ),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Show a customer and their whole timeline: moves, tasks, touchpoints, emails, actions."""
+    """Show the customer card and timeline.
+
+    The card: contact, owner, funnels and stages, health with its reasons, open tasks
+    (t12) and queued emails (e7). Then the whole timeline: moves, tasks, touchpoints,
+    emails, actions. JSON has every line of the timeline; CSV is the timeline alone.
+    """
     with session(home, today) as s:
-        row, lines = timeline(s.store, customer)
+        card = customer_card(s.store, customer, s.today, s.library(), s.workspace.settings)
     if fmt == "json":
-        output.render_object({**row, "timeline": lines}, fmt)
+        output.render_object(card, fmt)
         return
+    lines = card["timeline"]
+    if fmt == "csv":
+        output.render(lines, fmt, ["on", "kind", "what", "who"])
+        return
+    shown = lines if all_ else [line for line in lines if not is_folded(line)]
+    output.render_card({**card, "timeline": shown}, folded=len(lines) - len(shown))
+
+
+def _at_a_terminal() -> bool:
+    """Whether someone can be asked: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def _counted(counts: dict[str, int]) -> dict[str, int]:
+    """The kinds with a count, labelled for people, in KINDS order."""
+    return {KINDS[name][1]: n for name, n in counts.items() if n}
+
+
+@app.command("delete")
+def delete(
+    customer: CustomerArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (needed when not at a terminal).")
+    ] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Erase a person and everything about them.
+
+    For a data protection request: every enrollment, move, task, email, touchpoint,
+    ticket, signal, score and timeline line.
+
+    One transaction: all of it, or on any error nothing. Backups made before keep them.
+    """
+    with session(home, today) as s:
+        label = find_customer(s.store, customer).label
+        if not yes:
+            if not _at_a_terminal():
+                raise UsageError(
+                    f"Deleting {label} erases them for good, and there is no terminal to ask "
+                    "on: add --yes to confirm."
+                )
+            if not typer.confirm(
+                f"Delete {label} and everything about them?", default=False, err=True
+            ):
+                output.message("Nothing was deleted.")
+                raise typer.Exit(1)
+        result = delete_customer(s.store, customer)
     if fmt == "table":
-        output.render_object(row, fmt, title=row.get("name") or row.get("email"))
-    output.render(
-        lines, fmt, ["on", "kind", "what", "who"], title="Timeline", empty="No history yet."
-    )
+        summary = {"customer": 1, **_counted(result["deleted"])}
+        output.render_summary(f"Deleted {label} and everything about them", summary)
+    else:
+        output.render_object(result, fmt)
+
+
+@app.command("merge")
+def merge(
+    keep: Annotated[
+        str,
+        typer.Argument(help="The customer kept (email, external id or #id).", show_default=False),
+    ],
+    other: Annotated[
+        str,
+        typer.Argument(
+            help="The duplicate: its history moves to KEEP, then it is deleted.",
+            show_default=False,
+        ),
+    ],
+    home: HomeOption = None,
+    today: TodayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Merge a duplicate into the customer kept.
+
+    Enrollments with their history, tasks, emails, touchpoints, tickets, signals,
+    health and timeline move over; the kept
+    customer's empty fields are filled from the duplicate (where both have a value, the
+    kept one's stays), tags are united; then the duplicate is deleted. One transaction.
+
+    Refused, with nothing changed, when both are active in the same funnel.
+    """
+    with session(home, today) as s:
+        result = merge_customers(s.store, keep, other, s.today)
+    if fmt == "table":
+        summary: dict[str, Any] = dict(_counted(result["moved"]))  # what moved over
+        summary["fields filled"] = result["filled"] or "none"
+        summary["tags now"] = result["tags"]
+        output.render_summary(f"Merged {result['merged']} into {result['customer']}", summary)
+    else:
+        output.render_object(result, fmt)

@@ -199,3 +199,19 @@ def all_done_before_in_demo(store: Store, day: str) -> None:
         "WHERE status = 'open' AND due_on < ?",
         [day],
     )
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> int:
+    """Erase the customer's tasks (follow-ups and their parents go together)."""
+    return store.conn.execute(
+        "DELETE FROM activities WHERE customer_id = ?", [customer_id]
+    ).rowcount
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> int:
+    return store.conn.execute(
+        "UPDATE activities SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount

@@ -185,3 +185,9 @@ def custom_field_names(store: Store) -> list[str]:
             "SELECT DISTINCT j.key FROM customers, json_each(customers.fields) j ORDER BY 1"
         )
     ]
+
+
+def delete(store: Store, customer_id: int) -> int:
+    """Erase the customer's own row: every row that refers to them must be gone first
+    (the foreign keys refuse otherwise, and the transaction with them)."""
+    return store.conn.execute("DELETE FROM customers WHERE id = ?", [customer_id]).rowcount

@@ -321,6 +321,24 @@ class Store:
         r = self.conn.execute(sql, params).fetchone()
         return r[0] if r is not None else None
 
+    # -- erasing ---------------------------------------------------------------------------
+
+    def overwrite_deleted(self) -> None:
+        """From now on, what this connection deletes is overwritten on disk, not merely
+        unlinked: erasing a person must not leave their data in the file's free pages."""
+        self.conn.execute("PRAGMA secure_delete = ON")
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database and empty it, so that the pages an
+        erasure overwrote leave no older copy in the -wal file. Best effort (False when it
+        could not finish): a reader still open keeps its frames until a later checkpoint,
+        which SQLite makes by itself."""
+        try:
+            busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError:
+            return False
+        return not busy
+
     # -- meta --------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:

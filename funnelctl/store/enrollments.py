@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .db import Store
@@ -284,3 +285,92 @@ def ran_any(store: Store, key: str) -> bool:
             [f"{key}:", f"{key};"],
         ).fetchone()
     )
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+# The triggers that keep the stage history from ever being rewritten (migrations.py).
+_HISTORY_GUARDS = ("stage_history_no_update", "stage_history_no_delete")
+
+
+@contextmanager
+def _history_unguarded(store: Store) -> Iterator[None]:
+    """The stage history without its guards, for the two rewrites it must allow: erasing
+    a person on request (the law) and moving a duplicate's history to the record kept.
+
+    Only inside a write transaction: no other connection ever sees the book unguarded,
+    and a failure rolls the lifting back with the rest. The guards come back exactly as
+    they were written (their own SQL, read from the schema).
+    """
+    assert store.conn.in_transaction, "the stage history is unguarded only inside a write"
+    marks = ", ".join("?" for _ in _HISTORY_GUARDS)
+    guards = store.conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
+        _HISTORY_GUARDS,
+    ).fetchall()
+    for name, _ in guards:
+        store.conn.execute(f"DROP TRIGGER {name}")
+    try:
+        yield
+    finally:
+        if store.conn.in_transaction:  # else SQLite already rolled it all back
+            present = {
+                row[0]
+                for row in store.conn.execute(
+                    f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
+                    _HISTORY_GUARDS,
+                )
+            }
+            for name, sql in guards:
+                if name not in present:
+                    store.conn.execute(sql)
+
+
+def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
+    """Erase the customer's enrollments, their stage history and action claims (after
+    their tasks and emails, which point at the enrollments)."""
+    counts = {
+        "action_runs": store.conn.execute(
+            "DELETE FROM action_runs WHERE customer_id = ?", [customer_id]
+        ).rowcount
+    }
+    with _history_unguarded(store):
+        counts["stage_history"] = store.conn.execute(
+            "DELETE FROM stage_history WHERE customer_id = ?", [customer_id]
+        ).rowcount
+    counts["enrollments"] = store.conn.execute(
+        "DELETE FROM enrollments WHERE customer_id = ?", [customer_id]
+    ).rowcount
+    return counts
+
+
+def shared_active_funnels(store: Store, one: int, other: int) -> list[str]:
+    """The funnels both customers are active in (one active enrollment per funnel each)."""
+    return [
+        row[0]
+        for row in store.conn.execute(
+            "SELECT a.funnel FROM enrollments a JOIN enrollments b ON b.funnel = a.funnel "
+            "WHERE a.customer_id = ? AND b.customer_id = ? AND a.status = 'active' "
+            "AND b.status = 'active' ORDER BY a.funnel",
+            [one, other],
+        )
+    ]
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> dict[str, int]:
+    """Give customer ``from_id``'s enrollments, with their stage history and action claims,
+    to ``to_id``. The caller has checked :func:`shared_active_funnels` (the unique index
+    would refuse two active enrollments in one funnel)."""
+    counts = {
+        "enrollments": store.conn.execute(
+            "UPDATE enrollments SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+        ).rowcount
+    }
+    with _history_unguarded(store):
+        counts["stage_history"] = store.conn.execute(
+            "UPDATE stage_history SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+        ).rowcount
+    counts["action_runs"] = store.conn.execute(
+        "UPDATE action_runs SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount
+    return counts

@@ -57,3 +57,16 @@ def of_customer_on(store: Store, customer_id: int, day: str) -> list[Event]:
             [customer_id, day],
         )
     ]
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> int:
+    return store.conn.execute("DELETE FROM events WHERE customer_id = ?", [customer_id]).rowcount
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> int:
+    return store.conn.execute(
+        "UPDATE events SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount

@@ -283,3 +283,45 @@ def start_episode(
 
 def end_episode(store: Store, episode_id: int, on: str) -> None:
     store.conn.execute("UPDATE health_episodes SET ended_on = ? WHERE id = ?", [on, episode_id])
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
+    return {
+        table: store.conn.execute(
+            f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]
+        ).rowcount
+        for table in ("signals", "health_snapshots", "health_episodes")
+    }
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int, today: str) -> dict[str, int]:
+    """Give ``from_id``'s signals, snapshots and episodes to ``to_id``. Where both have a
+    snapshot of the same day, ``to_id``'s stays (one result a day); where both are in an
+    open episode of the same kind, ``from_id``'s ends ``today`` (one open episode of a
+    kind), its plays left as they are: the customer kept is still in that state."""
+    conn = store.conn
+    counts = {
+        "signals": conn.execute(
+            "UPDATE signals SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+        ).rowcount
+    }
+    conn.execute(
+        "DELETE FROM health_snapshots WHERE customer_id = ? AND day IN "
+        "(SELECT day FROM health_snapshots WHERE customer_id = ?)",
+        [from_id, to_id],
+    )
+    counts["health_snapshots"] = conn.execute(
+        "UPDATE health_snapshots SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount
+    conn.execute(
+        "UPDATE health_episodes SET ended_on = ? WHERE customer_id = ? AND ended_on IS NULL "
+        "AND kind IN (SELECT kind FROM health_episodes WHERE customer_id = ? AND ended_on IS NULL)",
+        [today, from_id, to_id],
+    )
+    counts["health_episodes"] = conn.execute(
+        "UPDATE health_episodes SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount
+    return counts

@@ -451,3 +451,19 @@ def _change_many(
         f"UPDATE outbox SET {assignments} WHERE status IN ({marks}) AND ({where})",
         [*values, *(s.value for s in sources), *params],
     ).rowcount
+
+
+# -- erasing a person, merging two records of one (no status changes) ------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> int:
+    """Erase every email about the customer, whatever its status."""
+    return store.conn.execute("DELETE FROM outbox WHERE customer_id = ?", [customer_id]).rowcount
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> int:
+    """Every email about ``from_id`` becomes about ``to_id``: a queued one goes to the
+    customer kept (its address is read when it is sent)."""
+    return store.conn.execute(
+        "UPDATE outbox SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount

@@ -55,3 +55,19 @@ def of_episode(store: Store, episode_id: int) -> list[PlayStart]:
             "SELECT * FROM play_starts WHERE episode_id = ? ORDER BY id", [episode_id]
         )
     ]
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> int:
+    return store.conn.execute(
+        "DELETE FROM play_starts WHERE customer_id = ?", [customer_id]
+    ).rowcount
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> int:
+    """``from_id``'s play starts count for ``to_id``'s cooldowns from now on."""
+    return store.conn.execute(
+        "UPDATE play_starts SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+    ).rowcount

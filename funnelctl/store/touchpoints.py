@@ -78,3 +78,24 @@ def insert_ticket(store: Store, values: Mapping[str, Any]) -> int:
 
 def update_ticket(store: Store, row_id: int, values: Mapping[str, Any]) -> None:
     update_row(store, "tickets", row_id, values)
+
+
+# -- erasing a person, merging two records of one ------------------------------------------------
+
+
+def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
+    return {
+        table: store.conn.execute(
+            f"DELETE FROM {table} WHERE customer_id = ?", [customer_id]
+        ).rowcount
+        for table in ("touchpoints", "tickets")
+    }
+
+
+def move_to_customer(store: Store, from_id: int, to_id: int) -> dict[str, int]:
+    return {
+        table: store.conn.execute(
+            f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?", [to_id, from_id]
+        ).rowcount
+        for table in ("touchpoints", "tickets")
+    }
