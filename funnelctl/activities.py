@@ -736,7 +736,7 @@ def apply_drop_rules(
                 continue
         except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
             events.add(
-                store, customer.id, today, "task", f"drop_if of #{task.id} failed: {exc}", ok=False
+                store, customer.id, today, "task", f"drop_if of t{task.id} failed: {exc}", ok=False
             )
             continue
         tasks.close(store, task.id, "dropped", today, f"dropped: {task.drop_if}")
@@ -745,7 +745,7 @@ def apply_drop_rules(
             customer.id,
             today,
             "task",
-            f"Dropped: #{task.id} {task.title} ({task.drop_if})",
+            f"Dropped: t{task.id} {task.title} ({task.drop_if})",
         )
         dropped += 1
     return dropped
@@ -768,7 +768,7 @@ def escalate_overdue(store: Store, library: Library, settings: Settings, today: 
             partner = library.partners.get(target.removeprefix("partner:"))
             label = f"{partner.name} <{partner.email}>" if partner else target
         escalation = TaskAction(
-            title=f"Escalated: {task.title} (#{task.id}, overdue since {task.due_on})",
+            title=f"Escalated: {task.title} (t{task.id}, overdue since {task.due_on})",
             description=f"Escalated to {label} after {task.escalate_after} days overdue.",
             channel=task.channel,
             sourcing="outsourced" if target.startswith("partner:") else "internal",
@@ -791,7 +791,7 @@ def escalate_overdue(store: Store, library: Library, settings: Settings, today: 
             task.customer_id,
             at,
             "action",
-            f"Task #{task.id} escalated to {label} as #{new_id}",
+            f"Task t{task.id} escalated to {label} as t{new_id}",
             source=task.source,
         )
         count += 1

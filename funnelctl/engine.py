@@ -635,7 +635,7 @@ class Engine:
         )
         self.assigner.took_task(owner)
         due = shift(step.on, action.due)
-        self._note(step, f"Task #{task_id} {action.title!r} for {owner or 'nobody'}, due {due}")
+        self._note(step, f"Task t{task_id} {action.title!r} for {owner or 'nobody'}, due {due}")
         self._count("tasks")
         return f"task #{task_id}"
 

@@ -646,10 +646,10 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
     with store.write():
         email = outbox.get(store, outbox_id)
         if email is None:
-            raise NotFound(f"No email #{outbox_id} in the outbox (see 'funnelctl outbox list').")
+            raise NotFound(f"No email e{outbox_id} in the outbox (see 'funnelctl outbox list').")
         if email.status not in allowed:
             raise FunnelError(
-                f"Email #{outbox_id} is {email.status}; --{action} applies to "
+                f"Email e{outbox_id} is {email.status}; --{action} applies to "
                 f"{' or '.join(allowed)} emails."
             )
         if action == "sent":
@@ -669,10 +669,10 @@ def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:
     with store.write():
         email = outbox.get(store, outbox_id)
         if email is None:
-            raise NotFound(f"No email #{outbox_id} in the outbox (see 'funnelctl outbox list').")
+            raise NotFound(f"No email e{outbox_id} in the outbox (see 'funnelctl outbox list').")
         if email.status not in ("skipped", "superseded"):
             raise FunnelError(
-                f"Email #{outbox_id} is {email.status}; requeue applies to skipped or "
+                f"Email e{outbox_id} is {email.status}; requeue applies to skipped or "
                 "superseded emails (an uncertain or failed one: 'funnelctl outbox resolve')."
             )
         what = f"queued again by hand (it was {email.status}: {email.reason})"

@@ -561,7 +561,7 @@ def _prepare(
             report.problems.append(f"{exc.message} (for {customer.email or customer.external_id})")
             continue
         except HeaderProblem as exc:
-            report.problems.append(f"email #{email.id} to {customer.email}: {exc.message}")
+            report.problems.append(f"email e{email.id} to {customer.email}: {exc.message}")
             if not dry:
                 _fail(store, email, exc.message, today, report, announce=False)
             else:
@@ -628,7 +628,7 @@ def _sent(store: Store, email: OutboxEmail, refused: str | None, today: str, sen
             )
     except FunnelError as exc:
         raise FunnelError(
-            f"Email #{email.id} was delivered, but recording that failed: {exc.message} "
+            f"Email e{email.id} was delivered, but recording that failed: {exc.message} "
             f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
             f"asked; settle it with 'funnelctl outbox resolve {email.id} --sent'."
         ) from None
@@ -648,7 +648,7 @@ def _fail(
         _timeline(store, email, "FAILED", reason, today, ok=False)
     report.failed += 1
     if announce:
-        report.problems.append(f"email #{email.id}: {reason}")
+        report.problems.append(f"email e{email.id}: {reason}")
 
 
 def _uncertain(store: Store, email: OutboxEmail, reason: str, today: str) -> None:
@@ -747,7 +747,7 @@ def _settle_interrupted(
                     store, email.id, sent_at=now.isoformat(timespec="seconds"), reason=found
                 )
                 _timeline(store, email, "sent", found, today)
-                report.problems.append(f"email #{email.id}: {found} (in {sender.name})")
+                report.problems.append(f"email e{email.id}: {found} (in {sender.name})")
             else:
                 # the attempt stays counted: it was tried on time, so it is not stale later
                 outbox.requeue_untouched(
@@ -871,7 +871,7 @@ def _deliver_one(
     except KeyboardInterrupt:
         _uncertain(store, email, "interrupted (Ctrl-C) while it was sent", today)
         raise Interrupted(
-            f"Interrupted while email #{email.id} was being sent: it is marked "
+            f"Interrupted while email e{email.id} was being sent: it is marked "
             "uncertain; check the recipient's mailbox, then settle it with "
             f"'funnelctl outbox resolve {email.id} --sent' or '--resend'."
         ) from None
@@ -888,14 +888,14 @@ def _deliver_one(
         with store.write(patient=True):
             fate = _defer(store, email, exc, today, now, report)
         if fate == "deferred":
-            report.problems.append(f"email #{email.id}: {exc} (kept for a later run)")
+            report.problems.append(f"email e{email.id}: {exc} (kept for a later run)")
         return True
     except PermanentFailure as exc:
         _fail(store, email, str(exc), today, report)
         return True
     except Uncertain as exc:
         _uncertain(store, email, str(exc), today)
-        report.problems.append(f"email #{email.id}: {exc}")
+        report.problems.append(f"email e{email.id}: {exc}")
         if exc.connection:  # the server went silent: the rest waits for a later run
             host = ConnectionFailure(f"{sender.name} stopped answering")
             _defer_the_rest(store, rest, host, today, now, report)
@@ -905,7 +905,7 @@ def _deliver_one(
     _sent(store, email, refused, today, now.isoformat(timespec="seconds"))
     report.sent += 1
     if refused:
-        report.problems.append(f"email #{email.id}: sent, but {refused}")
+        report.problems.append(f"email e{email.id}: sent, but {refused}")
     return True
 
 

@@ -86,13 +86,13 @@ Timeline
 """
 
 CARD_TAIL_80 = """\
-  2026-02-10  action      Task #1 'Analyze customer demand' for ana, due
+  2026-02-10  action      Task t1 'Analyze customer demand' for ana, due
                           2026-02-10
   2026-02-11  task        Done: t1 Analyze customer demand
   2026-02-11  task        t1 Analyze customer demand [done] · ana
   2026-02-12  stage       Enrolled in relationship at kickoff · ana
   2026-02-12  action      Email 'relationship-welcome' queued for 2026-02-12
-  2026-02-12  action      Task #2 'Agree goals for the next quarter' for ana,
+  2026-02-12  action      Task t2 'Agree goals for the next quarter' for ana,
                           due 2026-02-19
   2026-02-12  email       e1 relationship-welcome [skipped] enrollment lost
   2026-02-13  stage       relationship: lost at kickoff (enrolled by mistake) ·
@@ -101,7 +101,7 @@ CARD_TAIL_80 = """\
   2026-02-24  stage       after-sales: demand-analysis -> customer-contact
                           (needs met) · ana
   2026-02-24  action      Email 'welcome' queued for 2026-02-24
-  2026-02-24  action      Task #3 'Call the customer' for ana, due 2026-02-26
+  2026-02-24  action      Task t3 'Call the customer' for ana, due 2026-02-26
   2026-02-24  email       e2 welcome [queued]
   2026-02-25  touchpoint  outbound phone: Called about the welcome pack · ana
   2026-02-26  task        t3 Call the customer [due 2026-02-26] · ana
@@ -242,13 +242,13 @@ def test_the_timeline_keeps_the_order_things_happened_in_a_day(run, workspace, m
         ("customer", "Customer added"),
         ("stage", "Enrolled in relationship at kickoff"),
         ("action", "Email 'relationship-welcome' queued for 2026-02-20"),
-        ("action", "Task #1 'Agree goals for the next quarter' for ana, due 2026-02-27"),
+        ("action", "Task t1 'Agree goals for the next quarter' for ana, due 2026-02-27"),
         ("stage", "Enrolled in after-sales at demand-analysis"),
         (
             "action",
             "Skipped (assign owner: round-robin [when not customer.owner]): condition is false",
         ),
-        ("action", "Task #2 'Analyze customer demand' for ana, due 2026-02-20"),
+        ("action", "Task t2 'Analyze customer demand' for ana, due 2026-02-20"),
         ("task", "t2 Analyze customer demand [due 2026-02-20]"),
         ("email", "e1 relationship-welcome [queued]"),
     ]

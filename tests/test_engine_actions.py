@@ -57,7 +57,7 @@ def test_a_condition_that_cannot_be_evaluated_fails_its_action_only(tmp_path, co
             f"{reason}",
             0,
         ),
-        ("Task #1 'Still created' for ana, due 2026-03-02", 1),
+        ("Task t1 'Still created' for ana, due 2026-03-02", 1),
     ]
 
 

@@ -405,7 +405,7 @@ def test_5xx_for_one_recipient_fails_that_email_and_the_run_goes_on(
     reason = (
         "every recipient was refused: gone@example.com: 550 5.1.1 <gone@example.com>: user unknown"
     )
-    assert result.stderr == f"email #2: {reason}\n"
+    assert result.stderr == f"email e2: {reason}\n"
     rows = by_customer(outbox(run))
     assert {e: (r["status"], r["reason"]) for e, r in rows.items()} == {
         "ann@example.com": ("sent", None),
@@ -458,7 +458,7 @@ def test_one_refused_cc_does_not_stop_the_email_and_is_recorded(
 
     assert (result.exit_code, counts) == (0, summary(sent=1))
     refusal = "refused refused@example.com: 550 5.1.1 No such user"
-    assert result.stderr == f"email #1: sent, but {refusal}\n"
+    assert result.stderr == f"email e1: sent, but {refusal}\n"
     row = outbox(run)[0]
     assert (row["status"], row["reason"], row["sent_at"]) == ("sent", refusal, SENT_AT)
     assert row["recipients"] == "joe@example.com, refused@example.com, boss@example.com"
@@ -487,7 +487,7 @@ def test_connection_dropped_after_data_is_uncertain_and_resent_only_on_request(
     assert row["reason"].startswith(
         "the connection to 127.0.0.1 failed while the message was sent: "
     )
-    assert result.stderr == f"email #1: {row['reason']}\n"
+    assert result.stderr == f"email e1: {row['reason']}\n"
     assert statuses(run)["zoe@example.com"] == "sent"  # the run reconnected and went on
     assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"], ["zoe@example.com"]]
 
@@ -639,8 +639,8 @@ def test_a_line_break_in_customer_data_fails_that_email_and_reaches_nobody_else(
         "zoe@example.com": ("sent", None),
     }
     assert result.stderr == (
-        "email #2 to eve@example.com: the customer's name contains a line break\n"
-        "email #3 to mal@example.com: the Subject header would contain a line break "
+        "email e2 to eve@example.com: the customer's name contains a line break\n"
+        "email e3 to mal@example.com: the Subject header would contain a line break "
         "(from the customer's data)\n"
     )
     assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"], ["zoe@example.com"]]
@@ -928,7 +928,7 @@ def test_sendmail_that_fails_after_reading_the_message_leaves_it_uncertain(
     row = outbox(run)[0]
     reason = f"{script} failed after reading the message: sendmail: fatal: no such user"
     assert (row["status"], row["reason"]) == ("uncertain", reason)
-    assert result.stderr == f"email #1: {reason}\n"
+    assert result.stderr == f"email e1: {reason}\n"
 
 
 def test_sendmail_that_says_try_later_defers_the_email(
@@ -1148,7 +1148,7 @@ def test_an_uncertain_email_can_be_settled_by_hand(run, ws, smtp):
     twice = run("outbox", "resolve", "1", "--resend")
     assert (twice.exit_code, twice.stderr) == (
         1,
-        "Error: Email #1 is sent; --resend applies to uncertain or failed emails.\n",
+        "Error: Email e1 is sent; --resend applies to uncertain or failed emails.\n",
     )
 
 
@@ -1424,7 +1424,7 @@ def test_a_damaged_database_stops_send_at_its_first_error_and_every_later_run(
     first = run("send")
     assert (first.exit_code, first.stdout) == (1, "")
     assert first.stderr.startswith(
-        f"Error: Email #1 was delivered, but recording that failed: The database {db} is "
+        f"Error: Email e1 was delivered, but recording that failed: The database {db} is "
         "damaged (database disk image is malformed); funnelctl stopped before doing anything "
         "more."
     )
@@ -1489,7 +1489,7 @@ def test_a_full_disk_while_recording_sent_is_one_sentence_and_the_email_is_never
 
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
-        f"Error: Email #1 was delivered, but recording that failed: The disk holding "
+        f"Error: Email e1 was delivered, but recording that failed: The disk holding "
         f"{root / 'funnel.db'} is full: what the command had not finished was rolled back. "
         "Free some space and run it again. The next 'funnelctl send' shows it as uncertain "
         "and sends it again only if asked; settle it with 'funnelctl outbox resolve 1 --sent'.\n"
@@ -1721,7 +1721,7 @@ def test_ctrl_c_while_an_email_is_handed_over_marks_it_uncertain_and_says_so(
 
     assert (process.returncode, out) == (130, "")
     assert err == (
-        "Error: Interrupted while email #1 was being sent: it is marked uncertain; check the "
+        "Error: Interrupted while email e1 was being sent: it is marked uncertain; check the "
         "recipient's mailbox, then settle it with 'funnelctl outbox resolve 1 --sent' or "
         "'--resend'.\n"
     )
