@@ -227,7 +227,7 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
                     )
             if stage.advance_after is None:
                 for row in due.idle(store, funnel.id, stage.id, query.owner):
-                    add(row, "no-next-step", row["entered_on"], f"no next step in {stage.id}")
+                    add(row, "no-next-step", row["entered_on"], f"nothing planned in {stage.id}")
     for item in found.values():
         item["title"] = _stuck_title(item["alerts"])
     yield from sorted(found.values(), key=lambda i: (-i["days_overdue"], i["customer"] or ""))

@@ -85,7 +85,7 @@ def test_after_sales_day_by_day(run, book):
     assert (stuck["section"], stuck["title"], stuck["reasons"]) == (
         "attention",
         "Stuck, no next step",
-        ["in customer-contact for 6 days (limit 5)", "no next step in customer-contact"],
+        ["in customer-contact for 6 days (limit 5)", "nothing planned in customer-contact"],
     )
     ok(run("move", "c@example.com", "deployment", "--today", day(9)))
     fill = due(run, 9)
