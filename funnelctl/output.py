@@ -192,6 +192,9 @@ def render(
 def write_styled(parts: Iterable[tuple[str, str | None]]) -> None:
     """Write text pieces, each with its style (None: plain), laid out by the caller:
     nothing is wrapped or cut, and styles show only on a terminal without NO_COLOR."""
+    if not interactive():  # no styles to show: plain text, at the speed of a write
+        sys.stdout.write("".join(piece for piece, _ in parts))
+        return
     from rich.text import Text
 
     text = Text()
