@@ -513,9 +513,14 @@ def check_next_step(step: NextStep, library: Library, settings: Settings, today:
     return replace(step, title=title)
 
 
-def check_owner(owner: str, library: Library, settings: Settings) -> None:
+def check_owner(
+    owner: str, library: Library, settings: Settings, *, label: str = "--owner"
+) -> None:
     """An owner given by hand is a team member or ``partner:ID`` of a partner in the
-    playbooks; anything else is a UsageError that says what was probably meant."""
+    playbooks; anything else is a UsageError that says what was probably meant.
+
+    ``label`` names where the owner was given (``--owner``; ``owner`` for a CSV cell).
+    """
     partners = sorted(library.partners)
     if owner.startswith("partner:"):
         partner = owner.removeprefix("partner:")
@@ -523,7 +528,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
             return
         close = get_close_matches(partner, partners, n=1)
         raise UsageError(
-            f"--owner {owner!r}: no partner {partner!r} in the playbooks "
+            f"{label} {owner!r}: no partner {partner!r} in the playbooks "
             f"(partners: {', '.join(partners) or 'none'})"
             + (f"; did you mean 'partner:{close[0]}'?" if close else ".")
         )
@@ -531,7 +536,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
         return
     if not settings.team:
         raise UsageError(
-            f"--owner {owner!r}: funnelctl.yaml has no team; list the people who take tasks "
+            f"{label} {owner!r}: funnelctl.yaml has no team; list the people who take tasks "
             "under team: there."
         )
     hint = _did_you_mean(owner, settings.team) or (
@@ -539,7 +544,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
         f"({', '.join(partners) or 'none in the playbooks'})."
     )
     raise UsageError(
-        f"--owner {owner!r} is not in the team of funnelctl.yaml ({', '.join(settings.team)})"
+        f"{label} {owner!r} is not in the team of funnelctl.yaml ({', '.join(settings.team)})"
         + hint
     )
 

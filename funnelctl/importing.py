@@ -363,7 +363,23 @@ class _Importer:
                 raise RowError(f"entered_on {entered} is after today ({self.today})")
         return funnel, stage_id, on
 
+    def check_owner(self, values: Mapping[str, Any]) -> None:
+        """An owner that is not in the team of funnelctl.yaml (nor partner:ID of a partner)
+        is a bad row, with a "did you mean"; without a team any name is taken."""
+        owner = values.get("owner")
+        if not owner or self.settings is None or not self.settings.team:
+            return
+        if owner in self.settings.team:
+            return
+        from .activities import check_owner
+
+        try:
+            check_owner(owner, self.playbooks.get(), self.settings, label="owner")
+        except UsageError as exc:
+            raise RowError(exc.message) from None
+
     def apply_row(self, line: int, values: dict[str, Any]) -> None:
+        self.check_owner(values)
         existing = self.existing(values)
         self.check_identifiers(existing, values)
         place = self.placement(values)
