@@ -351,8 +351,13 @@ class _Importer:
         funnel = funnels.get(funnel_id)
         if funnel is None:
             raise RowError(f"no funnel {funnel_id!r} (funnels: {', '.join(sorted(funnels))})")
-        if stage_id and stage_id not in {s.id for s in funnel.stages}:
-            raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
+        if stage_id:
+            if not funnel.has_stage(stage_id):
+                raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
+            try:
+                stage_id = funnel.stage(stage_id).id  # by id or by title, any case
+            except UsageError as exc:  # a title that several stages share
+                raise RowError(exc.message) from None
         on = self.today
         if entered:
             try:
