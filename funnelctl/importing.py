@@ -577,7 +577,7 @@ def import_signals(
     metric (an empty cell is no measurement).
     """
     from .dates import parse_date
-    from .health import check_metric, parse_value
+    from .health import check_metric, check_range, parse_value
 
     csvfile = open_csv(path, encoding, delimiter)
     try:
@@ -633,6 +633,7 @@ def import_signals(
             for metric, raw in pairs:
                 try:
                     name, value = check_metric(metric), parse_value(raw)
+                    check_range(name, value)
                 except ValueError as exc:
                     raise RowError(str(exc)) from None
                 if signals.has_signal(store, customer.id, name, on, value):
