@@ -680,29 +680,18 @@ def log_touchpoint(
         next_step = check_next_step(next_step, library, settings, today)
     with store.write():
         customer = customers.find(store, ref)
-        touch_id = touchpoints.add(
+        touch_id, skipped, dropped = record_touchpoint(
             store,
-            customer_id=customer.id,
+            library,
+            settings,
+            customer,
             channel=channel,
             direction=direction,
-            happened_on=on,
             summary=summary,
-            by=by,
+            on=on,
             today=today,
+            by=by,
         )
-        skipped = dropped = 0
-        if direction == "inbound":
-            # only emails of stage visits that began by the day of the reply
-            skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
-            if skipped:
-                events.add(
-                    store,
-                    customer.id,
-                    today,
-                    "email",
-                    f"{skipped} queued email(s) not sent: the customer replied",
-                )
-        dropped = apply_drop_rules(store, library, settings, customer, today)
         planned = (
             plan_next_step(store, library, settings, customer, next_step, today=today)
             if next_step is not None
@@ -715,6 +704,48 @@ def log_touchpoint(
         "tasks_dropped": dropped,
         **({"next_step": planned} if planned is not None else {}),
     }
+
+
+def record_touchpoint(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    customer: Customer,
+    *,
+    channel: str,
+    direction: str,
+    summary: str,
+    on: str,
+    today: str,
+    by: str | None,
+) -> tuple[int, int, int]:
+    """The touchpoint and what it settles: an inbound one skips the queued emails that
+    wait for a reply, and the drop rules run. The caller holds the write transaction
+    (`log`, the demo book). Returns the touchpoint's id, emails skipped, tasks dropped."""
+    touch_id = touchpoints.add(
+        store,
+        customer_id=customer.id,
+        channel=channel,
+        direction=direction,
+        happened_on=on,
+        summary=summary,
+        by=by,
+        today=today,
+    )
+    skipped = 0
+    if direction == "inbound":
+        # only emails of stage visits that began by the day of the reply
+        skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
+        if skipped:
+            events.add(
+                store,
+                customer.id,
+                today,
+                "email",
+                f"{skipped} queued email(s) not sent: the customer replied",
+            )
+    dropped = apply_drop_rules(store, library, settings, customer, today)
+    return touch_id, skipped, dropped
 
 
 def apply_drop_rules(
