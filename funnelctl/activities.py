@@ -513,9 +513,14 @@ def check_next_step(step: NextStep, library: Library, settings: Settings, today:
     return replace(step, title=title)
 
 
-def check_owner(owner: str, library: Library, settings: Settings) -> None:
+def check_owner(
+    owner: str, library: Library, settings: Settings, *, label: str = "--owner"
+) -> None:
     """An owner given by hand is a team member or ``partner:ID`` of a partner in the
-    playbooks; anything else is a UsageError that says what was probably meant."""
+    playbooks; anything else is a UsageError that says what was probably meant.
+
+    ``label`` names where the owner was given (``--owner``; ``owner`` for a CSV cell).
+    """
     partners = sorted(library.partners)
     if owner.startswith("partner:"):
         partner = owner.removeprefix("partner:")
@@ -523,7 +528,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
             return
         close = get_close_matches(partner, partners, n=1)
         raise UsageError(
-            f"--owner {owner!r}: no partner {partner!r} in the playbooks "
+            f"{label} {owner!r}: no partner {partner!r} in the playbooks "
             f"(partners: {', '.join(partners) or 'none'})"
             + (f"; did you mean 'partner:{close[0]}'?" if close else ".")
         )
@@ -531,7 +536,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
         return
     if not settings.team:
         raise UsageError(
-            f"--owner {owner!r}: funnelctl.yaml has no team; list the people who take tasks "
+            f"{label} {owner!r}: funnelctl.yaml has no team; list the people who take tasks "
             "under team: there."
         )
     hint = _did_you_mean(owner, settings.team) or (
@@ -539,7 +544,7 @@ def check_owner(owner: str, library: Library, settings: Settings) -> None:
         f"({', '.join(partners) or 'none in the playbooks'})."
     )
     raise UsageError(
-        f"--owner {owner!r} is not in the team of funnelctl.yaml ({', '.join(settings.team)})"
+        f"{label} {owner!r} is not in the team of funnelctl.yaml ({', '.join(settings.team)})"
         + hint
     )
 
@@ -675,29 +680,18 @@ def log_touchpoint(
         next_step = check_next_step(next_step, library, settings, today)
     with store.write():
         customer = customers.find(store, ref)
-        touch_id = touchpoints.add(
+        touch_id, skipped, dropped = record_touchpoint(
             store,
-            customer_id=customer.id,
+            library,
+            settings,
+            customer,
             channel=channel,
             direction=direction,
-            happened_on=on,
             summary=summary,
-            by=by,
+            on=on,
             today=today,
+            by=by,
         )
-        skipped = dropped = 0
-        if direction == "inbound":
-            # only emails of stage visits that began by the day of the reply
-            skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
-            if skipped:
-                events.add(
-                    store,
-                    customer.id,
-                    today,
-                    "email",
-                    f"{skipped} queued email(s) not sent: the customer replied",
-                )
-        dropped = apply_drop_rules(store, library, settings, customer, today)
         planned = (
             plan_next_step(store, library, settings, customer, next_step, today=today)
             if next_step is not None
@@ -710,6 +704,48 @@ def log_touchpoint(
         "tasks_dropped": dropped,
         **({"next_step": planned} if planned is not None else {}),
     }
+
+
+def record_touchpoint(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    customer: Customer,
+    *,
+    channel: str,
+    direction: str,
+    summary: str,
+    on: str,
+    today: str,
+    by: str | None,
+) -> tuple[int, int, int]:
+    """The touchpoint and what it settles: an inbound one skips the queued emails that
+    wait for a reply, and the drop rules run. The caller holds the write transaction
+    (`log`, the demo book). Returns the touchpoint's id, emails skipped, tasks dropped."""
+    touch_id = touchpoints.add(
+        store,
+        customer_id=customer.id,
+        channel=channel,
+        direction=direction,
+        happened_on=on,
+        summary=summary,
+        by=by,
+        today=today,
+    )
+    skipped = 0
+    if direction == "inbound":
+        # only emails of stage visits that began by the day of the reply
+        skipped = outbox.skip_waiting_for_reply(store, customer.id, on, "the customer replied")
+        if skipped:
+            events.add(
+                store,
+                customer.id,
+                today,
+                "email",
+                f"{skipped} queued email(s) not sent: the customer replied",
+            )
+    dropped = apply_drop_rules(store, library, settings, customer, today)
+    return touch_id, skipped, dropped
 
 
 def apply_drop_rules(

@@ -868,8 +868,7 @@ def pick_enrollment(
         candidates = [
             r
             for r in candidates
-            if r.funnel in library.funnels
-            and stage_id in {s.id for s in library.funnels[r.funnel].stages}
+            if r.funnel in library.funnels and library.funnels[r.funnel].has_stage(stage_id)
         ]
     funnels = sorted({r.funnel for r in candidates})
     if not candidates:
@@ -915,7 +914,7 @@ def enroll_customer(
 ) -> dict[str, object]:
     funnel = library.funnel(funnel_id)
     if stage_id:
-        funnel.stage(stage_id)
+        stage_id = funnel.stage(stage_id).id  # given by id or by title
     with store.write():
         customer = customers.find(store, ref)
         engine = Engine(store, library, settings, today, by)
@@ -941,7 +940,7 @@ def move_customer(
         enrollment, funnel = pick_enrollment(
             store, library, customer, funnel_id=funnel_id, stage_id=stage_id, closed=reopen
         )
-        funnel.stage(stage_id)
+        stage_id = funnel.stage(stage_id).id  # given by id or by title
         engine = Engine(store, library, settings, today, by)
         if reopen:
             moved = engine.reopen(enrollment, funnel, stage_id, note=note)

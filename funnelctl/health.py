@@ -11,16 +11,18 @@ per episode: not again while it lasts, again after a recovery and a new slip.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from difflib import get_close_matches
 from typing import Any
 
 from .context import build_context, context_for
 from .dates import days_between, shift
 from .errors import FunnelError, UsageError
-from .playbooks import BAND_POINTS, HealthModel, Library, Measure
+from .playbooks import BAND_POINTS, HealthModel, Library, Measure, all_actions
 from .sandbox import TemplateError, evaluate
 from .store import Row, Store, customers, enrollments, events, outbox
 from .store import activities as tasks
@@ -50,13 +52,91 @@ def check_metric(metric: str) -> str:
     return name.replace("-", "_")
 
 
+# Metrics with a range a value must fall in: an NPS answer is 0 to 10, a CSAT score 1 to
+# 5, and a count (logins, tickets, seats in use) is never negative. A value outside is a
+# typo (an NPS of 90, a CSAT given in percent), refused by `signal` and `signal import`.
+METRIC_RANGES: dict[str, tuple[float, float | None]] = {
+    "nps": (0, 10),
+    "csat": (1, 5),
+    "logins": (0, None),
+    "tickets": (0, None),
+    "seats_used": (0, None),
+}
+# Read by `report` (NPS and CSAT) whatever the health model says.
+REPORTED_METRICS = ("nps", "csat")
+_READS = (
+    re.compile(r"\bsignals\s*\.\s*([A-Za-z_]\w*)"),
+    re.compile(r"\bsignals\s*\[\s*['\"]([^'\"]+)['\"]\s*\]"),
+    re.compile(r"['\"]([^'\"]+)['\"]\s+(?:not\s+)?in\s+signals\b"),
+    re.compile(r"\bsignal_\w+\s*\(\s*['\"]([^'\"]+)['\"]"),
+)
+
+
+def check_range(metric: str, value: float) -> None:
+    """A ValueError when ``value`` is outside the known range of ``metric``."""
+    if metric not in METRIC_RANGES:
+        return
+    low, high = METRIC_RANGES[metric]
+    if high is None and value < low:
+        raise ValueError(f"{metric} {_fmt(value)} is out of range: {metric} is {_fmt(low)} or more")
+    if high is not None and not low <= value <= high:
+        raise ValueError(
+            f"{metric} {_fmt(value)} is out of range: {metric} goes from {_fmt(low)} to {_fmt(high)}"
+        )
+
+
+def metrics_read(library: Library) -> set[str]:
+    """The metrics something reads: the playbooks' expressions (health measures and
+    opportunities, play triggers, stage and action conditions) and the report."""
+    expressions: list[str | None] = []
+    if library.health is not None:
+        expressions += [m.value for m in library.health.measures]
+        expressions += [o.when for o in library.health.opportunities]
+    expressions += [p.trigger for p in library.plays.values()]
+    for funnel in library.funnels.values():
+        expressions += [s.advance_when for s in funnel.stages]
+    for _, action in all_actions(library):
+        expressions += [action.when, getattr(action, "drop_if", None)]
+    found = set(REPORTED_METRICS)
+    for text in filter(None, expressions):
+        for pattern in _READS:
+            found.update(m.replace("-", "_").lower() for m in pattern.findall(text))
+    return found
+
+
+def check_known(metric: str, library: Library) -> None:
+    """A UsageError, with a "did you mean", for a metric nothing reads."""
+    known = sorted(metrics_read(library))
+    if metric in known:
+        return
+    close = get_close_matches(metric, known, n=1)
+    hint = f": did you mean {close[0]!r}? To" if close else "; to"
+    raise UsageError(
+        f"No health measure or report reads the metric {metric!r} (known: {', '.join(known)})"
+        f"{hint} record it anyway, pass --new-metric."
+    )
+
+
 def record_signal(
-    store: Store, ref: str, metric: str, value: str, on: str, today: str
+    store: Store,
+    ref: str,
+    metric: str,
+    value: str,
+    on: str,
+    today: str,
+    *,
+    library: Library | None = None,
+    new_metric: bool = False,
 ) -> dict[str, Any]:
+    """Record one value. With ``library``, a metric nothing reads is refused unless
+    ``new_metric``; a value outside the metric's range (METRIC_RANGES) always is."""
     try:
         name, number = check_metric(metric), parse_value(value)
+        check_range(name, number)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if library is not None and not new_metric:
+        check_known(name, library)
     if on > today:
         raise UsageError(f"--at {on} is after today ({today}).")
     with store.write():

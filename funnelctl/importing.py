@@ -351,8 +351,13 @@ class _Importer:
         funnel = funnels.get(funnel_id)
         if funnel is None:
             raise RowError(f"no funnel {funnel_id!r} (funnels: {', '.join(sorted(funnels))})")
-        if stage_id and stage_id not in {s.id for s in funnel.stages}:
-            raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
+        if stage_id:
+            if not funnel.has_stage(stage_id):
+                raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
+            try:
+                stage_id = funnel.stage(stage_id).id  # by id or by title, any case
+            except UsageError as exc:  # a title that several stages share
+                raise RowError(exc.message) from None
         on = self.today
         if entered:
             try:
@@ -363,7 +368,23 @@ class _Importer:
                 raise RowError(f"entered_on {entered} is after today ({self.today})")
         return funnel, stage_id, on
 
+    def check_owner(self, values: Mapping[str, Any]) -> None:
+        """An owner that is not in the team of funnelctl.yaml (nor partner:ID of a partner)
+        is a bad row, with a "did you mean"; without a team any name is taken."""
+        owner = values.get("owner")
+        if not owner or self.settings is None or not self.settings.team:
+            return
+        if owner in self.settings.team:
+            return
+        from .activities import check_owner
+
+        try:
+            check_owner(owner, self.playbooks.get(), self.settings, label="owner")
+        except UsageError as exc:
+            raise RowError(exc.message) from None
+
     def apply_row(self, line: int, values: dict[str, Any]) -> None:
+        self.check_owner(values)
         existing = self.existing(values)
         self.check_identifiers(existing, values)
         place = self.placement(values)
@@ -556,7 +577,7 @@ def import_signals(
     metric (an empty cell is no measurement).
     """
     from .dates import parse_date
-    from .health import check_metric, parse_value
+    from .health import check_metric, check_range, parse_value
 
     csvfile = open_csv(path, encoding, delimiter)
     try:
@@ -612,6 +633,7 @@ def import_signals(
             for metric, raw in pairs:
                 try:
                     name, value = check_metric(metric), parse_value(raw)
+                    check_range(name, value)
                 except ValueError as exc:
                     raise RowError(str(exc)) from None
                 if signals.has_signal(store, customer.id, name, on, value):

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from . import yamlfile
 from .dates import parse_duration
-from .errors import NotFound, ValidationError
+from .errors import NotFound, UsageError, ValidationError
 from .yamlfile import Fields, Problems, YList, YMap
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -153,12 +153,32 @@ class Funnel:
     allow_skip: bool = True
     where: Where = Where("", 0)
 
-    def stage(self, stage_id: str) -> Stage:
-        for stage in self.stages:
-            if stage.id == stage_id:
-                return stage
+    def stage(self, name: str) -> Stage:
+        """The stage ``name`` means: its id, else its id or its title in any case
+        (``Customer contact``, ``DEPLOYMENT``). A title that several stages share is a
+        usage error that lists them; no match is NotFound."""
+        found = self._matching(name)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            ids = ", ".join(s.id for s in found)
+            raise UsageError(
+                f"Funnel {self.id!r} has several stages titled {name!r} ({ids}); give the stage id."
+            )
         names = ", ".join(s.id for s in self.stages)
-        raise NotFound(f"Funnel {self.id!r} has no stage {stage_id!r} (stages: {names}).")
+        raise NotFound(f"Funnel {self.id!r} has no stage {name!r} (stages: {names}).")
+
+    def has_stage(self, name: str) -> bool:
+        """Whether ``name`` names a stage (or several, by title) as :meth:`stage` reads it."""
+        return bool(self._matching(name))
+
+    def _matching(self, name: str) -> list[Stage]:
+        exact = [s for s in self.stages if s.id == name]
+        if exact:
+            return exact
+        folded = " ".join(name.split()).casefold()
+        by_id = [s for s in self.stages if s.id.casefold() == folded]
+        return by_id or [s for s in self.stages if " ".join(s.title.split()).casefold() == folded]
 
     def index(self, stage_id: str) -> int:
         return self.stages.index(self.stage(stage_id))

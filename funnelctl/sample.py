@@ -13,10 +13,11 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
+from .activities import record_touchpoint
 from .customers import Cleaner
 from .engine import Engine
 from .playbooks import Library
-from .store import Store, customers, enrollments, events, health, touchpoints
+from .store import Store, customers, enrollments, events, health
 from .store import activities as tasks
 from .workspace import Settings
 
@@ -83,17 +84,23 @@ def load_demo(store: Store, library: Library, settings: Settings, today: str) ->
     # still open, so the demo's list looks like a real morning rather than a backlog.
     tasks.all_done_before_in_demo(store, (day - timedelta(days=14)).isoformat())
     touches = 0
+    # Logged as `funnelctl log` logs them, on the day they happened: a reply skips the
+    # emails that waited for it and drops the tasks it makes needless ("Call the customer").
     for row in _rows("touchpoints.csv"):
         on = ago(row["days_ago"])
-        touchpoints.add(
+        customer = customers.get(store, ids[row["email"].lower()])
+        assert customer is not None
+        record_touchpoint(
             store,
-            customer_id=ids[row["email"].lower()],
+            library,
+            settings,
+            customer,
             channel=row["channel"],
             direction=row["direction"],
-            happened_on=on,
             summary=row["summary"],
-            by="demo",
+            on=on,
             today=on,
+            by="demo",
         )
         touches += 1
     measured = 0

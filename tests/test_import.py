@@ -261,7 +261,8 @@ def test_enrolling_on_import_runs_the_entry_actions(workspace, tmp_path):
     from funnelctl.workspace import open_workspace
 
     ws = open_workspace(workspace, tmp_path)
-    settings = replace(ws.settings, team=("ana", "bruno"))
+    # carla owns cid already (an owner must be in the team); the others are handed out in turn
+    settings = replace(ws.settings, team=("ana", "bruno", "carla"))
     library = load_library([ws.playbooks_dir], templates_dir=ws.templates_dir, team=settings.team)
     write(
         tmp_path / "new.csv",

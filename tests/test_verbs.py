@@ -3,7 +3,9 @@ email), several at once (all or none), and an answer that names the task, the
 customer and what follows.
 
 The demo book (today 2026-03-02) has task 1 for Lena and email 1 for Tom: the pair the
-issue was about ('drop 1' dropped Lena's task when Tom's email was meant).
+issue was about ('drop 1' dropped Lena's task when Tom's email was meant). Tom has since
+replied, so email 1 is skipped; email 49 (Gustavo's renewal) is the one still queued, beside
+task 49 (done long ago).
 """
 
 from __future__ import annotations
@@ -115,21 +117,21 @@ def test_done_as_csv_keeps_its_columns_and_adds_ref_customer_and_next(run, demo)
 
 
 def test_several_tasks_done_at_once(run, demo):
-    result = ok(run("done", "t1", "t5", "t13"))
+    result = ok(run("done", "t1", "t7", "t13"))
     assert result.stdout == (
         "Done: t1 Analyze customer demand (lena.fischer@example.com)\n"
-        "Done: t5 Call the customer (tom.becker@example.com)\n"
+        "Done: t7 Call the customer (joana.ferreira@example.com)\n"
         "Done: t13 Hold the kick-off meeting (aiko.tanaka@example.com)\n"
         "  next: t156 Send the kick-off notes and agreed goals, due tomorrow\n"
     )
-    assert [task(demo, i)[0] for i in (1, 5, 13)] == ["done", "done", "done"]
+    assert [task(demo, i)[0] for i in (1, 7, 13)] == ["done", "done", "done"]
 
 
 @pytest.mark.parametrize(
     ("args", "exit_code", "error"),
     [
         (
-            ("done", "t1", "t9999", "t5"),
+            ("done", "t1", "t9999", "t7"),
             1,
             "No task t9999 (see 'funnelctl due'); nothing was changed.",
         ),
@@ -195,12 +197,12 @@ def test_snooze_says_when_each_task_is_due_now(run, demo):
         "Snoozed: t14 Check the first week of use (aiko.tanaka@example.com), now due in 3d\n"
         "Snoozed: t1 Analyze customer demand (lena.fischer@example.com), now due in 3d\n"
     )
-    far = ok(run("snooze", "t5", "--until", "2026-12-03"))
+    far = ok(run("snooze", "t7", "--until", "2026-12-03"))
     assert (
         far.stdout
-        == "Snoozed: t5 Call the customer (tom.becker@example.com), now due on 2026-12-03\n"
+        == "Snoozed: t7 Call the customer (joana.ferreira@example.com), now due on 2026-12-03\n"
     )
-    assert [task(demo, i)[1] for i in (14, 1, 5)] == ["2026-03-05", "2026-03-05", "2026-12-03"]
+    assert [task(demo, i)[1] for i in (14, 1, 7)] == ["2026-03-05", "2026-03-05", "2026-12-03"]
     snoozed = json.loads(ok(run("snooze", "t3", "--days", "1", "-f", "json")).stdout)
     assert [(r["ref"], r["customer"], r["next"], r["due_on"]) for r in snoozed] == [
         ("t3", "priya.nair@example.org", None, "2026-03-03")
@@ -211,22 +213,23 @@ def test_drop_1_drops_lenas_task_and_says_whose_it_was(run, demo):
     result = ok(run("drop", "1", "--reason", "asked to wait"))
     assert result.stdout == "Dropped: t1 Analyze customer demand (lena.fischer@example.com)\n"
     assert task(demo, 1) == ("dropped", "2026-03-02", "2026-03-02", "asked to wait")
-    assert email(demo, 1) == ("queued", "2026-02-28", None)  # Tom's email is untouched
+    # Tom's email is untouched: skipped when he replied
+    assert email(demo, 1) == ("skipped", "2026-02-28", "the customer replied")
 
 
-def test_drop_e1_skips_toms_email_and_never_lenas_task(run, demo):
-    result = ok(run("drop", "e1", "--reason", "he called first"))
+def test_drop_e49_skips_gustavos_email_and_never_task_49(run, demo):
+    result = ok(run("drop", "e49", "--reason", "he called first"))
     assert result.stdout == (
-        "Dropped: e1 Email 'welcome' (tom.becker@example.com), it will not be sent\n"
+        "Dropped: e49 Email 'renewal' (gustavo.pereira@example.net), it will not be sent\n"
     )
-    assert email(demo, 1) == ("skipped", "2026-02-28", "dropped by hand: he called first")
-    assert task(demo, 1) == ("open", "2026-03-02", None, None)
-    assert timeline(demo, "tom.becker@example.com")[-1] == (
-        "Dropped: e1 Email 'welcome' (he called first)"
+    assert email(demo, 49) == ("skipped", "2026-03-07", "dropped by hand: he called first")
+    assert task(demo, 49) == ("done", "2025-11-27", "2025-11-27", None)
+    assert timeline(demo, "gustavo.pereira@example.net")[-1] == (
+        "Dropped: e49 Email 'renewal' (he called first)"
     )
-    as_json = json.loads(ok(run("drop", "t5", "--reason", "x", "-f", "json")).stdout)
+    as_json = json.loads(ok(run("drop", "t7", "--reason", "x", "-f", "json")).stdout)
     assert [(r["ref"], r["customer"], r["status"], r["next"]) for r in as_json] == [
-        ("t5", "tom.becker@example.com", "dropped", None)
+        ("t7", "joana.ferreira@example.com", "dropped", None)
     ]
 
 
@@ -363,14 +366,14 @@ def test_undo_snooze_and_drop_say_what_they_put_back(run, demo):
         "Undone: snooze t14 Check the first week of use (aiko.tanaka@example.com): "
         "due 3d late again\n"
     )
-    ok(run("drop", "t1", "e1", "--reason", "duplicate"))
+    ok(run("drop", "t1", "e49", "--reason", "duplicate"))
     assert ok(run("undo")).stdout == (
         "Undone: drop t1 Analyze customer demand (lena.fischer@example.com): open again\n"
-        "Undone: drop e1 Email 'welcome' (tom.becker@example.com): queued again\n"
+        "Undone: drop e49 Email 'renewal' (gustavo.pereira@example.net): queued again\n"
     )
     assert task(demo, 1) == ("open", "2026-03-02", None, None)
-    assert email(demo, 1) == ("queued", "2026-02-28", None)
-    assert timeline(demo, "tom.becker@example.com")[-1] == "Undone: drop e1 Email 'welcome'"
+    assert email(demo, 49) == ("queued", "2026-03-07", None)
+    assert timeline(demo, "gustavo.pereira@example.net")[-1] == ("Undone: drop e49 Email 'renewal'")
 
 
 def test_undo_refuses_when_the_follow_up_was_worked_on(run, demo, dump):
@@ -388,13 +391,13 @@ def test_undo_refuses_when_the_follow_up_was_worked_on(run, demo, dump):
 
 
 def test_undo_never_requeues_an_email_that_changed_since_the_drop(run, demo, dump):
-    ok(run("drop", "e1", "--reason", "duplicate"))
-    ok(run("outbox", "requeue", "e1"))
+    ok(run("drop", "e49", "--reason", "duplicate"))
+    ok(run("outbox", "requeue", "e49"))
     before = dump(demo)
     result = run("undo")
     assert (result.exit_code, result.stderr) == (
         1,
-        "Error: Cannot undo drop e1: e1 Email 'welcome' is queued now, not as the drop "
+        "Error: Cannot undo drop e49: e49 Email 'renewal' is queued now, not as the drop "
         "left it; nothing was changed.\n",
     )
     assert dump(demo) == before

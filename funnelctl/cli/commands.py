@@ -6,6 +6,10 @@ Each command lives in the module named after it (``at-risk`` in at_risk.py,
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from . import (
     at_risk,
     backup,
@@ -16,6 +20,7 @@ from . import (
     due,
     enroll,
     export,
+    help,
     import_,
     init,
     log,
@@ -33,12 +38,39 @@ from . import (
     ticket,
     undo,
 )
-from .common import new_app
+from .common import HomeOption, TodayOption, new_app
 
 app = new_app(
     "funnelctl runs a customer-success funnel from the terminal: YAML playbooks, "
     "a local SQLite store, Jinja follow-up emails."
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"funnelctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _everywhere(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print funnelctl's version and exit.",
+        ),
+    ] = False,
+    home: HomeOption = None,
+    today: TodayOption = None,
+) -> None:
+    """--home and --today given here are carried to the command (common.FunnelGroup)."""
+
+
 app.command("init")(init.init)
 app.add_typer(playbook.app)
 app.add_typer(play.app)
@@ -66,3 +98,4 @@ app.add_typer(template.app)
 app.command("report")(report.report)
 app.add_typer(ticket.app)
 app.command("backup")(backup.backup)
+app.command("help")(help.help_)

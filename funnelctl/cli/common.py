@@ -67,9 +67,9 @@ def formats(*allowed: OutputFormat) -> TyperChoice[str]:
 
     TyperChoice is the type typer itself makes for an Enum option: --help lists only
     these values, and any other is refused as typer refuses every bad choice (a usage
-    error naming the accepted values, exit 2).
+    error naming the accepted values, exit 2). Any case is accepted (``-f JSON``).
     """
-    return TyperChoice([f.value for f in allowed])
+    return TyperChoice([f.value for f in allowed], case_sensitive=False)
 
 
 FormatOption = Annotated[
@@ -83,8 +83,53 @@ FormatOption = Annotated[
 ]
 
 
+# Options every command that opens the workspace takes, accepted before the command too.
+GLOBAL_OPTIONS = ("--home", "--today")
+HELP_OPTIONS = ["-h", "--help"]
+
+
 class FunnelGroup(TyperGroup):
-    """Turns funnelctl's own errors into one 'Error: ...' line and an exit code."""
+    """Turns funnelctl's own errors into one 'Error: ...' line and an exit code.
+
+    It also carries ``--home`` and ``--today`` given before a command name to after it
+    (``funnelctl --home demo due`` is ``funnelctl due --home demo``): placed right after
+    the name, they come before whatever the user typed there, so a value given after the
+    command wins (the last value of an option is the one kept), and, being on the command
+    line, either beats FUNNELCTL_HOME and FUNNELCTL_TODAY.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            args = self._carry_global_options(ctx, args)
+        return super().parse_args(ctx, args)
+
+    def _carry_global_options(self, ctx: Any, args: list[str]) -> list[str]:
+        carried: list[tuple[str, str]] = []
+        kept: list[str] = []
+        rest = list(args)
+        while rest:
+            token = rest[0]
+            name, eq, value = token.partition("=")
+            if name in GLOBAL_OPTIONS and (eq or len(rest) > 1):
+                carried.append((name, value if eq else rest[1]))
+                rest = rest[1:] if eq else rest[2:]
+            elif token.startswith("-") and token != "--":
+                kept.append(token)  # the group's own flags (--version, --help)
+                rest = rest[1:]
+            else:
+                break
+        if not carried or not rest or rest[0] == "--":
+            return args  # no command follows: the group's own options take them
+        command = self.get_command(ctx, rest[0])
+        if command is None:
+            return args  # click says the command does not exist
+        takes = (
+            set(GLOBAL_OPTIONS)
+            if isinstance(command, TyperGroup)
+            else {o for p in command.params for o in getattr(p, "opts", ())}
+        )
+        moved = [part for name, value in carried if name in takes for part in (name, value)]
+        return [*kept, rest[0], *moved, *rest[1:]]
 
     def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
         try:
@@ -133,6 +178,7 @@ def new_app(help_text: str, name: str | None = None) -> typer.Typer:
         pretty_exceptions_show_locals=False,
         add_completion=name is None,
         rich_markup_mode=None,
+        context_settings={"help_option_names": HELP_OPTIONS},
     )
 
 

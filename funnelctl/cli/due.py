@@ -19,7 +19,7 @@ import typer
 
 from .. import output
 from ..output import OutputFormat
-from .common import HomeOption, TodayOption, formats, session
+from .common import HomeOption, Session, TodayOption, formats, session
 
 # The documented keys, then what the agenda adds (CSV columns; JSON has every key).
 COLUMNS = [
@@ -84,9 +84,11 @@ def due(
         from ..reports import calendar_tasks
 
         with session(home, today) as s:
+            _check_owner(s, owner)
             output.write_calendar(calendar_tasks(s.store, owner=owner))
         return
     with session(home, today) as s, s.store.read():
+        _check_owner(s, owner)
         query = DueQuery(
             today=s.today,
             days=days,
@@ -116,6 +118,15 @@ def due(
         screen = sys.stdout.isatty() and not show_all
         per_section = limit if limit is not None else _screenful() if screen else None
         _write_agenda(list(items), s.today, width, per_section, stale_run)
+
+
+def _check_owner(s: Session, owner: str | None) -> None:
+    """--owner names a team member or a partner (partner:ID) of the playbooks, with a "did
+    you mean" for a typo; a workspace without a team has nothing to check a name against."""
+    from ..activities import check_owner
+
+    if owner is not None and (s.workspace.settings.team or owner.startswith("partner:")):
+        check_owner(owner, s.library(), s.workspace.settings)
 
 
 def _capped(items: Iterable[dict[str, Any]], limit: int | None) -> Iterable[dict[str, Any]]:

@@ -15,7 +15,8 @@ def enroll(
     customer: CustomerArg,
     funnel: Annotated[str, typer.Argument(help="Funnel id.", show_default=False)],
     stage: Annotated[
-        str | None, typer.Option(help="Start at this stage (default: the first).")
+        str | None,
+        typer.Option(help="Start at this stage, by id or title in any case (default: the first)."),
     ] = None,
     home: HomeOption = None,
     today: TodayOption = None,

@@ -25,7 +25,9 @@ def import_(
         typer.Option("--map", help="Rename a column: 'E-mail Address=email' (repeatable)."),
     ] = None,
     funnel: Annotated[str | None, typer.Option(help="Enroll customers new to this funnel.")] = None,
-    stage: Annotated[str | None, typer.Option(help="At this stage (default: the first).")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="At this stage, by id or title (default: the first).")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check and count everything; write nothing.")
     ] = False,

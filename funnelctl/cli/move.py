@@ -13,7 +13,12 @@ from .common import CustomerArg, FormatOption, FunnelOption, HomeOption, TodayOp
 
 def move(
     customer: CustomerArg,
-    stage: Annotated[str, typer.Argument(help="The stage to move to.", show_default=False)],
+    stage: Annotated[
+        str,
+        typer.Argument(
+            help="The stage to move to: its id or its title, any case.", show_default=False
+        ),
+    ],
     funnel: FunnelOption = None,
     note: Annotated[str | None, typer.Option(help="Why: kept in the stage history.")] = None,
     reopen: Annotated[

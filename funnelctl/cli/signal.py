@@ -36,11 +36,21 @@ def signal(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the CSV; write nothing.")
     ] = False,
+    new_metric: Annotated[
+        bool,
+        typer.Option(
+            "--new-metric",
+            help="Record a metric that no health measure or report reads (yet).",
+        ),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Record a signal: funnelctl signal CUSTOMER METRIC VALUE [--at DATE].
+
+    The metric must be one that the health model or the report reads (--new-metric for
+    another); nps is 0 to 10, csat 1 to 5, logins, tickets and seats_used 0 or more.
 
     Or import many: funnelctl signal import FILE.csv, in long format (customer, metric,
     value, date) or wide (customer, date, one column per metric). All rows or none.
@@ -64,5 +74,16 @@ def signal(
             raise UsageError("Give CUSTOMER METRIC VALUE, or: funnelctl signal import FILE.csv")
         on = option_date("--at", at) if at else s.today
         output.render_object(
-            record_signal(s.store, customer, metric, value, on, s.today), fmt, title="Signal"
+            record_signal(
+                s.store,
+                customer,
+                metric,
+                value,
+                on,
+                s.today,
+                library=s.library(),
+                new_metric=new_metric,
+            ),
+            fmt,
+            title="Signal",
         )
