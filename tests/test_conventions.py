@@ -509,4 +509,4 @@ def test_in_the_demo_a_customer_who_replied_is_not_chased(demo):
 def test_the_demo_replies_are_logged_as_log_does(run, demo):
     timeline = ok(run("customer", "show", "tom.becker@example.com")).stdout
     assert "1 queued email(s) not sent: the customer replied" in timeline
-    assert "Dropped: #5 Call the customer (customer.replied)" in timeline
+    assert "Dropped: t5 Call the customer (customer.replied)" in timeline
