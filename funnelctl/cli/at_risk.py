@@ -9,7 +9,7 @@ import typer
 
 from .. import output
 from ..output import OutputFormat
-from .common import FormatOption, HomeOption, TodayOption, session
+from .common import FormatOption, HomeOption, LimitOption, TodayOption, session
 
 
 def at_risk(
@@ -22,6 +22,7 @@ def at_risk(
     live: Annotated[
         bool, typer.Option("--live", help="Score everyone now, even when today's run already did.")
     ] = False,
+    limit: LimitOption = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -36,7 +37,7 @@ def at_risk(
     with session(home, today) as s:
         rows = at_risk_report(
             s.store, s.library(), s.workspace.settings, s.today, everyone=everyone, live=live
-        )
+        )[:limit]
 
     def style(row: Mapping[str, Any]) -> str | None:
         return "bold red" if row["at_risk"] else None

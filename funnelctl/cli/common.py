@@ -81,6 +81,9 @@ FormatOption = Annotated[
         help="table for people, json or csv for scripts.",
     ),
 ]
+LimitOption = Annotated[
+    int | None, typer.Option(min=1, help="At most this many rows (a long list, cut short).")
+]
 
 
 # Options every command that opens the workspace takes, accepted before the command too.

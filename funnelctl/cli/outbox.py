@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 import typer
 
 from .. import output
 from ..output import OutputFormat
+from ..refs import ref
 from ..store import OUTBOX_STATUSES, outbox
-from .common import FormatOption, HomeOption, TodayOption, new_app, resolve_now, session
+from .common import (
+    FormatOption,
+    HomeOption,
+    LimitOption,
+    TodayOption,
+    new_app,
+    resolve_now,
+    session,
+)
 
 app = new_app("The emails the playbooks scheduled, and their fate.", name="outbox")
 
 COLUMNS = [
     "id",
+    "ref",  # what outbox resolve / requeue and drop take: e7
     "customer",
     "template",
     "scheduled_on",
@@ -30,6 +41,7 @@ def list_(
     status: Annotated[
         str | None, typer.Option(help=f"Only this status: {', '.join(OUTBOX_STATUSES)}.")
     ] = None,
+    limit: LimitOption = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -40,8 +52,12 @@ def list_(
     if status and status not in OUTBOX_STATUSES:
         raise UsageError(f"--status must be one of {', '.join(OUTBOX_STATUSES)}")
     with session(home, today) as s:
-        rows = outbox.listing(s.store, outbox.Status(status) if status else None)
-        output.render(rows, fmt, COLUMNS, title="Outbox", empty="The outbox is empty.")
+        rows = (
+            {**row, "ref": ref("email", row["id"])}
+            for row in outbox.listing(s.store, outbox.Status(status) if status else None)
+        )
+        shown = itertools.islice(rows, limit) if limit else rows
+        output.render(shown, fmt, COLUMNS, title="Outbox", empty="The outbox is empty.")
 
 
 @app.command("resolve")
