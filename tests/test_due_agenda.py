@@ -257,6 +257,6 @@ def test_emails_that_need_a_decision_need_attention(run, book):
 
 def test_long_lists_take_limit_and_the_outbox_shows_references(run, book):
     rows = json.loads(ok(run("outbox", "list", "--limit", "2", "-f", "json")).stdout)
-    assert [(r["id"], r["ref"]) for r in rows] == [(1, "e1"), (2, "e2")]
+    assert [(r["id"], r["ref"]) for r in rows] == [(2, "e2"), (1, "e1")]  # oldest first
     assert len(json.loads(ok(run("at-risk", "--all", "--limit", "1", "-f", "json")).stdout)) == 1
     assert len(json.loads(ok(run("customer", "list", "--limit", "3", "-f", "json")).stdout)) == 3
