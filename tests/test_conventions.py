@@ -510,3 +510,11 @@ def test_the_demo_replies_are_logged_as_log_does(run, demo):
     timeline = ok(run("customer", "show", "tom.becker@example.com")).stdout
     assert "1 queued email(s) not sent: the customer replied" in timeline
     assert "Dropped: t5 Call the customer (customer.replied)" in timeline
+
+
+def test_customer_list_finds_a_stage_by_its_title(run, demo):
+    by_id = json.loads(run("customer", "list", "--stage", "post-sales", "-f", "json").stdout)
+    by_title = json.loads(
+        run("customer", "list", "--stage", "Post-sales SUPPORT", "-f", "json").stdout
+    )
+    assert by_title == by_id and by_id

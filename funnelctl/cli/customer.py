@@ -185,8 +185,12 @@ def list_(
             library = s.library()
             if funnel:
                 f = library.funnel(funnel)
+                funnel = f.id
                 if stage:
-                    f.stage(stage)
+                    stage = f.stage(stage).id  # by id or title, in any case
+            elif stage:  # the stage of whichever funnel has one so named
+                named = [f.stage(stage).id for f in library.funnels.values() if f.has_stage(stage)]
+                stage = named[0] if named else stage
         rows = customers.listing(
             s.store, funnel=funnel, stage=stage, owner=owner, tag=tag, limit=limit
         )
