@@ -141,7 +141,7 @@ def test_a_partners_task_is_emailed_to_them_once_and_listed_apart(run, team):
     message = to_desk[0]
     assert message["To"] == "Harbour Help Desk <desk@example.com>"
     assert " ".join(message["Subject"].split()) == (
-        "Task for Harbour Help Desk: Answer the first question (Cleo Diaz, ref. T1)"
+        "Task for Harbour Help Desk: Answer the first question (Cleo Diaz, ref. t1)"
     )
     body = message.get_payload(decode=True).decode()
     assert "How to export the monthly report." in body
