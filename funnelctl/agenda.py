@@ -205,7 +205,7 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
                         row,
                         "stagnant",
                         shift(row["entered_on"], stage.stagnant_after),
-                        f"in {stage.id} for {days} days (limit {stage.stagnant_after})",
+                        f"in {stage.id} for {_days(days)} (limit {stage.stagnant_after})",
                     )
             if stage.quiet_after is not None:
                 cutoff = shift(today, -stage.quiet_after)
@@ -223,7 +223,7 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
                         row,
                         "quiet",
                         shift(since, stage.quiet_after),
-                        f"{what} for {days} days (limit {stage.quiet_after})",
+                        f"{what} for {_days(days)} (limit {stage.quiet_after})",
                     )
             if stage.advance_after is None:
                 for row in due.idle(store, funnel.id, stage.id, query.owner):
@@ -231,6 +231,10 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
     for item in found.values():
         item["title"] = _stuck_title(item["alerts"])
     yield from sorted(found.values(), key=lambda i: (-i["days_overdue"], i["customer"] or ""))
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
 
 
 def _stuck_title(alerts: list[str]) -> str:

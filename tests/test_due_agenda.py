@@ -260,3 +260,11 @@ def test_long_lists_take_limit_and_the_outbox_shows_references(run, book):
     assert [(r["id"], r["ref"]) for r in rows] == [(2, "e2"), (1, "e1")]  # oldest first
     assert len(json.loads(ok(run("at-risk", "--all", "--limit", "1", "-f", "json")).stdout)) == 1
     assert len(json.loads(ok(run("customer", "list", "--limit", "3", "-f", "json")).stdout)) == 3
+
+
+def test_one_day_is_one_day(run, workspace):
+    ok(run("customer", "add", "new@example.com", "--owner", "ana", "--today", "2026-03-02"))
+    ok(run("enroll", "new@example.com", "after-sales", "--today", "2026-03-02"))
+    items = json.loads(ok(run("due", "--today", "2026-03-03", "-f", "json")).stdout)
+    stuck = next(i for i in items if i["kind"] == "stagnation")
+    assert stuck["reasons"] == ["in demand-analysis for 1 day (limit 1)"]
