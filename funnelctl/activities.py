@@ -338,9 +338,32 @@ def complete(
                 value_before=task.note,
                 value_after=note,
                 follow_up_id=follow_id,
+                touchpoint_id=_contact_made(store, task, today),
             )
             done.append((task_id, follow_id))
         return [worked_task(store, task_id, follow_id) for task_id, follow_id in done]
+
+
+# Channels on which doing a task means the customer was contacted: the quiet alerts and
+# the health model's days since the last touchpoint see a consultant who calls every week.
+CONTACT_CHANNELS = frozenset(("email", "phone", "meeting", "in-person", "chat", "success-review"))
+
+
+def _contact_made(store: Store, task: Task, today: str) -> int | None:
+    """A task done by hand on a contact channel is an outbound touchpoint on it, dated the
+    day it was done; its id, or None for work that reached nobody (a check of usage)."""
+    if task.channel not in CONTACT_CHANNELS:
+        return None
+    return touchpoints.add(
+        store,
+        customer_id=task.customer_id,
+        channel=task.channel,
+        direction="outbound",
+        happened_on=today,
+        summary=f"Done: {refs.ref('task', task.id)} {task.title}",
+        by="funnelctl done",
+        today=today,
+    )
 
 
 def complete_task(

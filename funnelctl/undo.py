@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import refs
 from .activities import NOTHING_CHANGED, Worked, email_title, worked_email, worked_task
 from .errors import FunnelError
-from .store import Store, events, outbox
+from .store import Store, events, outbox, touchpoints
 from .store import activities as tasks
 from .store import undo as undo_log
 from .store.activities import Task
@@ -138,6 +138,8 @@ def _put_back(store: Store, step: UndoStep, today: str) -> Worked:
         if step.follow_up_id is not None and _remove_follow_up(store, step.follow_up_id):
             removed = refs.ref("task", step.follow_up_id)
             summary += f"; follow-up {removed} removed"
+        if step.touchpoint_id is not None and touchpoints.remove(store, step.touchpoint_id):
+            summary += "; its touchpoint removed"
     events.add(store, task.customer_id, today, "task", summary)
     return worked_task(store, task.id, undone=step.verb, removed=removed, next=None)
 

@@ -316,7 +316,7 @@ def test_undo_done_reopens_the_task_and_removes_its_follow_up(run, demo):
     ) == [(2, 2)]
     assert ok(run("due", "-f", "json", "--days", "7")).stdout == listed
     assert timeline(demo, "aiko.tanaka@example.com")[-1] == (
-        "Undone: done t13 Hold the kick-off meeting; follow-up t156 removed"
+        "Undone: done t13 Hold the kick-off meeting; follow-up t156 removed; its touchpoint removed"
     )
     # done again: the follow-up comes back
     assert "next: t156 Send the kick-off notes" in ok(run("done", "t13")).stdout
@@ -478,3 +478,25 @@ def test_outbox_resolve_takes_e7_and_refuses_t7(run, seven, dump):
     ok(run("outbox", "resolve", "e7", "--skip"))
     assert email(seven, 7)[0] == "skipped"
     assert task(seven, 7)[0] == "open"
+
+
+def test_a_call_done_is_a_touchpoint_and_undo_takes_it_back(run, workspace):
+    """A consultant who calls every week is not flagged quiet: a task done on a contact
+    channel logs an outbound touchpoint; undo removes it with the done."""
+    assert run("customer", "add", "q@example.com", "--owner", "ana").exit_code == 0
+    enrolled = run("enroll", "q@example.com", "after-sales", "--stage", "customer-contact")
+    assert enrolled.exit_code == 0
+    calls = [
+        i
+        for i in json.loads(run("due", "--days", "3", "-f", "json").stdout)
+        if i["title"] == "Call the customer"
+    ]
+    assert run("done", calls[0]["ref"], "--today", "2026-03-03").exit_code == 0
+    touches = json.loads(run("export", "touchpoints", "-f", "json").stdout)
+    assert [(t["channel"], t["direction"], t["happened_on"], t["summary"]) for t in touches] == [
+        ("phone", "outbound", "2026-03-03", f"Done: {calls[0]['ref']} Call the customer")
+    ]
+    assert run("undo", "--today", "2026-03-03").exit_code == 0
+    assert json.loads(run("export", "touchpoints", "-f", "json").stdout) == []
+    shown = json.loads(run("customer", "show", "q@example.com", "-f", "json").stdout)
+    assert any(t["what"].endswith("; its touchpoint removed") for t in shown["timeline"])

@@ -428,3 +428,10 @@ def m009_undo(db: Database) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+@migrations()
+def m010_undo_touchpoint(db: Database) -> None:
+    """A task done on a contact channel (a call, a meeting, an email) is a touchpoint with
+    the customer; undo takes that touchpoint back with the done, so it keeps its id."""
+    db.execute("ALTER TABLE undo_steps ADD COLUMN touchpoint_id INTEGER")

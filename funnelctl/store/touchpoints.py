@@ -52,6 +52,13 @@ def add(
     return cursor.lastrowid
 
 
+def remove(store: Store, touchpoint_id: int) -> bool:
+    """Take back one touchpoint (undo of the done that logged it); False if it is gone."""
+    return bool(
+        store.conn.execute("DELETE FROM touchpoints WHERE id = ?", [touchpoint_id]).rowcount
+    )
+
+
 def last_touches(
     store: Store, customer_id: int, until: str | None
 ) -> tuple[str | None, str | None]:

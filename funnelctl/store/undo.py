@@ -28,6 +28,7 @@ class UndoStep(Record):
     value_after: str | None
     follow_up_id: int | None  # done: the task its then: created
     undone_on: str | None
+    touchpoint_id: int | None = None  # done: the touchpoint it logged (a call, a meeting)
 
 
 def begin(store: Store) -> int:
@@ -48,6 +49,7 @@ def record(
     value_before: str | None = None,
     value_after: str | None = None,
     follow_up_id: int | None = None,
+    touchpoint_id: int | None = None,
 ) -> None:
     assert verb in VERBS and (task_id is None) != (email_id is None)
     insert_row(
@@ -62,6 +64,7 @@ def record(
             "value_before": value_before,
             "value_after": value_after,
             "follow_up_id": follow_up_id,
+            "touchpoint_id": touchpoint_id,
         },
     )
 
