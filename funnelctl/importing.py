@@ -55,6 +55,7 @@ class ImportOptions:
     delimiter: str | None = None
     date_format: str | None = None
     skip_bad: Path | None = None
+    decimal: str | None = None  # the decimal mark of amounts; default: by the delimiter
 
 
 # -- the row loop every import shares --------------------------------------------------
@@ -166,6 +167,12 @@ class ImportResult:
         }
 
 
+def decimal_mark(delimiter: str) -> str:
+    """The decimal mark a file's amounts are read with when --decimal is not given:
+    a comma in ``;``-separated files (as European spreadsheets write them), else a point."""
+    return "," if delimiter == ";" else "."
+
+
 def _engine() -> Any:
     from . import engine
 
@@ -258,6 +265,7 @@ class _Importer:
         today: str,
         source: str,
         settings: Settings | None,
+        delimiter: str = ",",
     ) -> None:
         self.store = store
         self.playbooks = playbooks
@@ -265,7 +273,11 @@ class _Importer:
         self.today = today
         self.source = source
         self.settings = settings
-        self.cleaner = Cleaner(options.date_format)
+        self.cleaner = Cleaner(
+            options.date_format,
+            decimal=options.decimal or decimal_mark(delimiter),
+            decimal_given=options.decimal is not None,
+        )
         self.result = ImportResult()
         self._engine: engine.Engine | None = None
 
@@ -457,6 +469,8 @@ def import_customers(
         raise UsageError("--key must be email or external_id")
     if options.stage and not options.funnel:
         raise UsageError("--stage needs --funnel")
+    if options.decimal is not None and options.decimal not in (".", ","):
+        raise UsageError("--decimal must be '.' or ','")
     playbooks = _Lazy(library)
     if options.funnel:
         funnel = playbooks.get().funnel(options.funnel)
@@ -466,7 +480,9 @@ def import_customers(
     rejects: _Rejects | None = None
     try:
         targets = _column_targets(csvfile, options)
-        importer = _Importer(store, playbooks, options, today, path.name, settings)
+        importer = _Importer(
+            store, playbooks, options, today, path.name, settings, csvfile.delimiter
+        )
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile.header)
 

@@ -490,7 +490,7 @@ def test_every_bad_row_is_listed_and_nothing_is_written(run, workspace, dump, tm
     result = rejected(run, dump, workspace, "people.csv")
     assert result.stderr == BAD_ROWS_HEAD.format(n=7) + (
         "  people.csv:3: 'ann-at-example' is not a valid email address\n"
-        "  people.csv:4: mrr 'lots' is not a number (write 1200.50)\n"
+        "  people.csv:4: mrr 'lots' is not an amount with a decimal point (write e.g. 1,250.50)\n"
         "  people.csv:5: seats '2.5' is not a whole number\n"
         "  people.csv:6: signed_on: '2026-02-30' is not a valid date in the form %Y-%m-%d "
         "(or pass --date-format, e.g. %d/%m/%Y)\n"

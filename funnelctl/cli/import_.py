@@ -55,6 +55,12 @@ def import_(
             "--date-format", help="strptime format of dates, e.g. %d/%m/%Y (default ISO)."
         ),
     ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            help="Decimal mark of amounts (mrr): '.' or ',' (default: ',' in ';' files, else '.')."
+        ),
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -73,6 +79,7 @@ def import_(
         delimiter="\t" if delimiter in ("\\t", "tab") else delimiter,
         date_format=date_format,
         skip_bad=skip_bad,
+        decimal=decimal,
     )
     with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
         if skip_bad is not None:
