@@ -205,37 +205,107 @@ def _normal(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def _column_targets(csvfile: CsvFile, options: ImportOptions) -> list[str | None]:
-    """What each column feeds: a customer field, ``fields.<name>`` for a custom field, or None."""
-    path, header = csvfile.path, csvfile.header
+# Header names that exports use for our fields (HubSpot, Pipedrive, Salesforce reports,
+# Google Contacts, Excel), compared as _header_key writes them; the first listed wins
+# when a file has several. They claim a field only when no column is named after it.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "email": (
+        "emailaddress",
+        "email1value",
+        "personemailwork",
+        "personemail",
+        "workemail",
+        "emailwork",
+        "primaryemail",
+        "contactemail",
+        "email1",
+    ),
+    "name": ("fullname", "personname", "contactname", "displayname"),
+    "first_name": ("givenname", "personfirstname"),
+    "last_name": ("familyname", "surname", "personlastname"),
+    "company": (
+        "companyname",
+        "organization",
+        "organizationname",
+        "personorganization",
+        "organization1name",
+        "organisation",
+        "organisationname",
+        "accountname",
+        "associatedcompany",
+    ),
+    "phone": (
+        "phonenumber",
+        "phone1value",
+        "personphonework",
+        "personphone",
+        "workphone",
+        "businessphone",
+        "telephone",
+    ),
+    "owner": ("contactowner", "personowner", "accountowner", "recordowner"),
+    "external_id": ("recordid", "contactid", "personid"),
+    "mrr": ("monthlyrecurringrevenue",),
+    "language": ("preferredlanguage",),
+}
+UNNAMED = ""  # the target of a column without a name: ignored while its cells are empty
+
+
+def _header_key(name: str) -> str:
+    """A header name without case, spaces, dashes or underscores: ``E-mail 1 - Value``,
+    ``email_1_value`` and ``Email1Value`` are all ``email1value``."""
+    return re.sub(r"[\W_]+", "", name.lower())
+
+
+_FIELD_KEYS = {_header_key(f): f for f in IMPORT_FIELDS}
+
+
+def _targets(header: Sequence[str], mapping: Mapping[str, str]) -> list[str | None]:
+    """Each column's target: by --map, by its name, by an export's name, else custom."""
+    targets: list[str | None] = []
+    for column in header:
+        if not column:
+            targets.append(UNNAMED)
+        elif column == REASON_COLUMN:
+            targets.append(None)
+        elif column in mapping:
+            mapped = mapping[column]
+            targets.append(
+                _normal(mapped) if _normal(mapped) in IMPORT_FIELDS else f"fields.{mapped}"
+            )
+        else:
+            targets.append(_FIELD_KEYS.get(_header_key(column)))
+    claimed = {t for t in targets if t}
+    for target, aliases in ALIASES.items():
+        if target in claimed or (target in ("first_name", "last_name") and "name" in claimed):
+            continue
+        keys = [_header_key(c) if targets[i] is None and c else None for i, c in enumerate(header)]
+        for alias in aliases:
+            if alias in keys:
+                targets[keys.index(alias)] = target
+                claimed.add(target)
+                break
+    for index, column in enumerate(header):
+        if targets[index] is None and column and column != REASON_COLUMN:
+            targets[index] = f"fields.{column}"
+    return targets
+
+
+def _column_targets(csvfile: CsvFile, options: ImportOptions, label: str) -> list[str | None]:
+    """What each column feeds: a customer field, ``fields.<name>`` for a custom field,
+    UNNAMED for a column without a name, or None (ignored)."""
+    header = csvfile.header
     problems: list[str] = []
     missing = [source for source in options.mapping if source not in header]
     if missing:
         raise UsageError(
-            f"--map names column(s) {', '.join(map(repr, missing))} that {path} does not have "
+            f"--map names column(s) {', '.join(map(repr, missing))} that {label} does not have "
             f"(its columns: {', '.join(header)})"
         )
-    targets: list[str | None] = []
-    for number, column in enumerate(header, start=1):
-        if not column:
-            problems.append(f"column {number} has no name")
-            targets.append(None)
-            continue
-        if column == REASON_COLUMN:
-            targets.append(None)
-            continue
-        if column in options.mapping:
-            mapped = options.mapping[column]
-            targets.append(
-                _normal(mapped) if _normal(mapped) in IMPORT_FIELDS else f"fields.{mapped}"
-            )
-        elif _normal(column) in IMPORT_FIELDS:
-            targets.append(_normal(column))
-        else:
-            targets.append(f"fields.{column}")
+    targets = _targets(header, options.mapping)
     seen: dict[str, str] = {}
     for column, target in zip(header, targets, strict=True):
-        if target is None:
+        if not target:
             continue
         if target in seen:
             if seen[target] == column:
@@ -252,8 +322,23 @@ def _column_targets(csvfile: CsvFile, options: ImportOptions) -> list[str | None
             f"rename one with --map 'COLUMN={options.key}'"
         )
     if problems:
-        raise ValidationError(f"{path}:1: the header is not usable: " + "; ".join(problems))
+        raise ValidationError(f"{label}:1: the header is not usable: " + "; ".join(problems))
     return targets
+
+
+def describe_columns(header: Sequence[str], targets: Sequence[str | None]) -> list[tuple[str, str]]:
+    """(column, what it gives) for the dry run: a field, a custom field, or ignored."""
+    described = []
+    for number, (column, target) in enumerate(zip(header, targets, strict=True), start=1):
+        if target == UNNAMED:
+            described.append((f"(column {number}, no name)", "ignored while empty"))
+        elif target is None:
+            described.append((column, "ignored"))
+        elif target.startswith("fields."):
+            described.append((column, f"custom field {target.removeprefix('fields.')!r}"))
+        else:
+            described.append((column, target))
+    return described
 
 
 class _Importer:
@@ -284,9 +369,14 @@ class _Importer:
     def row_values(self, targets: Sequence[str | None], cells: Sequence[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         custom: dict[str, str] = {}
-        for target, raw in zip(targets, cells, strict=True):
+        for number, (target, raw) in enumerate(zip(targets, cells, strict=True), start=1):
             if target is None or not raw.strip():
                 continue
+            if target == UNNAMED:
+                raise RowError(
+                    f"column {number} has no name in the header but holds {raw.strip()!r}; "
+                    "name the column or delete it"
+                )
             raw = _restore(raw)
             try:
                 if target.startswith("fields."):
@@ -457,6 +547,7 @@ def import_customers(
     on_row: Callable[[int], None] | None = None,
     *,
     settings: Settings | None = None,
+    on_columns: Callable[[list[tuple[str, str]]], None] | None = None,
 ) -> ImportResult:
     """Upsert customers from a CSV file; see the module docstring for the guarantees.
 
@@ -479,7 +570,9 @@ def import_customers(
     csvfile = open_csv(path, options.encoding, options.delimiter)
     rejects: _Rejects | None = None
     try:
-        targets = _column_targets(csvfile, options)
+        targets = _column_targets(csvfile, options, str(path))
+        if on_columns is not None:
+            on_columns(describe_columns(csvfile.header, targets))
         importer = _Importer(
             store, playbooks, options, today, path.name, settings, csvfile.delimiter
         )

@@ -138,3 +138,135 @@ def test_decimal_option_must_be_a_mark(run, workspace, dump, tmp_path):
     write(tmp_path / "people.csv", "email\na@example.com\n")
     result = run("import", "people.csv", "--decimal", "x")
     assert (result.exit_code, result.stderr) == (2, "Error: --decimal must be '.' or ','\n")
+
+
+# -- headers of the common exports -------------------------------------------------------------
+
+
+def test_hubspot_contacts_export(run, workspace, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "Record ID,First Name,Last Name,Email,Phone Number,Contact owner,Lifecycle Stage,"
+        "Associated Company,Company Name\n"
+        "101,Ann,Lee,Ann@Example.com,+351 910,ana,customer,Acme Ltd,Acme\n",
+    )
+    assert imported(run, "people.csv")["inserted"] == 1
+    ann = book(run)["ann@example.com"]
+    assert {k: ann[k] for k in ("external_id", "name", "phone", "owner", "company", "fields")} == {
+        "external_id": "101",
+        "name": "Ann Lee",
+        "phone": "+351 910",
+        "owner": "ana",
+        "company": "Acme",
+        "fields": {"Lifecycle Stage": "customer", "Associated Company": "Acme Ltd"},
+    }
+
+
+def test_pipedrive_people_export(run, workspace, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "Person - ID,Person - Name,Person - Organization,Person - Email - Work,"
+        "Person - Email - Home,Person - Phone - Work,Person - Owner,Person - Labels\n"
+        "7,Bob Ray,Beta Inc,bob@beta.example,bob@home.example,555,ana,Hot\n",
+    )
+    assert imported(run, "people.csv")["inserted"] == 1
+    bob = book(run)["bob@beta.example"]
+    assert {k: bob[k] for k in ("external_id", "name", "company", "phone", "owner", "fields")} == {
+        "external_id": "7",
+        "name": "Bob Ray",
+        "company": "Beta Inc",
+        "phone": "555",
+        "owner": "ana",
+        "fields": {"Person - Email - Home": "bob@home.example", "Person - Labels": "Hot"},
+    }
+
+
+def test_google_contacts_export(run, workspace, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "First Name,Middle Name,Last Name,E-mail 1 - Label,E-mail 1 - Value,"
+        "Phone 1 - Label,Phone 1 - Value,Organization Name,Organization Title\n"
+        "Zoë,,Ng,* Work,zoe@example.com,Mobile,+44 7700,Gamma,CTO\n",
+    )
+    assert imported(run, "people.csv")["inserted"] == 1
+    zoe = book(run)["zoe@example.com"]
+    assert (zoe["name"], zoe["phone"], zoe["company"]) == ("Zoë Ng", "+44 7700", "Gamma")
+    assert zoe["fields"] == {
+        "E-mail 1 - Label": "* Work",
+        "Phone 1 - Label": "Mobile",
+        "Organization Title": "CTO",
+    }
+
+
+def test_header_names_ignore_case_spaces_dashes_underscores_and_camel_case(
+    run, workspace, tmp_path
+):
+    write(
+        tmp_path / "people.csv",
+        "EmailAddress,FirstName,last-name,Full_Name,SIGNED ON,externalId\n"
+        "c@example.com,Cy,Doe,,2026-01-02,X9\n",
+    )
+    assert imported(run, "people.csv")["inserted"] == 1
+    cy = book(run)["c@example.com"]
+    assert (cy["name"], cy["signed_on"], cy["external_id"], cy["fields"]) == (
+        "Cy Doe",
+        "2026-01-02",
+        "X9",
+        {},
+    )
+
+
+def test_dry_run_prints_the_column_mapping_first(run, workspace, dump, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "Email Address,Company Name,Industry,\nann@example.com,Acme,Retail,\n",
+    )
+    before = dump(workspace)
+    result = run("import", "people.csv", "--dry-run", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        "Columns of people.csv:\n"
+        "  Email Address -> email\n"
+        "  Company Name -> company\n"
+        "  Industry -> custom field 'Industry'\n"
+        "  (column 4, no name) -> ignored while empty\n"
+        "Dry run: nothing was written.\n"
+    )
+    assert json.loads(result.stdout)["inserted"] == 1
+    assert dump(workspace) == before
+
+
+def test_dry_run_shows_the_mapping_even_when_rows_are_bad(run, workspace, dump, tmp_path):
+    write(tmp_path / "people.csv", "E-mail,Name\nnot-an-email,Ann\n")
+    result = rejected(run, dump, workspace, "people.csv", "--dry-run")
+    assert result.stderr == (
+        "Columns of people.csv:\n  E-mail -> email\n  Name -> name\n"
+        + HEAD.format(n=1)
+        + "  people.csv:2: 'not-an-email' is not a valid email address\n"
+    )
+
+
+# -- unnamed columns ------------------------------------------------------------------------------
+
+
+def test_trailing_empty_unnamed_columns_of_numbers_and_excel_are_ignored(run, workspace, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "email;name;;\r\nann@example.com;Ann;;\r\nbob@example.com;Bob;;\r\n",
+    )
+    assert imported(run, "people.csv")["inserted"] == 2
+    assert book(run)["ann@example.com"]["fields"] == {}
+
+
+def test_an_unnamed_column_holding_data_is_rejected(run, workspace, dump, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "email,,name,\nann@example.com,,Ann,\nbob@example.com,x,Bob,\ncy@example.com,,Cy,note\n",
+    )
+    result = rejected(run, dump, workspace, "people.csv")
+    assert result.stderr == HEAD.format(n=2) + (
+        "  people.csv:3: column 2 has no name in the header but holds 'x'; "
+        "name the column or delete it\n"
+        "  people.csv:4: column 4 has no name in the header but holds 'note'; "
+        "name the column or delete it\n"
+    )

@@ -92,6 +92,7 @@ def import_(
             s.today,
             on_row=bar.update,
             settings=s.workspace.settings,
+            on_columns=(lambda columns: _show_columns(file, columns)) if dry_run else None,
         )
     output.render_object(result.summary(), fmt, title="Import")
     if dry_run:
@@ -100,3 +101,9 @@ def import_(
         output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
         for problem in result.bad.located(file):
             output.message(f"  {problem}")
+
+
+def _show_columns(file: Path, columns: list[tuple[str, str]]) -> None:
+    output.message(f"Columns of {file}:")
+    for column, target in columns:
+        output.message(f"  {column} -> {target}")
