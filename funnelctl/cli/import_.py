@@ -95,6 +95,8 @@ def import_(
             on_columns=(lambda columns: _show_columns(file, columns)) if dry_run else None,
         )
     output.render_object(result.summary(), fmt, title="Import")
+    for note in result.notes:
+        output.message(note)
     if dry_run:
         output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
