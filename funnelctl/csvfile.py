@@ -75,11 +75,11 @@ def _undecodable_line(path: Path, encoding: str) -> int:
     return line
 
 
-def _not_text(path: Path, encoding: str) -> ValidationError:
+def _not_text(path: Path, encoding: str, name: str) -> ValidationError:
     line = _undecodable_line(path, encoding)
     label = _encoding_label(encoding)
     return ValidationError(
-        f"{path}:{line}: the file is not valid {label} text; pass its encoding, "
+        f"{name}:{line}: the file is not valid {label} text; pass its encoding, "
         "e.g. --encoding latin-1 (or cp1252 for files saved by Excel on Windows)"
     )
 
@@ -146,6 +146,7 @@ class CsvFile:
     encoding: str
     stream: TextIO
     reader: Any
+    name: str  # how messages name the file: its path, or <stdin>
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Each record with the physical line it starts on (the reader counts the header too)."""
@@ -155,32 +156,38 @@ class CsvFile:
                 yield line, cells
                 line = self.reader.line_num + 1
         except UnicodeDecodeError:
-            raise _not_text(self.path, self.encoding) from None
+            raise _not_text(self.path, self.encoding, self.name) from None
         except csv.Error as exc:
             problem = _csv_problem(exc, self.path, self.encoding, line, self.delimiter)
-            raise ValidationError(f"{self.path}:{line}: {problem}") from None
+            raise ValidationError(f"{self.name}:{line}: {problem}") from None
 
     def close(self) -> None:
         self.stream.close()
 
 
-def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
+def open_csv(
+    path: Path, encoding: str | None = None, delimiter: str | None = None, name: str | None = None
+) -> CsvFile:
+    """Open ``path`` for streaming; ``name`` is how messages call it (default: the path)."""
+    shown = name or str(path)
     if delimiter is not None and delimiter not in DELIMITERS:
         raise UsageError("--delimiter must be ',', ';' or a tab ('\\t')")
     if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
+        raise ValidationError(f"{shown}: no such file")
     enc = _encoding_of(path, encoding)
     try:
         stream = path.open("r", encoding=enc, newline="", errors="strict")
     except OSError as exc:
-        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise ValidationError(f"{shown}: cannot read the file: {exc.strerror}") from None
     try:
         first = stream.readline()
         if not first.strip():
-            raise ValidationError(f"{path}:1: the file is empty; the first line must be the header")
+            raise ValidationError(
+                f"{shown}:1: the file is empty; the first line must be the header"
+            )
         if "\x00" in first:
             raise ValidationError(
-                f"{path}:1: the header holds NUL characters: the file looks like UTF-16 without "
+                f"{shown}:1: the header holds NUL characters: the file looks like UTF-16 without "
                 "a byte-order mark (try --encoding utf-16-le)"
             )
         sep = delimiter or _sniff_delimiter(first)
@@ -190,12 +197,12 @@ def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         header = next(reader)
     except UnicodeDecodeError:
         stream.close()
-        raise _not_text(path, enc) from None
+        raise _not_text(path, enc, shown) from None
     except csv.Error as exc:
         stream.close()
         problem = _csv_problem(exc, path, enc, 1, sep)
-        raise ValidationError(f"{path}:1: {problem}") from None
+        raise ValidationError(f"{shown}:1: {problem}") from None
     except BaseException:
         stream.close()
         raise
-    return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader)
+    return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader, shown)

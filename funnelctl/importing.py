@@ -78,11 +78,11 @@ class BadRows:
         if len(self.listed) < MAX_LISTED:
             self.listed.append((line, reason))
 
-    def located(self, path: Path) -> list[str]:
+    def located(self, path: Path | str) -> list[str]:
         """The listed rows as ``file:line: reason``."""
         return [f"{path}:{line}: {reason}" for line, reason in self.listed]
 
-    def raise_if_any(self, path: Path, outcome: str, *, count_unlisted: bool = True) -> None:
+    def raise_if_any(self, path: Path | str, outcome: str, *, count_unlisted: bool = True) -> None:
         """All or nothing: a bad row fails the whole import, every listed row shown.
 
         ``outcome`` says what that means for the user ("no signal was imported");
@@ -588,6 +588,7 @@ def import_customers(
     *,
     settings: Settings | None = None,
     on_columns: Callable[[list[tuple[str, str]]], None] | None = None,
+    name: str | None = None,
 ) -> ImportResult:
     """Upsert customers from a CSV file; see the module docstring for the guarantees.
 
@@ -595,7 +596,9 @@ def import_customers(
     the import places customers in a funnel. Enrolling runs the stage's entry actions
     (tasks, emails, assignment) when ``settings`` (the workspace's) is given and
     ``options.run_actions`` is true; without settings an enrollment is recorded only.
+    ``name`` is how messages and the timeline call the file (``<stdin>``; default: its path).
     """
+    shown = name or str(path)
     if options.key not in IDENTIFIERS:
         raise UsageError("--key must be email or external_id")
     if options.stage and not options.funnel:
@@ -607,14 +610,14 @@ def import_customers(
         funnel = playbooks.get().funnel(options.funnel)
         if options.stage:
             funnel.stage(options.stage)
-    csvfile = open_csv(path, options.encoding, options.delimiter)
+    csvfile = open_csv(path, options.encoding, options.delimiter, shown)
     rejects: _Rejects | None = None
     try:
-        targets = _column_targets(csvfile, options, str(path))
+        targets = _column_targets(csvfile, options, shown)
         if on_columns is not None:
             on_columns(describe_columns(csvfile.header, targets))
         importer = _Importer(
-            store, playbooks, options, today, path.name, settings, csvfile.delimiter
+            store, playbooks, options, today, name or path.name, settings, csvfile.delimiter
         )
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile.header)
@@ -632,7 +635,7 @@ def import_customers(
             imports.end_seen(store)
             if rejects is None:
                 importer.result.bad.raise_if_any(
-                    path,
+                    shown,
                     "nothing was imported (fix them, or pass --skip-bad FILE to import the good rows)",
                 )
             elif not options.dry_run:

@@ -324,3 +324,23 @@ def test_data_after_a_footer_is_a_bad_row(run, workspace, dump, tmp_path):
 def test_a_customer_named_total_is_not_a_footer(run, workspace, tmp_path):
     write(tmp_path / "people.csv", "name,email\nTotal,total@example.com\n")
     assert imported(run, "people.csv")["inserted"] == 1
+
+
+# -- standard input ------------------------------------------------------------------------------
+
+
+def test_import_dash_reads_standard_input(run, workspace, tmp_path):
+    summary = imported(run, "-", input="Email Address;MRR\nann@example.com;1.250,50\n")
+    assert summary["inserted"] == 1
+    assert book(run)["ann@example.com"]["mrr"] == 1250.5
+    card = run("customer", "show", "ann@example.com")
+    assert "Imported from <stdin> line 2" in card.stdout
+
+
+def test_errors_from_standard_input_name_stdin_and_the_line(run, workspace, dump):
+    result = rejected(run, dump, workspace, "-", input="email,name\nann@example.com,Ann\nbad,Bob\n")
+    assert result.stderr == (
+        "Error: <stdin>: 1 bad row(s); nothing was imported "
+        "(fix them, or pass --skip-bad FILE to import the good rows)\n"
+        "  <stdin>:3: 'bad' is not a valid email address\n"
+    )
