@@ -75,13 +75,64 @@ def _undecodable_line(path: Path, encoding: str) -> int:
     return line
 
 
+# Bytes 0x80-0x9F: printable characters in Windows-1252 (€ ‚ „ … ‘ ’ “ ” – —), invisible
+# control characters in latin-1; five of them mean nothing in cp1252 either.
+_C1 = bytes(range(0x80, 0xA0))
+_NOT_CP1252 = b"\x81\x8d\x8f\x90\x9d"
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _C1)
+
+
+def _first_c1(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first byte 0x80-0x9F in the file, else None."""
+    line, after_cr = 1, False
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            found = next((i for i, b in enumerate(chunk) if 0x80 <= b < 0xA0), None)
+            text = chunk[:found].decode("latin-1")
+            line += _count_breaks(text, after_cr)
+            if found is not None:
+                return line, chunk[found]
+            after_cr = text.endswith("\r")
+    return None
+
+
+def _looks_cp1252(path: Path) -> bool:
+    """The bytes make sense as Windows-1252 only: some are 0x80-0x9F (€, curly quotes,
+    dashes: latin-1 reads them as control characters) and all of those are cp1252's."""
+    seen: set[int] = set()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            seen.update(chunk.translate(None, _OTHER_BYTES))
+    return bool(seen) and not seen & set(_NOT_CP1252)
+
+
 def _not_text(path: Path, encoding: str, name: str) -> ValidationError:
     line = _undecodable_line(path, encoding)
     label = _encoding_label(encoding)
+    if label == "UTF-8" and _looks_cp1252(path):
+        return ValidationError(
+            f"{name}:{line}: the file is not valid UTF-8 text; its bytes are Windows-1252 "
+            "(as Excel on Windows saves CSV, with € as byte 0x80): pass --encoding cp1252"
+        )
     return ValidationError(
         f"{name}:{line}: the file is not valid {label} text; pass its encoding, "
-        "e.g. --encoding latin-1 (or cp1252 for files saved by Excel on Windows)"
+        "e.g. --encoding cp1252 (Excel on Windows; it reads latin-1 text too)"
     )
+
+
+def _check_latin1(path: Path, encoding: str, name: str) -> None:
+    """latin-1 turns cp1252's € (0x80) and curly quotes into invisible control characters:
+    a file holding such bytes is refused, with the encoding it most likely has."""
+    if codecs.lookup(encoding).name != "iso8859-1":
+        return
+    found = _first_c1(path)
+    if found is not None and found[1] not in _NOT_CP1252:
+        line, byte = found
+        meaning = bytes([byte]).decode("cp1252", errors="replace")
+        raise ValidationError(
+            f"{name}:{line}: byte 0x{byte:02X} is an invisible control character in latin-1 "
+            f"(in Windows-1252 it is {meaning!r}); pass --encoding cp1252"
+        )
 
 
 _UNCLOSED = 'a quoted value that starts on this line is never closed (an unterminated " quote)'
@@ -175,6 +226,7 @@ def open_csv(
     if not path.is_file():
         raise ValidationError(f"{shown}: no such file")
     enc = _encoding_of(path, encoding)
+    _check_latin1(path, enc, shown)
     try:
         stream = path.open("r", encoding=enc, newline="", errors="strict")
     except OSError as exc:

@@ -344,3 +344,45 @@ def test_errors_from_standard_input_name_stdin_and_the_line(run, workspace, dump
         "(fix them, or pass --skip-bad FILE to import the good rows)\n"
         "  <stdin>:3: 'bad' is not a valid email address\n"
     )
+
+
+# -- encodings of Excel on Windows ------------------------------------------------------------------
+
+EXCEL_CP1252 = "Email;Name;Notes;MRR\r\nann@example.com;Ann O’Neil;“VIP” – pays in €;1.250,50\r\n"
+
+
+def test_a_cp1252_file_is_recognised_and_named(run, workspace, dump, tmp_path):
+    write(tmp_path / "people.csv", EXCEL_CP1252, encoding="cp1252")
+    result = rejected(run, dump, workspace, "people.csv")
+    assert result.stderr == (
+        "Error: people.csv:2: the file is not valid UTF-8 text; its bytes are Windows-1252 "
+        "(as Excel on Windows saves CSV, with € as byte 0x80): pass --encoding cp1252\n"
+    )
+    assert imported(run, "people.csv", "--encoding", "cp1252")["inserted"] == 1
+    ann = book(run)["ann@example.com"]
+    assert (ann["name"], ann["fields"], ann["mrr"]) == (
+        "Ann O’Neil",
+        {"Notes": "“VIP” – pays in €"},
+        1250.5,
+    )
+
+
+def test_latin1_would_turn_the_euro_into_a_control_character(run, workspace, dump, tmp_path):
+    write(tmp_path / "people.csv", EXCEL_CP1252, encoding="cp1252")
+    result = rejected(run, dump, workspace, "people.csv", "--encoding", "latin-1")
+    assert result.stderr == (
+        "Error: people.csv:2: byte 0x92 is an invisible control character in latin-1 "
+        "(in Windows-1252 it is '’'); pass --encoding cp1252\n"
+    )
+
+
+def test_a_latin1_file_still_reads_with_latin1(run, workspace, tmp_path):
+    write(tmp_path / "people.csv", "email,name\njose@example.com,José\n", encoding="latin-1")
+    assert imported(run, "people.csv", "--encoding", "latin-1")["inserted"] == 1
+    assert book(run)["jose@example.com"]["name"] == "José"
+
+
+def test_cp1252_on_standard_input(run, workspace, dump):
+    data = "email,notes\nann@example.com,ok\nbob@example.com,10 €\n".encode("cp1252")
+    result = rejected(run, dump, workspace, "-", input=data)
+    assert result.stderr.startswith("Error: <stdin>:3: the file is not valid UTF-8 text; its bytes")
