@@ -386,3 +386,27 @@ def test_cp1252_on_standard_input(run, workspace, dump):
     data = "email,notes\nann@example.com,ok\nbob@example.com,10 €\n".encode("cp1252")
     result = rejected(run, dump, workspace, "-", input=data)
     assert result.stderr.startswith("Error: <stdin>:3: the file is not valid UTF-8 text; its bytes")
+
+
+# -- customers without an email --------------------------------------------------------------------
+
+
+def test_rows_keyed_by_external_id_without_email_are_counted(run, workspace, tmp_path):
+    write(
+        tmp_path / "people.csv",
+        "Record ID,Email,Name\n1,ann@example.com,Ann\n2,,Bob\n3,,Cy\n",
+    )
+    result = run("import", "people.csv", "--key", "external_id", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["inserted"], summary["without_email"]) == (3, 2)
+    assert result.stderr == (
+        "2 customer(s) have no email address: no email can be sent to them until one is added.\n"
+    )
+    customers = book(run)
+    assert (customers["2"]["email"], customers["2"]["name"]) == (None, "Bob")
+    # importing an email later settles it
+    write(tmp_path / "more.csv", "Record ID,Email\n2,bob@example.com\n")
+    again = run("import", "more.csv", "--key", "external_id", "--format", "json")
+    assert json.loads(again.stdout)["without_email"] == 0
+    assert book(run)["bob@example.com"]["external_id"] == "2"
