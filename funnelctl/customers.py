@@ -113,8 +113,22 @@ def split_name(first: str, last: str) -> str:
     return " ".join(part for part in (first.strip(), last.strip()) if part)
 
 
+# What may follow a comma in a name without being a first name: "John Smith, Jr.".
+_NAME_SUFFIXES = frozenset(
+    {"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "inc", "ltd", "llc"}
+)
+
+
 def first_name(name: str) -> str:
-    return name.split()[0] if name.split() else ""
+    """The name to greet: "Ann Lee" gives Ann, and so does "Lee, Ann" (last name first, as
+    CRMs and directories write it); "John Smith, Jr." gives John."""
+    parts = [part.strip() for part in name.split(",")]
+    if len(parts) >= 2 and parts[0] and parts[1]:
+        given = parts[1].split()[0].strip(".;:")
+        if given and given.lower() not in _NAME_SUFFIXES:
+            return given
+    words = parts[0].split() or name.replace(",", " ").split()
+    return words[0] if words else ""
 
 
 def changes_for(existing: Row, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -410,3 +410,36 @@ def test_rows_keyed_by_external_id_without_email_are_counted(run, workspace, tmp
     again = run("import", "more.csv", "--key", "external_id", "--format", "json")
     assert json.loads(again.stdout)["without_email"] == 0
     assert book(run)["bob@example.com"]["external_id"] == "2"
+
+
+# -- "Last, First" names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("Smith, John", "John"),
+        ("Smith,John", "John"),
+        ("van der Berg, Anna Maria", "Anna"),
+        ("John Smith, Jr.", "John"),
+        ("John Smith, PhD", "John"),
+        ("Ann Lee", "Ann"),
+        ("Ann", "Ann"),
+        ("Lee, Ann; Dr", "Ann"),
+        (", John", "John"),
+        ("", ""),
+    ],
+)
+def test_first_name_understands_last_name_first(name, first):
+    from funnelctl.customers import first_name
+
+    assert first_name(name) == first
+
+
+def test_a_salesforce_style_name_is_greeted_by_first_name(run, workspace, tmp_path):
+    write(tmp_path / "people.csv", 'Full Name,Email\n"Smith, John",john@example.com\n')
+    assert imported(run, "people.csv")["inserted"] == 1
+    result = run("template", "render", "onboarding-welcome", "--customer", "john@example.com")
+    assert result.exit_code == 0, result.stderr
+    assert "Hi John," in result.stdout
+    assert "Smith," not in result.stdout.split("Hi ", 1)[1].splitlines()[0]
