@@ -443,3 +443,20 @@ def test_a_salesforce_style_name_is_greeted_by_first_name(run, workspace, tmp_pa
     assert result.exit_code == 0, result.stderr
     assert "Hi John," in result.stdout
     assert "Smith," not in result.stdout.split("Hi ", 1)[1].splitlines()[0]
+
+
+# -- Markdown emails keep the line breaks people type -------------------------------------------
+
+
+def test_markdown_email_keeps_hard_line_breaks(run, workspace, tmp_path):
+    (workspace / "templates" / "signoff.txt").write_text(
+        "Subject: Hello\nContent-Type: text/markdown\n\n"
+        "Hi {{ customer.first_name }},\n\nThanks for the call.\n\nBest regards,\nAna\n"
+    )
+    write(tmp_path / "people.csv", 'name,email\n"Smith, John",john@example.com\n')
+    assert imported(run, "people.csv")["inserted"] == 1
+    result = run("template", "render", "signoff", "--customer", "john@example.com")
+    assert result.exit_code == 0, result.stderr
+    assert "<p>Best regards,<br>\nAna</p>" in result.stdout
+    assert "<p>Hi John,</p>" in result.stdout
+    assert "Best regards,\nAna\n" in result.stdout  # the text part as written
