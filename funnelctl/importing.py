@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .csvfile import CsvFile, open_csv
+from .csvfile import open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import UsageError, ValidationError
 from .outfiles import PendingFile
 from .playbooks import Funnel, Library
+from .sheets import Table, open_table
 from .store import Store, customers, enrollments, events, imports, touchpoints
 from .store import health as signals
 from .store.customers import Customer
@@ -56,6 +57,7 @@ class ImportOptions:
     date_format: str | None = None
     skip_bad: Path | None = None
     decimal: str | None = None  # the decimal mark of amounts; default: by the delimiter
+    sheet: str | None = None  # the sheet of an .xlsx workbook (default: the first)
 
 
 # -- the row loop every import shares --------------------------------------------------
@@ -97,7 +99,7 @@ class BadRows:
 
 
 def each_row(
-    csvfile: CsvFile,
+    csvfile: Table,
     handle: Callable[[int, list[str]], None],
     *,
     on_row: Callable[[int], None] | None = None,
@@ -338,7 +340,7 @@ def _targets(header: Sequence[str], mapping: Mapping[str, str]) -> list[str | No
     return targets
 
 
-def _column_targets(csvfile: CsvFile, options: ImportOptions, label: str) -> list[str | None]:
+def _column_targets(csvfile: Table, options: ImportOptions, label: str) -> list[str | None]:
     """What each column feeds: a customer field, ``fields.<name>`` for a custom field,
     UNNAMED for a column without a name, or None (ignored)."""
     header = csvfile.header
@@ -619,7 +621,7 @@ def import_customers(
         funnel = playbooks.get().funnel(options.funnel)
         if options.stage:
             funnel.stage(options.stage)
-    csvfile = open_csv(path, options.encoding, options.delimiter, shown)
+    csvfile = open_table(path, options.encoding, options.delimiter, shown, options.sheet)
     rejects: _Rejects | None = None
     try:
         targets = _column_targets(csvfile, options, shown)

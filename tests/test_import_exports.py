@@ -460,3 +460,115 @@ def test_markdown_email_keeps_hard_line_breaks(run, workspace, tmp_path):
     assert "<p>Best regards,<br>\nAna</p>" in result.stdout
     assert "<p>Hi John,</p>" in result.stdout
     assert "Best regards,\nAna\n" in result.stdout  # the text part as written
+
+
+# -- workbooks and files that are not CSV -------------------------------------------------------
+
+
+def _workbook(path, sheets):
+    import datetime
+
+    import openpyxl
+
+    book_ = openpyxl.Workbook()
+    book_.remove(book_.active)
+    for title, rows in sheets.items():
+        sheet = book_.create_sheet(title)
+        for row in rows:
+            sheet.append([datetime.datetime(*v) if isinstance(v, tuple) else v for v in row])
+    book_.save(path)
+    return path
+
+
+XLSX_ROWS = [
+    ["Email Address", "First Name", "Last Name", "MRR", "Seats", "Signed On", "Phone", None],
+    ["ann@example.com", "Ann", "Lee", 1250.5, 3, (2026, 1, 31), "+351 910", None],
+    ["bob@example.com", "Bob", "Ray", 99, 1.0, (2026, 2, 1), None, None],
+]
+
+
+def test_xlsx_is_read_directly_from_its_first_sheet(run, workspace, tmp_path):
+    _workbook(tmp_path / "people.xlsx", {"Customers": XLSX_ROWS, "Other": [["email"], ["x@y.z"]]})
+    assert imported(run, "people.xlsx")["inserted"] == 2
+    customers = book(run)
+    assert sorted(customers) == ["ann@example.com", "bob@example.com"]
+    ann, bob = customers["ann@example.com"], customers["bob@example.com"]
+    assert (ann["name"], ann["mrr"], ann["seats"], ann["signed_on"], ann["phone"]) == (
+        "Ann Lee",
+        1250.5,
+        3,
+        "2026-01-31",
+        "+351 910",
+    )
+    assert (bob["mrr"], bob["seats"], bob["fields"]) == (99.0, 1, {})
+
+
+def test_sheet_option_picks_a_sheet_and_names_missing_ones(run, workspace, dump, tmp_path):
+    _workbook(
+        tmp_path / "people.xlsx", {"Customers": XLSX_ROWS, "Churned": [["email"], ["c@x.io"]]}
+    )
+    assert imported(run, "people.xlsx", "--sheet", "Churned")["inserted"] == 1
+    assert sorted(book(run)) == ["c@x.io"]
+    result = run("import", "people.xlsx", "--sheet", "Nope")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: people.xlsx has no sheet 'Nope' (its sheets: Customers, Churned)\n",
+    )
+
+
+def test_bad_rows_of_a_workbook_name_their_row(run, workspace, dump, tmp_path):
+    rows = [*XLSX_ROWS, ["not-an-email", "Cy", "", "lots", 2, None, None, None]]
+    _workbook(tmp_path / "people.xlsx", {"Sheet1": rows})
+    result = rejected(run, dump, workspace, "people.xlsx")
+    assert result.stderr == (
+        "Error: people.xlsx: 1 bad row(s); nothing was imported "
+        "(fix them, or pass --skip-bad FILE to import the good rows)\n"
+        "  people.xlsx:4: 'not-an-email' is not a valid email address\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "people.xls",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100,
+            "is an Excel 97-2003 workbook (.xls), not CSV: open it in Excel and save it "
+            "as .xlsx or as 'CSV UTF-8 (Comma delimited)'",
+        ),
+        (
+            "people.pdf",
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n",
+            "is a PDF, not CSV: export the data as CSV from the program that made it "
+            "(a PDF's tables cannot be read reliably)",
+        ),
+        ("people.zip", None, "is a ZIP archive, not CSV: unzip it and import the CSV file inside"),
+        (
+            "people.numbers",
+            None,
+            "is a Numbers document: in Numbers choose File > Export To > CSV… and import that",
+        ),
+    ],
+)
+def test_files_that_are_not_csv_say_how_to_export_them(
+    run, workspace, dump, tmp_path, name, content, problem
+):
+    import zipfile
+
+    if content is None:
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            inner = "Index/Document.iwa" if name.endswith(".numbers") else "people.csv"
+            archive.writestr(inner, "email\nann@example.com\n")
+    else:
+        (tmp_path / name).write_bytes(content)
+    result = rejected(run, dump, workspace, name)
+    assert result.stderr == f"Error: {name} {problem}\n"
+
+
+def test_sheet_option_on_a_csv_is_a_usage_error(run, workspace, tmp_path):
+    write(tmp_path / "people.csv", "email\nann@example.com\n")
+    result = run("import", "people.csv", "--sheet", "Sheet1")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: --sheet is for .xlsx workbooks; people.csv is not one\n",
+    )

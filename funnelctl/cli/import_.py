@@ -22,7 +22,8 @@ def import_(
     file: Annotated[
         Path,
         typer.Argument(
-            help="The CSV file (header on line 1), or - for standard input.", show_default=False
+            help="The CSV or .xlsx file (header on line 1), or - for standard input.",
+            show_default=False,
         ),
     ],
     key: Annotated[
@@ -69,6 +70,9 @@ def import_(
             help="Decimal mark of amounts (mrr): '.' or ',' (default: ',' in ';' files, else '.')."
         ),
     ] = None,
+    sheet: Annotated[
+        str | None, typer.Option(help="The sheet of an .xlsx workbook (default: the first).")
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -88,6 +92,7 @@ def import_(
         date_format=date_format,
         skip_bad=skip_bad,
         decimal=decimal,
+        sheet=sheet,
     )
     name = STDIN if str(file) == "-" else str(file)
     with (
