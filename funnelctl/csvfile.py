@@ -198,6 +198,7 @@ class CsvFile:
     stream: TextIO
     reader: Any
     name: str  # how messages name the file: its path, or <stdin>
+    decimal_known: bool = False  # amounts' decimal mark is only guessed from the delimiter
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Each record with the physical line it starts on (the reader counts the header too)."""

@@ -399,7 +399,7 @@ class _Importer:
         today: str,
         source: str,
         settings: Settings | None,
-        delimiter: str = ",",
+        table: Table | None = None,
     ) -> None:
         self.store = store
         self.playbooks = playbooks
@@ -407,10 +407,12 @@ class _Importer:
         self.today = today
         self.source = source
         self.settings = settings
+        # A workbook's amounts are number cells: only a CSV's decimal mark is a guess.
+        sheet = table is not None and table.decimal_known
         self.cleaner = Cleaner(
             options.date_format,
-            decimal=options.decimal or decimal_mark(delimiter),
-            decimal_given=options.decimal is not None,
+            decimal=options.decimal or decimal_mark(table.delimiter if table else ","),
+            decimal_given=options.decimal is not None or sheet,
         )
         self.result = ImportResult()
         self._engine: engine.Engine | None = None
@@ -621,15 +623,15 @@ def import_customers(
         funnel = playbooks.get().funnel(options.funnel)
         if options.stage:
             funnel.stage(options.stage)
-    csvfile = open_table(path, options.encoding, options.delimiter, shown, options.sheet)
+    csvfile = open_table(
+        path, options.encoding, options.delimiter, shown, options.sheet, options.decimal
+    )
     rejects: _Rejects | None = None
     try:
         targets = _column_targets(csvfile, options, shown)
         if on_columns is not None:
             on_columns(describe_columns(csvfile.header, targets))
-        importer = _Importer(
-            store, playbooks, options, today, name or path.name, settings, csvfile.delimiter
-        )
+        importer = _Importer(store, playbooks, options, today, name or path.name, settings, csvfile)
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile.header)
 

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,14 +32,16 @@ class Table(Protocol):
     header: list[str]
     delimiter: str
     name: str
+    decimal_known: bool  # False when the decimal mark of amounts is a guess (a CSV's)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]: ...
 
     def close(self) -> None: ...
 
 
-def _cell_text(value: Any) -> str:
-    """A cell as the CSV Excel would save would write it, dates in ISO."""
+def _cell_text(value: Any, decimal: str = ".") -> str:
+    """A cell as text, dates in ISO, numbers in plain digits with the import's decimal
+    mark (so that a number cell is never read as ambiguous: 1.125 is 1.125)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -51,6 +54,8 @@ def _cell_text(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, float):
+        return f"{Decimal(repr(value)):f}".replace(".", decimal)
     return str(value)
 
 
@@ -63,12 +68,14 @@ class SheetFile:
     name: str
     workbook: Any
     values: Iterator[tuple[Any, ...]]
-    delimiter: str = ","  # amounts in cells are numbers: read them with a decimal point
+    decimal: str = "."  # the mark number cells are written with: the import's
+    delimiter: str = ","
+    decimal_known: bool = True  # amounts are number cells, or text read with --decimal (or .)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         width = len(self.header)
         for number, row in enumerate(self.values, start=2):
-            cells = [_cell_text(v) for v in row]
+            cells = [_cell_text(v, self.decimal) for v in row]
             while len(cells) > width and not cells[-1].strip():
                 cells.pop()
             yield number, cells + [""] * (width - len(cells))
@@ -112,7 +119,7 @@ def _not_a_table(path: Path, name: str, head: bytes) -> str | None:
     return None
 
 
-def _open_xlsx(path: Path, name: str, sheet: str | None) -> SheetFile:
+def _open_xlsx(path: Path, name: str, sheet: str | None, decimal: str | None) -> SheetFile:
     import openpyxl
 
     try:
@@ -140,7 +147,7 @@ def _open_xlsx(path: Path, name: str, sheet: str | None) -> SheetFile:
     except BaseException:
         workbook.close()
         raise
-    return SheetFile(path, header, name, workbook, values)
+    return SheetFile(path, header, name, workbook, values, decimal or ".")
 
 
 def open_table(
@@ -149,8 +156,10 @@ def open_table(
     delimiter: str | None = None,
     name: str | None = None,
     sheet: str | None = None,
+    decimal: str | None = None,
 ) -> Table:
-    """A CSV file or an .xlsx workbook's sheet (``sheet``, else the first), by content."""
+    """A CSV file or an .xlsx workbook's sheet (``sheet``, else the first), by content;
+    ``decimal`` is the --decimal mark, with which a sheet writes its number cells."""
     shown = name or str(path)
     if not path.is_file():
         raise ValidationError(f"{shown}: no such file")
@@ -160,7 +169,7 @@ def open_table(
     except OSError as exc:
         raise ValidationError(f"{shown}: cannot read the file: {exc.strerror}") from None
     if head.startswith(_ZIP) and _is_xlsx(path):
-        return _open_xlsx(path, shown, sheet)
+        return _open_xlsx(path, shown, sheet, decimal)
     problem = _not_a_table(path, shown, head)
     if problem is not None:
         raise ValidationError(f"{shown} {problem}")

@@ -572,3 +572,27 @@ def test_sheet_option_on_a_csv_is_a_usage_error(run, workspace, tmp_path):
         2,
         "Error: --sheet is for .xlsx workbooks; people.csv is not one\n",
     )
+
+
+@pytest.mark.parametrize("args", [[], ["--decimal", ","], ["--decimal", "."]])
+def test_number_cells_of_a_workbook_are_never_ambiguous(run, workspace, tmp_path, args):
+    rows = [
+        ["email", "mrr"],
+        ["a@example.com", 1.125],
+        ["b@example.com", 1250],
+        ["c@example.com", 0.5],
+    ]
+    _workbook(tmp_path / "people.xlsx", {"Sheet1": rows})
+    assert imported(run, "people.xlsx", *args)["inserted"] == 3
+    assert {k: c["mrr"] for k, c in book(run).items()} == {
+        "a@example.com": 1.125,
+        "b@example.com": 1250.0,
+        "c@example.com": 0.5,
+    }
+
+
+def test_amounts_typed_as_text_in_a_workbook_follow_decimal(run, workspace, dump, tmp_path):
+    rows = [["email", "mrr"], ["a@example.com", "1.250,50 €"]]
+    _workbook(tmp_path / "people.xlsx", {"Sheet1": rows})
+    assert imported(run, "people.xlsx", "--decimal", ",")["inserted"] == 1
+    assert book(run)["a@example.com"]["mrr"] == 1250.5
