@@ -75,13 +75,64 @@ def _undecodable_line(path: Path, encoding: str) -> int:
     return line
 
 
-def _not_text(path: Path, encoding: str) -> ValidationError:
+# Bytes 0x80-0x9F: printable characters in Windows-1252 (€ ‚ „ … ‘ ’ “ ” – —), invisible
+# control characters in latin-1; five of them mean nothing in cp1252 either.
+_C1 = bytes(range(0x80, 0xA0))
+_NOT_CP1252 = b"\x81\x8d\x8f\x90\x9d"
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _C1)
+
+
+def _first_c1(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first byte 0x80-0x9F in the file, else None."""
+    line, after_cr = 1, False
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            found = next((i for i, b in enumerate(chunk) if 0x80 <= b < 0xA0), None)
+            text = chunk[:found].decode("latin-1")
+            line += _count_breaks(text, after_cr)
+            if found is not None:
+                return line, chunk[found]
+            after_cr = text.endswith("\r")
+    return None
+
+
+def _looks_cp1252(path: Path) -> bool:
+    """The bytes make sense as Windows-1252 only: some are 0x80-0x9F (€, curly quotes,
+    dashes: latin-1 reads them as control characters) and all of those are cp1252's."""
+    seen: set[int] = set()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            seen.update(chunk.translate(None, _OTHER_BYTES))
+    return bool(seen) and not seen & set(_NOT_CP1252)
+
+
+def _not_text(path: Path, encoding: str, name: str) -> ValidationError:
     line = _undecodable_line(path, encoding)
     label = _encoding_label(encoding)
+    if label == "UTF-8" and _looks_cp1252(path):
+        return ValidationError(
+            f"{name}:{line}: the file is not valid UTF-8 text; its bytes are Windows-1252 "
+            "(as Excel on Windows saves CSV, with € as byte 0x80): pass --encoding cp1252"
+        )
     return ValidationError(
-        f"{path}:{line}: the file is not valid {label} text; pass its encoding, "
-        "e.g. --encoding latin-1 (or cp1252 for files saved by Excel on Windows)"
+        f"{name}:{line}: the file is not valid {label} text; pass its encoding, "
+        "e.g. --encoding cp1252 (Excel on Windows; it reads latin-1 text too)"
     )
+
+
+def _check_latin1(path: Path, encoding: str, name: str) -> None:
+    """latin-1 turns cp1252's € (0x80) and curly quotes into invisible control characters:
+    a file holding such bytes is refused, with the encoding it most likely has."""
+    if codecs.lookup(encoding).name != "iso8859-1":
+        return
+    found = _first_c1(path)
+    if found is not None and found[1] not in _NOT_CP1252:
+        line, byte = found
+        meaning = bytes([byte]).decode("cp1252", errors="replace")
+        raise ValidationError(
+            f"{name}:{line}: byte 0x{byte:02X} is an invisible control character in latin-1 "
+            f"(in Windows-1252 it is {meaning!r}); pass --encoding cp1252"
+        )
 
 
 _UNCLOSED = 'a quoted value that starts on this line is never closed (an unterminated " quote)'
@@ -146,6 +197,8 @@ class CsvFile:
     encoding: str
     stream: TextIO
     reader: Any
+    name: str  # how messages name the file: its path, or <stdin>
+    decimal_known: bool = False  # amounts' decimal mark is only guessed from the delimiter
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Each record with the physical line it starts on (the reader counts the header too)."""
@@ -155,32 +208,39 @@ class CsvFile:
                 yield line, cells
                 line = self.reader.line_num + 1
         except UnicodeDecodeError:
-            raise _not_text(self.path, self.encoding) from None
+            raise _not_text(self.path, self.encoding, self.name) from None
         except csv.Error as exc:
             problem = _csv_problem(exc, self.path, self.encoding, line, self.delimiter)
-            raise ValidationError(f"{self.path}:{line}: {problem}") from None
+            raise ValidationError(f"{self.name}:{line}: {problem}") from None
 
     def close(self) -> None:
         self.stream.close()
 
 
-def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = None) -> CsvFile:
+def open_csv(
+    path: Path, encoding: str | None = None, delimiter: str | None = None, name: str | None = None
+) -> CsvFile:
+    """Open ``path`` for streaming; ``name`` is how messages call it (default: the path)."""
+    shown = name or str(path)
     if delimiter is not None and delimiter not in DELIMITERS:
         raise UsageError("--delimiter must be ',', ';' or a tab ('\\t')")
     if not path.is_file():
-        raise ValidationError(f"{path}: no such file")
+        raise ValidationError(f"{shown}: no such file")
     enc = _encoding_of(path, encoding)
+    _check_latin1(path, enc, shown)
     try:
         stream = path.open("r", encoding=enc, newline="", errors="strict")
     except OSError as exc:
-        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise ValidationError(f"{shown}: cannot read the file: {exc.strerror}") from None
     try:
         first = stream.readline()
         if not first.strip():
-            raise ValidationError(f"{path}:1: the file is empty; the first line must be the header")
+            raise ValidationError(
+                f"{shown}:1: the file is empty; the first line must be the header"
+            )
         if "\x00" in first:
             raise ValidationError(
-                f"{path}:1: the header holds NUL characters: the file looks like UTF-16 without "
+                f"{shown}:1: the header holds NUL characters: the file looks like UTF-16 without "
                 "a byte-order mark (try --encoding utf-16-le)"
             )
         sep = delimiter or _sniff_delimiter(first)
@@ -190,12 +250,12 @@ def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
         header = next(reader)
     except UnicodeDecodeError:
         stream.close()
-        raise _not_text(path, enc) from None
+        raise _not_text(path, enc, shown) from None
     except csv.Error as exc:
         stream.close()
         problem = _csv_problem(exc, path, enc, 1, sep)
-        raise ValidationError(f"{path}:1: {problem}") from None
+        raise ValidationError(f"{shown}:1: {problem}") from None
     except BaseException:
         stream.close()
         raise
-    return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader)
+    return CsvFile(path, [h.strip() for h in header], sep, enc, stream, reader, shown)

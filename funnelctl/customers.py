@@ -52,6 +52,11 @@ class Cleaner:
     """Turns raw text values into a customer's stored values; ValueError says what is wrong."""
 
     date_format: str | None = None
+    # The decimal mark of amounts (mrr): None reads them as Python does (1200.50);
+    # "." or "," reads exports' amounts (1,250.00, € 149,00), see money.py. ``decimal_given``
+    # is false when the mark was taken from the file's delimiter: ambiguous values fail.
+    decimal: str | None = None
+    decimal_given: bool = True
 
     def clean(self, field: str, raw: str) -> Any:
         value = raw.strip()
@@ -60,13 +65,7 @@ class Cleaner:
                 raise ValueError(f"{raw!r} is not a valid email address")
             return value.lower()
         if field == "mrr":
-            try:
-                number = Decimal(value.replace("_", ""))
-            except InvalidOperation:
-                raise ValueError(f"mrr {raw!r} is not a number (write 1200.50)") from None
-            if not number.is_finite() or number < 0 or not math.isfinite(float(number)):
-                raise ValueError(f"mrr {raw!r} must be a number from zero up")
-            return float(number)
+            return self._amount(raw)
         if field == "seats":
             if not (value.isascii() and value.isdigit()) or int(value) > 2**63 - 1:
                 raise ValueError(f"seats {raw!r} is not a whole number")
@@ -88,13 +87,48 @@ class Cleaner:
             raise ValueError(f"{field} contains a line break or control character")
         return value
 
+    def _amount(self, raw: str) -> float:
+        """An mrr value: as Python reads numbers, or as an export writes amounts."""
+        value = raw.strip()
+        if self.decimal is not None:
+            from .money import parse_amount
+
+            try:
+                amount = parse_amount(value, self.decimal, given=self.decimal_given)
+            except ValueError as exc:
+                raise ValueError(f"mrr {exc}") from None
+            if amount < 0 or not math.isfinite(float(amount)):
+                raise ValueError(f"mrr {raw!r} must be a number from zero up")
+            return float(amount)
+        try:
+            number = Decimal(value.replace("_", ""))
+        except InvalidOperation:
+            raise ValueError(f"mrr {raw!r} is not a number (write 1200.50)") from None
+        if not number.is_finite() or number < 0 or not math.isfinite(float(number)):
+            raise ValueError(f"mrr {raw!r} must be a number from zero up")
+        return float(number)
+
 
 def split_name(first: str, last: str) -> str:
     return " ".join(part for part in (first.strip(), last.strip()) if part)
 
 
+# What may follow a comma in a name without being a first name: "John Smith, Jr.".
+_NAME_SUFFIXES = frozenset(
+    {"jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "inc", "ltd", "llc"}
+)
+
+
 def first_name(name: str) -> str:
-    return name.split()[0] if name.split() else ""
+    """The name to greet: "Ann Lee" gives Ann, and so does "Lee, Ann" (last name first, as
+    CRMs and directories write it); "John Smith, Jr." gives John."""
+    parts = [part.strip() for part in name.split(",")]
+    if len(parts) >= 2 and parts[0] and parts[1]:
+        given = parts[1].split()[0].strip(".;:")
+        if given and given.lower() not in _NAME_SUFFIXES:
+            return given
+    words = parts[0].split() or name.replace(",", " ").split()
+    return words[0] if words else ""
 
 
 def changes_for(existing: Row, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -277,7 +277,7 @@ def _markdown() -> Any:
     """One Markdown converter for the run (building one costs more than converting)."""
     import markdown
 
-    return markdown.Markdown(extensions=["sane_lists"], output_format="html")
+    return markdown.Markdown(extensions=["sane_lists", "nl2br"], output_format="html")
 
 
 def _customer_address(customer: Recipient) -> str:

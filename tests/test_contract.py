@@ -61,7 +61,14 @@ def test_run_summary_keeps_its_documented_keys(run, demo):
 def test_import_summary_is_exactly_its_documented_keys(run, workspace, tmp_path):
     write(tmp_path / "people.csv", "email,name\nann@example.com,Ann\n")
     summary = data(run("import", str(tmp_path / "people.csv"), "-f", "json"))
-    assert summary == {"inserted": 1, "updated": 0, "unchanged": 0, "rejected": 0, "enrolled": 0}
+    assert summary == {
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "enrolled": 0,
+        "without_email": 0,
+    }
 
 
 def test_at_risk_rows_keep_their_documented_keys(run, demo):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +20,11 @@ from .common import ForceOption, FormatOption, HomeOption, TodayOption, session
 
 def import_(
     file: Annotated[
-        Path, typer.Argument(help="The CSV file (header on line 1).", show_default=False)
+        Path,
+        typer.Argument(
+            help="The CSV or .xlsx file (header on line 1), or - for standard input.",
+            show_default=False,
+        ),
     ],
     key: Annotated[
         str, typer.Option(help="Match existing customers on email or external_id.")
@@ -55,6 +64,15 @@ def import_(
             "--date-format", help="strptime format of dates, e.g. %d/%m/%Y (default ISO)."
         ),
     ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            help="Decimal mark of amounts (mrr): '.' or ',' (default: ',' in ';' files, else '.')."
+        ),
+    ] = None,
+    sheet: Annotated[
+        str | None, typer.Option(help="The sheet of an .xlsx workbook (default: the first).")
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -73,23 +91,56 @@ def import_(
         delimiter="\t" if delimiter in ("\\t", "tab") else delimiter,
         date_format=date_format,
         skip_bad=skip_bad,
+        decimal=decimal,
+        sheet=sheet,
     )
-    with session(home, today) as s, output.progress(f"Importing {file.name}") as bar:
+    name = STDIN if str(file) == "-" else str(file)
+    with (
+        session(home, today) as s,
+        _readable(file) as path,
+        output.progress(f"Importing {path.name if name != STDIN else name}") as bar,
+    ):
         if skip_bad is not None:
             check_target(skip_bad, s.workspace, force=force, what="the rejected rows")
         result = import_customers(
             s.store,
             s.library,
-            file,
+            path,
             options,
             s.today,
             on_row=bar.update,
             settings=s.workspace.settings,
+            on_columns=(lambda columns: _show_columns(name, columns)) if dry_run else None,
+            name=name,
         )
     output.render_object(result.summary(), fmt, title="Import")
+    for note in result.notes:
+        output.message(note)
     if dry_run:
         output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
         output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
-        for problem in result.bad.located(file):
+        for problem in result.bad.located(name):
             output.message(f"  {problem}")
+
+
+STDIN = "<stdin>"
+
+
+@contextmanager
+def _readable(file: Path) -> Iterator[Path]:
+    """The file to read: ``-`` is standard input, copied to a private temporary file
+    (in chunks: memory stays flat) because a bad file is read again to find its line."""
+    if str(file) != "-":
+        yield file
+        return
+    with tempfile.NamedTemporaryFile(prefix="funnelctl-stdin-", suffix=".csv") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 16)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def _show_columns(file: str, columns: list[tuple[str, str]]) -> None:
+    output.message(f"Columns of {file}:")
+    for column, target in columns:
+        output.message(f"  {column} -> {target}")
