@@ -172,11 +172,13 @@ class FunnelGroup(TyperGroup):
         raise typer.Exit(exc.exit_code) from None
 
 
-def new_app(help_text: str, name: str | None = None) -> typer.Typer:
+def new_app(
+    help_text: str, name: str | None = None, cls: type[FunnelGroup] = FunnelGroup
+) -> typer.Typer:
     return typer.Typer(
         name=name,
         help=help_text,
-        cls=FunnelGroup,
+        cls=cls,
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
         add_completion=name is None,
