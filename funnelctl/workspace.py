@@ -15,9 +15,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.utils import parseaddr
-from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -117,6 +114,8 @@ class Member:
         """``Name <email>`` for a From: or Reply-To: line; None without an email."""
         if not self.email:
             return None
+        from email.headerregistry import Address  # the email package: when mail is written
+
         return str(Address(display_name=self.display_name, addr_spec=self.email))
 
 
@@ -254,6 +253,8 @@ def open_workspace(home: str | Path | None, cwd: Path) -> Workspace:
 
 def shipped_dir(name: str) -> Path:
     """The folder of shipped playbooks or templates: inside the wheel, or the source tree."""
+    from importlib import resources
+
     packaged = Path(str(resources.files("funnelctl"))) / "shipped" / name
     if packaged.is_dir():
         return packaged
@@ -421,7 +422,7 @@ def load_settings(path: Path) -> Settings:
     if "\r" in sender or "\n" in sender:
         top.problem("sender", "sender must be one line")
         sender = ""
-    elif sender and "@" not in parseaddr(sender)[1]:
+    elif sender and "@" not in _address_of(sender):
         top.problem("sender", f"sender {sender!r} has no email address")
     signature = _signature(top.get("signature", str))
     members = _team(top.get("team", YList, default=YList()), path, problems)
@@ -439,6 +440,12 @@ def load_settings(path: Path) -> Settings:
         members=members,
         signature=signature,
     )
+
+
+def _address_of(sender: str) -> str:
+    from email.utils import parseaddr  # the email package, only when settings are read
+
+    return parseaddr(sender)[1]
 
 
 def _signature(value: str | None) -> str | None:
