@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import yamlfile
@@ -162,6 +163,12 @@ class Settings:
 PLACEHOLDER_SENDER = "Your Name <you@example.com>"
 
 
+# What a cached settings file may hold, by name (jsoncache): nothing else is ever built.
+_SETTINGS_CLASSES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (Settings, SendSettings, SendWindow, Transport, Member)
+}
+
+
 @dataclass(frozen=True)
 class Workspace:
     root: Path
@@ -248,7 +255,34 @@ def open_workspace(home: str | Path | None, cwd: Path) -> Workspace:
             f"No funnelctl workspace at {root}: create one with 'funnelctl init {root}' "
             "(or 'funnelctl init DIR' and run commands inside DIR, or pass --home DIR)."
         )
-    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+    return Workspace(root=root, settings=cached_settings(root / CONFIG_NAME, root / ".cache"))
+
+
+SETTINGS_CACHE = "settings.json"
+
+
+def cached_settings(path: Path, cache_dir: Path) -> Settings:
+    """funnelctl.yaml's checked settings, kept in ``.cache/settings.json`` (jsoncache)
+    under a key made of the file's content and the code that checks it: a command then
+    starts without PyYAML or the email package. Settings with a problem are never
+    cached, so it is reported on every command until fixed."""
+    from . import jsoncache
+
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+        reader = Path(yamlfile.__file__)
+        rules = [p.read_bytes() for p in (Path(__file__), reader, reader.with_name("yamlparse.py"))]
+    except (OSError, UnicodeDecodeError):
+        return load_settings(path)  # which says what is wrong with the file
+    key = jsoncache.fingerprint([content, *rules])
+    cache = cache_dir / SETTINGS_CACHE
+    cached = jsoncache.read(cache, key, _SETTINGS_CLASSES)
+    if isinstance(cached, Settings):
+        return cached
+    settings = load_settings(path, text)
+    jsoncache.write(cache, key, settings)
+    return settings
 
 
 def shipped_dir(name: str) -> Path:
@@ -402,8 +436,10 @@ def _minutes(hh: str, mm: str) -> int:
     return int(hh) * 60 + int(mm)
 
 
-def load_settings(path: Path) -> Settings:
-    data = yamlfile.load(path)
+def load_settings(path: Path, text: str | None = None) -> Settings:
+    """The settings of funnelctl.yaml at ``path`` (its ``text`` when already read),
+    checked: every problem is reported at once, as ``file:line: message``."""
+    data = yamlfile.load(path, text)
     if data is None:
         return Settings()
     problems = Problems()
