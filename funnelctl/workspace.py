@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from . import yamlfile
 from .errors import WorkspaceError
 from .yamlfile import Fields, Problems, YList, YMap
+
+if TYPE_CHECKING:  # zoneinfo is imported when a zone is used: not when --today is given
+    from zoneinfo import ZoneInfo
 
 CONFIG_NAME = "funnelctl.yaml"
 DB_NAME = "funnel.db"
@@ -132,6 +134,8 @@ class Settings:
 
     @property
     def zone(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo
+
         return ZoneInfo(self.timezone)
 
     def person(self, owner: str | None) -> Member | None:
@@ -354,6 +358,8 @@ transport:
 def local_zone(environ: Mapping[str, str], localtime: Path = Path("/etc/localtime")) -> str:
     """The IANA name of this machine's time zone, for a new workspace's settings: TZ when
     it names a zone, else what /etc/localtime links to, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     candidates = [environ.get("TZ", "").removeprefix(":")]
     with contextlib.suppress(OSError):
         target = os.path.realpath(localtime)
@@ -448,6 +454,8 @@ def load_settings(path: Path, text: str | None = None) -> Settings:
         problems.raise_if_any(f"{path} is not valid")
     top = Fields(data, path, problems, "settings")
     timezone = top.get("timezone", str, default="UTC")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
