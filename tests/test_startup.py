@@ -89,6 +89,7 @@ def test_the_command_list_loads_no_command_module(tmp_path):
     assert "  due  " in done.stdout and "  customer  " in done.stdout
     commands = {f"funnelctl.cli.{entry.module}" for entry in COMMANDS.values()}
     assert sorted(commands & modules) == []
+    assert "funnelctl.playbooks" not in modules and under(modules, *NOT_FOR_SCRIPTS) == []
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))
