@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from difflib import get_close_matches
 from typing import Any
 
 from . import refs
@@ -549,6 +548,8 @@ def check_owner(
         partner = owner.removeprefix("partner:")
         if partner in library.partners:
             return
+        from difflib import get_close_matches
+
         close = get_close_matches(partner, partners, n=1)
         raise UsageError(
             f"{label} {owner!r}: no partner {partner!r} in the playbooks "
@@ -573,6 +574,8 @@ def check_owner(
 
 
 def _did_you_mean(value: str, choices: Sequence[str]) -> str:
+    from difflib import get_close_matches
+
     close = get_close_matches(value, choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -6,7 +6,6 @@ One builder, so a variable that works in a ``when:`` works in a template too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
 
@@ -106,7 +105,9 @@ def customer_context(
 
 @lru_cache(maxsize=8)
 def _sender(sender: str) -> tuple[str, str]:
-    return parseaddr(sender)  # the email parser is slow; the sender never changes in a run
+    from email.utils import parseaddr  # slow to import, and to run: the sender never changes
+
+    return parseaddr(sender)
 
 
 def owner_of(customer: Customer, enrollment: Enrollment | None) -> str | None:

@@ -20,12 +20,18 @@ DUE_FORMS = (
 def parse_date(text: str, fmt: str | None = None) -> date:
     """Parse an ISO date (or one in ``fmt``, a strptime format); raise ValueError with a reason."""
     value = text.strip()
-    if fmt is None:
-        if not _ISO_DATE.match(value):
-            raise ValueError(f"{text!r} is not a date in the form YYYY-MM-DD")
-        fmt = "%Y-%m-%d"
+    if fmt is None and not _ISO_DATE.match(value):
+        raise ValueError(f"{text!r} is not a date in the form YYYY-MM-DD")
     try:
-        parsed = datetime.strptime(value, fmt).date()
+        if fmt is None:
+            fmt = "%Y-%m-%d"
+            # What strptime(value, fmt) reads (ASCII digits only), without importing
+            # _strptime and its locale set-up: a few milliseconds of every start (--today).
+            if not value.isascii():
+                raise ValueError(value)
+            parsed = date(int(value[:4]), int(value[5:7]), int(value[8:10]))
+        else:
+            parsed = datetime.strptime(value, fmt).date()
     except ValueError:
         raise ValueError(f"{text!r} is not a valid date in the form {fmt}") from None
     if not 1900 <= parsed.year <= 9000:

@@ -11,7 +11,6 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -681,6 +680,8 @@ def _read_partner(path: Path, item: YMap, problems: Problems) -> Partner | None:
     email = f.get("email", str, required=True)
     role = f.get("role", str)
     f.done()
+    from email.utils import parseaddr  # only when a playbook is read, not from the cache
+
     if email and "@" not in parseaddr(email)[1]:
         f.problem("email", f"{email!r} is not an email address")
     if not partner_id or not name or not email:

@@ -15,15 +15,15 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.utils import parseaddr
-from importlib import resources
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from . import yamlfile
 from .errors import WorkspaceError
 from .yamlfile import Fields, Problems, YList, YMap
+
+if TYPE_CHECKING:  # zoneinfo is imported when a zone is used: not when --today is given
+    from zoneinfo import ZoneInfo
 
 CONFIG_NAME = "funnelctl.yaml"
 DB_NAME = "funnel.db"
@@ -117,6 +117,8 @@ class Member:
         """``Name <email>`` for a From: or Reply-To: line; None without an email."""
         if not self.email:
             return None
+        from email.headerregistry import Address  # the email package: when mail is written
+
         return str(Address(display_name=self.display_name, addr_spec=self.email))
 
 
@@ -132,6 +134,8 @@ class Settings:
 
     @property
     def zone(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo
+
         return ZoneInfo(self.timezone)
 
     def person(self, owner: str | None) -> Member | None:
@@ -161,6 +165,12 @@ class Settings:
 
 # What a new workspace says until the consultant writes their own name and address.
 PLACEHOLDER_SENDER = "Your Name <you@example.com>"
+
+
+# What a cached settings file may hold, by name (jsoncache): nothing else is ever built.
+_SETTINGS_CLASSES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (Settings, SendSettings, SendWindow, Transport, Member)
+}
 
 
 @dataclass(frozen=True)
@@ -249,11 +259,40 @@ def open_workspace(home: str | Path | None, cwd: Path) -> Workspace:
             f"No funnelctl workspace at {root}: create one with 'funnelctl init {root}' "
             "(or 'funnelctl init DIR' and run commands inside DIR, or pass --home DIR)."
         )
-    return Workspace(root=root, settings=load_settings(root / CONFIG_NAME))
+    return Workspace(root=root, settings=cached_settings(root / CONFIG_NAME, root / ".cache"))
+
+
+SETTINGS_CACHE = "settings.json"
+
+
+def cached_settings(path: Path, cache_dir: Path) -> Settings:
+    """funnelctl.yaml's checked settings, kept in ``.cache/settings.json`` (jsoncache)
+    under a key made of the file's content and the code that checks it: a command then
+    starts without PyYAML or the email package. Settings with a problem are never
+    cached, so it is reported on every command until fixed."""
+    from . import jsoncache
+
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+        reader = Path(yamlfile.__file__)
+        rules = [p.read_bytes() for p in (Path(__file__), reader, reader.with_name("yamlparse.py"))]
+    except (OSError, UnicodeDecodeError):
+        return load_settings(path)  # which says what is wrong with the file
+    key = jsoncache.fingerprint([content, *rules])
+    cache = cache_dir / SETTINGS_CACHE
+    cached = jsoncache.read(cache, key, _SETTINGS_CLASSES)
+    if isinstance(cached, Settings):
+        return cached
+    settings = load_settings(path, text)
+    jsoncache.write(cache, key, settings)
+    return settings
 
 
 def shipped_dir(name: str) -> Path:
     """The folder of shipped playbooks or templates: inside the wheel, or the source tree."""
+    from importlib import resources
+
     packaged = Path(str(resources.files("funnelctl"))) / "shipped" / name
     if packaged.is_dir():
         return packaged
@@ -319,6 +358,8 @@ transport:
 def local_zone(environ: Mapping[str, str], localtime: Path = Path("/etc/localtime")) -> str:
     """The IANA name of this machine's time zone, for a new workspace's settings: TZ when
     it names a zone, else what /etc/localtime links to, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     candidates = [environ.get("TZ", "").removeprefix(":")]
     with contextlib.suppress(OSError):
         target = os.path.realpath(localtime)
@@ -401,8 +442,10 @@ def _minutes(hh: str, mm: str) -> int:
     return int(hh) * 60 + int(mm)
 
 
-def load_settings(path: Path) -> Settings:
-    data = yamlfile.load(path)
+def load_settings(path: Path, text: str | None = None) -> Settings:
+    """The settings of funnelctl.yaml at ``path`` (its ``text`` when already read),
+    checked: every problem is reported at once, as ``file:line: message``."""
+    data = yamlfile.load(path, text)
     if data is None:
         return Settings()
     problems = Problems()
@@ -411,6 +454,8 @@ def load_settings(path: Path) -> Settings:
         problems.raise_if_any(f"{path} is not valid")
     top = Fields(data, path, problems, "settings")
     timezone = top.get("timezone", str, default="UTC")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -421,7 +466,7 @@ def load_settings(path: Path) -> Settings:
     if "\r" in sender or "\n" in sender:
         top.problem("sender", "sender must be one line")
         sender = ""
-    elif sender and "@" not in parseaddr(sender)[1]:
+    elif sender and "@" not in _address_of(sender):
         top.problem("sender", f"sender {sender!r} has no email address")
     signature = _signature(top.get("signature", str))
     members = _team(top.get("team", YList, default=YList()), path, problems)
@@ -439,6 +484,12 @@ def load_settings(path: Path) -> Settings:
         members=members,
         signature=signature,
     )
+
+
+def _address_of(sender: str) -> str:
+    from email.utils import parseaddr  # the email package, only when settings are read
+
+    return parseaddr(sender)[1]
 
 
 def _signature(value: str | None) -> str | None:

@@ -7,6 +7,7 @@ any command run in a workspace whose settings are broken fails with those lines.
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -669,3 +670,50 @@ def test_a_failed_init_never_removes_what_was_there_before(run, tmp_path):
     assert result.exit_code == 1
     assert sorted(p.name for p in root.iterdir()) == ["funnelctl.yaml", "notes.txt"]
     assert (root / "funnelctl.yaml").read_text() == "timezone: Europe/Lisbon\n"
+
+
+# -- the settings cache ------------------------------------------------------------------
+
+
+def test_settings_are_cached_owner_only_and_read_back_equal(tmp_path):
+    init_workspace(tmp_path / "ws")
+    cache = tmp_path / "ws" / ".cache" / "settings.json"
+    first = open_workspace(tmp_path / "ws", tmp_path).settings
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    written = cache.stat().st_mtime_ns
+    again = open_workspace(tmp_path / "ws", tmp_path).settings
+    assert again == first == load_settings(tmp_path / "ws" / "funnelctl.yaml")
+    assert cache.stat().st_mtime_ns == written  # read, not written again
+
+
+def test_a_settings_edit_is_seen_even_with_the_same_size_and_time(tmp_path):
+    import os
+
+    init_workspace(tmp_path / "ws")
+    path = tmp_path / "ws" / "funnelctl.yaml"
+    path.write_text(re.sub(r"(?m)^timezone: .*$", "timezone: Europe/Lisbon", path.read_text()))
+    assert open_workspace(tmp_path / "ws", tmp_path).settings.timezone == "Europe/Lisbon"
+    before = path.stat()
+    path.write_text(path.read_text().replace("Europe/Lisbon", "Europe/Berlin"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert open_workspace(tmp_path / "ws", tmp_path).settings.timezone == "Europe/Berlin"
+
+
+def test_broken_settings_are_reported_every_time_and_never_cached(tmp_path):
+    init_workspace(tmp_path / "ws")
+    path = tmp_path / "ws" / "funnelctl.yaml"
+    open_workspace(tmp_path / "ws", tmp_path)
+    path.write_text(re.sub(r"(?m)^timezone: .*$", "timezone: Mars/Olympus", path.read_text()))
+    for _ in range(2):
+        with pytest.raises(ValidationError, match="problem"):
+            open_workspace(tmp_path / "ws", tmp_path)
+
+
+def test_a_damaged_settings_cache_is_ignored(tmp_path):
+    init_workspace(tmp_path / "ws")
+    cache = tmp_path / "ws" / ".cache" / "settings.json"
+    expected = open_workspace(tmp_path / "ws", tmp_path).settings
+    for damage in (b"{not json", b'{"key": 1}', cache.read_bytes().replace(b"Transport", b"Path")):
+        cache.write_bytes(damage)
+        assert open_workspace(tmp_path / "ws", tmp_path).settings == expected

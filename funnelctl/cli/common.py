@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._types import TyperChoice
@@ -24,9 +24,11 @@ from .. import output
 from ..dates import parse_date, parse_due
 from ..errors import FunnelError, InternalError, UsageError, os_problem
 from ..output import OutputFormat
-from ..playbooks import Library
 from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:  # loaded with the playbook cache, by the commands that read playbooks
+    from ..playbooks import Library
 
 HomeOption = Annotated[
     Path | None,
@@ -172,11 +174,13 @@ class FunnelGroup(TyperGroup):
         raise typer.Exit(exc.exit_code) from None
 
 
-def new_app(help_text: str, name: str | None = None) -> typer.Typer:
+def new_app(
+    help_text: str, name: str | None = None, cls: type[FunnelGroup] = FunnelGroup
+) -> typer.Typer:
     return typer.Typer(
         name=name,
         help=help_text,
-        cls=FunnelGroup,
+        cls=cls,
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
         add_completion=name is None,

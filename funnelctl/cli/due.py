@@ -123,9 +123,9 @@ def due(
 def _check_owner(s: Session, owner: str | None) -> None:
     """--owner names a team member or a partner (partner:ID) of the playbooks, with a "did
     you mean" for a typo; a workspace without a team has nothing to check a name against."""
-    from ..activities import check_owner
-
     if owner is not None and (s.workspace.settings.team or owner.startswith("partner:")):
+        from ..activities import check_owner
+
         check_owner(owner, s.library(), s.workspace.settings)
 
 

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
-from .customers import COLUMNS as CUSTOMER_COLUMNS
-from .customers import decode as decode_customer
+from typing import TYPE_CHECKING, Any
+
 from .db import (
     BUSY_TIMEOUT_MS,
     OUTBOX_STATUSES,
@@ -20,6 +20,10 @@ from .db import (
     faults,
     restore_hint,
 )
+
+if TYPE_CHECKING:
+    from .customers import COLUMNS as CUSTOMER_COLUMNS
+    from .customers import decode as decode_customer
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -33,3 +37,13 @@ __all__ = [
     "faults",
     "restore_hint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The customers' columns and decoder, imported on first use: a command that reads
+    no customer record (due) never builds the Customer record class."""
+    if name in ("CUSTOMER_COLUMNS", "decode_customer"):
+        from . import customers
+
+        return customers.COLUMNS if name == "CUSTOMER_COLUMNS" else customers.decode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,91 @@
+"""What funnelctl keeps in a workspace's ``.cache`` to start faster: checked results
+(the playbooks, the settings) as JSON, under a key made of everything they came from.
+
+A cache is read back only into frozen dataclasses named in an allow-list: a file
+someone else put there can describe a value, never run code. A cache that cannot be
+read, or was made from other inputs, is ignored (the caller checks the files again);
+one that cannot be written only costs that check next time. Files are owner-only, like
+the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def dataclasses_of(namespace: Mapping[str, object]) -> dict[str, type[Any]]:
+    """The dataclasses defined in a module's namespace (``vars(module)``), by name."""
+    return {
+        name: value
+        for name, value in namespace.items()
+        if isinstance(value, type) and dataclasses.is_dataclass(value)
+    }
+
+
+def fingerprint(parts: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(f"\0{len(part)}\0".encode())
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def read(path: Path, key: str, classes: Mapping[str, type[Any]]) -> Any:
+    """The value cached at ``path`` under ``key``, or None (missing, damaged, stale)."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("key") != key:
+            return None
+        return _decode(stored["value"], classes)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, damaged, or of another shape: rebuilt silently
+
+
+def write(path: Path, key: str, value: Any) -> None:
+    """Best effort: a cache that cannot be written (a read-only workspace, a full disk)
+    only means the files are checked again next time."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"key": key, "value": _encode(value)}, f)
+        os.replace(tmp, path)
+    except (OSError, TypeError):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"class": type(value).__name__, "fields": fields}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": {str(k): _encode(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__}")
+
+
+def _decode(value: Any, classes: Mapping[str, type[Any]]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, classes) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "tuple" in value:
+        return tuple(_decode(v, classes) for v in value["tuple"])
+    if "dict" in value:
+        return {k: _decode(v, classes) for k, v in value["dict"].items()}
+    cls = classes[value["class"]]  # KeyError for anything else: not a cache of ours
+    return cls(**{k: _decode(v, classes) for k, v in value["fields"].items()})
