@@ -12,35 +12,8 @@ import json
 
 import pytest
 from conftest import write
-
-
-def imported(run, *args, input=None):
-    result = run("import", *args, "--format", "json", input=input)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def book(run):
-    result = run("export", "customers", "--format", "json")
-    assert result.exit_code == 0, result.stderr
-    return {c["email"] or c["external_id"]: c for c in json.loads(result.stdout)}
-
-
-def rejected(run, dump, workspace, *args, input=None):
-    before = dump(workspace)
-    result = run("import", *args, input=input)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert dump(workspace) == before
-    return result
-
-
-HEAD = (
-    "Error: people.csv: {n} bad row(s); nothing was imported "
-    "(fix them, or pass --skip-bad FILE to import the good rows)\n"
-)
-
+from test_import import BAD_ROWS_HEAD as HEAD
+from test_import import book, imported, rejected
 
 # -- amounts ----------------------------------------------------------------------------------
 
