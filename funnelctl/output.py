@@ -305,6 +305,41 @@ def render_report(data: Mapping[str, Any], fmt: str) -> None:
     _report_tables(data)
 
 
+# The report's sections as CSV files (report -f csv --out DIR), named as in its JSON.
+REPORT_SECTIONS = ("funnels", "stages", "satisfaction", "support", "owners", "workload", "trends")
+
+
+def report_sections(data: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every section of the report as rows: a funnel's scalars, one row per stage (as the
+    CSV on stdout), the one-row summaries, and the lists as they are in the JSON."""
+    funnels = [
+        {k: v for k, v in f.items() if not isinstance(v, (list, dict))} for f in data["funnels"]
+    ]
+    stages = [
+        {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
+        for f in data["funnels"]
+        for stage in f["stages"]
+    ]
+    return {
+        "funnels": funnels,
+        "stages": stages,
+        "satisfaction": [dict(data["satisfaction"])],
+        "support": [dict(data["support"])],
+        "owners": list(data["owners"]),
+        "workload": list(data["workload"]),
+        "trends": list(data["trends"]),
+    }
+
+
+def section_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if name == "stages":
+        return REPORT_COLUMNS
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.0f}%"
 

@@ -743,3 +743,30 @@ def test_ticket_times_with_offsets(run, two_customers, tmp_path):
         1.0,
         2.0,
     )
+
+
+def test_report_csv_out_writes_every_section_named_as_in_the_json(run, demo, tmp_path):
+    as_json = json.loads(run("report", "--format", "json").stdout)
+    result = run("report", "--format", "csv", "--out", str(tmp_path / "rep"))
+    assert result.exit_code == 0, result.stderr
+    files = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert files == sorted(
+        f"{n}.csv"
+        for n in ("funnels", "stages", "satisfaction", "support", "owners", "workload", "trends")
+    )
+
+    def rows(name: str) -> list[dict]:
+        return list(csv.DictReader(io.StringIO((tmp_path / "rep" / f"{name}.csv").read_text())))
+
+    assert [r["owner"] for r in rows("owners")] == [o["owner"] for o in as_json["owners"]]
+    assert [r["funnel"] for r in rows("funnels")] == [f["funnel"] for f in as_json["funnels"]]
+    assert rows("satisfaction")[0]["nps_answers"] == str(as_json["satisfaction"]["nps_answers"])
+    assert len(rows("stages")) == sum(len(f["stages"]) for f in as_json["funnels"])
+    # a second run does not replace them without --force, and --out needs csv
+    again = run("report", "--format", "csv", "--out", str(tmp_path / "rep"))
+    assert again.exit_code == 1 and "pass --force to replace it" in again.stderr
+    table = run("report", "--out", str(tmp_path / "rep"))
+    assert (table.exit_code, table.stderr) == (
+        2,
+        "Error: --out writes one CSV per section: use it with --format csv.\n",
+    )

@@ -29,6 +29,15 @@ def report(
             "--html", metavar="FILE", help="Also write a self-contained HTML page with charts."
         ),
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="With -f csv: one CSV per section (funnels, stages, satisfaction, support, "
+            "owners, workload, trends) in DIR.",
+        ),
+    ] = None,
     force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
@@ -37,9 +46,15 @@ def report(
     """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload."""
     from ..reports import build_report, default_period
 
+    if out is not None and fmt != OutputFormat.csv:
+        raise UsageError("--out writes one CSV per section: use it with --format csv.")
     with session(home, today) as s:
         if html is not None:
             check_target(html, s.workspace, force=force, what="the report")
+        if out is not None:
+            _make_folder(out)
+            for name in output.REPORT_SECTIONS:
+                check_target(out / f"{name}.csv", s.workspace, force=force, what="the report")
         period = default_period(
             s.today,
             option_date("--since", since) if since else None,
@@ -56,4 +71,27 @@ def report(
         with written(html) as stream:
             stream.write(render_html(data))
         output.message(f"Wrote {html}.")
+    if out is not None:
+        _write_sections(data, out)
+        return
     output.render_report(data, fmt)
+    if fmt == OutputFormat.csv:
+        output.message("The stage rows; every section, one CSV each: --out DIR.")
+
+
+def _make_folder(folder: Path) -> None:
+    from ..errors import os_problem
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_problem(exc, f"create {folder}") from None
+
+
+def _write_sections(data: dict[str, object], folder: Path) -> None:
+    """One CSV per section of the report, each written whole or not at all."""
+    sections = output.report_sections(data)
+    for name, rows in sections.items():
+        with written(folder / f"{name}.csv") as stream:
+            output.write_csv(rows, output.section_columns(name, rows), stream)
+    output.message(f"Wrote {', '.join(f'{n}.csv' for n in sections)} to {folder}.")
