@@ -445,10 +445,21 @@ class Progress:
     def __init__(self, description: str, total: int | None) -> None:
         self._bar: Any = None
         if interactive() and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(console=stderr_console(), transient=True)
-            self._task = self._bar.add_task(description, total=total)
+            # rows done of the total, the rate, and the time left
+            self._bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("rows"),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+            self._task = self._bar.add_task(description, total=total, rate="")
 
     def advance(self, amount: int = 1) -> None:
         if self._bar is not None:
@@ -456,7 +467,9 @@ class Progress:
 
     def update(self, completed: int) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=completed)
+            speed = self._bar.tasks[0].speed
+            rate = f"{speed:,.0f}/s" if speed else ""
+            self._bar.update(self._task, completed=completed, rate=rate)
 
 
 @contextmanager

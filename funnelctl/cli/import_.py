@@ -98,7 +98,9 @@ def import_(
     with (
         session(home, today) as s,
         _readable(file) as path,
-        output.progress(f"Importing {path.name if name != STDIN else name}") as bar,
+        output.progress(
+            f"Importing {path.name if name != STDIN else name}", total=_rows_about(path)
+        ) as bar,
     ):
         if skip_bad is not None:
             check_target(skip_bad, s.workspace, force=force, what="the rejected rows")
@@ -144,3 +146,16 @@ def _show_columns(file: str, columns: list[tuple[str, str]]) -> None:
     output.message(f"Columns of {file}:")
     for column, target in columns:
         output.message(f"  {column} -> {target}")
+
+
+def _rows_about(path: Path) -> int | None:
+    """About how many rows a text file holds (its lines less the header), for the progress
+    bar's time left; None for a workbook, or when it cannot be read (the import says why)."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return None
+    try:
+        with path.open("rb") as stream:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
+    except OSError:
+        return None
+    return max(lines - 1, 0)
