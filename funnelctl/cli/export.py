@@ -41,8 +41,10 @@ def export(
     today: TodayOption = None,
 ) -> None:
     """Export customers, activities, history, outbox, touchpoints or signals as CSV or JSON,
-    or the open tasks as an iCalendar file (calendar: with the tasks closed in the last 14
-    days as cancelled events; --alarm 9:00 adds a reminder at 9:00 on the due day).
+    or the open tasks as an iCalendar file (calendar).
+
+    The calendar also holds the tasks closed in the last 14 days, as cancelled events;
+    --alarm 9:00 adds a reminder at 9:00 on each open task's due day.
 
     CSV cells that start with = + - @ are prefixed with ' so spreadsheets never run them.
     A file is written owner-only, and only whole; an existing one only with --force.
