@@ -417,7 +417,7 @@ def snooze(store: Store, task_ids: Sequence[int], today: str, until: str) -> lis
         command = undo_log.begin(store)
         for task_id in task_ids:
             task = _open_task(store, task_id)
-            tasks.reschedule(store, task_id, until)
+            tasks.reschedule(store, task_id, until, on=today)
             events.add(
                 store,
                 task.customer_id,

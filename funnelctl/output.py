@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -228,32 +228,55 @@ def render_object(obj: Mapping[str, Any], fmt: str, *, title: str | None = None)
     stdout_console().print(table)
 
 
-def write_calendar(tasks: Iterable[Mapping[str, Any]], stream: IO[bytes] | None = None) -> int:
-    """Open tasks as all-day events on their due dates: an iCalendar file, written to
+def write_calendar(
+    tasks: Iterable[Mapping[str, Any]],
+    stream: IO[bytes] | None = None,
+    *,
+    workspace_id: str,
+    name: str,
+    alarm: time | None = None,
+) -> int:
+    """Tasks as all-day events on their due dates: an iCalendar file, written to
     ``stream`` (default stdout). Returns the number of events.
 
     Everything in an event comes from the task's row (DTSTAMP is the task's creation
-    day), so the same book always gives the same file and calendar apps see stable
-    UIDs across refreshes.
+    day, LAST-MODIFIED the day its date or state last changed, SEQUENCE how often it
+    did), so the same book always gives the same file and calendar apps see stable
+    UIDs across refreshes. The UID carries the workspace's random id, so two
+    workspaces' feeds never overwrite each other's events. Closed tasks are CANCELLED
+    (a VEVENT has no "completed"), with "Done:" or "Dropped:" before the summary for
+    the apps that still show cancelled events. ``alarm``: a reminder at that time of
+    the due day on every open task.
     """
-    from icalendar import Calendar, Event
+    from icalendar import Alarm, Calendar, Event
 
     cal = Calendar()
     cal.add("prodid", "-//funnelctl//follow-ups//EN")
     cal.add("version", "2.0")
-    cal.add("x-wr-calname", "funnelctl follow-ups")
+    cal.add("x-wr-calname", f"funnelctl: {name}")
     count = 0
     for row in tasks:
         event = Event()
-        event.add("uid", f"task-{row['id']}@funnelctl")
+        closed = row["status"] != "open"
+        event.add("uid", f"task-{row['id']}-{workspace_id}@funnelctl")
         event.add("dtstamp", datetime.fromisoformat(row["created_on"]))
+        event.add("last-modified", _utc_day(row["changed_on"] or row["created_on"]))
+        event.add("sequence", row["revision"])
+        event.add("status", "CANCELLED" if closed else "CONFIRMED")
         event.add("dtstart", date.fromisoformat(row["due_on"]))
         event.add("dtend", date.fromisoformat(row["due_on"]) + timedelta(days=1))
         who = row["name"] or row["customer"]
-        event.add("summary", f"{row['title']} ({who})")
-        details = [
+        summary = f"{row['title']} ({who})"
+        event.add("summary", f"{row['status'].capitalize()}: {summary}" if closed else summary)
+        details = []
+        if closed:
+            details.append(
+                f"{row['status'].capitalize()} on {row['closed_on']}"
+                + (f": {row['note']}" if row["note"] else "")
+            )
+        details.append(
             f"Customer: {row['customer']}" + (f", {row['company']}" if row["company"] else "")
-        ]
+        )
         if row["funnel"]:
             details.append(f"Funnel: {row['funnel']} / {row['stage']}")
         if row["owner"]:
@@ -262,14 +285,29 @@ def write_calendar(tasks: Iterable[Mapping[str, Any]], stream: IO[bytes] | None 
             details.append(f"Channel: {row['channel']}")
         if row["description"]:
             details.append(row["description"].strip())
-        details.append(f"Done? funnelctl done {row['id']}")
+        if not closed:
+            details.append(f"Done? funnelctl done {row['id']}")
         event.add("description", "\n".join(details))
         if row["owner"]:
             event.add("categories", [row["owner"]])
+        if alarm is not None and not closed:
+            # Relative to the start of the all-day event: midnight of the due day, in
+            # whatever zone the calendar app shows it.
+            reminder = Alarm()
+            reminder.add("action", "DISPLAY")
+            reminder.add("description", summary)
+            reminder.add("trigger", timedelta(hours=alarm.hour, minutes=alarm.minute))
+            event.add_component(reminder)
         cal.add_component(event)
         count += 1
     (stream or sys.stdout.buffer).write(bytes(cal.to_ical()))
     return count
+
+
+def _utc_day(day: str) -> datetime:
+    """An ISO day (or date-time) as a UTC date-time, as LAST-MODIFIED must be."""
+    moment = datetime.fromisoformat(day)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 # -- the funnel report ---------------------------------------------------------------------------

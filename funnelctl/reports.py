@@ -290,7 +290,19 @@ def build_report(
 # -- the calendar feed --------------------------------------------------------------------------
 
 
-def calendar_tasks(store: Store, *, owner: str | None = None) -> Iterator[Row]:
-    """The open tasks for the calendar feed, by due date, each with its customer (email
-    or external id, name, company) and its enrollment's funnel and stage."""
-    return due.calendar_tasks(store, owner)
+# Done and dropped tasks stay in the feed this many days, cancelled, so that calendar
+# apps take their events away instead of keeping them as they last saw them.
+CLOSED_DAYS = 14
+
+
+def calendar_tasks(store: Store, *, today: str, owner: str | None = None) -> Iterator[Row]:
+    """The tasks for the calendar feed, by due date: the open ones, and those closed in
+    the last CLOSED_DAYS days (on or after ``today`` minus CLOSED_DAYS), each with its
+    customer (email or external id, name, company) and its enrollment's funnel and stage."""
+    since = (date.fromisoformat(today) - timedelta(days=CLOSED_DAYS)).isoformat()
+    return due.calendar_tasks(store, owner, since)
+
+
+def workspace_id(store: Store) -> str:
+    """The random id that makes this workspace's calendar UIDs its own."""
+    return due.workspace_id(store)

@@ -1,8 +1,8 @@
 """The calendar feed: `funnelctl due --format ics` and `funnelctl export calendar FILE.ics`.
 
 Open tasks become all-day events on their due dates, one per task, with a stable
-UID, so a calendar app that subscribes to the file sees the same events every
-time. The book below has open, snoozed, done and dropped tasks, and text full of
+UID unique to the workspace, so a calendar app that subscribes to the file sees the
+same events every time; tasks closed in the last 14 days are cancelled events. The book below has open, snoozed, done and dropped tasks, and text full of
 the characters iCalendar must escape (commas, semicolons, backslashes, line
 breaks) plus markup and non-ASCII letters.
 """
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from conftest import write
@@ -95,25 +97,49 @@ def ics(run, *args: str) -> bytes:
     return result.stdout_bytes
 
 
-def events(data: bytes) -> list:
+def all_events(data: bytes) -> list:
     calendar = Calendar.from_ical(data)
     return list(calendar.walk("VEVENT"))
+
+
+def events(data: bytes) -> list:
+    """The events of open tasks (closed ones are there too, cancelled)."""
+    return [e for e in all_events(data) if str(e["status"]) == "CONFIRMED"]
+
+
+def cancelled(data: bytes) -> list:
+    return [e for e in all_events(data) if str(e["status"]) == "CANCELLED"]
+
+
+def workspace_id(folder: Path) -> str:
+    conn = sqlite3.connect(folder / "funnel.db")
+    try:
+        return str(conn.execute("SELECT value FROM meta WHERE key = 'workspace_id'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def uid(workspace):
+    """The UID of task N's event in this workspace's feed."""
+    wsid = workspace_id(workspace)
+    return lambda task_id: f"task-{task_id}-{wsid}@funnelctl"
 
 
 def unfolded(data: bytes) -> list[str]:
     return data.decode("utf-8").replace("\r\n ", "").split("\r\n")
 
 
-def test_one_all_day_event_per_open_task(run, book):
+def test_one_all_day_event_per_open_task(run, book, uid):
     ids = task_ids(run)
     data = ics(run)
     found = events(data)
     # Sorted by due date: s 03-04, p 03-10 (snoozed from 02-22), q 04-11.
-    # q's first task (done) and r's (dropped) have no event.
+    # q's first task (done) and r's (dropped) are cancelled events (see below).
     assert [str(e["uid"]) for e in found] == [
-        f"task-{ids[('crm-42', 'open')]}@funnelctl",
-        f"task-{ids[('p@example.com', 'open')]}@funnelctl",
-        f"task-{ids[('q@example.com', 'open')]}@funnelctl",
+        uid(ids[("crm-42", "open")]),
+        uid(ids[("p@example.com", "open")]),
+        uid(ids[("q@example.com", "open")]),
     ]
     assert ("q@example.com", "done") in ids and ("r@example.com", "dropped") in ids
     assert [(e.decoded("dtstart"), e.decoded("dtend")) for e in found] == [
@@ -154,7 +180,7 @@ def test_text_round_trips_through_the_parser(run, book):
     assert str(events(data)[0]["description"]).startswith("Customer: crm-42\n")
     # The raw text is escaped as RFC 5545 says (\, \; \\ and \n), independent of the parser.
     lines = unfolded(data)
-    summary = [line for line in lines if line.startswith("SUMMARY:")][1]
+    summary = next(line for line in lines if line.startswith("SUMMARY:Call") and "Smith" in line)
     assert summary == (
         'SUMMARY:Call\\, then write\\; check "quotes" <b>now</b> '
         '(Smith\\, Jane\\; "JJ" <b>&amp\\;</b> \\\\ '  # the ; of &amp; too
@@ -174,28 +200,33 @@ def test_the_file_is_well_formed(run, book):
     assert b"\n" not in b"".join(lines)  # every line ends with CRLF
     assert max(len(line) for line in lines) <= 75  # folded at 75 octets
     assert any(line.startswith(b" ") for line in lines)  # the long SUMMARY was folded
-    assert text.count("BEGIN:VEVENT") == text.count("END:VEVENT") == 3
+    # Three open tasks, and two closed in the last 14 days (cancelled).
+    assert text.count("BEGIN:VEVENT") == text.count("END:VEVENT") == 5
 
 
 def test_same_book_same_bytes(run, book):
     first = ics(run)
     assert ics(run) == first
-    # Nothing in the feed depends on the day it is made: a subscribed calendar
-    # does not see every event change every morning.
-    assert ics(run, "--today", "2026-04-01") == first
+    # Nothing in an event depends on the day the feed is made: a subscribed calendar
+    # does not see every event change every morning. The day only decides which
+    # closed tasks are still shown (14 days).
+    assert ics(run, "--today", "2026-03-05") == first
+    later = ics(run, "--today", "2026-04-01")
+    assert cancelled(later) == []
+    assert [e.to_ical() for e in events(later)] == [e.to_ical() for e in events(first)]
 
 
-def test_owner_filter(run, book):
+def test_owner_filter(run, book, uid):
     ids = task_ids(run)
     assert [str(e["uid"]) for e in events(ics(run, "--owner", "ana"))] == [
-        f"task-{ids[('crm-42', 'open')]}@funnelctl",
-        f"task-{ids[('p@example.com', 'open')]}@funnelctl",
+        uid(ids[("crm-42", "open")]),
+        uid(ids[("p@example.com", "open")]),
     ]
     assert [str(e["uid"]) for e in events(ics(run, "--owner", "bruno"))] == [
-        f"task-{ids[('q@example.com', 'open')]}@funnelctl"
+        uid(ids[("q@example.com", "open")])
     ]
     empty = ics(run, "--owner", "nobody")
-    assert events(empty) == []
+    assert all_events(empty) == []
     assert str(Calendar.from_ical(empty)["prodid"]).startswith("-//funnelctl//")
 
 
@@ -205,7 +236,7 @@ def test_export_calendar_file(run, book, tmp_path):
     assert result.stdout == ""
     assert str(target) in result.stderr
     assert target.read_bytes() == ics(run)
-    assert len(events(target.read_bytes())) == 3
+    assert len(all_events(target.read_bytes())) == 5
     # -o works the same, and without a file the calendar goes to stdout.
     other = tmp_path / "other.ics"
     ok(run("export", "calendar", "-o", str(other)))
@@ -227,19 +258,160 @@ def test_a_real_process_writes_the_same_bytes(run, book):
     assert done.stdout == ics(run)
 
 
-def test_done_and_dropped_tasks_leave_the_feed(run, book):
+def test_closed_tasks_are_cancelled_for_14_days_then_leave_the_feed(run, book, uid):
     ids = task_ids(run)
+    # In the book: q's first task done on 02-27 (due 02-27), r's dropped on 03-02 by the churn.
+    gone = cancelled(ics(run))
+    assert [str(e["uid"]) for e in gone] == [
+        uid(ids[("q@example.com", "done")]),
+        uid(ids[("r@example.com", "dropped")]),
+    ]
+    done = gone[0]
+    assert str(done["summary"]) == f"Done: {TITLE} (Q)"
+    assert str(done["description"]).startswith("Done on 2026-02-27\nCustomer: q@example.com\n")
+    assert "funnelctl done" not in str(done["description"])
+    assert done.decoded("dtstart") == date(2026, 2, 27)
+    assert done.decoded("sequence") == 1  # closed once
+    assert done.decoded("last-modified") == datetime(2026, 2, 27, tzinfo=timezone.utc)
+    assert str(gone[1]["summary"]).startswith("Dropped: ")
+    assert str(gone[1]["description"]).startswith("Dropped on 2026-03-02")
+    # 14 days after 02-27 it is still there (cancelled); the day after, gone.
+    assert [str(e["uid"]) for e in cancelled(ics(run, "--today", "2026-03-13"))][0] == uid(
+        ids[("q@example.com", "done")]
+    )
+    assert [str(e["uid"]) for e in cancelled(ics(run, "--today", "2026-03-14"))] == [
+        uid(ids[("r@example.com", "dropped")])
+    ]
+    assert cancelled(ics(run, "--today", "2026-03-17")) == []
+
+    # Done and dropped today: the open events become cancelled ones, same UIDs.
     p_task = ids[("p@example.com", "open")]
     ok(run("done", str(p_task)))
     ok(run("drop", str(ids[("q@example.com", "open")]), "--reason", "not needed"))
-    assert [str(e["uid"]) for e in events(ics(run))] == [
-        f"task-{ids[('crm-42', 'open')]}@funnelctl"
-    ]
+    data = ics(run)
+    assert [str(e["uid"]) for e in events(data)] == [uid(ids[("crm-42", "open")])]
+    now_cancelled = {str(e["uid"]): e for e in cancelled(data)}
+    assert set(now_cancelled) == {
+        uid(ids[("q@example.com", "done")]),
+        uid(ids[("r@example.com", "dropped")]),
+        uid(p_task),
+        uid(ids[("q@example.com", "open")]),
+    }
+    p_event = now_cancelled[uid(p_task)]
+    assert p_event.decoded("sequence") == 2  # snoozed, then done
+    assert p_event.decoded("dtstart") == date(2026, 3, 10)
+    q_event = now_cancelled[uid(ids[("q@example.com", "open")])]
+    assert str(q_event["description"]).startswith("Dropped on 2026-03-02: not needed\n")
+
+
+def test_two_workspaces_never_share_a_uid(run, book, uid, tmp_path):
+    other = tmp_path / "other"
+    ok(run("init", str(other)))
+    write(other / "playbooks" / "cal.yaml", PLAYBOOK)
+    home = ["--home", str(other)]
+    ok(run("customer", "add", "p@example.com", "--name", "Other P", *home))
+    ok(run("enroll", "p@example.com", "cal", "--today", "2026-02-20", *home))
+    ok(run("customer", "add", "q@example.com", "--name", "Other Q", *home))
+    ok(run("enroll", "q@example.com", "cal", "--today", "2026-02-21", *home))
+    ok(run("customer", "add", "r@example.com", "--name", "Other R", *home))
+    ok(run("enroll", "r@example.com", "cal", "--today", "2026-02-22", *home))
+    ours, theirs = ics(run), ics(run, *home)
+    assert workspace_id(other) != workspace_id(book)
+    # Task numbers overlap (both books start at 1); the UIDs do not.
+    ours_ids = {str(e["uid"]).split("-")[1] for e in all_events(ours)}
+    theirs_ids = {str(e["uid"]).split("-")[1] for e in all_events(theirs)}
+    assert ours_ids & theirs_ids
+    # One calendar app subscribed to both: every event is there, none overwritten.
+    merged = Calendar()
+    for feed in (ours, theirs):
+        for event in all_events(feed):
+            merged.add_component(event)
+    merged = Calendar.from_ical(merged.to_ical())
+    found = list(merged.walk("VEVENT"))
+    assert len(found) == len(all_events(ours)) + len(all_events(theirs)) == 5 + 3
+    assert len({str(e["uid"]) for e in found}) == len(found)
+    # Each calendar is named after its workspace's folder.
+    assert str(Calendar.from_ical(ours)["x-wr-calname"]) == "funnelctl: ws"
+    assert str(Calendar.from_ical(theirs)["x-wr-calname"]) == "funnelctl: other"
+    # And the id is the book's, kept from one run to the next.
+    assert ics(run, *home) == theirs
+
+
+def test_a_snooze_moves_the_event_in_every_app(run, book, uid):
+    ids = task_ids(run)
+    p_task = ids[("p@example.com", "open")]
+
+    def p_event(data: bytes):
+        return next(e for e in all_events(data) if str(e["uid"]) == uid(p_task))
+
+    before = p_event(ics(run))
+    # Snoozed once (02-22 -> 03-10, on 03-02).
+    assert before.decoded("sequence") == 1
+    assert before.decoded("last-modified") == datetime(2026, 3, 2, tzinfo=timezone.utc)
+    ok(run("snooze", str(p_task), "--until", "2026-03-20", "--today", "2026-03-05"))
+    after = p_event(ics(run))
+    assert after.decoded("dtstart") == date(2026, 3, 20)
+    assert after.decoded("dtend") == date(2026, 3, 21)
+    assert after.decoded("sequence") == 2
+    assert after.decoded("last-modified") == datetime(2026, 3, 5, tzinfo=timezone.utc)
+    assert after.decoded("dtstamp") == before.decoded("dtstamp")  # no clock in the feed
+    # Undone: back to 03-10, and still a newer version than any the apps have seen.
+    ok(run("undo", "--today", "2026-03-06"))
+    undone = p_event(ics(run))
+    assert undone.decoded("dtstart") == date(2026, 3, 10)
+    assert undone.decoded("sequence") == 3
+    assert undone.decoded("last-modified") == datetime(2026, 3, 6, tzinfo=timezone.utc)
+    # An untouched task: version 0, last modified the day it was made.
+    untouched = next(
+        e for e in all_events(ics(run)) if str(e["uid"]) == uid(ids[("crm-42", "open")])
+    )
+    assert untouched.decoded("sequence") == 0
+    assert untouched.decoded("last-modified") == datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def test_an_alarm_on_the_due_day(run, book, tmp_path):
+    data = ics(run, "--alarm", "9:00")
+    for event in events(data):
+        alarms = event.walk("VALARM")
+        assert len(alarms) == 1
+        assert str(alarms[0]["action"]) == "DISPLAY"
+        assert alarms[0].decoded("trigger") == timedelta(hours=9)
+        assert str(alarms[0]["description"]) == str(event["summary"])
+    assert all(e.walk("VALARM") == [] for e in cancelled(data))  # nothing to remind of
+    # Relative to the start of the all-day event, as RFC 5545 writes it (no zone involved).
+    assert unfolded(data).count("TRIGGER:PT9H") == 3
+    assert unfolded(ics(run, "--alarm", "17:45")).count("TRIGGER:PT17H45M") == 3
+    assert "BEGIN:VALARM" not in ics(run).decode()
+    target = tmp_path / "alarm.ics"
+    ok(run("export", "calendar", str(target), "--alarm", "9:00"))
+    assert target.read_bytes() == data
+
+
+@pytest.mark.parametrize("bad", ["25:00", "9", "9:5", "9:60", "nine", "-1:00", "9:00pm", ""])
+def test_a_bad_alarm_time_is_a_usage_error(run, book, bad, dump, tmp_path):
+    before = dump(book)
+    for args in (["due", "-f", "ics"], ["export", "calendar", str(tmp_path / "x.ics")]):
+        result = run(*args, "--alarm", bad)
+        assert result.exit_code == 2, (args, result)
+        assert result.stdout == ""
+        assert result.stderr.startswith("Error: --alarm: ")
+        assert "HH:MM" in result.stderr
+    assert not (tmp_path / "x.ics").exists()
+    assert dump(book) == before
+
+
+def test_an_alarm_needs_the_calendar(run, book):
+    result = run("due", "--alarm", "9:00")
+    assert result.exit_code == 2
+    assert "--format ics" in result.stderr
+    result = run("export", "customers", "--alarm", "9:00")
+    assert result.exit_code == 2
+    assert "export calendar" in result.stderr
 
 
 def test_an_empty_book_gives_an_empty_calendar(run, workspace):
     data = ics(run)
-    assert events(data) == []
+    assert all_events(data) == []
     assert data.startswith(b"BEGIN:VCALENDAR\r\n")
 
 
@@ -251,10 +423,10 @@ def test_a_name_with_a_line_break_never_reaches_the_feed(run, workspace, dump):
     assert dump(workspace) == before
 
 
-def test_the_feed_follows_the_due_date_not_the_first_due_date(run, book):
+def test_the_feed_follows_the_due_date_not_the_first_due_date(run, book, uid):
     # p's task was first due 02-22 and snoozed to 03-10: the event sits on 03-10.
     rows = json.loads(ok(run("export", "activities", "--format", "json")).stdout)
     p_row = next(r for r in rows if r["customer"] == "p@example.com")
     assert (p_row["first_due_on"], p_row["due_on"]) == ("2026-02-22", "2026-03-10")
-    p_event = next(e for e in events(ics(run)) if str(e["uid"]) == f"task-{p_row['id']}@funnelctl")
+    p_event = next(e for e in events(ics(run)) if str(e["uid"]) == uid(p_row["id"]))
     assert p_event.decoded("dtstart") == date(2026, 3, 10)

@@ -154,3 +154,47 @@ def test_a_follow_up_stored_in_the_old_shape_is_created_after_the_upgrade(tmp_pa
         "then": None,
     }
     assert "/home/ana" not in "".join(s for s in specs if s)
+
+
+def test_an_old_book_gets_a_workspace_id_and_revisions_from_its_rows(tmp_path, run):
+    """m011: the calendar's workspace id is made once; tasks already snoozed or closed
+    start at one change each, so the next change is a newer SEQUENCE than any feed gave."""
+    root = tmp_path / "ws"
+    assert run("init", str(root)).exit_code == 0
+    db_path = root / "funnel.db"
+    for name in ("funnel.db", "funnel.db-wal", "funnel.db-shm"):
+        (root / name).unlink(missing_ok=True)
+    build_at_step(db_path, STEPS.index("m011_calendar_revisions"))
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.executescript(
+        f"""
+        INSERT INTO activities (customer_id, title, due_on, first_due_on, status, closed_on,
+                                created_on)
+            VALUES (1, 'Snoozed', '2026-02-20', '{DAY}', 'open', NULL, '{DAY}'),
+                   (1, 'Snoozed and done', '2026-02-20', '{DAY}', 'done', '2026-02-21', '{DAY}');
+        """
+    )
+    conn.close()
+
+    store = Store.open(db_path)
+    try:
+        wsid = store.get_meta("workspace_id")
+        assert wsid is not None and len(wsid) == 16 and int(wsid, 16) >= 0
+        rows = store.rows("SELECT title, revision, changed_on FROM activities ORDER BY id")
+        assert [tuple(row.values()) for row in rows] == [
+            ("Fill customer needs", 0, None),
+            ("Snoozed", 1, None),
+            ("Snoozed and done", 2, "2026-02-21"),
+        ]
+    finally:
+        store.close()
+    # Opening it again keeps the id (made once, by the migration).
+    store = Store.open(db_path)
+    try:
+        assert store.get_meta("workspace_id") == wsid
+    finally:
+        store.close()
+    feed = run("due", "-f", "ics", "--home", str(root), "--today", "2026-02-25")
+    assert feed.exit_code == 0, feed.stderr
+    assert f"UID:task-3-{wsid}@funnelctl" in feed.stdout
+    assert "SEQUENCE:2" in feed.stdout

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -206,6 +206,33 @@ def option_date(option: str, value: str) -> str:
         return parse_date(value).isoformat()
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def option_time(option: str, value: str) -> time:
+    """The time of day HH:MM (00:00 to 23:59) given to ``option``; anything else is a
+    usage error that names the option."""
+    hours, sep, minutes = value.partition(":")
+    if (
+        sep
+        and hours.isdigit()
+        and minutes.isdigit()
+        and len(minutes) == 2
+        and 1 <= len(hours) <= 2
+        and int(hours) < 24
+        and int(minutes) < 60
+    ):
+        return time(int(hours), int(minutes))
+    raise UsageError(f"{option}: {value!r} is not a time of day; give HH:MM, like 9:00.")
+
+
+AlarmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--alarm",
+        help="Add a reminder at this time (HH:MM) on each open task's due day.",
+        show_default=False,
+    ),
+]
 
 
 def option_due(option: str, value: str, today: str) -> str:

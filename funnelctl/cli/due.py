@@ -18,8 +18,9 @@ from typing import Annotated, Any
 import typer
 
 from .. import output
+from ..errors import UsageError
 from ..output import OutputFormat
-from .common import HomeOption, Session, TodayOption, formats, session
+from .common import AlarmOption, HomeOption, Session, TodayOption, formats, option_time, session
 
 # The documented keys, then what the agenda adds (CSV columns; JSON has every key).
 COLUMNS = [
@@ -72,22 +73,33 @@ def due(
             help="table for people, json or csv for scripts, ics for a calendar.",
         ),
     ] = OutputFormat.table,
+    alarm: AlarmOption = None,
 ) -> None:
     """What needs doing: overdue, today, needs attention, coming up (--days N).
 
-    --format ics writes every open task as an all-day event on its due date instead.
+    --format ics writes every open task as an all-day event on its due date instead
+    (and the tasks closed in the last 14 days as cancelled events); --alarm 9:00 adds
+    a reminder at 9:00 on the due day.
     """
     from ..agenda import DueQuery, due_items
     from ..dates import days_between
 
     if fmt == OutputFormat.ics:
-        from ..reports import calendar_tasks
+        from ..reports import calendar_tasks, workspace_id
 
-        with session(home, today) as s:
+        with session(home, today) as s, s.store.read():
+            reminder = option_time("--alarm", alarm) if alarm is not None else None
             _check_owner(s, owner)
-            output.write_calendar(calendar_tasks(s.store, owner=owner))
+            output.write_calendar(
+                calendar_tasks(s.store, today=s.today, owner=owner),
+                workspace_id=workspace_id(s.store),
+                name=s.workspace.root.name,
+                alarm=reminder,
+            )
         return
     with session(home, today) as s, s.store.read():
+        if alarm is not None:
+            raise UsageError("--alarm goes with --format ics (a reminder in the calendar).")
         _check_owner(s, owner)
         query = DueQuery(
             today=s.today,

@@ -11,10 +11,11 @@ from typing import IO, Annotated, Any
 import typer
 
 from .. import output
+from ..errors import UsageError
 from ..exporting import EXPORT_TABLES, export_json_rows, export_rows
 from ..outfiles import check_target, written
 from ..output import OutputFormat
-from .common import ForceOption, HomeOption, TodayOption, formats, session
+from .common import AlarmOption, ForceOption, HomeOption, TodayOption, formats, option_time, session
 
 ExportTable = Enum("ExportTable", {t: t for t in EXPORT_TABLES}, type=str)  # type: ignore[misc]
 
@@ -35,11 +36,15 @@ def export(
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
     force: ForceOption = False,
+    alarm: AlarmOption = None,
     home: HomeOption = None,
     today: TodayOption = None,
 ) -> None:
     """Export customers, activities, history, outbox, touchpoints or signals as CSV or JSON,
     or the open tasks as an iCalendar file (calendar).
+
+    The calendar also holds the tasks closed in the last 14 days, as cancelled events;
+    --alarm 9:00 adds a reminder at 9:00 on each open task's due day.
 
     CSV cells that start with = + - @ are prefixed with ' so spreadsheets never run them.
     A file is written owner-only, and only whole; an existing one only with --force.
@@ -47,14 +52,23 @@ def export(
     out = out or file
     calendar = table.value == "calendar"
     with session(home, today) as s, s.store.read():
+        if alarm is not None and not calendar:
+            raise UsageError("--alarm goes with export calendar (a reminder in the calendar).")
+        reminder = option_time("--alarm", alarm) if alarm is not None else None
         if out:
             check_target(out, s.workspace, force=force)
         stdout: IO[Any] = sys.stdout.buffer if calendar else sys.stdout
         with written(out, binary=calendar) if out else nullcontext(stdout) as stream:
             if calendar:
-                from ..reports import calendar_tasks
+                from ..reports import calendar_tasks, workspace_id
 
-                output.write_calendar(calendar_tasks(s.store), stream)
+                output.write_calendar(
+                    calendar_tasks(s.store, today=s.today),
+                    stream,
+                    workspace_id=workspace_id(s.store),
+                    name=s.workspace.root.name,
+                    alarm=reminder,
+                )
             elif fmt == OutputFormat.json:
                 count = output.write_json_rows(export_json_rows(s.store, table.value), stream)
             else:

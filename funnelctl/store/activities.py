@@ -143,8 +143,13 @@ def remove_untouched(store: Store, task_id: int) -> bool:
     )
 
 
-def reschedule(store: Store, task_id: int, due_on: str) -> None:
-    store.conn.execute("UPDATE activities SET due_on = ? WHERE id = ?", [due_on, task_id])
+def reschedule(store: Store, task_id: int, due_on: str, on: str | None = None) -> None:
+    """A new due date; ``on``, the day of the change, is what calendar apps see as the
+    event's last change (an undo, which does not pass it, sets it through undone_on)."""
+    store.conn.execute(
+        "UPDATE activities SET due_on = ?, changed_on = coalesce(?, changed_on) WHERE id = ?",
+        [due_on, on, task_id],
+    )
 
 
 def mark_escalated(store: Store, task_id: int, on: str) -> None:

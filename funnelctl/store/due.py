@@ -133,15 +133,25 @@ def email_problems(store: Store, today: str, since: str, owner: str | None) -> I
     )
 
 
-def calendar_tasks(store: Store, owner: str | None) -> Iterator[Row]:
-    """The open tasks for the calendar feed, by due date, each with its customer (email
-    or external id, name, company) and its enrollment's funnel and stage."""
+def calendar_tasks(store: Store, owner: str | None, closed_since: str) -> Iterator[Row]:
+    """The open tasks for the calendar feed, and those closed (done or dropped) on or
+    after ``closed_since``, by due date, each with its customer (email or external id,
+    name, company) and its enrollment's funnel and stage."""
     mine = "AND a.owner = ?" if owner else ""
     yield from _rows(
         store,
         "SELECT a.*, coalesce(c.email, c.external_id) AS customer, c.name, c.company, "
         "e.funnel, e.stage FROM activities a JOIN customers c ON c.id = a.customer_id "
-        f"LEFT JOIN enrollments e ON e.id = a.enrollment_id WHERE a.status = 'open' {mine} "
+        "LEFT JOIN enrollments e ON e.id = a.enrollment_id "
+        f"WHERE (a.status = 'open' OR a.closed_on >= ?) {mine} "
         "ORDER BY a.due_on, a.id",
-        [owner] if owner else [],
+        [closed_since, owner] if owner else [closed_since],
     )
+
+
+def workspace_id(store: Store) -> str:
+    """The random id of this workspace's book (made by migration m011), which keeps its
+    calendar events apart from another workspace's."""
+    value = store.get_meta("workspace_id")
+    assert value, "migration m011 stores a workspace id"
+    return value

@@ -435,3 +435,41 @@ def m010_undo_touchpoint(db: Database) -> None:
     """A task done on a contact channel (a call, a meeting, an email) is a touchpoint with
     the customer; undo takes that touchpoint back with the done, so it keeps its id."""
     db.execute("ALTER TABLE undo_steps ADD COLUMN touchpoint_id INTEGER")
+
+
+@migrations()
+def m011_calendar_revisions(db: Database) -> None:
+    """The calendar feed (issue 14): a random workspace id that makes event UIDs unique
+    across workspaces, and on every task how often its date or state changed (revision,
+    the event's SEQUENCE) and the day it last did (changed_on, its LAST-MODIFIED), so a
+    snoozed or closed task moves in every calendar app.
+
+    A trigger keeps the count, so every way a task moves (snooze, done, drop, undo, the
+    engine) is counted; the statements that know the day set ``changed_on`` (closing sets
+    ``closed_on``, which the trigger copies; an undo sets ``undone_on``). Existing tasks
+    start from what their rows show: one change if snoozed, one if closed."""
+    import secrets
+
+    statements = [
+        "ALTER TABLE activities ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE activities ADD COLUMN changed_on TEXT",
+        """UPDATE activities SET
+             revision = (due_on <> first_due_on) + (status <> 'open'),
+             changed_on = closed_on""",
+        """CREATE TRIGGER activities_revision AFTER UPDATE OF due_on, status ON activities
+           WHEN OLD.due_on IS NOT NEW.due_on OR OLD.status IS NOT NEW.status
+           BEGIN UPDATE activities
+                 SET revision = revision + 1, changed_on = coalesce(NEW.closed_on, NEW.changed_on)
+                 WHERE id = NEW.id; END""",
+        """CREATE TRIGGER undo_steps_changed AFTER UPDATE OF undone_on ON undo_steps
+           WHEN NEW.undone_on IS NOT NULL AND NEW.task_id IS NOT NULL
+           BEGIN UPDATE activities SET changed_on = NEW.undone_on WHERE id = NEW.task_id; END""",
+        # Closed tasks stay in the feed (cancelled) for a while: found by their closing day.
+        "CREATE INDEX activities_closed_on ON activities(closed_on)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+    db.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace_id', ?)",
+        [secrets.token_hex(8)],
+    )
