@@ -36,7 +36,11 @@ COMMANDS: dict[str, Entry] = {
         "init",
         "Create a workspace: funnelctl.yaml, the shipped playbooks and templates, the database.",
     ),
-    "import": Entry("import_", "import_", "Upsert customers from a CSV file: all rows or none."),
+    "import": Entry(
+        "import_",
+        "import_",
+        "Upsert customers from a CSV file or an .xlsx workbook: all rows or none.",
+    ),
     "export": Entry(
         "export",
         "export",

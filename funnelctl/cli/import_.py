@@ -77,7 +77,7 @@ def import_(
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Upsert customers from a CSV file: all rows or none."""
+    """Upsert customers from a CSV file or an .xlsx workbook: all rows or none."""
     from ..importing import ImportOptions, import_customers, parse_mapping
 
     options = ImportOptions(
