@@ -159,6 +159,8 @@ def _what(item: Mapping[str, Any]) -> str:
     reasons = "; ".join(item["reasons"])
     if not reasons:
         return str(item["title"])
+    if item["kind"] == "stagnation":  # its title only names the reasons that follow
+        return reasons[:1].upper() + reasons[1:]
     return (
         f"{item['title']}: {reasons}"
         if item["section"] == "attention"
