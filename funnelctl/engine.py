@@ -428,6 +428,7 @@ class Engine:
         source: str,
         episode_id: int | None = None,
         opportunity: bool = False,
+        at_risk: bool | None = None,
     ) -> bool:
         """Start a play for a customer, dated today, once per ``key``, in their current
         enrollment: a health trigger (``source`` "health", with its episode) or a start
@@ -448,6 +449,7 @@ class Engine:
             source=source,
             episode_id=episode_id,
             opportunity=opportunity,
+            at_risk=at_risk,  # health has just scored the customer: no second scoring
         )
 
     def _begin_play(

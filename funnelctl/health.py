@@ -540,6 +540,7 @@ def run_health(
                     source="health",
                     episode_id=episode_id,
                     opportunity=opportunity,
+                    at_risk=health.at_risk,
                 )
                 counts["plays"] += int(started)
     return counts
