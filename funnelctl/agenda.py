@@ -195,11 +195,24 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
 
     for funnel in library.funnels.values():
         for stage in funnel.stages:
+            limits = [d for d in (stage.stagnant_after, stage.quiet_after) if d is not None]
+            # one read serves both alerts: whoever entered by the later of their cutoffs
+            rows = (
+                list(
+                    due.in_stage_since(
+                        store, funnel.id, stage.id, shift(today, -min(limits)), query.owner
+                    )
+                )
+                if limits
+                else []
+            )
             if stage.stagnant_after is not None:
                 # stagnant on the day the limit is reached: entered on the 2nd with 1d,
                 # stagnant on the 3rd
                 cutoff = shift(today, -stage.stagnant_after)
-                for row in due.in_stage_since(store, funnel.id, stage.id, cutoff, query.owner):
+                for row in rows:
+                    if row["entered_on"] > cutoff:
+                        continue
                     days = days_between(row["entered_on"], today)
                     add(
                         row,
@@ -209,7 +222,7 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
                     )
             if stage.quiet_after is not None:
                 cutoff = shift(today, -stage.quiet_after)
-                for row in due.in_stage_since(store, funnel.id, stage.id, cutoff, query.owner):
+                for row in rows:
                     since = max(row["entered_on"], row["last_touch"] or "")
                     if since > cutoff:
                         continue
