@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .csvfile import open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
-from .errors import UsageError, ValidationError
+from .errors import NotFound, UsageError, ValidationError
 from .outfiles import PendingFile
 from .playbooks import Funnel, Library
 from .sheets import Table, open_table
@@ -505,10 +505,10 @@ class _Importer:
         if funnel is None:
             raise RowError(f"no funnel {funnel_id!r} (funnels: {', '.join(sorted(funnels))})")
         if stage_id:
-            if not funnel.has_stage(stage_id):
-                raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}")
             try:
                 stage_id = funnel.stage(stage_id).id  # by id or by title, any case
+            except NotFound:
+                raise RowError(f"funnel {funnel_id!r} has no stage {stage_id!r}") from None
             except UsageError as exc:  # a title that several stages share
                 raise RowError(exc.message) from None
         on = self.today
@@ -770,18 +770,10 @@ def import_signals(
         def record(line: int, cells: list[str]) -> None:
             row = dict(zip(header, cells, strict=True))
             ref = row[who].strip()
-            customer = (
-                customers.by(store, "id", int(ref[1:]))
-                if ref[1:].isdigit() and ref[:1] == "#"
-                else None
-            )
-            customer = (
-                customer
-                or customers.by(store, "email", ref)
-                or customers.by(store, "external_id", ref)
-            )
-            if customer is None:
-                raise RowError(f"no customer {ref!r}")
+            try:
+                customer = customers.find(store, ref)
+            except NotFound:
+                raise RowError(f"no customer {ref!r}") from None
             on = today
             if when and row[when].strip():
                 try:
