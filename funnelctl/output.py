@@ -333,12 +333,7 @@ def render_report(data: Mapping[str, Any], fmt: str) -> None:
         render_object(data, fmt)
         return
     if fmt == OutputFormat.csv:
-        rows = [
-            {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
-            for f in data["funnels"]
-            for stage in f["stages"]
-        ]
-        render(rows, fmt, REPORT_COLUMNS)
+        render(_stage_rows(data), fmt, REPORT_COLUMNS)
         return
     _report_tables(data)
 
@@ -353,20 +348,24 @@ def report_sections(data: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     funnels = [
         {k: v for k, v in f.items() if not isinstance(v, (list, dict))} for f in data["funnels"]
     ]
-    stages = [
-        {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
-        for f in data["funnels"]
-        for stage in f["stages"]
-    ]
     return {
         "funnels": funnels,
-        "stages": stages,
+        "stages": _stage_rows(data),
         "satisfaction": [dict(data["satisfaction"])],
         "support": [dict(data["support"])],
         "owners": list(data["owners"]),
         "workload": list(data["workload"]),
         "trends": list(data["trends"]),
     }
+
+
+def _stage_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per stage of every funnel: the CSV of `report -f csv`."""
+    return [
+        {**stage, "funnel": f["funnel"], "channels": stage["touchpoints"]}
+        for f in data["funnels"]
+        for stage in f["stages"]
+    ]
 
 
 def section_columns(name: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
