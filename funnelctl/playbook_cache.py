@@ -52,7 +52,9 @@ def _fingerprint(files: Sequence[Path], team: Sequence[str]) -> str | None:
 
     def parts() -> Iterator[bytes]:
         yield ",".join(team).encode()
-        yield Path(playbooks.__file__).read_bytes()  # the rules that check them
+        yield Path(playbooks.__file__).read_bytes()  # the rules that check them,
+        for reader in ("yamlfile.py", "yamlparse.py"):  # and the reader (lines, sources)
+            yield (Path(playbooks.__file__).with_name(reader)).read_bytes()
         for path, content in contents:
             yield str(path).encode()
             yield content
