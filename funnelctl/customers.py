@@ -30,9 +30,11 @@ from .store import (
     touchpoints,
 )
 from .store import health as signals
+from .store.activities import Task
 from .store.customers import Customer
 from .store.enrollments import Enrollment, HistoryEntry
 from .store.events import Event
+from .store.outbox import OutboxEmail
 
 if TYPE_CHECKING:
     from .playbooks import Library
@@ -229,7 +231,9 @@ def edit_customer(
     return edited.as_dict()
 
 
-def _timeline(store: Store, cid: int) -> list[Row]:
+def _timeline(
+    store: Store, cid: int, tasks: Sequence[Task], emails: Sequence[OutboxEmail]
+) -> list[Row]:
     """Every line of the customer's story: moves, timeline lines, touchpoints, tasks and
     emails, by day. Within a day, what was written comes in the order it was written
     (:func:`_written_order`), then the day's touchpoints, tasks and emails."""
@@ -261,12 +265,12 @@ def _timeline(store: Store, cid: int) -> list[Row]:
         keyed.append(
             ((t.happened_on, 1, 0, 0, t.id), _line(t.happened_on, "touchpoint", what, t.by))
         )
-    for a in activities.of_customer(store, cid):
+    for a in tasks:
         status = a.status if a.status != "open" else f"due {a.due_on}"
         what = f"{ref_of('task', a.id)} {a.title} [{status}]"
         on = a.closed_on or a.due_on
         keyed.append(((on, 2, 0, 0, a.id), _line(on, a.kind, what, a.owner)))
-    for o in outbox.of_customer(store, cid):
+    for o in emails:
         # emails skipped as stale when queued are already told by their action's line
         if o.status == "skipped" and (o.reason or "").startswith("stale:"):
             continue
@@ -364,13 +368,13 @@ def customer_card(store: Store, ref: str, today: str, library: Library, settings
                 "reasons": scored.reasons,
                 "opportunities": [title for _, title in scored.opportunities],
             }
+        tasks = activities.of_customer(store, cid)  # read once: the lists and the timeline
+        emails = outbox.of_customer(store, cid)
         open_tasks = sorted(
-            (a for a in activities.of_customer(store, cid) if a.status == "open"),
-            key=lambda a: (a.due_on, a.id),
+            (a for a in tasks if a.status == "open"), key=lambda a: (a.due_on, a.id)
         )
         queued = sorted(
-            (o for o in outbox.of_customer(store, cid) if o.status == "queued"),
-            key=lambda o: (o.scheduled_on, o.id),
+            (o for o in emails if o.status == "queued"), key=lambda o: (o.scheduled_on, o.id)
         )
         return {
             **customer.as_dict(),
@@ -400,7 +404,7 @@ def customer_card(store: Store, ref: str, today: str, library: Library, settings
                 }
                 for o in queued
             ],
-            "timeline": _timeline(store, cid),
+            "timeline": _timeline(store, cid, tasks, emails),
         }
 
 
