@@ -11,10 +11,13 @@ A Markdown body is sent as plain text plus HTML, with data escaped in the HTML.
 from __future__ import annotations
 
 import re
+import secrets
+import sys
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from email import contentmanager
 from email import policy as email_policy
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -164,6 +167,8 @@ class Rendered:
     # The envelope sender (SMTP MAIL FROM, sendmail -f) when it is not the From: the
     # workspace sender while a team member speaks, so that bounces come back to it.
     envelope: str | None = None
+    # A Markdown body not yet converted to ``html`` (``render(..., convert=False)``)
+    markdown: str | None = None
 
     @property
     def envelope_sender(self) -> str:
@@ -197,8 +202,14 @@ def render(
     settings: Settings,
     customer: Recipient,
     speaker: Member | None = None,
+    *,
+    convert: bool = True,
 ) -> Rendered:
     """Render a template for one customer; raise TemplateProblem or HeaderProblem.
+
+    ``convert=False`` leaves a Markdown body unconverted (:func:`converted` does it): all
+    that can fail is done, and ``send`` converts each body just before it goes, while
+    the email before it is on the wire.
 
     ``speaker`` is the team member who speaks (the owner, when they have an email): the
     email is From and Reply-To them unless the template says From: itself; a template's
@@ -221,10 +232,10 @@ def render(
             )
         values[header] = value.strip()
     text = _render(template.body, context, template, template.body_line)
-    html = None
+    html = escaped = None
     if template.markdown:
         escaped = _render(template.body, context, template, template.body_line, markdown_template)
-        html = _markdown().reset().convert(escaped)
+        html = _markdown_html(escaped) if convert else None
     own = values.get("From")
     voice = speaker.address if speaker is not None and not own else None
     sender = own or voice or settings.sender
@@ -251,6 +262,7 @@ def render(
         text=text,
         html=html,
         envelope=envelope,
+        markdown=None if convert else escaped,
     )
     reply_to = [rendered.reply_to] if rendered.reply_to else []
     for address in [*rendered.to, *rendered.cc, *rendered.bcc, *reply_to]:
@@ -267,6 +279,13 @@ def render(
     return rendered
 
 
+def converted(rendered: Rendered) -> Rendered:
+    """``rendered`` with its Markdown body converted to HTML, if it had one waiting."""
+    if rendered.markdown is None:
+        return rendered
+    return replace(rendered, html=_markdown_html(rendered.markdown), markdown=None)
+
+
 def _split(value: str) -> list[str]:
     """The addresses of a header line, as written between its commas."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -278,6 +297,13 @@ def _markdown() -> Any:
     import markdown
 
     return markdown.Markdown(extensions=["sane_lists", "nl2br"], output_format="html")
+
+
+@lru_cache(maxsize=64)
+def _markdown_html(text: str) -> str:
+    """A Markdown body as HTML, converted once per run for bodies that do not change
+    from one customer to the next (a template without their data, a notice to partners)."""
+    return str(_markdown().reset().convert(text))
 
 
 def _customer_address(customer: Recipient) -> str:
@@ -316,6 +342,44 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
     (CVE-2024-6923), or to a comma and a second address. Each address header must hold
     exactly the addresses funnelctl wrote. :func:`wire_bytes` checks the written form.
     """
+    message = _headers_message(rendered, message_id, when)
+    try:
+        message.set_content(rendered.text, cte=_body_encoding(rendered.text))
+        if rendered.html is not None:
+            message.add_alternative(
+                rendered.html, subtype="html", cte=_body_encoding(rendered.html)
+            )
+    except _LIBRARY_ERRORS as exc:
+        raise HeaderProblem(f"a header cannot be sent: {exc}") from None
+    return message
+
+
+def check_headers(rendered: Rendered, message_id: str) -> None:
+    """Raise the HeaderProblem :func:`message_bytes` would, without building any body:
+    what ``send`` checks of every email before the first one is claimed."""
+    if _plain_headers(rendered, message_id, _EPOCH) is None:
+        _headers_message(rendered, message_id, _EPOCH)
+
+
+def message_bytes(rendered: Rendered, message_id: str, when: datetime, linesep: str) -> bytes:
+    """The message as bytes on the wire, built once.
+
+    A message whose header values are plain (printable ASCII words and simple addresses
+    that fit on one line: nearly every email) is written directly, byte for byte what
+    :func:`build_message` and :func:`wire_bytes` make of it, at a tenth of their cost;
+    tests/test_mail_bytes.py compares the two on random messages. Any other message goes
+    through the email library and all of its checks. A Markdown body still waiting
+    (``render(..., convert=False)``) is converted here.
+    """
+    rendered = converted(rendered)
+    data = _plain_message(rendered, message_id, when, linesep)
+    if data is not None:
+        return data
+    return wire_bytes(build_message(rendered, message_id, when), linesep=linesep)
+
+
+def _headers_message(rendered: Rendered, message_id: str, when: datetime) -> EmailMessage:
+    """The message's header lines (no body yet), each checked as decoded."""
     message = EmailMessage(policy=_POLICY)
     addresses = {
         "From": [rendered.sender],
@@ -348,16 +412,109 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
                     f"the {name} header would not go to exactly the addresses written (an "
                     "encoded word =?...?= in the customer's data)"
                 )
-        message.set_content(rendered.text, cte=_body_encoding(rendered.text))
-        if rendered.html is not None:
-            message.add_alternative(
-                rendered.html, subtype="html", cte=_body_encoding(rendered.html)
-            )
     except HeaderProblem:
         raise
     except _LIBRARY_ERRORS as exc:  # the email library refuses CR/LF and malformed values
         raise HeaderProblem(f"a header cannot be sent: {exc}") from None
     return message
+
+
+# -- the direct writer: plain messages without the email library's header objects ---------
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# Printable ASCII words with single spaces between them, no encoded word: a value the
+# modern policy writes out exactly as given when its line fits in 78 characters.
+_PLAIN_TEXT = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+# ``ana@example.com`` or ``Ana Lima <ana@example.com>`` with a name of plain words.
+_PLAIN_ADDRESS = re.compile(rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})\Z")
+_PLAIN_MESSAGE_ID = re.compile(r"<[\x21-\x3b=\x3f-\x7e]+>\Z")
+_MAX_LINE = _POLICY.max_line_length or 78
+# How ``set_content`` encodes a text part (a private function of the email package, the
+# same from Python 3.6 to 3.13): called, not copied, so that the payload is the library's
+# own. Should a Python drop it, every message takes the email library's path.
+_encode_text: Callable[[str, str, str | None, Any], tuple[str, str]] | None = getattr(
+    contentmanager, "_encode_text", None
+)
+
+
+def _plain_headers(rendered: Rendered, message_id: str, when: datetime) -> list[str] | None:
+    """The header lines as the modern policy writes them, or None when a value is not
+    plain enough to be sure of that (then the email library builds the message)."""
+    lines = []
+    values = [
+        ("Subject", [rendered.subject]),
+        ("From", [rendered.sender]),
+        ("To", rendered.to),
+        ("Cc", rendered.cc),
+        ("Reply-To", [rendered.reply_to] if rendered.reply_to else []),
+    ]
+    for name, items in values:
+        if not items:
+            continue
+        if name != "Subject" and not all(_PLAIN_ADDRESS.match(item) for item in items):
+            return None
+        line = f"{name}: {', '.join(items)}"
+        if "=?" in line or not _PLAIN_TEXT.match(line) or len(line) > _MAX_LINE:
+            return None
+        lines.append(line)
+    if when.tzinfo is None or not _PLAIN_MESSAGE_ID.match(message_id):
+        return None
+    return [*lines, f"Date: {format_datetime(when)}", f"Message-ID: {message_id}"]
+
+
+def _plain_message(
+    rendered: Rendered, message_id: str, when: datetime, linesep: str
+) -> bytes | None:
+    if _encode_text is None:
+        return None
+    headers = _plain_headers(rendered, message_id, when)
+    if headers is None:
+        return None
+    text = _plain_part(rendered.text, "plain")
+    if rendered.html is None:
+        head, body = text
+        lines = [*headers, *head, "MIME-Version: 1.0", "", body]
+    else:
+        html = _plain_part(rendered.html, "html")
+        boundary = _boundary(text[1] + html[1])
+        lines = [
+            *headers,
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/alternative;",
+            f' boundary="{boundary}"',
+            "",
+            f"--{boundary}",
+            *text[0],
+            "",
+            text[1],
+            f"--{boundary}",
+            *html[0],
+            "MIME-Version: 1.0",  # the email library writes it into the added part too
+            "",
+            html[1],
+            f"--{boundary}--",
+            "",
+        ]
+    out = "\n".join(lines)  # payloads come with \n line ends, like the generator's input
+    return (out if linesep == "\n" else out.replace("\n", linesep)).encode("ascii")
+
+
+def _plain_part(content: str, subtype: str) -> tuple[list[str], str]:
+    """A text part's header lines and payload, as ``set_content`` makes them."""
+    assert _encode_text is not None
+    cte, payload = _encode_text(content, "utf-8", _body_encoding(content), _POLICY)
+    header = [f'Content-Type: text/{subtype}; charset="utf-8"', f"Content-Transfer-Encoding: {cte}"]
+    return header, payload
+
+
+def _boundary(text: str) -> str:
+    """A multipart boundary in the email library's own form, found in no part."""
+    while True:
+        boundary = "=" * 15 + f"{secrets.randbelow(sys.maxsize):019d}" + "=="
+        if boundary not in text:
+            return boundary
 
 
 def _addr_specs(message: EmailMessage, name: str) -> list[str]:

@@ -22,10 +22,12 @@ import re
 import secrets
 import shutil
 import smtplib
+import socket
 import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,13 +41,14 @@ from .mail import (
     HeaderProblem,
     Recipient,
     Rendered,
+    Template,
     TemplateProblem,
-    build_message,
+    check_headers,
     find_template,
     handoff_context,
+    message_bytes,
     render,
     stale_reason,
-    wire_bytes,
 )
 from .outfiles import PendingFile
 from .playbooks import Library
@@ -92,11 +95,25 @@ class Delivery:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+class Handover(Protocol):
+    """One message on its way: begun before its claim is written, finished after."""
+
+    def finish(self, data: bytes) -> Delivery:
+        """Hand the message over; raises what the transport's ``send`` raises."""
+        ...
+
+    def abandon(self) -> None:
+        """The claim was not written: make sure nothing of the message is delivered."""
+        ...
+
+
 class Sender(Protocol):
     """A transport. :meth:`open` does everything that can fail before an email is claimed
-    (connect, greet, log in, check the command exists); :meth:`send` hands over the bytes
-    of a message already checked; :meth:`delivered` says whether a message claimed by a
-    run that died did arrive, when the transport can know (None: it cannot)."""
+    (connect, greet, log in, check the command exists); :meth:`begin` starts handing over
+    a message (only what delivers nothing, while its claim is written) and its
+    :meth:`Handover.finish` hands over the bytes of a message already checked;
+    :meth:`delivered` says whether a message claimed by a run that died did arrive, when
+    the transport can know (None: it cannot)."""
 
     real: bool  # the email really leaves this machine
     linesep: str  # the line ending the transport takes
@@ -104,9 +121,7 @@ class Sender(Protocol):
 
     def open(self) -> None: ...
 
-    def send(
-        self, data: bytes, message_id: str, sender: str, recipients: list[str]
-    ) -> Delivery: ...
+    def begin(self, message_id: str, sender: str, recipients: list[str]) -> Handover: ...
 
     def delivered(self, message_id: str) -> bool | None: ...
 
@@ -128,6 +143,8 @@ class SmtpSender:
         self.password = password
         self.conn: smtplib.SMTP | None = None
         self.name = transport.host
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: Future[Delivery] | None = None
 
     def open(self) -> None:
         if self.conn is None:
@@ -174,12 +191,21 @@ class SmtpSender:
             raise ConnectionFailure(f"cannot connect to {t.host}:{t.port}: {exc}") from None
         return conn
 
-    def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
+    def begin(self, message_id: str, sender: str, recipients: list[str]) -> Handover:
+        """MAIL, RCPT and DATA up to the server's 354, in a thread of their own while the
+        caller writes the claim: its fsync and these round trips overlap. Nothing of the
+        message has left when they are done; the bytes go only in ``finish``."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
+        self._pending = self._worker.submit(self._envelope, sender, recipients)
+        return _SmtpHandover(self, self._pending)
+
+    def _envelope(self, sender: str, recipients: list[str]) -> Delivery:
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = self._connect()
             try:
-                return self._send(self.conn, data, sender, recipients)
+                return self._start(self.conn, sender, recipients)
             except (smtplib.SMTPServerDisconnected, smtplib.SMTPHeloError, TimeoutError) as exc:
                 # Before the message was handed over: a dropped line is safe to reconnect
                 # once; a server gone silent (or dropping twice) is not fit for the run.
@@ -192,9 +218,7 @@ class SmtpSender:
                     ) from None
         raise AssertionError("unreachable")
 
-    def _send(
-        self, conn: smtplib.SMTP, data: bytes, sender: str, recipients: list[str]
-    ) -> Delivery:
+    def _start(self, conn: smtplib.SMTP, sender: str, recipients: list[str]) -> Delivery:
         envelope_from = _address(sender)
         conn.ehlo_or_helo_if_needed()
         try:
@@ -219,30 +243,31 @@ class SmtpSender:
                 "every recipient was refused: "
                 + "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
             )
-        code, reply = self._data(conn, data)
-        if code != 250:  # the server's verdict on the message itself
-            _raise_for(code, reply, "message refused")
-        return delivery
-
-    def _data(self, conn: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
-        """DATA in its two halves, as smtplib's data() does, to know which one failed:
-        before the server says 354 nothing of the message has left; after the message is
-        sent, a silence or a dropped line leaves its fate unknown."""
+        # DATA in its two halves, as smtplib's data() does, to know which one failed:
+        # before the server says 354 nothing of the message has left.
         conn.putcmd("data")
         code, reply = conn.getreply()  # raises SMTPServerDisconnected: nothing left yet
         if code != 354:
             _raise_for(code, reply, "message refused")
+        return delivery
+
+    def _content(self, data: bytes) -> None:
+        """The message after the 354: once it is sent, a silence or a dropped line leaves
+        its fate unknown."""
+        assert self.conn is not None
         body = re.sub(rb"(?m)^\.", b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
         body += (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
         try:
-            conn.send(body)
-            return conn.getreply()
+            self.conn.send(body)
+            code, reply = self.conn.getreply()
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise Uncertain(
                 f"the connection to {self.transport.host} failed while the message was sent: {exc}",
                 connection=_silent(exc),
             ) from None
+        if code != 250:  # the server's verdict on the message itself
+            _raise_for(code, reply, "message refused")
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -254,10 +279,54 @@ class SmtpSender:
         return None
 
     def close(self) -> None:
+        if self._pending is not None and not self._pending.done():
+            # left mid-envelope (Ctrl-C): cut the line, which delivers nothing and wakes
+            # the thread from its wait
+            if self.conn is not None and self.conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.conn.sock.shutdown(socket.SHUT_RDWR)
+            self._drop()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
         if self.conn is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
             self.conn = None
+
+
+@dataclass
+class _SmtpHandover:
+    smtp: SmtpSender
+    envelope: Future[Delivery]
+
+    def finish(self, data: bytes) -> Delivery:
+        delivery = self.envelope.result()  # what the envelope met, raised here
+        self.smtp._content(data)
+        return delivery
+
+    def abandon(self) -> None:
+        try:
+            self.envelope.result()
+        except Exception:
+            return  # nothing was begun
+        self.smtp._drop()  # after the 354, only a cut line leaves the message undelivered
+
+
+@dataclass
+class _DirectHandover:
+    """For transports that take a message in one step: all of it happens in ``finish``."""
+
+    send: Callable[[bytes, str, str, list[str]], Delivery]
+    message_id: str
+    sender: str
+    recipients: list[str]
+
+    def finish(self, data: bytes) -> Delivery:
+        return self.send(data, self.message_id, self.sender, self.recipients)
+
+    def abandon(self) -> None:
+        pass
 
 
 def _silent(exc: BaseException) -> bool:
@@ -313,6 +382,9 @@ class SendmailSender:
                 "fix transport.command."
             )
 
+    def begin(self, message_id: str, sender: str, recipients: list[str]) -> Handover:
+        return _DirectHandover(self.send, message_id, sender, recipients)
+
     def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
         argv = list(self.command)
         if not any(arg.startswith("-f") for arg in argv):
@@ -363,6 +435,9 @@ class MaildirSender:
     @staticmethod
     def _digest(message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:20]
+
+    def begin(self, message_id: str, sender: str, recipients: list[str]) -> Handover:
+        return _DirectHandover(self.send, message_id, sender, recipients)
 
     def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
         name = f"{int(self.when.timestamp())}.{self._digest(message_id)}.funnelctl"
@@ -508,8 +583,8 @@ def in_window(settings: Settings, now: datetime) -> bool:
 
 @dataclass
 class Prepared:
-    """A message rendered and checked; it is built again just before it goes, so that a
-    long outbox does not hold thousands of MIME trees in memory at once."""
+    """A message rendered and its headers checked; it is built once, just before it goes,
+    so that a long outbox does not hold thousands of messages in memory at once."""
 
     email: OutboxEmail
     rendered: Rendered
@@ -529,6 +604,7 @@ def _prepare(
     """Render every due message before any goes out; a broken template holds all of its emails."""
     ready: list[Prepared] = []
     broken: dict[str, str] = {}
+    templates: dict[tuple[str, str | None], Template] = {}  # read once per run
     for email in emails:
         customer = customers.get(store, email.customer_id)
         assert customer is not None
@@ -551,11 +627,15 @@ def _prepare(
             recipient = Recipient(handoff["partner"]["email"], handoff["partner"]["name"])
             language = None  # the partner's language is not the customer's
         try:
-            template = find_template(workspace.templates_dir, email.template, language)
-            rendered = render(template, context, workspace.settings, recipient, speaker)
+            key = (email.template, language)
+            if key not in templates:
+                templates[key] = find_template(workspace.templates_dir, *key)
+            rendered = render(
+                templates[key], context, workspace.settings, recipient, speaker, convert=False
+            )
             # headers checked before any email is claimed (their written form is checked
             # too, when each email is built to go, still before its claim)
-            build_message(rendered, email.message_id, now)
+            check_headers(rendered, email.message_id)
         except TemplateProblem as exc:
             broken.setdefault(email.template, exc.message)
             report.problems.append(f"{exc.message} (for {customer.email or customer.external_id})")
@@ -607,31 +687,79 @@ def _timeline(
 # busy would turn a known fate into an uncertain one. Only the claim may give up.
 
 
-def _sent(store: Store, email: OutboxEmail, refused: str | None, today: str, sent_at: str) -> None:
+@dataclass(frozen=True)
+class Delivered:
+    """An email the server took, whose record waits for the next email's claim: both go in
+    one commit (one fsync per email, not two)."""
+
+    email: OutboxEmail
+    refused: str | None
+    sent_at: str
+
+
+def _record_sent(store: Store, done: Delivered, today: str) -> None:
+    """Inside the caller's write: the email is sent, with its timeline line and touchpoint."""
+    email = done.email
+    outbox.mark_sent(store, email.id, sent_at=done.sent_at, reason=done.refused)
+    _timeline(store, email, "sent", done.refused, today)
+    if email.partner is not None:
+        return  # told the partner, not the customer: no touchpoint
+    # Correspondence the customer received: the quiet alerts and the health
+    # model see a customer kept on process as in touch (replies are inbound).
+    touchpoints.add(
+        store,
+        customer_id=email.customer_id,
+        channel="email",
+        direction="outbound",
+        happened_on=today,
+        summary=f"Email {email.template!r} sent",
+        by="funnelctl send",
+        today=today,
+    )
+
+
+@dataclass
+class Unrecorded:
+    """The delivered email whose record waits for the next claim, if any (never more
+    than one: every claim, and every way out of the run, records it)."""
+
+    done: Delivered | None = None
+
+
+def _sent(store: Store, pending: Unrecorded, today: str) -> None:
+    """Record the waiting email alone, waiting as long as it takes: when no claim follows
+    it (the last email, a stop), or the combined commit failed."""
+    done, pending.done = pending.done, None
+    if done is None:
+        return
     try:
         with store.write(patient=True):
-            outbox.mark_sent(store, email.id, sent_at=sent_at, reason=refused)
-            _timeline(store, email, "sent", refused, today)
-            if email.partner is not None:
-                return  # told the partner, not the customer: no touchpoint
-            # Correspondence the customer received: the quiet alerts and the health
-            # model see a customer kept on process as in touch (replies are inbound).
-            touchpoints.add(
-                store,
-                customer_id=email.customer_id,
-                channel="email",
-                direction="outbound",
-                happened_on=today,
-                summary=f"Email {email.template!r} sent",
-                by="funnelctl send",
-                today=today,
-            )
+            _record_sent(store, done, today)
     except FunnelError as exc:
         raise FunnelError(
-            f"Email e{email.id} was delivered, but recording that failed: {exc.message} "
+            f"Email e{done.email.id} was delivered, but recording that failed: {exc.message} "
             f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
-            f"asked; settle it with 'funnelctl outbox resolve {email.id} --sent'."
+            f"asked; settle it with 'funnelctl outbox resolve {done.email.id} --sent'."
         ) from None
+
+
+def _claim(store: Store, item: Prepared, pending: Unrecorded, today: str) -> bool:
+    """Record the waiting email and claim this one, in one transaction. The claim may give
+    up as busy; the record may not: then it is written alone, patiently, and the run stops
+    with the claim's error. False when another run took this email."""
+    recipients = ", ".join(item.rendered.recipients)
+    try:
+        with store.write():
+            if pending.done is not None:
+                _record_sent(store, pending.done, today)
+            claimed = outbox.claim(
+                store, item.email.id, subject=item.rendered.subject, recipients=recipients
+            )
+    except BaseException:
+        _sent(store, pending, today)
+        raise
+    pending.done = None
+    return claimed
 
 
 def _fail(
@@ -831,12 +959,28 @@ def _deliver(
         except ConnectionFailure as exc:
             _defer_the_rest(store, [item.email for item in ready], exc, today, now, report)
             return
-        for index, item in enumerate(ready):
-            if index and interval:
-                sleep(interval)
-            rest = [later.email for later in ready[index + 1 :]]
-            if not _deliver_one(store, sender, item, today, now, stamp, report, rest):
-                return
+        pending = Unrecorded()
+        # Each message is built (its Markdown converted, its bytes written) in a thread
+        # while the one before it is claimed and on the wire, where this one only waits.
+        builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+
+        def build(item: Prepared) -> bytes:
+            return message_bytes(item.rendered, item.email.message_id, stamp(), sender.linesep)
+
+        try:
+            upcoming = builder.submit(build, ready[0])
+            for index, item in enumerate(ready):
+                if index and interval:
+                    sleep(interval)
+                built = upcoming
+                if index + 1 < len(ready):
+                    upcoming = builder.submit(build, ready[index + 1])
+                rest = [later.email for later in ready[index + 1 :]]
+                if not _deliver_one(store, sender, item, built, today, now, report, rest, pending):
+                    return
+        finally:
+            builder.shutdown(wait=True, cancel_futures=True)
+            _sent(store, pending, today)
     finally:
         sender.close()
 
@@ -845,29 +989,36 @@ def _deliver_one(
     store: Store,
     sender: Sender,
     item: Prepared,
+    built: Future[bytes],
     today: str,
     now: datetime,
-    stamp: Callable[[], datetime],
     report: SendReport,
     rest: list[OutboxEmail],
+    pending: Unrecorded,
 ) -> bool:
-    """Claim one email, hand it over, record its fate. False when the run must stop
-    delivering (the server cannot be reached: ``rest`` is deferred)."""
+    """Claim one email (recording the one before in the same commit), hand it over, note
+    its fate: a delivered email waits in ``pending`` for the next claim. False when the
+    run must stop delivering (the server cannot be reached: ``rest`` is deferred)."""
     email = item.email
     try:  # the message is built and written out before it is claimed
-        message = build_message(item.rendered, email.message_id, stamp())
-        data = wire_bytes(message, linesep=sender.linesep)
+        data = built.result()
     except HeaderProblem as exc:
+        _sent(store, pending, today)
         _fail(store, email, exc.message, today, report)
         return True
-    with store.write():
-        recipients = ", ".join(item.rendered.recipients)
-        if not outbox.claim(store, email.id, subject=item.rendered.subject, recipients=recipients):
-            return True  # another run took it
+    handover = sender.begin(
+        email.message_id, item.rendered.envelope_sender, item.rendered.recipients
+    )
     try:
-        delivery = sender.send(
-            data, email.message_id, item.rendered.envelope_sender, item.rendered.recipients
-        )
+        claimed = _claim(store, item, pending, today)
+    except BaseException:
+        handover.abandon()
+        raise
+    if not claimed:
+        handover.abandon()
+        return True  # another run took it
+    try:
+        delivery = handover.finish(data)
     except KeyboardInterrupt:
         _uncertain(store, email, "interrupted (Ctrl-C) while it was sent", today)
         raise Interrupted(
@@ -902,10 +1053,10 @@ def _deliver_one(
             return False
         return True
     refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
-    _sent(store, email, refused, today, now.isoformat(timespec="seconds"))
     report.sent += 1
     if refused:
         report.problems.append(f"email e{email.id}: sent, but {refused}")
+    pending.done = Delivered(email, refused, now.isoformat(timespec="seconds"))
     return True
 
 

@@ -1469,6 +1469,49 @@ def test_a_delivered_email_is_recorded_even_while_another_writer_holds_the_datab
     assert statuses(run) == {"joe@example.com": "sent"}
 
 
+def test_when_the_next_claim_gives_up_as_busy_the_delivered_email_is_still_recorded(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivered email is recorded in the same commit as the next email's claim; when
+    that commit gives up (another writer holds the database), the record is written
+    alone, patiently, and the next email stays queued for a later run."""
+    import threading
+
+    from funnelctl.store import db as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    welcome(run, "ann@example.com", "Ann Lee")
+    welcome(run, "bob@example.com", "Bob Ray")
+    held = threading.Event()
+
+    def hold_the_database() -> None:
+        if held.is_set():
+            return
+
+        def holder() -> None:
+            conn = sqlite3.connect(ws / "funnel.db", isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            time.sleep(1.5)
+            conn.execute("COMMIT")
+            conn.close()
+
+        threading.Thread(target=holder, daemon=True).start()
+        held.wait(5)
+
+    smtp.handler.on_data = hold_the_database
+
+    result = run("send", "--format", "json")
+
+    assert (result.exit_code, result.stdout) == (75, "")  # busy: try again later
+    assert "busy" in result.stderr, result.stderr
+    assert statuses(run) == {"ann@example.com": "sent", "bob@example.com": "queued"}
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"]]
+    smtp.handler.on_data = None
+    assert send(run)[1] == summary(sent=1)
+    assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"], ["bob@example.com"]]
+
+
 def test_a_full_disk_while_recording_sent_is_one_sentence_and_the_email_is_never_resent(
     run: Callable[..., Result],
     workspace: Path,
