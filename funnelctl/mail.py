@@ -336,6 +336,8 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
                 message[name] = ", ".join(values)
         message["Date"] = format_datetime(when)
         message["Message-ID"] = message_id
+        # a customer may answer "unsubscribe": the inbox reads it (RFC 2369)
+        message["List-Unsubscribe"] = unsubscribe_link(rendered.envelope_sender)
         for name, value in message.items():
             if _CONTROL.search(str(value)):
                 raise HeaderProblem(
@@ -358,6 +360,12 @@ def build_message(rendered: Rendered, message_id: str, when: datetime) -> EmailM
     except _LIBRARY_ERRORS as exc:  # the email library refuses CR/LF and malformed values
         raise HeaderProblem(f"a header cannot be sent: {exc}") from None
     return message
+
+
+def unsubscribe_link(sender: str) -> str:
+    """``<mailto:ADDRESS?subject=unsubscribe>``: the address bounces come back to (the
+    workspace's sender, the mailbox ``funnelctl inbox`` reads)."""
+    return f"<mailto:{parseaddr(sender)[1]}?subject=unsubscribe>"
 
 
 def _addr_specs(message: EmailMessage, name: str) -> list[str]:
