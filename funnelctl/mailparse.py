@@ -16,8 +16,9 @@ from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import Message
-from email.parser import BytesHeaderParser, HeaderParser
+from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from typing import Any, Protocol
 
 REPLY, AUTO_REPLY, BOUNCE, UNSUBSCRIBE = "reply", "auto-reply", "bounce", "unsubscribe"
 SUMMARY_CHARS = 200  # what a touchpoint keeps of a message: its subject and first words
@@ -139,11 +140,53 @@ class Head:
 def head(data: bytes, *, recipients: bool = True) -> Head:
     """The header lines of ``data`` read, its body left alone; without ``recipients``,
     To: and Cc: are not read (a reply is known by its sender)."""
-    message = BytesHeaderParser(policy=email_policy.compat32).parsebytes(data)
-    return _head_of(message, recipients=recipients)
+    return _head_of(_Fields(data), recipients=recipients)
 
 
-def _head_of(message: Message, *, recipients: bool = True) -> Head:
+class _Headers(Protocol):
+    def get(self, name: str) -> Any: ...
+
+    def get_content_type(self) -> str: ...
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+_WANTED = {
+    "message-id",
+    "references",
+    "in-reply-to",
+    "from",
+    "to",
+    "cc",
+    "date",
+    "subject",
+    "content-type",
+}
+
+
+class _Fields:
+    """The few header lines a Head needs, read straight from the bytes: the email
+    parser makes an object of every line and part, which most mail (not a customer's)
+    never needs. Raw 8-bit bytes are read as UTF-8, as :func:`_header` reads them."""
+
+    def __init__(self, data: bytes) -> None:
+        end = _HEAD_END.search(data)
+        block = _FOLD.sub(b" ", data[: end.start()] if end else data)
+        self.fields: dict[str, str] = {}
+        for line in block.split(b"\n"):
+            name, colon, value = line.partition(b":")
+            key = name.strip().decode("ascii", "replace").lower()
+            if colon and key in _WANTED and key not in self.fields:
+                self.fields[key] = value.strip().decode("utf-8", "replace")
+
+    def get(self, name: str) -> str | None:
+        return self.fields.get(name.lower())
+
+    def get_content_type(self) -> str:
+        return (self.fields.get("content-type") or "text/plain").split(";")[0].strip().lower()
+
+
+def _head_of(message: Message | _Headers, *, recipients: bool = True) -> Head:
     message_id = _ids(_header(message, "Message-ID"))
     references = tuple(
         dict.fromkeys(
@@ -152,19 +195,20 @@ def _head_of(message: Message, *, recipients: bool = True) -> Head:
     )
     sender = parseaddr(_header(message, "From"))[1].strip().lower()
     addresses = getaddresses([_header(message, "To"), _header(message, "Cc")]) if recipients else []
-    digest = hashlib.sha1(
-        "\n".join(_header(message, name) for name in ("Date", "From", "To", "Subject")).encode(
-            "utf-8", "replace"
-        )
-    )
     return Head(
-        key=message_id or "sha1:" + digest.hexdigest(),
+        key=message_id or _digest(message),
         message_id=message_id,
         sender=sender,
         recipients=tuple(addr.strip().lower() for _, addr in addresses if "@" in addr),
         references=references,
         report=message.get_content_type() == "multipart/report",
     )
+
+
+def _digest(message: Message | _Headers) -> str:
+    """The key of a message without a Message-ID: its date, sender, recipients, subject."""
+    lines = "\n".join(_header(message, name) for name in ("Date", "From", "To", "Subject"))
+    return "sha1:" + hashlib.sha1(lines.encode("utf-8", "replace")).hexdigest()
 
 
 def parse(data: bytes) -> Mail:
@@ -199,7 +243,7 @@ def parse(data: bytes) -> Mail:
 # -- headers -------------------------------------------------------------------------------------
 
 
-def _header(message: Message, name: str) -> str:
+def _header(message: Message | _Headers, name: str) -> str:
     """A header's value, its encoded words decoded (raw 8-bit bytes read as UTF-8, the
     rule in practice); "" when it is absent."""
     value = message.get(name)

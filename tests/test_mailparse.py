@@ -6,7 +6,7 @@ from __future__ import annotations
 import mail_samples as samples
 import pytest
 
-from funnelctl.mailparse import AUTO_REPLY, BOUNCE, REPLY, UNSUBSCRIBE, first_lines, parse
+from funnelctl.mailparse import AUTO_REPLY, BOUNCE, REPLY, UNSUBSCRIBE, first_lines, head, parse
 
 CUSTOMER, ME, SENT_ID = "Bob@Customer.example", "ana@example.com", "<welcome.1@example.com>"
 
@@ -125,3 +125,28 @@ def test_a_message_without_message_id_gets_a_stable_key():
 def test_a_long_reply_is_summed_up_in_a_line():
     mail = parse(samples.apple_mail_reply(CUSTOMER, ME, None, "word " * 200))
     assert len(mail.summary) <= 200
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        samples.gmail_reply(CUSTOMER, ME, SENT_ID, "Hi"),
+        samples.outlook_reply(CUSTOMER, ME, SENT_ID, "Hi"),
+        samples.apple_mail_reply(CUSTOMER, ME, SENT_ID, "Hi"),
+        samples.postfix_bounce(CUSTOMER, SENT_ID),
+        samples.exchange_bounce(CUSTOMER, SENT_ID),
+        samples.newsletter(f"Ana <{ME}>, =?utf-8?q?Bruno_Cost=C3=A3?= <b@example.com>"),
+    ],
+)
+def test_the_header_lines_read_alone_say_what_the_whole_message_says(data):
+    """`head` (read before deciding to parse the body) agrees with `parse`."""
+    alone, whole = head(data), parse(data)
+    assert (alone.key, alone.message_id, alone.sender) == (
+        whole.key,
+        whole.message_id,
+        whole.sender,
+    )
+    assert (alone.recipients, alone.references) == (whole.recipients, whole.references)
+    assert alone.report == (whole.kind == BOUNCE)
+    bare = b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"Message-"))
+    assert head(bare).key == parse(bare).key
