@@ -556,7 +556,11 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
             "events": events.move_to_customer(store, old, new),
         }
         changes = merged_values(keep, other)
+        # one person: if either record asked for no more email, the person did
+        unsubscribed = inbox.mail_block(store, old).do_not_email
         customers.delete(store, old)  # first: the email or external id it hands on is unique
+        if unsubscribed:
+            inbox.set_do_not_email(store, new, True, today)
         if changes:
             customers.update(store, new, changes, today)
         filled = sorted(k for k in changes if k != "tags")

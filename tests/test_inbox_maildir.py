@@ -118,6 +118,14 @@ def test_an_unsubscribe_by_hand_and_back(run, ws):
     assert sql(ws, "SELECT do_not_email FROM customers") == [(0,)]
 
 
+def test_a_merge_keeps_a_request_for_no_more_email(run, ws):
+    ok(run("customer", "add", BOB))
+    ok(run("customer", "add", "bob.stone@mail.example"))
+    ok(run("customer", "edit", "bob.stone@mail.example", "--no-email"))
+    ok(run("customer", "merge", BOB, "bob.stone@mail.example"))
+    assert sql(ws, "SELECT email, do_not_email FROM customers") == [(BOB, 1)]
+
+
 def test_a_folder_that_is_not_a_maildir_is_named(run, ws):
     os.rename(ws / "Mail" / "Sent", ws / "Mail" / "Elsewhere")
     result = run("inbox")
