@@ -114,16 +114,19 @@ class Recorder:
 
     def record(self, data: bytes, role: str) -> None:
         """Record one message; its body is read only when its headers concern someone."""
-        from .mailparse import head, parse
+        from .mailparse import MALFORMED, head, parse
 
-        found = head(data, recipients=role == "sent")
-        key = f"{role}:{found.key}"
-        if state.recorded(self.store, key):
-            return
-        if not self._concerns_someone(found, role):
+        try:
+            found = head(data, recipients=role == "sent")
+            key = f"{role}:{found.key}"
+            if state.recorded(self.store, key):
+                return
+            mail = parse(data) if self._concerns_someone(found, role) else None
+        except MALFORMED:
+            mail = None  # a message the email package cannot read: no one's, as far as we know
+        if mail is None:
             self.report.unmatched += 1
             return
-        mail = parse(data)
         if role == "sent":
             kind = self._outbound(mail)
         elif mail.kind == "bounce":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
+from email.errors import MessageError
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -84,6 +85,21 @@ _OUTLOOK_NEXT = re.compile(r"^\s*\**(sent|date|enviado|enviada|fecha|data|gesend
 _SIGNATURE = re.compile(r"^--\s*$")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
+
+
+# What the email package may raise on a message crafted or broken enough: such a
+# message is counted as no one's, and the reading goes on (never stuck on it).
+MALFORMED = (
+    ValueError,
+    TypeError,
+    LookupError,
+    UnicodeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+    MessageError,
+)
 
 
 @dataclass(frozen=True)
@@ -294,7 +310,7 @@ def _date(value: str) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return moment if moment.tzinfo is not None else None
 

@@ -126,6 +126,26 @@ def test_a_merge_keeps_a_request_for_no_more_email(run, ws):
     assert sql(ws, "SELECT email, do_not_email FROM customers") == [(BOB, 1)]
 
 
+def test_a_message_that_cannot_be_read_is_counted_and_the_reading_goes_on(run, ws, monkeypatch):
+    from funnelctl import mailparse
+
+    ok(run("customer", "add", BOB))
+    real = mailparse.parse
+
+    def broken(data: bytes) -> mailparse.Mail:
+        if b"Broken" in data:
+            raise ValueError("a header the email package cannot read")
+        return real(data)
+
+    monkeypatch.setattr(mailparse, "parse", broken)
+    box = ws / "Mail" / "INBOX"
+    deliver(box, "1", samples.gmail_reply(BOB, ME, None, "Broken", subject="Re: x"))
+    deliver(box, "2", samples.gmail_reply(BOB, ME, None, "Fine"))
+    found = inbox(run)
+    assert (found["read"], found["replies"], found["unmatched"]) == (2, 1, 1)
+    assert inbox(run)["read"] == 0  # not read again and again
+
+
 def test_a_folder_that_is_not_a_maildir_is_named(run, ws):
     os.rename(ws / "Mail" / "Sent", ws / "Mail" / "Elsewhere")
     result = run("inbox")
