@@ -391,8 +391,11 @@ def customer_card(store: Store, ref: str, today: str, library: Library, settings
         queued = sorted(
             (o for o in emails if o.status == "queued"), key=lambda o: (o.scheduled_on, o.id)
         )
+        block = inbox.mail_block(store, cid)
         return {
             **customer.as_dict(),
+            "do_not_email": block.do_not_email,  # they asked for no more email
+            "email_undeliverable": block.undeliverable,  # why their address bounced
             "enrollments": [
                 _enrollment(e, library, today) for e in enrollments.of_customer(store, cid)
             ],

@@ -236,6 +236,7 @@ def test_a_bounce_holds_the_next_email_until_the_address_is_fixed(run, ws, smtp,
     fix = [i for i in due if i["kind"] == "address"]
     assert len(fix) == 1 and fix[0]["customer"] == BOB and fix[0]["section"] == "attention"
     assert "User unknown" in fix[0]["reasons"][0]
+    assert "address bounced: 5.1.1" in ok(run("customer", "show", BOB)).stdout
 
     ok(run("customer", "edit", BOB, "--email", "bob@customer2.example", "--today", LATER))
     # the contact visit's nudge ended with its visit; the later one goes to the new address

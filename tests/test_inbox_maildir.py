@@ -114,8 +114,13 @@ def test_an_unsubscribe_by_hand_and_back(run, ws):
     shown = json.loads(ok(run("customer", "edit", BOB, "--no-email", "-f", "json")).stdout)
     assert (shown["do_not_email"], shown["email_undeliverable"]) == (True, None)
     assert sql(ws, "SELECT do_not_email FROM customers") == [(1,)]
+    card = ok(run("customer", "show", BOB)).stdout
+    assert "no more email (they asked)" in card
     ok(run("customer", "edit", BOB, "--allow-email"))
     assert sql(ws, "SELECT do_not_email FROM customers") == [(0,)]
+    assert (
+        json.loads(ok(run("customer", "show", BOB, "-f", "json")).stdout)["do_not_email"] is False
+    )
 
 
 def test_a_merge_keeps_a_request_for_no_more_email(run, ws):
