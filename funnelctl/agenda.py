@@ -5,7 +5,8 @@
 - **attention**: one item per customer and problem: a stage visit that is stuck
   (stagnant, quiet, no next step: all its reasons on one item), a customer at risk
   (today's score and reasons), an email that failed, is uncertain, will be skipped
-  as stale, or was superseded this week;
+  as stale, or was superseded this week; an address that bounced for good (the inbox
+  read the bounce), to be fixed;
 - **coming**: what falls due within ``days``;
 - **waiting**: tasks partners hold (they were emailed; you wait on them).
 
@@ -25,6 +26,7 @@ from .dates import days_between, shift
 from .playbooks import Library
 from .refs import ref
 from .store import Row, Store, due
+from .store import inbox as mail_state
 
 SECTIONS = ("overdue", "today", "attention", "coming", "waiting")
 SECTION_TITLES = {
@@ -80,6 +82,7 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     yield from _attention(store, library, query)
     yield from stale
     yield from _email_problems(store, query)
+    yield from _undeliverable(store, query)
     coming.sort(key=lambda i: (i["due_on"], i["kind"] != "task", i["id"] or 0))
     yield from coming
     yield from waiting
@@ -272,4 +275,24 @@ def _email_problems(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
             item["title"] = f"Email {row['template']!r} failed"
             advice = f"fix it, then outbox resolve {item['ref']} --resend"
         item["reasons"] = [r for r in (row["reason"], advice) if r]
+        yield item
+
+
+def _undeliverable(store: Store, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Customers whose address bounced for good: their emails wait for a new one."""
+    for row in mail_state.undeliverable(store, query.owner):
+        item = _item(
+            "address",
+            row,
+            query.today,
+            section="attention",
+            due_on=row["updated_on"],
+            title="Address bounced: fix it",
+        )
+        held = f"{row['held']} email(s) held; " if row["held"] else ""
+        who = row["email"] or row["external_id"]
+        item["reasons"] = [
+            row["reason"],
+            f"{held}funnelctl customer edit {who} --email NEW sends them to the new address",
+        ]
         yield item

@@ -25,6 +25,7 @@ from .store import (
     customers,
     enrollments,
     events,
+    inbox,
     outbox,
     plays,
     touchpoints,
@@ -196,12 +197,19 @@ def edit_customer(
     *,
     add_tags: Sequence[str] = (),
     remove_tags: Sequence[str] = (),
+    do_not_email: bool | None = None,
 ) -> Row:
     """Change the customer's ``values``; then add ``add_tags`` to their tags (those given
     in ``values``, else the ones they have) and take ``remove_tags`` away (a tag they do
-    not have is no matter)."""
+    not have is no matter). ``do_not_email`` (not None): send them no more email, or
+    allow it again."""
     with store.write():
         customer = customers.find(store, ref)
+        if do_not_email is not None and inbox.set_do_not_email(
+            store, customer.id, do_not_email, today
+        ):
+            what = "no more email, by hand" if do_not_email else "email allowed again, by hand"
+            events.add(store, customer.id, today, "customer", f"Edited: {what}")
         if add_tags or remove_tags:
             tags = set(values.get("tags", customer.tags) or ())  # --set tags= clears them
             values = {**values, "tags": sorted((tags | set(add_tags)) - set(remove_tags))}
@@ -227,8 +235,15 @@ def edit_customer(
                 store, customer.id, today, "customer", "Edited: " + ", ".join(sorted(changes))
             )
         edited = customers.get(store, customer.id)
+        block = inbox.mail_block(store, customer.id)
     assert edited is not None
-    return edited.as_dict()
+    if do_not_email is None and not block.blocked:
+        return edited.as_dict()
+    return {
+        **edited.as_dict(),
+        "do_not_email": block.do_not_email,
+        "email_undeliverable": block.undeliverable,
+    }
 
 
 def _timeline(
@@ -376,8 +391,11 @@ def customer_card(store: Store, ref: str, today: str, library: Library, settings
         queued = sorted(
             (o for o in emails if o.status == "queued"), key=lambda o: (o.scheduled_on, o.id)
         )
+        block = inbox.mail_block(store, cid)
         return {
             **customer.as_dict(),
+            "do_not_email": block.do_not_email,  # they asked for no more email
+            "email_undeliverable": block.undeliverable,  # why their address bounced
             "enrollments": [
                 _enrollment(e, library, today) for e in enrollments.of_customer(store, cid)
             ],
@@ -541,7 +559,11 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
             "events": events.move_to_customer(store, old, new),
         }
         changes = merged_values(keep, other)
+        # one person: if either record asked for no more email, the person did
+        unsubscribed = inbox.mail_block(store, old).do_not_email
         customers.delete(store, old)  # first: the email or external id it hands on is unique
+        if unsubscribed:
+            inbox.set_do_not_email(store, new, True, today)
         if changes:
             customers.update(store, new, changes, today)
         filled = sorted(k for k in changes if k != "tags")

@@ -400,6 +400,8 @@ def _headers_message(rendered: Rendered, message_id: str, when: datetime) -> Ema
                 message[name] = ", ".join(values)
         message["Date"] = format_datetime(when)
         message["Message-ID"] = message_id
+        # a customer may answer "unsubscribe": the inbox reads it (RFC 2369)
+        message["List-Unsubscribe"] = unsubscribe_link(rendered.envelope_sender)
         for name, value in message.items():
             if _CONTROL.search(str(value)):
                 raise HeaderProblem(
@@ -417,6 +419,12 @@ def _headers_message(rendered: Rendered, message_id: str, when: datetime) -> Ema
     except _LIBRARY_ERRORS as exc:  # the email library refuses CR/LF and malformed values
         raise HeaderProblem(f"a header cannot be sent: {exc}") from None
     return message
+
+
+def unsubscribe_link(sender: str) -> str:
+    """``<mailto:ADDRESS?subject=unsubscribe>``: the address bounces come back to (the
+    workspace's sender, the mailbox ``funnelctl inbox`` reads)."""
+    return f"<mailto:{parseaddr(sender)[1]}?subject=unsubscribe>"
 
 
 # -- the direct writer: plain messages without the email library's header objects ---------
@@ -461,7 +469,15 @@ def _plain_headers(rendered: Rendered, message_id: str, when: datetime) -> list[
         lines.append(line)
     if when.tzinfo is None or not _PLAIN_MESSAGE_ID.match(message_id):
         return None
-    return [*lines, f"Date: {format_datetime(when)}", f"Message-ID: {message_id}"]
+    unsubscribe = f"List-Unsubscribe: {unsubscribe_link(rendered.envelope_sender)}"
+    if not _PLAIN_TEXT.match(unsubscribe) or len(unsubscribe) > _MAX_LINE:
+        return None
+    return [
+        *lines,
+        f"Date: {format_datetime(when)}",
+        f"Message-ID: {message_id}",
+        unsubscribe,
+    ]
 
 
 def _plain_message(

@@ -632,7 +632,19 @@ def render_card(card: Mapping[str, Any], *, folded: int) -> None:
         )
         if value
     )
+    mail = "; ".join(
+        text
+        for text, shown in (
+            ("no more email (they asked)", card.get("do_not_email")),
+            (
+                f"address bounced: {card.get('email_undeliverable')}",
+                card.get("email_undeliverable"),
+            ),
+        )
+        if shown
+    )
     for label, value in (
+        ("mail", mail),
         ("account", account),
         ("tags", cell_text(card.get("tags"))),
         ("fields", cell_text(card.get("fields"))),

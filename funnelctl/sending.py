@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from .context import message_context
 from .dates import days_between, shift
 from .errors import BusyError, FunnelError, os_problem
+from .inbox import held_back
 from .mail import (
     HeaderProblem,
     Recipient,
@@ -606,6 +607,8 @@ def _prepare(
     broken: dict[str, str] = {}
     templates: dict[tuple[str, str | None], Template] = {}  # read once per run
     for email in emails:
+        if held_back(store, email, today, report, dry=dry):  # unsubscribed, or it bounced
+            continue
         customer = customers.get(store, email.customer_id)
         assert customer is not None
         context, speaker = message_context(

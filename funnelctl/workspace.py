@@ -12,7 +12,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +99,25 @@ def sendmail_argv(command: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Inbox:
+    """Where ``funnelctl inbox`` reads the consultant's mail: an IMAP server, or Maildir
+    folders another program keeps in sync (mbsync, offlineimap). Read only, always."""
+
+    kind: str = "imap"
+    host: str = "localhost"
+    port: int = 993
+    security: str = "ssl"
+    username: str | None = None
+    password_env: str = "FUNNELCTL_IMAP_PASSWORD"
+    timeout_s: float = 30.0
+    ca_file: str | None = None
+    inbox_folder: str = "INBOX"  # IMAP folder names
+    sent_folder: str | None = None
+    maildir_inbox: str | None = None  # Maildir paths, resolved against the workspace
+    maildir_sent: str | None = None
+
+
+@dataclass(frozen=True)
 class Member:
     """A member of the team: the id that owners and playbooks use and, when funnelctl.yaml
     says so, the person behind it (display name, email address, signature)."""
@@ -131,6 +150,7 @@ class Settings:
     transport: Transport = field(default_factory=Transport)
     members: tuple[Member, ...] = ()  # the team as written, one per id of ``team``
     signature: str | None = None  # the sign-off when the workspace sender speaks
+    inbox: Inbox | None = None  # where replies, bounces and unsubscribes are read
 
     @property
     def zone(self) -> ZoneInfo:
@@ -169,7 +189,7 @@ PLACEHOLDER_SENDER = "Your Name <you@example.com>"
 
 # What a cached settings file may hold, by name (jsoncache): nothing else is ever built.
 _SETTINGS_CLASSES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Settings, SendSettings, SendWindow, Transport, Member)
+    cls.__name__: cls for cls in (Settings, SendSettings, SendWindow, Transport, Member, Inbox)
 }
 
 
@@ -352,6 +372,19 @@ transport:
   # ca_file: my-ca.pem                 # trust a private CA (a PEM file) for TLS
   # kind: sendmail
   # command: "/usr/sbin/sendmail -i"   # funnelctl gives the recipients and -f itself
+
+# Where 'funnelctl inbox' (and 'funnelctl run', first) reads replies, out-of-office
+# answers, bounces and unsubscribes. It only reads: no flag is set, nothing is moved.
+# inbox:
+#   kind: imap                         # imap | maildir
+#   host: imap.example.com
+#   port: 993
+#   security: ssl                      # ssl | starttls (certificates verified; ca_file as above)
+#   username: you@example.com
+#   password_env: FUNNELCTL_IMAP_PASSWORD   # the password only ever comes from the environment
+#   folders: {{inbox: INBOX, sent: Sent}}
+#   # kind: maildir                    # for mbsync/offlineimap users:
+#   # maildir: {{inbox: ~/Mail/INBOX, sent: ~/Mail/Sent}}
 """
 
 
@@ -472,6 +505,7 @@ def load_settings(path: Path, text: str | None = None) -> Settings:
     members = _team(top.get("team", YList, default=YList()), path, problems)
     send = _send_settings(top.get("send", YMap), path, problems)
     transport = _transport(top.get("transport", YMap), path, problems)
+    inbox = _inbox(top.get("inbox", YMap), path, problems)
     _refuse_password(top)
     top.done()
     problems.raise_if_any(f"{path} has {{n}} problem(s)")
@@ -483,6 +517,7 @@ def load_settings(path: Path, text: str | None = None) -> Settings:
         transport=transport,
         members=members,
         signature=signature,
+        inbox=inbox,
     )
 
 
@@ -685,6 +720,82 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
     return transport
 
 
+# Where a password may cross the network in clear: this machine only.
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _inbox(data: YMap | None, path: Path, problems: Problems) -> Inbox | None:
+    """``inbox:``, checked as ``transport:`` is; None when the workspace has none."""
+    if data is None:
+        return None
+    f = Fields(data, path, problems, "inbox")
+    default = Inbox()
+    kind = f.get("kind", str, default="imap")
+    if kind not in ("imap", "maildir"):
+        f.problem("kind", f"inbox kind {kind!r} must be imap or maildir")
+    security = f.get("security", str, default="ssl")
+    if security not in ("ssl", "starttls", "none"):
+        f.problem("security", f"security {security!r} must be ssl or starttls")
+    host = f.get("host", str, default=default.host)
+    if security == "none" and host not in _LOOPBACK:
+        f.problem(
+            "security",
+            "security 'none' would send the password in clear: use ssl or starttls "
+            "(none is for a server on this machine only)",
+        )
+    port = f.get("port", int, default=143 if security != "ssl" else 993)
+    if not 1 <= port <= 65535:
+        f.problem("port", f"port {port} must be between 1 and 65535")
+    timeout = f.get("timeout_s", (int, float), default=default.timeout_s)
+    if timeout <= 0:
+        f.problem("timeout_s", "'timeout_s' must be more than 0 seconds")
+    folders = _roles(f, "folders", path, problems, lambda v: v)
+    maildirs = _roles(
+        f, "maildir", path, problems, lambda v: str((path.parent / Path(v).expanduser()).resolve())
+    )
+    username = f.get("username", str)
+    if kind == "imap" and not username:
+        f.problem("username", "an imap inbox needs a 'username' to log in with")
+    if kind == "maildir" and "inbox" not in maildirs:
+        f.problem("maildir", "a maildir inbox needs 'maildir: {inbox: PATH}' (sent: PATH too)")
+    inbox = Inbox(
+        kind=kind,
+        host=host,
+        port=port,
+        security=security,
+        username=username,
+        password_env=_password_env(f, default.password_env),
+        timeout_s=timeout,
+        ca_file=_ca_file(f, path.parent),
+        inbox_folder=folders.get("inbox", default.inbox_folder),
+        sent_folder=folders.get("sent"),
+        maildir_inbox=maildirs.get("inbox"),
+        maildir_sent=maildirs.get("sent"),
+    )
+    _refuse_password(f)
+    f.done()
+    return inbox
+
+
+def _roles(
+    f: Fields, key: str, path: Path, problems: Problems, value_of: Callable[[str], str]
+) -> dict[str, str]:
+    """``{inbox: X, sent: Y}`` under ``key``: the folders the inbox reads, by role."""
+    data = f.get(key, YMap)
+    if data is None:
+        return {}
+    roles = Fields(data, path, problems, f"inbox.{key}")
+    found: dict[str, str] = {}
+    for role in ("inbox", "sent"):
+        value = roles.get(role, str)
+        if value is not None and value.strip():
+            found[role] = value_of(value.strip())
+        elif value is not None:
+            roles.problem(role, f"inbox.{key}.{role} is empty")
+    roles.done()
+    return found
+
+
 def _ca_file(f: Fields, root: Path) -> str | None:
     """The PEM file of a private CA, relative to the workspace; it must exist."""
     value = f.get("ca_file", str)
@@ -697,20 +808,20 @@ def _ca_file(f: Fields, root: Path) -> str | None:
     return str(ca)
 
 
-def _password_env(f: Fields) -> str:
-    """The name of the variable holding the SMTP password; never echoed in a message,
-    since a user may have written the password itself there."""
+def _password_env(f: Fields, default: str = Transport.password_env) -> str:
+    """The name of the variable holding the password; never echoed in a message, since
+    a user may have written the password itself there."""
     f.seen.add("password_env")
     value = f.map.get("password_env")
     if value is None:
-        return Transport.password_env
+        return default
     if not isinstance(value, str) or not _ENV_NAME.match(value):
         f.problem(
             "password_env",
             "'password_env' must be the name of an environment variable, such as "
-            "FUNNELCTL_SMTP_PASSWORD, never the password itself",
+            f"{default}, never the password itself",
         )
-        return Transport.password_env
+        return default
     return value
 
 
@@ -719,4 +830,7 @@ def _refuse_password(f: Fields) -> None:
     for key in f.map:
         if key in ("password", "smtp_password", "pass", "passwd"):
             f.ignore(key)
-            f.problem(key, _NO_PASSWORD)
+            message = _NO_PASSWORD
+            if f.where == "inbox":
+                message = message.replace("transport.password_env", "inbox.password_env")
+            f.problem(key, message)

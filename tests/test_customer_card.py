@@ -157,8 +157,10 @@ def test_the_card_as_json_keeps_every_key_and_adds_the_card(run, joana):
     assert list(shown) == [
         "id", "email", "external_id", "name", "company", "phone", "owner", "plan", "mrr",
         "seats", "signed_on", "language", "tags", "fields", "created_on", "updated_on",
+        "do_not_email", "email_undeliverable",  # what the inbox learnt of their address
         "enrollments", "health", "open_tasks", "queued_emails", "timeline",
     ]  # fmt: skip
+    assert (shown["do_not_email"], shown["email_undeliverable"]) == (False, None)
     assert shown["enrollments"] == [
         {
             "id": 1,

@@ -214,7 +214,12 @@ def test_the_settings_init_writes_show_a_person_in_a_comment(tmp_path: Path) -> 
     assert "\nteam: [ana, bruno]\n" in text
     # the commented example, uncommented, is a valid team
     start = text.index("#   team:")
-    example = [line[4:] for line in text[start:].splitlines() if line.startswith("#   ")]
+    example: list[str] = []
+    for line in text[start:].splitlines():
+        if not line.startswith("#"):
+            break  # the end of the comment block
+        if line.startswith("#   "):
+            example.append(line[4:])
     settings = load_settings(write(tmp_path / "funnelctl.yaml", "\n".join(example) + "\n"))
     assert settings.members == (
         Member("ana"),
@@ -275,6 +280,8 @@ def test_an_owner_who_is_a_person_with_an_email_speaks(
         "Reply-To: Bruno Costa <bruno@costa.example>\n"
         f"Date: {DATE}\n"
         "Message-ID: <preview@funnelctl.invalid>\n"
+        # the workspace sender's address: where bounces and the inbox are
+        "List-Unsubscribe: <mailto:ana@agency.example?subject=unsubscribe>\n"
         "Content-Transfer-Encoding: 7bit\n"
         "\n"
         "Owner: Bruno Costa\n"

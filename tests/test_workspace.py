@@ -277,7 +277,7 @@ transport:
     assert problems(settings_file(tmp_path, text)) == [
         (
             2,
-            "settings: unknown key 'tmezone' (did you mean 'timezone'? allowed: send, sender, "
+            "settings: unknown key 'tmezone' (did you mean 'timezone'? allowed: inbox, send, sender, "
             "signature, team, timezone, transport)",
         ),
         (
@@ -717,3 +717,76 @@ def test_a_damaged_settings_cache_is_ignored(tmp_path):
     for damage in (b"{not json", b'{"key": 1}', cache.read_bytes().replace(b"Transport", b"Path")):
         cache.write_bytes(damage)
         assert open_workspace(tmp_path / "ws", tmp_path).settings == expected
+
+
+# -- inbox: ------------------------------------------------------------------------------------
+
+
+def test_an_imap_inbox_with_its_folders(tmp_path):
+    text = (
+        "inbox:\n  kind: imap\n  host: imap.example.com\n  username: ana@example.com\n"
+        "  folders: {inbox: INBOX, sent: Sent Items}\n"
+    )
+    inbox = load_settings(settings_file(tmp_path, text)).inbox
+    assert inbox is not None
+    assert (inbox.kind, inbox.host, inbox.port, inbox.security) == (
+        "imap",
+        "imap.example.com",
+        993,
+        "ssl",
+    )
+    assert (inbox.inbox_folder, inbox.sent_folder) == ("INBOX", "Sent Items")
+    assert inbox.password_env == "FUNNELCTL_IMAP_PASSWORD"
+    assert load_settings(settings_file(tmp_path, "timezone: UTC\n")).inbox is None
+    starttls = "inbox: {host: h.example, username: a, security: starttls}\n"
+    assert load_settings(settings_file(tmp_path, starttls)).inbox.port == 143  # type: ignore[union-attr]
+
+
+def test_a_maildir_inbox_resolves_its_paths_against_the_workspace(tmp_path):
+    text = "inbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: /srv/Sent}\n"
+    inbox = load_settings(settings_file(tmp_path, text)).inbox
+    assert inbox is not None
+    assert (inbox.maildir_inbox, inbox.maildir_sent) == (
+        str((tmp_path / "Mail" / "INBOX").resolve()),
+        "/srv/Sent",
+    )
+
+
+def test_inbox_problems_each_on_its_line(tmp_path):
+    text = (
+        "inbox:\n"
+        "  kind: pop3\n"
+        "  host: imap.example.com\n"
+        "  security: none\n"
+        "  password: hunter2\n"
+        "  folders: {inbox: '', junk: Spam}\n"
+    )
+    found = problems(settings_file(tmp_path, text))
+    assert (2, "inbox: inbox kind 'pop3' must be imap or maildir") in found
+    assert any(line == 4 and "would send the password in clear" in m for line, m in found)
+    assert (
+        5,
+        "inbox: a password is never stored in funnelctl.yaml; set inbox.password_env to the "
+        "name of an environment variable that holds it",
+    ) in found
+    assert (6, "inbox.folders: inbox.folders.inbox is empty") in found
+    assert any(line == 6 and "unknown key 'junk'" in m for line, m in found)
+    assert problems(settings_file(tmp_path, "inbox: {host: imap.example.com}\n")) == [
+        (1, "inbox: an imap inbox needs a 'username' to log in with")
+    ]
+    assert "hunter2" not in repr(found)
+    maildir = problems(settings_file(tmp_path, "inbox: {kind: maildir}\n"))
+    assert maildir == [
+        (1, "inbox: a maildir inbox needs 'maildir: {inbox: PATH}' (sent: PATH too)")
+    ]
+
+
+def test_an_inbox_is_cached_like_the_rest(tmp_path):
+    init_workspace(tmp_path / "ws")
+    settings = tmp_path / "ws" / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text() + "inbox: {host: 127.0.0.1, security: none, username: ana}\n"
+    )
+    first = open_workspace(tmp_path / "ws", tmp_path).settings
+    again = open_workspace(tmp_path / "ws", tmp_path).settings
+    assert again == first and again.inbox is not None and again.inbox.port == 143

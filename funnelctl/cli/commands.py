@@ -100,6 +100,11 @@ COMMANDS: dict[str, Entry] = {
     "send": Entry(
         "send", "send_", "Deliver the queued emails that are due, inside the send window."
     ),
+    "inbox": Entry(
+        "inbox",
+        "inbox",
+        "Read new mail since the last run: replies, automatic answers, bounces, unsubscribes.",
+    ),
     "report": Entry(
         "report",
         "report",

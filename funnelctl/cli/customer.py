@@ -145,6 +145,15 @@ def edit(
     set_: Sets = None,
     add_tag: AddTags = None,
     remove_tag: RemoveTags = None,
+    no_email: Annotated[
+        bool | None,
+        typer.Option(
+            "--no-email/--allow-email",
+            help="Send the customer no more email (as when they answer 'unsubscribe'), or "
+            "allow it again.",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -152,17 +161,26 @@ def edit(
     """Change fields, custom fields and tags.
 
     Custom fields with --set key=value; tags one by one with --add-tag and --remove-tag
-    (applied after --tag, which replaces them all).
+    (applied after --tag, which replaces them all). A new --email frees the emails held
+    because the old address bounced.
     """
     with session(home, today) as s:
         values = _values(locals())
         added = _tag_names("--add-tag", add_tag)
         removed = _tag_names("--remove-tag", remove_tag)
-        if not values and not added and not removed:
+        if not values and not added and not removed and no_email is None:
             raise UsageError(
                 "Nothing to change: give at least one option such as --owner or --set."
             )
-        row = edit_customer(s.store, customer, values, s.today, add_tags=added, remove_tags=removed)
+        row = edit_customer(
+            s.store,
+            customer,
+            values,
+            s.today,
+            add_tags=added,
+            remove_tags=removed,
+            do_not_email=no_email,
+        )
     output.render_object(row, fmt, title="Customer")
 
 

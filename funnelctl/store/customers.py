@@ -131,9 +131,17 @@ def insert(store: Store, values: Mapping[str, Any], today: str) -> int:
 
 
 def update(store: Store, customer_id: int, changes: Mapping[str, Any], today: str) -> None:
+    """Change the customer's values. A new email address is not known to bounce: the
+    emails held for the old one go again (the inbox marked it undeliverable)."""
     row = encode(changes)
     row["updated_on"] = today
+    if "email" in row:
+        row["email_undeliverable"] = None
     update_row(store, "customers", customer_id, row)
+    if "email" in row:
+        from . import outbox
+
+        outbox.release_held(store, customer_id, "the customer's address changed", today)
 
 
 def listing(

@@ -473,3 +473,45 @@ def m011_calendar_revisions(db: Database) -> None:
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('workspace_id', ?)",
         [secrets.token_hex(8)],
     )
+
+
+@migrations()
+def m012_inbox(db: Database) -> None:
+    """The inbox (issue 13): what a customer's mail said about them, and where the last
+    reading of each folder stopped.
+
+    A customer may have asked for no more email (do_not_email) or have an address that
+    bounced for good (email_undeliverable: the server's reason, NULL while it works).
+    inbox_folders keeps, per folder, the IMAP UIDVALIDITY and the last UID read;
+    inbox_files the names of the Maildir files read; inbox_messages the key of every
+    message recorded (its Message-ID), so that a folder read again (a new UIDVALIDITY, a
+    copy in two folders) records nothing twice. No message body is kept."""
+    statements = [
+        "ALTER TABLE customers ADD COLUMN do_not_email INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE customers ADD COLUMN email_undeliverable TEXT",
+        """
+        CREATE TABLE inbox_folders (
+            folder TEXT PRIMARY KEY,          -- imap://user@host:port/NAME or maildir:PATH
+            uidvalidity INTEGER,
+            last_uid INTEGER NOT NULL DEFAULT 0,
+            read_on TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE inbox_files (
+            folder TEXT NOT NULL,
+            name TEXT NOT NULL,               -- a Maildir file's unique name, without its flags
+            PRIMARY KEY (folder, name)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE inbox_messages (
+            message_key TEXT PRIMARY KEY,     -- role and Message-ID (or a digest of the headers)
+            kind TEXT NOT NULL,
+            read_on TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX customers_undeliverable ON customers(id) WHERE email_undeliverable IS NOT NULL",
+    ]
+    for statement in statements:
+        db.execute(statement)

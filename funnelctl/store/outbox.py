@@ -19,6 +19,10 @@ never both take the same email, and a transition from anywhere else is an error
     sending -> failed | uncertain        fail: refused for good; uncertain: fate unknown
     uncertain -> sent | queued | skipped settled by hand (or --retry-uncertain)
     failed -> queued | skipped           settled by hand
+    queued -> held                       hold: the customer's address bounced (the inbox)
+    held -> queued                       release: the address was changed
+    held -> skipped | superseded         as a queued one: its enrollment closed, its visit ended
+    sent -> bounced                      bounce: a delivery status notification said so
 """
 
 from __future__ import annotations
@@ -59,15 +63,15 @@ Q, SENDING, SENT, FAILED, SKIPPED, UNCERTAIN, SUPERSEDED = (
 
 TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     None: frozenset({Q, SKIPPED}),
-    Q: frozenset({SENDING, Q, FAILED, SKIPPED, SUPERSEDED}),
+    Q: frozenset({SENDING, Q, FAILED, SKIPPED, SUPERSEDED, Status.HELD}),
     SENDING: frozenset({SENT, Q, FAILED, UNCERTAIN}),
     UNCERTAIN: frozenset({SENT, Q, SKIPPED}),
     FAILED: frozenset({Q, SKIPPED}),
     SKIPPED: frozenset({Q}),
     SUPERSEDED: frozenset({Q}),
-    SENT: frozenset(),
-    # kept by the inbox (an address that bounced, a customer who unsubscribed): later
-    Status.HELD: frozenset(),
+    SENT: frozenset({Status.BOUNCED}),
+    # held by send while the customer's address is known to bounce; a new address frees it
+    Status.HELD: frozenset({Q, SKIPPED, SUPERSEDED}),
     Status.BOUNCED: frozenset(),
 }
 STATUSES = tuple(s.value for s in Status)
@@ -171,6 +175,29 @@ def telling_partner(store: Store, task_id: int) -> OutboxEmail | None:
     key activities.tell_partner gives it, which is indexed)."""
     row = store.conn.execute(
         "SELECT * FROM outbox WHERE action_key = ?", [f"partner:{task_id}"]
+    ).fetchone()
+    return OutboxEmail.from_row(row) if row else None
+
+
+def by_message_ids(store: Store, message_ids: Sequence[str]) -> OutboxEmail | None:
+    """The email one of ``message_ids`` names (a reply's In-Reply-To or References, a
+    bounce's returned Message-ID): the last one named, when several are."""
+    found: OutboxEmail | None = None
+    for message_id in message_ids:
+        row = store.conn.execute(
+            "SELECT * FROM outbox WHERE message_id = ?", [message_id]
+        ).fetchone()
+        if row is not None:
+            found = OutboxEmail.from_row(row)
+    return found
+
+
+def last_sent(store: Store, customer_id: int) -> OutboxEmail | None:
+    """The last email sent to the customer themself (not to a partner about them)."""
+    row = store.conn.execute(
+        "SELECT * FROM outbox WHERE customer_id = ? AND status = 'sent' AND partner IS NULL "
+        "ORDER BY sent_at DESC, id DESC LIMIT 1",
+        [customer_id],
     ).fetchone()
     return OutboxEmail.from_row(row) if row else None
 
@@ -317,6 +344,17 @@ def requeue(store: Store, email_id: int, reason: str, today: str) -> None:
     )
 
 
+def hold(store: Store, email_id: int, reason: str) -> None:
+    """queued -> held: the customer's address bounced for good; it waits for a new one."""
+    _change(store, email_id, Status.HELD, (Q,), reason=reason)
+
+
+def mark_bounced(store: Store, email_id: int, reason: str) -> bool:
+    """sent -> bounced: the recipient's server refused it for good, after taking it.
+    False when the email is not (or no longer) sent: a second notice of the same bounce."""
+    return _change(store, email_id, Status.BOUNCED, (SENT,), race=True, reason=reason)
+
+
 # -- transitions of many emails at once ---------------------------------------------------------
 
 
@@ -327,7 +365,9 @@ def resend_every_uncertain(store: Store, reason: str) -> int:
 
 def skip_for_enrollment(store: Store, enrollment_id: int, reason: str) -> int:
     """queued -> skipped for every email of an enrollment that was lost or churned."""
-    return _change_many(store, SKIPPED, (Q,), "enrollment_id = ?", [enrollment_id], reason=reason)
+    return _change_many(
+        store, SKIPPED, (Q, Status.HELD), "enrollment_id = ?", [enrollment_id], reason=reason
+    )
 
 
 def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reason: str) -> int:
@@ -346,9 +386,46 @@ def skip_waiting_for_reply(store: Store, customer_id: int, replied_on: str, reas
     )
 
 
+def skip_for_customer(store: Store, customer_id: int, reason: str) -> int:
+    """queued -> skipped for every email to the customer themself (they asked for none);
+    a partner's email about them still goes."""
+    return _change_many(
+        store, SKIPPED, (Q,), "customer_id = ? AND partner IS NULL", [customer_id], reason=reason
+    )
+
+
+def hold_for_customer(store: Store, customer_id: int, reason: str) -> int:
+    """queued -> held for every email to the customer themself: their address bounced."""
+    return _change_many(
+        store,
+        Status.HELD,
+        (Q,),
+        "customer_id = ? AND partner IS NULL",
+        [customer_id],
+        reason=reason,
+    )
+
+
+def release_held(store: Store, customer_id: int, reason: str, today: str) -> int:
+    """held -> queued, due ``today``, for every email held for the customer: their
+    address changed, so it may work now."""
+    return _change_many(
+        store,
+        Q,
+        (Status.HELD,),
+        "customer_id = ?",
+        [customer_id],
+        reason=reason,
+        scheduled_on=today,
+        next_attempt_at=None,
+    )
+
+
 def supersede_visit(store: Store, visit_id: int, reason: str) -> int:
     """queued -> superseded for every email of a stage visit that has ended."""
-    return _change_many(store, SUPERSEDED, (Q,), "visit_id = ?", [visit_id], reason=reason)
+    return _change_many(
+        store, SUPERSEDED, (Q, Status.HELD), "visit_id = ?", [visit_id], reason=reason
+    )
 
 
 def supersede(store: Store, email_id: int, reason: str) -> None:

@@ -1,0 +1,163 @@
+"""`funnelctl inbox` reading Maildir folders (what mbsync and offlineimap keep in sync),
+without any server: files put where a mail program puts them, read and never changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mail_samples as samples
+import pytest
+from conftest import Result
+
+ME = "ana@example.com"
+BOB = "bob@customer.example"
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def deliver(maildir: Path, name: str, data: bytes, sub: str = "new") -> Path:
+    for folder in ("new", "cur", "tmp"):
+        (maildir / folder).mkdir(parents=True, exist_ok=True)
+    path = maildir / sub / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def ws(workspace: Path) -> Path:
+    settings = workspace / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text()
+        + "\ninbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: Mail/Sent}\n"
+    )
+    for box in ("INBOX", "Sent"):
+        for sub in ("new", "cur", "tmp"):
+            (workspace / "Mail" / box / sub).mkdir(parents=True)
+    return workspace
+
+
+def inbox(run: Callable[..., Result]) -> dict[str, int]:
+    result: dict[str, int] = json.loads(ok(run("inbox", "-f", "json")).stdout)
+    return result
+
+
+def sql(ws: Path, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(ws / "funnel.db") as conn:
+        return conn.execute(query).fetchall()
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_replies_in_a_maildir_are_read_once_and_the_files_never_change(run, ws):
+    ok(run("customer", "add", BOB, "--name", "Bob Stone"))
+    box = ws / "Mail" / "INBOX"
+    deliver(box, "1772445300.M1P1.host", samples.apple_mail_reply(BOB, ME, None, "Call me?"))
+    deliver(box, "1772445301.M2P1.host:2,S", samples.newsletter(ME), sub="cur")
+    before = snapshot(ws / "Mail")
+
+    assert inbox(run) == {
+        "read": 2,
+        "replies": 1,
+        "auto_replies": 0,
+        "bounces": 0,
+        "unsubscribes": 0,
+        "outbound": 0,
+        "unmatched": 1,
+    }
+    assert snapshot(ws / "Mail") == before  # nothing renamed, flagged, moved or written
+    assert sql(ws, "SELECT direction, summary FROM touchpoints") == [
+        ("inbound", "Welcome aboard: Call me?")
+    ]
+    # a mail program marks the reply read: new/ -> cur/ with flags; it is not new mail
+    os.rename(box / "new" / "1772445300.M1P1.host", box / "cur" / "1772445300.M1P1.host:2,S")
+    assert inbox(run)["read"] == 0
+    deliver(box, "1772445400.M3P1.host", samples.gmail_reply(BOB, ME, None, "And Friday?"))
+    assert inbox(run)["replies"] == 1
+    assert sql(ws, "SELECT count(*) FROM touchpoints") == [(2,)]
+
+
+def test_the_sent_maildir_gives_outbound_touchpoints_and_run_reads_it_first(run, ws):
+    ok(run("customer", "add", BOB))
+    deliver(ws / "Mail" / "Sent", "1772445300.M1P1.host:2,S", samples.sent_by_hand(ME, BOB))
+    tick = json.loads(ok(run("run", "-f", "json")).stdout)
+    assert (tick["inbox_read"], tick["inbox_outbound"]) == (1, 1)
+    assert sql(ws, "SELECT direction, happened_on FROM touchpoints") == [("outbound", "2026-03-02")]
+
+
+@pytest.mark.parametrize(("zone", "day"), [("Asia/Tokyo", "2026-03-02"), ("UTC", "2026-03-01")])
+def test_a_reply_is_dated_by_its_date_in_the_workspace_zone(run, ws, zone, day):
+    settings = ws / "funnelctl.yaml"
+    settings.write_text(re.sub(r"(?m)^timezone: .*$", f"timezone: {zone}", settings.read_text()))
+    ok(run("customer", "add", BOB))
+    late = "Sun, 01 Mar 2026 20:00:00 +0000"  # Monday 05:00 in Tokyo
+    deliver(ws / "Mail" / "INBOX", "a", samples.apple_mail_reply(BOB, ME, None, "Hi", date=late))
+    inbox(run)
+    assert sql(ws, "SELECT happened_on FROM touchpoints") == [(day,)]
+
+
+def test_an_unsubscribe_by_hand_and_back(run, ws):
+    ok(run("customer", "add", BOB))
+    shown = json.loads(ok(run("customer", "edit", BOB, "--no-email", "-f", "json")).stdout)
+    assert (shown["do_not_email"], shown["email_undeliverable"]) == (True, None)
+    assert sql(ws, "SELECT do_not_email FROM customers") == [(1,)]
+    card = ok(run("customer", "show", BOB)).stdout
+    assert "no more email (they asked)" in card
+    ok(run("customer", "edit", BOB, "--allow-email"))
+    assert sql(ws, "SELECT do_not_email FROM customers") == [(0,)]
+    assert (
+        json.loads(ok(run("customer", "show", BOB, "-f", "json")).stdout)["do_not_email"] is False
+    )
+
+
+def test_a_merge_keeps_a_request_for_no_more_email(run, ws):
+    ok(run("customer", "add", BOB))
+    ok(run("customer", "add", "bob.stone@mail.example"))
+    ok(run("customer", "edit", "bob.stone@mail.example", "--no-email"))
+    ok(run("customer", "merge", BOB, "bob.stone@mail.example"))
+    assert sql(ws, "SELECT email, do_not_email FROM customers") == [(BOB, 1)]
+
+
+def test_a_message_that_cannot_be_read_is_counted_and_the_reading_goes_on(run, ws, monkeypatch):
+    from funnelctl import mailparse
+
+    ok(run("customer", "add", BOB))
+    real = mailparse.parse
+
+    def broken(data: bytes) -> mailparse.Mail:
+        if b"Broken" in data:
+            raise ValueError("a header the email package cannot read")
+        return real(data)
+
+    monkeypatch.setattr(mailparse, "parse", broken)
+    box = ws / "Mail" / "INBOX"
+    deliver(box, "1", samples.gmail_reply(BOB, ME, None, "Broken", subject="Re: x"))
+    deliver(box, "2", samples.gmail_reply(BOB, ME, None, "Fine"))
+    found = inbox(run)
+    assert (found["read"], found["replies"], found["unmatched"]) == (2, 1, 1)
+    assert inbox(run)["read"] == 0  # not read again and again
+
+
+def test_a_folder_that_is_not_a_maildir_is_named(run, ws):
+    os.rename(ws / "Mail" / "Sent", ws / "Mail" / "Elsewhere")
+    result = run("inbox")
+    assert result.exit_code == 1
+    assert "Mail/Sent is not a Maildir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_inbox_configured_is_a_usage_error(run, workspace):
+    result = run("inbox")
+    assert result.exit_code == 2 and "add an 'inbox:' section" in result.stderr
