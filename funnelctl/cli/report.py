@@ -38,6 +38,15 @@ def report(
             "owners, workload, trends) in DIR.",
         ),
     ] = None,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            "--weeks",
+            min=1,
+            max=52,
+            help="Weeks of workload to project against each team member's capacity.",
+        ),
+    ] = 12,
     force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
@@ -63,13 +72,20 @@ def report(
         if period.since > period.until:
             raise UsageError(f"--since {period.since} is after --until {period.until}.")
         data = build_report(
-            s.store, s.library(), s.today, funnel=funnel, since=period.since, until=period.until
+            s.store,
+            s.library(),
+            s.today,
+            funnel=funnel,
+            since=period.since,
+            until=period.until,
+            settings=s.workspace.settings,
+            weeks=weeks,
         )
     if html is not None:
         from ..htmlreport import render_html
 
         with written(html) as stream:
-            stream.write(render_html(data))
+            stream.write(render_html(data, s.workspace.root.name))
         output.message(f"Wrote {html}.")
     if out is not None:
         _write_sections(data, out)
