@@ -327,6 +327,7 @@ def render_html(report: dict[str, Any], workspace: str = "") -> str:
             until=long_day(report["period"]["until"]),
             before=report["previous_period"],
             tiles=[tile(k) for k in report["kpis"]],
+            at_risk_count=next(k["value"] for k in report["kpis"] if k["kpi"] == "at_risk"),
             funnels=funnels,
             weekly=weekly_charts(report["weekly"]),
             workload=workload,

@@ -7,6 +7,7 @@ workload) are as of ``today``.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -337,12 +338,14 @@ def kpis(
     before it, and the change (None when either is unknown).
 
     At risk: ``at_risk`` is today's count; the previous one is what the daily run had
-    recorded at the end of the previous period (None when it has never run)."""
+    recorded at the end of the previous period (None when it had not scored anyone yet:
+    not zero)."""
     before = previous_period(period)
     now, then = _figures(store, funnels, period), _figures(store, funnels, before)
     now["at_risk"] = at_risk
+    first = queries.first_scored_day(store)
     then["at_risk"] = (
-        queries.at_risk_on(store, before.until) if store.get_meta("last_run") else None
+        queries.at_risk_on(store, before.until) if first and first <= before.until else None
     )
     tiles = []
     for key, label, better in KPIS:
@@ -384,22 +387,24 @@ def weekly_trends(store: Store, funnels: list[Funnel], period: Period) -> list[d
     return list(weeks.values())
 
 
-def at_risk_list(
-    store: Store, library: Library, settings: Settings, today: str
-) -> tuple[int | None, list[dict[str, Any]]]:
-    """How many customers are at risk today, and the worst AT_RISK_LISTED with reasons,
-    as `funnelctl at-risk` says (the daily run's scores, else scored now). Without a
-    health model nobody can be judged: None, and an empty list."""
-    from .health import at_risk_report
+def at_risk_list(store: Store, today: str) -> tuple[int | None, list[dict[str, Any]]]:
+    """How many customers the daily run holds at risk today, and the worst AT_RISK_LISTED
+    with their latest reasons: the customers of the morning list's "Needs attention".
 
-    if library.health is None:
+    Read from what `funnelctl run` recorded, never scored here: scoring a large book
+    takes far longer than the rest of the report. None (not 0) before the first run."""
+    if store.get_meta("last_run") is None:
         return None, []
-
-    rows = [
-        r for r in at_risk_report(store, library, settings, today, everyone=False) if r["at_risk"]
-    ]
+    rows = list(due.at_risk(store, today, None))
     listed = [
-        {k: r[k] for k in ("customer", "name", "owner", "score", "trend", "reasons")}
+        {
+            "customer": r["email"] or r["external_id"],
+            "name": r["name"],
+            "owner": r["owner"],
+            "score": r["score"],
+            "since": r["started_on"],
+            "reasons": json.loads(r["reasons"] or "[]"),
+        }
         for r in rows[:AT_RISK_LISTED]
     ]
     return len(rows), listed
@@ -421,9 +426,8 @@ def build_report(
     period = default_period(today, since, until)
     settings = settings or Settings()
     funnels = [library.funnel(funnel)] if funnel else list(library.funnels.values())
-    # at-risk reads (or scores) in a snapshot of its own
-    at_risk, listed = at_risk_list(store, library, settings, today)
     with store.read():
+        at_risk, listed = at_risk_list(store, today)
         reported = [funnel_report(store, library, f, period, today) for f in funnels]
         # the projection covers the whole book: the other funnels' medians too
         medians = {

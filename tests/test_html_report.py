@@ -90,8 +90,11 @@ def demo_page(tmp_path_factory) -> Path:
     with module_workspace(tmp_path_factory, "html-demo") as (run, workspace):
         demo = workspace.parent / "demo"
         ok(run("init", str(demo), "--demo", "--today", "2026-03-04"))
+        ok(run("run", "--home", str(demo), "--today", "2026-03-04"))  # scores: the at-risk list
         target = workspace.parent / "demo.html"
-        ok(run("report", "--home", str(demo), "--today", "2026-03-04", "--html", str(target)))
+        result = ok(run("report", "--home", str(demo), "--today", "2026-03-04", "--html",
+                        str(target), "-f", "json"))  # fmt: skip
+        target.with_suffix(".json").write_text(result.stdout, encoding="utf-8")
     return target
 
 
@@ -228,10 +231,10 @@ def tiles(text: str) -> dict[str, tuple[str, str, str]]:
 def test_kpi_tiles_with_the_change_against_the_previous_period(made):
     # Active at the end of the period: evil and fine (2); at the end of the previous
     # one: nobody. Nothing closed, so no conversion and no time to approval; churn 0 out
-    # of 2 now, and nobody to churn before. NPS: evil 9, fine 3 -> 0. At risk: as many
-    # as the JSON of the same run lists; the daily run never ran, so nothing before.
+    # of 2 now, and nobody to churn before. NPS: evil 9, fine 3 -> 0. At risk: the daily
+    # run never ran, so nobody has a score.
     page, data = made
-    at_risk = str(len(data["at_risk"]))
+    at_risk = "–"
     assert tiles(page.read_text(encoding="utf-8")) == {
         "Active customers": ("2", "good", "▲ +2 (was 0)"),
         "Conversion to approved": ("–", "flat", "no figure to compare with"),
@@ -331,9 +334,14 @@ def test_names_are_escaped(page):
     assert any(EVIL in t for t in doc.text)  # read back as text, not as a tag
 
 
-def test_at_risk_list_with_reasons(made):
-    page, data = made
-    text = page.read_text(encoding="utf-8")
+def test_at_risk_list_with_reasons(page, demo_page):
+    assert "No health score yet: the daily run (funnelctl run) scores every customer." in (
+        page.read_text(encoding="utf-8")
+    )
+    # The demo book, after a daily run: its customers at risk, each with every reason.
+    text = demo_page.read_text(encoding="utf-8")
+    data = json.loads(demo_page.with_suffix(".json").read_text(encoding="utf-8"))
+    assert len(data["at_risk"]) >= 3
     for r in data["at_risk"]:
         assert r["customer"] in text
         for reason in r["reasons"]:
@@ -366,7 +374,7 @@ def test_an_empty_book_still_renders(run, workspace, tmp_path):
     ok(run("report", "--html", str(target), "-f", "json"))
     text = target.read_text(encoding="utf-8")
     assert {c["kind"] for c in parse(text).charts} == set(SVG_KINDS)
-    assert "Nobody is at risk." in text
+    assert "No health score yet" in text
     assert "cannot judge: no team member has a capacity" in text
 
 

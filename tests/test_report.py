@@ -490,12 +490,30 @@ def test_kpis_against_the_previous_period(run, book):
         # d: enrolled 2025-11-01, won 02-20 = 111 days; nobody won before
         "median_days_to_approval": (111.0, None, None, "down"),
     }
-    # At risk: today's count as `at-risk` says; the daily run never ran: nothing before.
-    listed = as_json(run("at-risk", "--today", TODAY, "--format", "json"))
-    assert at_risk == (sum(r["at_risk"] for r in listed), None, None, "down")
-    assert [r["customer"] for r in data["at_risk"]] == [
-        r["customer"] for r in listed if r["at_risk"]
+    # At risk: the daily run never ran, so nobody was scored: unknown, not zero.
+    assert at_risk == (None, None, None, "down")
+    assert data["at_risk"] == []
+
+
+def test_at_risk_is_what_the_daily_run_left(run, book):
+    # The report reads the run's scores (as `due` does), never scores a book itself.
+    ok(run("run", "--today", TODAY))
+    data = report(run)
+    items = [
+        i for i in as_json(run("due", "--today", TODAY, "-f", "json")) if i["kind"] == "at-risk"
     ]
+    assert items  # the book has customers at risk: the comparison below is not empty
+    assert [r["customer"] for r in data["at_risk"]] == [i["customer"] for i in items]
+    assert all(r["reasons"] for r in data["at_risk"])
+    (tile,) = [k for k in data["kpis"] if k["kpi"] == "at_risk"]
+    # At the end of the previous period (12-31) the run had never scored anyone: that
+    # is unknown, not "nobody at risk".
+    assert (tile["value"], tile["previous"]) == (len(items), None)
+    # Scored on 03-04 (today), that day is what a report ending then compares with.
+    later = as_json(run("report", "--since", "2026-03-05", "--until", "2026-03-10",
+                        "--today", "2026-03-10", "-f", "json"))  # fmt: skip
+    (tile,) = [k for k in later["kpis"] if k["kpi"] == "at_risk"]
+    assert tile["previous"] == len(items)
 
 
 def test_weekly_trends(run, book):

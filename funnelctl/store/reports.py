@@ -274,6 +274,12 @@ def nps_answers_by_day(store: Store, since: str, until: str) -> list[Row]:
     )
 
 
+def first_scored_day(store: Store) -> str | None:
+    """The first day the daily run scored anyone; None before its first run."""
+    value = store.conn.execute("SELECT min(day) FROM health_snapshots").fetchone()[0]
+    return None if value is None else str(value)
+
+
 def at_risk_on(store: Store, day: str) -> int:
     """Customers the daily run held at risk at the end of ``day``."""
     return _count(
