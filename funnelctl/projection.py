@@ -24,10 +24,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from .dates import days_between, shift
+from .dates import days_between, shift, week_start
 from .playbooks import Funnel, Library
 from .simulate import replay_tasks
-from .store import Store
+from .store import Row, Store
 from .store import reports as queries
 from .workspace import Settings
 
@@ -39,12 +39,6 @@ METHOD = (
     "after the stage's median time of the period, every task is done on its due day, and "
     "new customers keep arriving at the period's pace. Capacity counts tasks, not emails."
 )
-
-
-def week_start(day: str) -> str:
-    from .reports import week_start as monday
-
-    return monday(day)
 
 
 def stage_moves(
@@ -79,53 +73,73 @@ def project(
     until: str,
     medians: Mapping[tuple[str, str], float | None],
     weeks: int = WEEKS,
+    open_tasks: list[Row] | None = None,
 ) -> dict[str, Any]:
     """Tasks per owner for each of the next ``weeks`` weeks (Monday to Sunday; week 1 holds
-    today), and the verdict against each team member's capacity."""
+    today), and the verdict against each team member's capacity. ``open_tasks``: the open
+    tasks per owner and day from that Monday (queries.open_tasks_by_day), up to the last
+    week or later."""
     first = week_start(today)
     end = shift(first, 7 * weeks - 1)
     left = days_between(today, end)  # days after today inside the projection
+    now = days_between(first, today)  # days are counted from the first Monday below
     load: dict[tuple[int, str], float] = defaultdict(float)
 
-    def add(day: str, owner: str, n: float) -> None:
-        load[(days_between(first, max(day, first)) // 7, owner)] += n
+    def add(day: int, owner: str, n: float) -> None:
+        load[(max(day, 0) // 7, owner)] += n
 
-    for r in queries.open_tasks_by_day(store, first, end):
-        add(r["day"], r["owner"], r["n"])
-    visits = queries.active_visits(store)
+    if open_tasks is None:
+        open_tasks = queries.open_tasks_by_day(store, first, end)
+    for r in open_tasks:
+        if r["day"] <= end:
+            add(days_between(first, r["day"]), r["owner"], r["n"])
+    visits = [
+        (v["funnel"], v["stage"], min(days_between(v["entered_on"], today), AGE_CAP),
+         v["owner"], v["n"])
+        for v in queries.active_visits(store)
+    ]  # fmt: skip
     arrivals = queries.arrivals(store, since, until)
+    plans = _replays(library, settings, today, left, visits, arrivals, medians)
+    for funnel, stage, age, owner, n in visits:
+        for made, due, who in plans.get((funnel, stage), ()):
+            if made > age and due - age <= left:
+                add(now + due - age, who or owner, n)
     per_day = 1 / (days_between(since, until) + 1)
+    for a in arrivals:
+        for _made, due, who in plans.get((a["funnel"], a["stage"]), ()):
+            for t in range(1, left - due + 1):  # arrives t days after today
+                add(now + t + due, who or a["owner"], a["n"] * per_day)
+    return verdict(settings, load, first, weeks)
+
+
+def _replays(
+    library: Library,
+    settings: Settings,
+    today: str,
+    left: int,
+    visits: list[tuple[str, str, int, str, int]],
+    arrivals: list[Row],
+    medians: Mapping[tuple[str, str], float | None],
+) -> dict[tuple[str, str], list[tuple[int, int, str | None]]]:
+    """One replay per stage that someone is in or arrives at, long enough for its oldest
+    visit (up to AGE_CAP days) to be followed ``left`` days more."""
     oldest: dict[tuple[str, str], int] = defaultdict(int)
-    for v in visits:
-        key = (v["funnel"], v["stage"])
-        oldest[key] = max(oldest[key], min(days_between(v["entered_on"], today), AGE_CAP))
+    for visit in visits:
+        key = (visit[0], visit[1])
+        oldest[key] = max(oldest[key], visit[2])
     for a in arrivals:
         oldest.setdefault((a["funnel"], a["stage"]), 0)
     plans = {}
     for (funnel_id, stage_id), age in oldest.items():
-        if funnel_id not in library.funnels:
-            continue  # a funnel whose playbook is gone: nothing will happen there
-        funnel = library.funnel(funnel_id)
-        if stage_id not in {s.id for s in funnel.stages}:
-            continue
+        funnel = library.funnels.get(funnel_id)
+        if funnel is None or stage_id not in {s.id for s in funnel.stages}:
+            continue  # a playbook or stage that is gone: nothing more will happen there
         mine = {s: m for (f, s), m in medians.items() if f == funnel_id}
         plans[(funnel_id, stage_id)] = replay_tasks(
             library, settings, funnel_id, stage_id, start=today, days=age + left,
             moves=stage_moves(funnel, stage_id, mine),
         )  # fmt: skip
-    for v in visits:
-        plan = plans.get((v["funnel"], v["stage"]))
-        age = min(days_between(v["entered_on"], today), AGE_CAP)
-        for made, due, owner in plan or ():
-            if made > age and due - age <= left:
-                add(shift(today, due - age), owner or v["owner"], v["n"])
-    for a in arrivals:
-        plan = plans.get((a["funnel"], a["stage"]))
-        rate = a["n"] * per_day
-        for _made, due, owner in plan or ():
-            for t in range(1, left - due + 1):  # arrives t days after today
-                add(shift(today, t + due), owner or a["owner"], rate)
-    return verdict(settings, load, first, weeks)
+    return plans
 
 
 def verdict(

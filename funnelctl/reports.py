@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .agenda import DueQuery, due_items
-from .dates import days_between, shift
+from .dates import days_between, shift, week_start
 from .playbooks import CloseAction, Funnel, Library
 from .store import Row, Store, due
 from .store import reports as queries
@@ -110,22 +110,32 @@ def funnel_report(
                 "gap": not channels and stage.id not in closes,
             }
         )
-    closed = queries.closed_by_kind(store, funnel.id, period.since, period.until)
-    at_start = queries.active_before(store, funnel.id, period.since)
-    started = queries.started(store, funnel.id, period.since, period.until)
-    churned = closed.get("churned", 0)
+    out = outcomes(store, funnel.id, period)
+    exposed = out["active_at_start"] + out["started"]
     return {
         "funnel": funnel.id,
         "title": funnel.title,
         "active": sum(now.values()),
         "stages": stages,
+        **out,
+        # churned out of every enrollment that was active at some point in the period
+        "churn_rate": round(out["churned"] / exposed, 3) if exposed else None,
+    }
+
+
+OUTCOMES = ("won", "lost", "churned", "active_at_start", "started")
+
+
+def outcomes(store: Store, funnel: str, period: Period) -> dict[str, int]:
+    """Enrollments of ``funnel`` won, lost and churned in the period, active when it
+    began, and started in it."""
+    closed = queries.closed_by_kind(store, funnel, period.since, period.until)
+    return {
         "won": closed.get("won", 0),
         "lost": closed.get("lost", 0),
-        "churned": churned,
-        "active_at_start": at_start,
-        "started": started,
-        # churned out of every enrollment that was active at some point in the period
-        "churn_rate": round(churned / (at_start + started), 3) if at_start + started else None,
+        "churned": closed.get("churned", 0),
+        "active_at_start": queries.active_before(store, funnel, period.since),
+        "started": queries.started(store, funnel, period.since, period.until),
     }
 
 
@@ -233,20 +243,22 @@ def owners(store: Store, period: Period, today: str) -> list[dict[str, Any]]:
     return result
 
 
-def week_start(day: str) -> str:
-    d = date.fromisoformat(day)
-    return (d - timedelta(days=d.weekday())).isoformat()
-
-
-def workload(store: Store, today: str, weeks: int = WEEKS_AHEAD) -> list[dict[str, Any]]:
+def workload(
+    store: Store, today: str, weeks: int = WEEKS_AHEAD, open_tasks: list[Row] | None = None
+) -> list[dict[str, Any]]:
     """Open tasks and queued emails per week for the coming weeks, per owner.
 
     The first week (the one holding today) also carries everything already overdue.
+    ``open_tasks``: open_tasks_by_day from the same first day, up to this end or later.
     """
     first = week_start(today)
     end = shift(first, 7 * weeks - 1)
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"tasks": 0, "emails": 0})
-    for r in queries.open_tasks_by_day(store, first, end):
+    if open_tasks is None:
+        open_tasks = queries.open_tasks_by_day(store, first, end)
+    for r in open_tasks:
+        if r["day"] > end:
+            continue
         counts[(week_start(r["day"]), r["owner"])]["tasks"] += r["n"]
     for r in queries.queued_emails_by_day(store, first, end):
         counts[(week_start(r["day"]), r["owner"])]["emails"] += r["n"]
@@ -293,16 +305,13 @@ def previous_period(period: Period) -> Period:
     return Period(shift(period.since, -length), shift(period.since, -1))
 
 
-def _figures(store: Store, funnels: list[Funnel], period: Period) -> dict[str, Any]:
-    """The headline figures of one period (for it and for the one before)."""
-    ids = [f.id for f in funnels]
-    won = lost = churned = exposed = 0
-    for f in funnels:
-        closed = queries.closed_by_kind(store, f.id, period.since, period.until)
-        won, lost = won + closed.get("won", 0), lost + closed.get("lost", 0)
-        churned += closed.get("churned", 0)
-        exposed += queries.active_before(store, f.id, period.since)
-        exposed += queries.started(store, f.id, period.since, period.until)
+def _figures(
+    store: Store, ids: list[str], period: Period, counted: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The headline figures of one period (for it and for the one before), from each
+    funnel's ``outcomes`` in it."""
+    won, lost, churned, at_start, started = (sum(c[key] for c in counted) for key in OUTCOMES)
+    exposed = at_start + started
     spans = [
         days_between(r["started_on"], r["closed_on"])
         for r in queries.won_spans(store, ids, period.since, period.until)
@@ -332,7 +341,7 @@ KPIS = (
 
 
 def kpis(
-    store: Store, funnels: list[Funnel], period: Period, at_risk: int | None
+    store: Store, reported: list[dict[str, Any]], period: Period, at_risk: int | None
 ) -> list[dict[str, Any]]:
     """The headline tiles: each figure of the period, of the period of the same length
     before it, and the change (None when either is unknown).
@@ -341,7 +350,9 @@ def kpis(
     recorded at the end of the previous period (None when it had not scored anyone yet:
     not zero)."""
     before = previous_period(period)
-    now, then = _figures(store, funnels, period), _figures(store, funnels, before)
+    ids = [f["funnel"] for f in reported]
+    now = _figures(store, ids, period, reported)  # the funnels' own figures
+    then = _figures(store, ids, before, [outcomes(store, f, before) for f in ids])
     now["at_risk"] = at_risk
     first = queries.first_scored_day(store)
     then["at_risk"] = (
@@ -438,16 +449,21 @@ def build_report(
         }
         for f in reported:
             medians.update({(f["funnel"], s["stage"]): s["median_days"] for s in f["stages"]})
+        # the open tasks per owner and day, once for the workload and the projection
+        first = week_start(today)
+        open_tasks = queries.open_tasks_by_day(
+            store, first, shift(first, 7 * max(weeks, WEEKS_AHEAD) - 1)
+        )
         return {
             "today": today,
             "period": {"since": period.since, "until": period.until},
             "previous_period": vars(previous_period(period)),
-            "kpis": kpis(store, funnels, period, at_risk),
+            "kpis": kpis(store, reported, period, at_risk),
             "funnels": reported,
             "satisfaction": satisfaction(store, period),
             "support": support(store, period, today),
             "owners": owners(store, period, today),
-            "workload": workload(store, today),
+            "workload": workload(store, today, open_tasks=open_tasks),
             "trends": monthly_trends(store, period),
             "weekly": weekly_trends(store, funnels, period),
             "at_risk": listed,
@@ -460,7 +476,8 @@ def build_report(
                 until=period.until,
                 medians=medians,
                 weeks=weeks,
-            ),  # fmt: skip
+                open_tasks=open_tasks,
+            ),
         }
 
 
