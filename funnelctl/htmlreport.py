@@ -286,7 +286,7 @@ def workload_chart(report: dict[str, Any]) -> tuple[Markup, list[dict[str, Any]]
     colour; and the legend's entries."""
     projection = report["projection"]
     starts = sorted({r["starts"] for r in projection["rows"]})
-    labels = [short_day(day) for day in starts]
+    labels = [str(i + 1) for i in range(len(starts))]  # the week numbers of the verdict
     series, legend = [], []
     for j, member in enumerate(projection["members"]):
         colour = COLOURS[j % len(COLOURS)]
