@@ -26,7 +26,10 @@ def report(
     html: Annotated[
         Path | None,
         typer.Option(
-            "--html", metavar="FILE", help="Also write a self-contained HTML page with charts."
+            "--html",
+            metavar="FILE",
+            help="Also write a self-contained HTML page for your client: figures, charts, "
+            "customers at risk, sustain or scale.",
         ),
     ] = None,
     out: Annotated[
@@ -34,14 +37,16 @@ def report(
         typer.Option(
             "--out",
             metavar="DIR",
-            help="With -f csv: one CSV per section (funnels, stages, satisfaction, support, "
-            "owners, workload, trends) in DIR.",
+            help="With -f csv: one CSV per section of the JSON (funnels, stages, kpis, "
+            "satisfaction, support, owners, workload, trends, weekly, at_risk, projection) "
+            "in DIR.",
         ),
     ] = None,
     weeks: Annotated[
         int,
         typer.Option(
             "--weeks",
+            metavar="N",
             min=1,
             max=52,
             help="Weeks of workload to project against each team member's capacity.",
@@ -52,7 +57,11 @@ def report(
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload."""
+    """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload.
+
+    The workload ahead is projected for --weeks weeks and judged against each team
+    member's capacity (tasks a week, in funnelctl.yaml): sustain or scale.
+    """
     from ..reports import build_report, default_period
 
     if out is not None and fmt != OutputFormat.csv:
