@@ -58,6 +58,12 @@ def shift(day: str, days: int) -> str:
         raise UsageError(f"{day} {days:+d} days is outside the calendar.") from None
 
 
+def week_start(day: str) -> str:
+    """The Monday of the week (Monday to Sunday) that holds the ISO date ``day``."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
 def days_between(earlier: date | str, later: date | str) -> int:
     if isinstance(earlier, str):
         earlier = date.fromisoformat(earlier)

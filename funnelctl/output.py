@@ -339,7 +339,19 @@ def render_report(data: Mapping[str, Any], fmt: str) -> None:
 
 
 # The report's sections as CSV files (report -f csv --out DIR), named as in its JSON.
-REPORT_SECTIONS = ("funnels", "stages", "satisfaction", "support", "owners", "workload", "trends")
+REPORT_SECTIONS = (
+    "funnels",
+    "stages",
+    "kpis",
+    "satisfaction",
+    "support",
+    "owners",
+    "workload",
+    "trends",
+    "weekly",
+    "at_risk",
+    "projection",
+)
 
 
 def report_sections(data: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -356,6 +368,11 @@ def report_sections(data: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
         "owners": list(data["owners"]),
         "workload": list(data["workload"]),
         "trends": list(data["trends"]),
+        "weekly": list(data["weekly"]),
+        "kpis": list(data["kpis"]),
+        "at_risk": list(data["at_risk"]),
+        # one row per owner and week; the verdict is in the JSON and the table
+        "projection": list(data["projection"]["rows"]),
     }
 
 
@@ -445,6 +462,28 @@ def _report_tables(data: Mapping[str, Any]) -> None:
         "table",
         ["owner", *[w[5:] for w in weeks], "trend"],
         title="Workload: tasks + emails per week",
+    )
+    _projection_table(data["projection"])
+
+
+def _projection_table(projection: Mapping[str, Any]) -> None:
+    """Projected tasks per owner and week (numbered from the week holding today), the
+    capacity, and the verdict as the title."""
+    weeks = sorted({r["week"] for r in projection["rows"]})
+    rows = [
+        {
+            "owner": m["owner"],
+            "capacity": "–" if m["capacity"] is None else m["capacity"],
+            **{str(r["week"]): r["tasks"] for r in projection["rows"] if r["owner"] == m["owner"]},
+            "verdict": m["verdict"],
+        }
+        for m in projection["members"]
+    ]
+    render(
+        rows,
+        "table",
+        ["owner", "capacity", *map(str, weeks), "verdict"],
+        title=f"Tasks per week ahead: {projection['summary']}",
     )
 
 

@@ -22,6 +22,8 @@ from .store import activities as tasks
 from .workspace import Settings
 
 DEMO_TEAM = ("ana", "bruno")
+# Tasks a week each can do: the report's projection shows ana over capacity in some weeks.
+DEMO_CAPACITY = {"ana": 10, "bruno": 12}
 
 
 def _rows(name: str) -> Iterator[dict[str, str]]:

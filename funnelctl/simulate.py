@@ -12,7 +12,7 @@ from typing import Any
 
 from .activities import complete_task
 from .agenda import DueQuery, due_items
-from .dates import shift
+from .dates import days_between, shift
 from .engine import Engine
 from .errors import UsageError
 from .playbooks import Funnel, Library
@@ -186,3 +186,75 @@ class _Simulation:
                 by=None,
                 today=date,
             )
+
+
+# -- replay: the tasks one stage visit makes, for the report's workload projection -----------
+
+# The owner of the replayed customer: a name no team member can have, so that a task the
+# playbook gives to "the customer's owner" can be told from one it gives to a named person.
+REPLAY_OWNER = "(owner)"
+
+
+def replay_tasks(
+    library: Library,
+    settings: Settings,
+    funnel_id: str,
+    stage_id: str,
+    *,
+    start: str,
+    days: int,
+    moves: dict[int, list[str]],
+) -> list[tuple[int, int, str | None]]:
+    """Every task the real engine makes for a customer who enters ``stage_id`` on day 0
+    and lives ``days`` days (timed moves, plays, ``then:`` follow-ups, and the manual
+    ``moves``), each as (day made, day due, owner); owner None is the customer's owner.
+
+    The consultant does each task on its due day, as in :func:`simulate`; nothing is
+    noted for people, so a long replay stays cheap."""
+    funnel = library.funnel(funnel_id)
+    store = Store.memory()
+    try:
+        with store.write():
+            customer_id = customers.insert(
+                store,
+                {"email": SAMPLE_EMAIL, "name": "New Customer", "owner": REPLAY_OWNER,
+                 "signed_on": start, "language": "en"},
+                start,
+            )  # fmt: skip
+            customer = customers.get(store, customer_id)
+            assert customer is not None
+            Engine(store, library, settings, start, "simulate").enroll(
+                customer, funnel, stage_id, on=start
+            )
+        made: list[tuple[int, int, str | None]] = []
+        seen = 0
+        for day in range(days + 1):
+            date = shift(start, day)
+            with store.write():
+                engine = Engine(store, library, settings, date, "simulate")
+                for stage in moves.get(day, []):
+                    enrollment = enrollments.active_in_funnel(store, funnel.id)
+                    if enrollment is not None and enrollment.stage != stage:
+                        engine.move(enrollment, funnel, stage)
+                engine.tick()
+                worked = 0
+                for task in tasks.open_due_by(store, date):
+                    complete_task(store, settings, task, date, "done on time (replay)")
+                    worked += 1
+                if worked + outbox.deliver_due_in_simulation(store, date, sent_at=date):
+                    touchpoints.add(store, customer_id=customer_id, channel="email",
+                                    direction="outbound", happened_on=date,
+                                    summary="simulated contact", by=None, today=date)  # fmt: skip
+                # what the day made: the engine's tasks and the follow-ups of the work done
+                for task_id, due_on, owner in store.conn.execute(
+                    "SELECT id, due_on, owner FROM activities WHERE id > ? ORDER BY id", [seen]
+                ):
+                    seen = task_id
+                    made.append((day, days_between(start, due_on), _owner(owner)))
+        return made
+    finally:
+        store.close()
+
+
+def _owner(owner: str | None) -> str | None:
+    return None if owner == REPLAY_OWNER else owner

@@ -120,12 +120,15 @@ class Inbox:
 @dataclass(frozen=True)
 class Member:
     """A member of the team: the id that owners and playbooks use and, when funnelctl.yaml
-    says so, the person behind it (display name, email address, signature)."""
+    says so, the person behind it (display name, email address, signature) and how many
+    tasks a week they can do (``capacity``: what the report's workload projection is
+    judged against; None when not said, and then nobody guesses)."""
 
     id: str
     name: str | None = None
     email: str | None = None
     signature: str | None = None
+    capacity: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -347,6 +350,8 @@ sender: "{sender}"
 #       signature: |
 #         Bruno Costa
 #         Customer success
+#       capacity: 25          # tasks a week: `report` says whether the team can sustain
+#                             # the coming weeks' work or must scale
 team: [{team}]
 
 send:
@@ -410,9 +415,15 @@ def local_zone(environ: Mapping[str, str], localtime: Path = Path("/etc/localtim
 
 
 def init_workspace(
-    root: Path, *, team: tuple[str, ...] = (), sender: str = "", timezone: str = "UTC"
+    root: Path,
+    *,
+    team: tuple[str, ...] = (),
+    sender: str = "",
+    timezone: str = "UTC",
+    capacity: Mapping[str, int] | None = None,
 ) -> Workspace:
-    """Create a workspace folder with settings, shipped playbooks and templates.
+    """Create a workspace folder with settings, shipped playbooks and templates; a member
+    with a ``capacity`` (tasks a week) is written as ``{id: ana, capacity: 12}``.
 
     Never overwrites: an existing funnelctl.yaml, playbooks/ or templates/ is an error.
     The database is created by the caller through the store.
@@ -433,7 +444,10 @@ def init_workspace(
         CONFIG_TEMPLATE.format(
             timezone=timezone,
             sender=sender or PLACEHOLDER_SENDER,
-            team=", ".join(team),
+            team=", ".join(
+                f"{{id: {m}, capacity: {capacity[m]}}}" if capacity and m in capacity else m
+                for m in team
+            ),
         ),
         encoding="utf-8",
     )
@@ -611,11 +625,18 @@ def _person(entry: YMap, path: Path, problems: Problems) -> Member | None:
         name = None
     email = _email(f)
     signature = _signature(f.get("signature", str))
+    capacity = f.get("capacity", int, convert=_capacity)
     f.done()
     if not usable:
         return None
     assert isinstance(raw_id, str)
-    return Member(raw_id, (name or "").strip() or None, email, signature)
+    return Member(raw_id, (name or "").strip() or None, email, signature, capacity)
+
+
+def _capacity(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"capacity is tasks a week, a whole number of at least 1, not {value}")
+    return value
 
 
 def _email(f: Fields) -> str | None:

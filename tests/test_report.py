@@ -281,7 +281,7 @@ def desk(data: dict) -> dict:
 
 
 def stage(stage_id: str, title: str, **figures) -> dict:
-    return {"stage": stage_id, "title": title, **figures}
+    return {"stage": stage_id, "title": title, "closes": None, **figures}
 
 
 # -- the funnel ------------------------------------------------------------------------------
@@ -359,7 +359,17 @@ def test_funnel_outcomes_and_churn_rate(run, book):
             assert (other["active"], other["won"], other["lost"], other["churned"]) == (0, 0, 0, 0)
             assert other["churn_rate"] is None
             assert all(s["entered"] == 0 and s["conversion"] is None for s in other["stages"])
-            assert all(s["gap"] and s["median_days"] is None for s in other["stages"])
+            assert all(s["median_days"] is None for s in other["stages"])
+            # every stage is a gap but one that closes the enrollment on entry: nobody
+            # stays there, so no touchpoint is missing (after-sales' approved customer)
+            assert all(s["gap"] == (s["closes"] is None) for s in other["stages"])
+    closing = {
+        (f["funnel"], s["stage"]): s["closes"]
+        for f in data["funnels"]
+        for s in f["stages"]
+        if s["closes"]
+    }
+    assert closing == {("after-sales", "approved"): "won"}
 
 
 def test_satisfaction(run, book):
@@ -457,6 +467,74 @@ def test_trends_per_month(run, book):
         {"month": "2026-01", "nps": -33.3, "churned": 0},
         {"month": "2026-02", "nps": 25.0, "churned": 1},
     ]
+
+
+def test_kpis_against_the_previous_period(run, book):
+    # The period is 01-01..02-28 (59 days); the previous one 2025-11-03..2025-12-31.
+    data = report(run)
+    assert data["previous_period"] == {"since": "2025-11-03", "until": "2025-12-31"}
+    tiles = {k["kpi"]: (k["value"], k["previous"], k["change"], k["better"]) for k in data["kpis"]}
+    at_risk = tiles.pop("at_risk")
+    assert tiles == {
+        # active at the end of each: a, c, e on 02-28; a, d, f on 12-31 (i churned 12-31)
+        "active_customers": (3, 3, 0, "up"),
+        # won out of all closed: d won, f lost, b churned = 1/3; before: i churned = 0/1
+        "conversion": (0.333, 0.0, 0.333, "up"),
+        # as the funnel's churn rate: 1 / (3 + 3); before: i / (i, d active on 11-03
+        # + f, a started) = 1/4
+        "churn_rate": (0.167, 0.25, -0.083, "down"),
+        # test_satisfaction's 16.7; before: e's 2 alone = -100
+        "nps": (16.7, -100.0, 116.7, "up"),
+        # a 4, c 5; before: b 1
+        "csat": (4.5, 1.0, 3.5, "up"),
+        # d: enrolled 2025-11-01, won 02-20 = 111 days; nobody won before
+        "median_days_to_approval": (111.0, None, None, "down"),
+    }
+    # At risk: the daily run never ran, so nobody was scored: unknown, not zero.
+    assert at_risk == (None, None, None, "down")
+    assert data["at_risk"] == []
+
+
+def test_at_risk_is_what_the_daily_run_left(run, book):
+    # The report reads the run's scores (as `due` does), never scores a book itself.
+    ok(run("run", "--today", TODAY))
+    data = report(run)
+    items = [
+        i for i in as_json(run("due", "--today", TODAY, "-f", "json")) if i["kind"] == "at-risk"
+    ]
+    assert items  # the book has customers at risk: the comparison below is not empty
+    assert [r["customer"] for r in data["at_risk"]] == [i["customer"] for i in items]
+    assert all(r["reasons"] for r in data["at_risk"])
+    (tile,) = [k for k in data["kpis"] if k["kpi"] == "at_risk"]
+    # At the end of the previous period (12-31) the run had never scored anyone: that
+    # is unknown, not "nobody at risk".
+    assert (tile["value"], tile["previous"]) == (len(items), None)
+    # Scored on 03-04 (today), that day is what a report ending then compares with.
+    later = as_json(run("report", "--since", "2026-03-05", "--until", "2026-03-10",
+                        "--today", "2026-03-10", "-f", "json"))  # fmt: skip
+    (tile,) = [k for k in later["kpis"] if k["kpi"] == "at_risk"]
+    assert tile["previous"] == len(items)
+
+
+def test_weekly_trends(run, book):
+    # Mondays from the one holding 01-01 (2025-12-29) to the one holding 02-28 (02-23).
+    # started: b 01-10, c 01-15, e 02-20; won: d 02-20; churned: b 02-10
+    # NPS of the week's answers: f 0, a 3 (week 01-05) -> -100; b 10 (01-19) -> 100;
+    # c 6 (Sunday 02-01, week 01-26) -> -100; a 9 (02-10) -> 100; d 9 (02-16) -> 100;
+    # g 7 (02-27) -> 0 (a passive)
+    weeks = {w["week"]: w for w in report(run)["weekly"]}
+    assert list(weeks) == ["2025-12-29", "2026-01-05", "2026-01-12", "2026-01-19",
+                           "2026-01-26", "2026-02-02", "2026-02-09", "2026-02-16",
+                           "2026-02-23"]  # fmt: skip
+    assert {k: (w["started"], w["won"], w["churned"]) for k, w in weeks.items() if
+            w["started"] or w["won"] or w["churned"]} == {
+        "2026-01-05": (1, 0, 0), "2026-01-12": (1, 0, 0), "2026-02-09": (0, 0, 1),
+        "2026-02-16": (1, 1, 0),
+    }  # fmt: skip
+    assert {k: (w["nps"], w["answers"]) for k, w in weeks.items() if w["answers"]} == {
+        "2026-01-05": (-100.0, 2), "2026-01-19": (100.0, 1), "2026-01-26": (-100.0, 1),
+        "2026-02-09": (100.0, 1), "2026-02-16": (100.0, 1), "2026-02-23": (0.0, 1),
+    }  # fmt: skip
 
 
 def test_default_period_is_the_last_90_days(run, book):
@@ -752,8 +830,9 @@ def test_report_csv_out_writes_every_section_named_as_in_the_json(run, demo, tmp
     files = sorted(p.name for p in (tmp_path / "rep").iterdir())
     assert files == sorted(
         f"{n}.csv"
-        for n in ("funnels", "stages", "satisfaction", "support", "owners", "workload", "trends")
-    )
+        for n in ("funnels", "stages", "kpis", "satisfaction", "support", "owners", "workload",
+                  "trends", "weekly", "at_risk", "projection")
+    )  # fmt: skip
 
     def rows(name: str) -> list[dict]:
         return list(csv.DictReader(io.StringIO((tmp_path / "rep" / f"{name}.csv").read_text())))
@@ -762,6 +841,9 @@ def test_report_csv_out_writes_every_section_named_as_in_the_json(run, demo, tmp
     assert [r["funnel"] for r in rows("funnels")] == [f["funnel"] for f in as_json["funnels"]]
     assert rows("satisfaction")[0]["nps_answers"] == str(as_json["satisfaction"]["nps_answers"])
     assert len(rows("stages")) == sum(len(f["stages"]) for f in as_json["funnels"])
+    assert [r["kpi"] for r in rows("kpis")] == [k["kpi"] for k in as_json["kpis"]]
+    assert len(rows("projection")) == len(as_json["projection"]["rows"])
+    assert [r["customer"] for r in rows("at_risk")] == [r["customer"] for r in as_json["at_risk"]]
     # a second run does not replace them without --force, and --out needs csv
     again = run("report", "--format", "csv", "--out", str(tmp_path / "rep"))
     assert again.exit_code == 1 and "pass --force to replace it" in again.stderr

@@ -140,6 +140,12 @@ team:
     email: Hugo Reis <hugo@agency.example>
   - id: ines
     name: "Ines\\tDias"
+  - id: jo
+    capacity: 0
+  - id: kim
+    capacity: lots
+  - id: lia
+    capacity: 2.5
 """
     assert problems(write(tmp_path / "funnelctl.yaml", text)) == [
         (3, "settings: team member 'bruno': name must be one line"),
@@ -151,7 +157,7 @@ team:
         (
             5,
             "settings: team member 'bruno': unknown key 'phone' "
-            "(allowed: email, id, name, signature)",
+            "(allowed: capacity, email, id, name, signature)",
         ),
         (6, "settings: a team member written as a mapping needs an 'id', a short name like ana"),
         (7, "settings: team member id 'Dora Dias' must be a short name like ana"),
@@ -189,6 +195,16 @@ team:
             "email address such as bruno@example.com (write the name under 'name')",
         ),
         (22, "settings: team member 'ines': name must not contain control characters"),
+        (
+            24,
+            "settings: team member 'jo': 'capacity': capacity is tasks a week, a whole "
+            "number of at least 1, not 0",
+        ),
+        (26, "settings: team member 'kim': 'capacity' must be a whole number, not 'lots'"),
+        (
+            28,
+            "settings: team member 'lia': 'capacity' must be a whole number, not the number 2.5",
+        ),
     ]
 
 
@@ -228,6 +244,7 @@ def test_the_settings_init_writes_show_a_person_in_a_comment(tmp_path: Path) -> 
             name="Bruno Costa",
             email="bruno@example.com",
             signature="Bruno Costa\nCustomer success",
+            capacity=25,  # tasks a week
         ),
     )
 

@@ -29,7 +29,7 @@ def init(
     today: TodayOption = None,
 ) -> None:
     """Create a workspace: funnelctl.yaml, the shipped playbooks and templates, the database."""
-    from ..sample import DEMO_TEAM, load_demo
+    from ..sample import DEMO_CAPACITY, DEMO_TEAM, load_demo
 
     root = directory or home or user_data_dir()
     if today:
@@ -38,6 +38,7 @@ def init(
         workspace = init_workspace(
             root,
             team=DEMO_TEAM if demo else (),
+            capacity=DEMO_CAPACITY if demo else None,
             sender="Ana Lima <ana@example.com>" if demo else "",
             timezone=local_zone(os.environ),  # "today" is the consultant's, not UTC's
         )

@@ -26,7 +26,10 @@ def report(
     html: Annotated[
         Path | None,
         typer.Option(
-            "--html", metavar="FILE", help="Also write a self-contained HTML page with charts."
+            "--html",
+            metavar="FILE",
+            help="Also write a self-contained HTML page for your client: figures, charts, "
+            "customers at risk, sustain or scale.",
         ),
     ] = None,
     out: Annotated[
@@ -34,16 +37,31 @@ def report(
         typer.Option(
             "--out",
             metavar="DIR",
-            help="With -f csv: one CSV per section (funnels, stages, satisfaction, support, "
-            "owners, workload, trends) in DIR.",
+            help="With -f csv: one CSV per section of the JSON (funnels, stages, kpis, "
+            "satisfaction, support, owners, workload, trends, weekly, at_risk, projection) "
+            "in DIR.",
         ),
     ] = None,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            "--weeks",
+            metavar="N",
+            min=1,
+            max=52,
+            help="Weeks of workload to project against each team member's capacity.",
+        ),
+    ] = 12,
     force: ForceOption = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload."""
+    """Funnel counts, conversion, time in stage, churn, NPS/CSAT, support times, owners, workload.
+
+    The workload ahead is projected for --weeks weeks and judged against each team
+    member's capacity (tasks a week, in funnelctl.yaml): sustain or scale.
+    """
     from ..reports import build_report, default_period
 
     if out is not None and fmt != OutputFormat.csv:
@@ -63,13 +81,20 @@ def report(
         if period.since > period.until:
             raise UsageError(f"--since {period.since} is after --until {period.until}.")
         data = build_report(
-            s.store, s.library(), s.today, funnel=funnel, since=period.since, until=period.until
+            s.store,
+            s.library(),
+            s.today,
+            funnel=funnel,
+            since=period.since,
+            until=period.until,
+            settings=s.workspace.settings,
+            weeks=weeks,
         )
     if html is not None:
         from ..htmlreport import render_html
 
         with written(html) as stream:
-            stream.write(render_html(data))
+            stream.write(render_html(data, s.workspace.root.name))
         output.message(f"Wrote {html}.")
     if out is not None:
         _write_sections(data, out)

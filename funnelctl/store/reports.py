@@ -223,3 +223,94 @@ def churned_by_month(store: Store, since: str, until: str) -> list[Row]:
         "WHERE kind = 'churned' AND moved_on BETWEEN ? AND ? GROUP BY 1",
         [since, until],
     )
+
+
+# -- the client page: tiles, weeks, the at-risk list -------------------------------------------
+
+
+def _marks(values: list[str]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+def active_customers_on(store: Store, funnels: list[str], day: str) -> int:
+    """Customers with an enrollment in ``funnels`` that the end of ``day`` leaves active."""
+    return _count(
+        store,
+        "SELECT count(DISTINCT customer_id) FROM (SELECT customer_id, kind, row_number() OVER "
+        "(PARTITION BY enrollment_id ORDER BY moved_on DESC, id DESC) AS n FROM stage_history "
+        f"WHERE funnel IN ({_marks(funnels)}) AND moved_on <= ?) "
+        "WHERE n = 1 AND kind IN ('enroll', 'move', 'reopen')",
+        [*funnels, day],
+    )
+
+
+def won_spans(store: Store, funnels: list[str], since: str, until: str) -> list[Row]:
+    """Each enrollment won in the period, with the day it started and the day it was won."""
+    return _rows(
+        store,
+        "SELECT started_on, closed_on FROM enrollments WHERE status = 'won' "
+        f"AND funnel IN ({_marks(funnels)}) AND closed_on BETWEEN ? AND ?",
+        [*funnels, since, until],
+    )
+
+
+def history_by_day(store: Store, funnels: list[str], since: str, until: str) -> list[Row]:
+    """Enrollments started, won and churned per day of the period."""
+    return _rows(
+        store,
+        "SELECT moved_on AS day, kind, count(*) AS n FROM stage_history "
+        f"WHERE funnel IN ({_marks(funnels)}) AND kind IN ('enroll', 'won', 'churned') "
+        "AND moved_on BETWEEN ? AND ? GROUP BY 1, 2",
+        [*funnels, since, until],
+    )
+
+
+def nps_answers_by_day(store: Store, since: str, until: str) -> list[Row]:
+    return _rows(
+        store,
+        "SELECT measured_on AS day, value FROM signals WHERE metric = 'nps' "
+        "AND measured_on BETWEEN ? AND ?",
+        [since, until],
+    )
+
+
+def first_scored_day(store: Store) -> str | None:
+    """The first day the daily run scored anyone; None before its first run."""
+    value = store.conn.execute("SELECT min(day) FROM health_snapshots").fetchone()[0]
+    return None if value is None else str(value)
+
+
+def at_risk_on(store: Store, day: str) -> int:
+    """Customers the daily run held at risk at the end of ``day``."""
+    return _count(
+        store,
+        "SELECT count(DISTINCT customer_id) FROM health_episodes WHERE kind = 'at-risk' "
+        "AND started_on <= ? AND (ended_on IS NULL OR ended_on > ?)",
+        [day, day],
+    )
+
+
+# -- the workload projection -----------------------------------------------------------------------
+
+
+def active_visits(store: Store) -> list[Row]:
+    """Active enrollments grouped by funnel, stage, day the stage was entered and owner."""
+    return _rows(
+        store,
+        "SELECT e.funnel, e.stage, e.entered_on, coalesce(e.owner, c.owner, '(nobody)') AS owner, "
+        "count(*) AS n FROM enrollments e JOIN customers c ON c.id = e.customer_id "
+        "WHERE e.status = 'active' GROUP BY 1, 2, 3, 4",
+        [],
+    )
+
+
+def arrivals(store: Store, since: str, until: str) -> list[Row]:
+    """Enrollments started in the period, by funnel, first stage and owner."""
+    return _rows(
+        store,
+        "SELECT h.funnel, h.to_stage AS stage, coalesce(e.owner, c.owner, '(nobody)') AS owner, "
+        "count(*) AS n FROM stage_history h JOIN enrollments e ON e.id = h.enrollment_id "
+        "JOIN customers c ON c.id = h.customer_id "
+        "WHERE h.kind = 'enroll' AND h.moved_on BETWEEN ? AND ? GROUP BY 1, 2, 3",
+        [since, until],
+    )
