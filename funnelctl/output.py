@@ -164,8 +164,15 @@ def render(
     headers: Mapping[str, str] | None = None,
     style: Callable[[Mapping[str, Any]], str | None] | None = None,
     empty: str = "Nothing to show.",
+    keep: Sequence[str] = (),
+    compact: bool = False,
 ) -> int:
-    """Write rows to stdout as a table, JSON (every key) or CSV (``columns``)."""
+    """Write rows to stdout as a table, JSON (every key) or CSV (``columns``).
+
+    ``keep``: columns never cut or wrapped (what the user types next: an owner, an id);
+    the others give way. ``compact``: no borders and one space between columns, for
+    tables of many small numbers (weeks) that must fit 80 columns.
+    """
     if fmt == "json":
         return write_json_rows(rows, sys.stdout)
     if fmt == "csv":
@@ -174,13 +181,19 @@ def render(
     from rich.text import Text
 
     table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column((headers or {}).get(column, column.replace("_", " ")))
-    count = 0
-    for row in rows:
-        table.add_row(
-            *(Text(cell_text(row.get(c))) for c in columns), style=style(row) if style else None
+    if compact:
+        table.box, table.pad_edge, table.collapse_padding = None, False, True
+    cells = [[Text(cell_text(row.get(c))) for c in columns] for row in rows]
+    for index, column in enumerate(columns):
+        widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
+        table.add_column(
+            (headers or {}).get(column, column.replace("_", " ")),
+            no_wrap=column in keep,
+            min_width=widest if column in keep else None,
         )
+    count = 0
+    for row, line in zip(rows, cells, strict=True):
+        table.add_row(*line, style=style(row) if style else None)
         count += 1
     if count:
         stdout_console().print(table)
@@ -444,6 +457,7 @@ def _report_tables(data: Mapping[str, Any]) -> None:
         "table",
         ["owner", "done_on_time", "done_late", "overdue", "median_days_late"],
         title="Owners",
+        keep=("owner",),
     )
     weeks = sorted({r["week"] for r in data["workload"]})
     load: dict[str, dict[str, int]] = {}
@@ -462,28 +476,31 @@ def _report_tables(data: Mapping[str, Any]) -> None:
         "table",
         ["owner", *[w[5:] for w in weeks], "trend"],
         title="Workload: tasks + emails per week",
+        keep=("owner",),
+        compact=True,
     )
     _projection_table(data["projection"])
 
 
 def _projection_table(projection: Mapping[str, Any]) -> None:
-    """Projected tasks per owner and week (numbered from the week holding today), the
-    capacity, and the verdict as the title."""
+    """Projected tasks per owner and week (numbered from the week holding today) and the
+    capacity; the verdict, every owner's, is the title (so the table fits 80 columns)."""
     weeks = sorted({r["week"] for r in projection["rows"]})
     rows = [
         {
             "owner": m["owner"],
             "capacity": "–" if m["capacity"] is None else m["capacity"],
             **{str(r["week"]): r["tasks"] for r in projection["rows"] if r["owner"] == m["owner"]},
-            "verdict": m["verdict"],
         }
         for m in projection["members"]
     ]
     render(
         rows,
         "table",
-        ["owner", "capacity", *map(str, weeks), "verdict"],
+        ["owner", "capacity", *map(str, weeks)],
         title=f"Tasks per week ahead: {projection['summary']}",
+        keep=("owner",),
+        compact=True,
     )
 
 

@@ -101,7 +101,8 @@ def test_the_book_replayed_forward_against_capacity(run, onb):
     # The table says it too.
     table = run("report", "--today", "2026-03-02", "--since", "2026-01-01", "--until",
                 "2026-02-28", "--weeks", "4")  # fmt: skip
-    assert "scale: ana is over capacity in weeks 1 and 3" in table.stdout
+    said = " ".join(table.stdout.split())  # the title may wrap
+    assert "scale: ana is over capacity in weeks 1 and 3; cannot judge carla" in said
 
 
 def test_new_customers_keep_arriving_at_the_periods_pace(run, onb):
@@ -142,3 +143,23 @@ def test_week_ranges_are_merged():
 def test_weeks_must_be_sensible(run, workspace):
     result = run("report", "--weeks", "0")
     assert result.exit_code == 2 and "--weeks" in result.stderr
+
+
+def test_the_projection_table_fits_80_columns_with_every_owner_whole(run, onb):
+    for owner in ("ana", "bruno", "carla"):
+        add(run, f"{owner}@example.com", owner, "2026-02-02")
+
+    result = run("report", "--today", "2026-03-02", "--weeks", "12", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    shown = result.stdout.splitlines()
+
+    start = next(i for i, line in enumerate(shown) if line.strip().startswith("Tasks per week"))
+    table = shown[start:]
+    assert all(len(line) <= 80 for line in table), table
+    header = next(line for line in table if line.startswith("owner"))
+    assert header.split() == ["owner", "capacity", *map(str, range(1, 13))]
+    assert {line.split()[0] for line in table[table.index(header) + 1 :] if line.strip()} >= {
+        "ana",
+        "bruno",
+        "carla",
+    }
