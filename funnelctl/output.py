@@ -183,6 +183,7 @@ def render(
     table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
     if compact:
         table.box, table.pad_edge, table.collapse_padding = None, False, True
+    rows = list(rows)  # the table holds them all anyway, to measure its columns
     cells = [[Text(cell_text(row.get(c))) for c in columns] for row in rows]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)

@@ -1888,3 +1888,18 @@ def test_a_new_workspace_lives_in_the_machines_time_zone(run, tmp_path, monkeypa
     (tmp_path / "zoneinfo" / "Europe" / "Lisbon").write_text("")
     (tmp_path / "localtime").symlink_to(tmp_path / "zoneinfo" / "Europe" / "Lisbon")
     assert local_zone({}, tmp_path / "localtime") == "Europe/Lisbon"
+
+
+def test_the_outbox_list_shows_the_sent_email_as_a_table(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    send(run)
+
+    shown = ok(run("outbox", "list"))
+
+    row = next(line for line in shown.stdout.splitlines() if "joe@example.com" in line)
+    assert ["1", "e1", "joe@example.com", "welcome"] == [
+        cell.strip() for cell in row.strip("│ ").split("│")[:4]
+    ]
+    assert "sent" in row
