@@ -14,10 +14,11 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
+from functools import lru_cache
 from typing import Any
 
 from .context import build_context, context_for
@@ -403,19 +404,27 @@ def at_risk_report(
     *,
     everyone: bool,
     live: bool = False,
+    rescore: bool = False,
 ) -> list[dict[str, Any]]:
     """Scores, worst first, with reasons, trend and opportunities (the at-risk command).
 
     When `run` has already scored everyone today, its snapshots are read (a query,
-    whatever the size of the book); otherwise, or with ``live``, every active customer
-    is scored now.
+    whatever the size of the book); otherwise, or with ``live``, the health of every
+    active customer as it is now: scored now for those whose result may have changed
+    since the last run (as `run` would choose them), read from the last run's
+    snapshots for the others; everyone scored now with ``rescore``, or when the last
+    run cannot tell (another model, a later day).
     """
     model = _model(library)
     with store.read():
         if not live and store.get_meta("last_run") == today:
             rows = _from_snapshots(store, today, everyone)
-        else:
+        elif rescore or not _incremental(store, library, settings, model, today):
             rows = _scored_now(store, library, settings, model, today, everyone)
+        else:
+            signals.plan(store, today, everyone=False, take=False)
+            rows = _scored_now(store, library, settings, model, today, everyone, todo=True)
+            rows += _from_snapshots(store, today, everyone, but_todo=True)
     rows.sort(
         key=lambda r: (
             r["score"] is None,
@@ -453,10 +462,14 @@ def _scored_now(
     model: HealthModel,
     today: str,
     everyone: bool,
+    *,
+    todo: bool = False,
 ) -> list[dict[str, Any]]:
+    """Every active customer scored now (only those of temp.health_todo with ``todo``)."""
     rows = []
-    prefetch = Prefetch(store, today)
-    for customer in signals.active_customers(store):
+    prefetch = Prefetch(store, today, todo=todo)
+    found = _todo_customers(store) if todo else signals.active_customers(store)
+    for customer in found:
         health = score_customer(store, library, settings, model, customer, today, prefetch)
         if everyone or health.at_risk or health.opportunities:
             before = previous_scores(store, customer.id, today)
@@ -467,9 +480,20 @@ def _scored_now(
     return rows
 
 
-def _from_snapshots(store: Store, today: str, everyone: bool) -> list[dict[str, Any]]:
+def _todo_customers(store: Store) -> Iterator[Customer]:
+    after = 0
+    while batch := signals.todo_customers(store, after, BATCH):
+        after = batch[-1].id
+        yield from batch
+
+
+def _from_snapshots(
+    store: Store, today: str, everyone: bool, *, but_todo: bool = False
+) -> list[dict[str, Any]]:
     rows = []
-    for customer, snap in signals.snapshots_with_customers(store, today, everyone=everyone):
+    for customer, snap in signals.snapshots_with_customers(
+        store, today, everyone=everyone, but_todo=but_todo
+    ):
         before = (
             snap["score"] if snap["day"] < today else previous_scores(store, customer.id, today)
         )
@@ -526,6 +550,7 @@ class Clockwork:
     windows: frozenset[tuple[str, int]]  # (metric, days)
 
 
+@lru_cache(maxsize=8)
 def clockwork(model: HealthModel) -> Clockwork:
     from .sandbox import undeclared_names
 
@@ -619,6 +644,21 @@ def _basis(library: Library, settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _incremental(
+    store: Store, library: Library, settings: Settings, model: HealthModel, today: str
+) -> bool:
+    """Whether the last run's states tell today's results of the customers it would not
+    score: same playbooks, team and funnelctl, a model it can follow, and a day on or
+    after the last run's."""
+    last_day = store.get_meta("health_day")
+    return (
+        clockwork(model).exact
+        and store.get_meta("health_basis") == _basis(library, settings)
+        and last_day is not None
+        and last_day <= today
+    )
+
+
 def run_health(
     store: Store,
     library: Library,
@@ -654,15 +694,8 @@ def run_health(
             f"{episode['kind']} ended: no active enrollment",
         )
     clock = clockwork(model)
-    basis = _basis(library, settings)
     last_day = store.get_meta("health_day")
-    everyone = (
-        rescore
-        or not clock.exact
-        or store.get_meta("health_basis") != basis
-        or last_day is None
-        or last_day > today
-    )
+    everyone = rescore or not _incremental(store, library, settings, model, today)
     signals.plan(store, today, everyone=everyone)
     prefetch = Prefetch(store, today, todo=True)
     after = 0
@@ -671,7 +704,7 @@ def run_health(
         _score_batch(store, library, settings, model, clock, prefetch, engine, batch, counts)
     signals.recheck_on_inputs(store, today, clock.windows)
     signals.forget_own_tasks(store)
-    store.set_meta("health_basis", basis)
+    store.set_meta("health_basis", _basis(library, settings))
     if last_day is None or last_day <= today:
         store.set_meta("health_day", today)
     counts["scored"], counts["at_risk"] = signals.verdicts(store)

@@ -20,7 +20,7 @@ from funnelctl import health
 from funnelctl.activities import NextStep, add_task, complete_task, log_touchpoint
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
-from funnelctl.health import clockwork, record_signal
+from funnelctl.health import at_risk_report, clockwork, record_signal
 from funnelctl.playbooks import (
     Funnel,
     HealthModel,
@@ -319,6 +319,13 @@ def test_the_incremental_run_writes_what_scoring_everyone_writes(model, folks, s
             runs += 1
             assert a == b, f"run {runs} on {today}"
             assert book(fast) == book(full), f"run {runs} on {today}"
+            # at-risk --live the next day, when the calendar has moved and nothing ran
+            later = (day + timedelta(days=int(arg) % 7)).isoformat()
+            assert at_risk_report(
+                fast, library, TEAM, later, everyone=True, live=True
+            ) == at_risk_report(
+                fast, library, TEAM, later, everyone=True, live=True, rescore=True
+            ), f"at-risk --live on {later}, after run {runs}"
     finally:
         fast.close()
         full.close()

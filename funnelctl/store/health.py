@@ -207,11 +207,14 @@ def latest_snapshots(store: Store, today: str, *, todo: bool = False) -> dict[in
 
 
 def snapshots_with_customers(
-    store: Store, today: str, *, everyone: bool
+    store: Store, today: str, *, everyone: bool, but_todo: bool = False
 ) -> Iterator[tuple[Customer, Row]]:
     """The latest snapshot up to ``today`` of each customer still active, with the customer;
-    only those at risk or with an opportunity unless ``everyone``."""
+    only those at risk or with an opportunity unless ``everyone``; with ``but_todo``, not
+    those of temp.health_todo (scored now instead)."""
     wanted = "" if everyone else "AND (s.at_risk = 1 OR s.opportunities != '[]')"
+    if but_todo:
+        wanted += " AND s.customer_id NOT IN (SELECT id FROM temp.health_todo)"
     for row in store.conn.execute(
         "SELECT c.*, s.day AS snapshot_day, s.score AS snapshot_score, "
         "s.at_risk AS snapshot_at_risk, s.reasons AS snapshot_reasons, "
@@ -333,17 +336,19 @@ def end_episode(store: Store, episode_id: int, on: str) -> None:
 _NEVER = "9999-12-31"
 
 
-def plan(store: Store, today: str, *, everyone: bool) -> None:
+def plan(store: Store, today: str, *, everyone: bool, take: bool = True) -> None:
     """Fill temp.health_todo with the active customers to score today: ``everyone``, or
-    those marked since the last run, due for a recheck by today, or never scored. The
-    marks are taken: what is written from now on marks a customer for the next run."""
+    those marked since the last run, due for a recheck by today, or never scored. With
+    ``take`` (the run) the marks are taken: what is written from now on marks a customer
+    for the next run; without (a report) nothing but the temporary table is written."""
     conn = store.conn
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS health_todo (id INTEGER PRIMARY KEY)")
     conn.execute("DELETE FROM temp.health_todo")
     active = "SELECT customer_id FROM enrollments WHERE status = 'active'"
     if everyone:
         conn.execute(f"INSERT OR IGNORE INTO temp.health_todo {active}")
-        conn.execute("DELETE FROM health_state")
+        if take:
+            conn.execute("DELETE FROM health_state")
     else:
         conn.execute(
             "INSERT OR IGNORE INTO temp.health_todo SELECT customer_id FROM health_dirty "
@@ -353,7 +358,8 @@ def plan(store: Store, today: str, *, everyone: bool) -> None:
             [today],
         )
         conn.execute(f"DELETE FROM temp.health_todo WHERE id NOT IN ({active})")
-    conn.execute("DELETE FROM health_dirty")
+    if take:
+        conn.execute("DELETE FROM health_dirty")
 
 
 def keep_states(store: Store, rows: list[tuple[int, str, bool, str | None]]) -> None:
