@@ -707,6 +707,10 @@ def run_health(
     store.set_meta("health_basis", _basis(library, settings))
     if last_day is None or last_day <= today:
         store.set_meta("health_day", today)
+    else:
+        # a day before the last run's: its states do not describe the later snapshots,
+        # so the next run (or at-risk --live) scores everyone again
+        signals.forget_states(store)
     counts["scored"], counts["at_risk"] = signals.verdicts(store)
     return counts
 

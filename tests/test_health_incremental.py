@@ -481,3 +481,23 @@ def test_a_customer_is_rescored_the_day_a_signal_leaves_a_window(scored):
         assert found[11] == found[12] == (False, 0)
     finally:
         store.close()
+
+
+def test_a_run_for_an_earlier_day_leaves_the_next_run_scoring_everyone():
+    """Runs on days 10, 7 (a replay, with a signal written between) and 11: the same
+    rows as scoring everyone each time."""
+    library = library_for("touch")
+    folks = [(0, None, "care"), (0, None, "care")]
+    fast, full = new_store(library, folks), new_store(library, folks)
+    try:
+        for n, signal in ((10, None), (7, ("nps", 2, 0)), (11, None), (12, ("nps", 10, 0))):
+            today = (START + timedelta(days=n)).isoformat()
+            for store in (fast, full):
+                if signal:
+                    act(store, library, ("signal", 1, signal), today)
+            run_tick(fast, library, TEAM, today)
+            run_tick(full, library, TEAM, today, rescore=True)
+            assert book(fast) == book(full), today
+    finally:
+        fast.close()
+        full.close()

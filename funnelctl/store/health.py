@@ -419,6 +419,10 @@ def recheck_on_inputs(store: Store, today: str, windows: Iterable[tuple[str, int
     )
 
 
+def forget_states(store: Store) -> None:
+    store.conn.execute("DELETE FROM health_state")
+
+
 def forget_own_tasks(store: Store) -> None:
     """The tasks the run's own plays created for the customers it scored: due today or
     later, they change nothing today, and the day they fall overdue is in recheck_on."""
