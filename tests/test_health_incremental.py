@@ -486,7 +486,8 @@ def test_a_customer_is_rescored_the_day_a_signal_leaves_a_window(scored):
 def test_a_run_for_an_earlier_day_leaves_the_next_run_scoring_everyone():
     """Runs on days 10, 7 (a replay, with a signal written between) and 11: the same
     rows as scoring everyone each time."""
-    library = library_for("touch")
+    nps = HealthModel(at_risk_below=60, measures=(Measure("nps", "NPS", "signals.nps", 1, 9, 6),))
+    library = dataclasses.replace(library_for("touch"), health=nps)  # nothing moves by itself
     folks = [(0, None, "care"), (0, None, "care")]
     fast, full = new_store(library, folks), new_store(library, folks)
     try:
