@@ -6,8 +6,9 @@
 #
 # For each size, in this order on one book: `at-risk --live` (scores everyone now),
 # `run` (the first of the day: scores everyone), `run` again (nothing changed),
-# `at-risk` (reads the run's snapshots), `run` after a new NPS answer for 1% of the
-# customers, and `run --rescore` (everyone again, on demand).
+# `at-risk` (reads the run's snapshots), then after a new NPS answer for 1% of the
+# customers `at-risk --live` and `run` (both score only those), and `run --rescore`
+# (everyone again, on demand).
 #
 # Needs the project's venv active (funnelctl on PATH). Run by hand; never in CI.
 set -euo pipefail
@@ -50,6 +51,7 @@ with conn:
     )
 conn.close()
 PY
+    timed "$n" "at-risk --live (1%)" funnelctl at-risk --live "${opts[@]}"
     timed "$n" "run (1% changed)" funnelctl run "${opts[@]}"
     if funnelctl run --help | grep -q -- --rescore; then
         timed "$n" "run --rescore" funnelctl run --rescore "${opts[@]}"
