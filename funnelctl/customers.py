@@ -480,6 +480,7 @@ def delete_customer(store: Store, ref: str) -> Row:
             **enrollments.delete_of_customer(store, cid),
         }
         customers.delete(store, cid)
+        signals.forget_customer(store, cid)
     store.checkpoint()
     return {"customer": customer.label, "id": customer.id, "deleted": _named(by_table)}
 
@@ -542,6 +543,7 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
         }
         changes = merged_values(keep, other)
         customers.delete(store, old)  # first: the email or external id it hands on is unique
+        signals.forget_customer(store, old)  # the moves have marked the customer kept
         if changes:
             customers.update(store, new, changes, today)
         filled = sorted(k for k in changes if k != "tags")

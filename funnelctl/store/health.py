@@ -453,6 +453,13 @@ def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
     }
 
 
+def forget_customer(store: Store, customer_id: int) -> None:
+    """The incremental run's bookkeeping of a customer erased or merged away: called
+    after their rows are gone, as those deletions mark them once more."""
+    for table in ("health_state", "health_dirty"):
+        store.conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id])
+
+
 def move_to_customer(store: Store, from_id: int, to_id: int, today: str) -> dict[str, int]:
     """Give ``from_id``'s signals, snapshots and episodes to ``to_id``. Where both have a
     snapshot of the same day, ``to_id``'s stays (one result a day); where both are in an
