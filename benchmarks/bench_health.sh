@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Time `funnelctl at-risk` and `funnelctl run` (which scores every active customer)
+# Time `funnelctl at-risk` and `funnelctl run` (which scores the active customers)
 # on 10,000 and 100,000 customers with 10 signals each (1,000,000 at the large size).
 #
 #   benchmarks/bench_health.sh [SIZES...]     # default: 10000 100000
+#
+# For each size, in this order on one book: `at-risk --live` (scores everyone now),
+# `run` (the first of the day: scores everyone), `run` again (nothing changed),
+# `at-risk` (reads the run's snapshots), then after a new NPS answer for 1% of the
+# customers `at-risk --live` and `run` (both score only those), and `run --rescore`
+# (everyone again, on demand).
 #
 # Needs the project's venv active (funnelctl on PATH). Run by hand; never in CI.
 set -euo pipefail
@@ -13,17 +19,41 @@ SIZES=("${@:-10000 100000}")
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/funnelctl-health.XXXXXX")"
 [ "${KEEP:-0}" = 1 ] && echo "keeping $TMP" >&2 || trap 'rm -rf "$TMP"' EXIT
 
-printf '%-10s %-9s %-15s %8s %8s\n' customers signals command seconds peak_MB
+timed() { # SIZE LABEL COMMAND...
+    local n="$1" label="$2"
+    shift 2
+    "$PYTHON" "$HERE/timeit.py" -o "$TMP/t" -- "$@" >"$TMP/out" 2>"$TMP/err" ||
+        { cat "$TMP/err" >&2; exit 1; }
+    read -r secs mb _ <"$TMP/t"
+    scored=$(grep -o '"scored": [0-9]*' "$TMP/out" | grep -o '[0-9]*$' || true)
+    printf '%-10s %-22s %8s %8s %8s\n' "$n" "$label" "$secs" "$mb" "${scored:--}"
+}
+
+printf '%-10s %-22s %8s %8s %8s\n' customers command seconds peak_MB scored
 for n in ${SIZES[*]}; do
     ws="$TMP/ws$n"
     "$PYTHON" "$HERE/build_workspace.py" "$ws" --customers "$n" --activities "$n" \
         --signals $((n * 10)) --today "$TODAY" >&2
-    # at-risk before today's run scores everyone live; after it, reads the run's snapshots.
-    for cmd in "at-risk --live" run at-risk; do
-        # shellcheck disable=SC2086
-        "$PYTHON" "$HERE/timeit.py" -o "$TMP/t" -- funnelctl $cmd --home "$ws" --today "$TODAY" -f json \
-            >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
-        read -r secs mb code <"$TMP/t"
-        printf '%-10s %-9s %-15s %8s %8s\n' "$n" $((n * 10)) "$cmd" "$secs" "$mb"
-    done
+    opts=(--home "$ws" --today "$TODAY" -f json)
+    timed "$n" "at-risk --live" funnelctl at-risk --live "${opts[@]}"
+    timed "$n" "run" funnelctl run "${opts[@]}"
+    timed "$n" "run (again)" funnelctl run "${opts[@]}"
+    timed "$n" "at-risk" funnelctl at-risk "${opts[@]}"
+    # a new NPS answer for every hundredth customer, as `signal import` would store it
+    "$PYTHON" - "$ws/funnel.db" "$TODAY" <<'PY'
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+with conn:
+    conn.execute(
+        "INSERT INTO signals (customer_id, metric, value, measured_on, source, created_on) "
+        "SELECT id, 'nps', id % 11, ?, 'bench', ? FROM customers WHERE id % 100 = 0",
+        [sys.argv[2], sys.argv[2]],
+    )
+conn.close()
+PY
+    timed "$n" "at-risk --live (1%)" funnelctl at-risk --live "${opts[@]}"
+    timed "$n" "run (1% changed)" funnelctl run "${opts[@]}"
+    if funnelctl run --help | grep -q -- --rescore; then
+        timed "$n" "run --rescore" funnelctl run --rescore "${opts[@]}"
+    fi
 done

@@ -498,6 +498,7 @@ def delete_customer(store: Store, ref: str) -> Row:
             **enrollments.delete_of_customer(store, cid),
         }
         customers.delete(store, cid)
+        signals.forget_customer(store, cid)
     store.checkpoint()
     return {"customer": customer.label, "id": customer.id, "deleted": _named(by_table)}
 
@@ -562,6 +563,7 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
         # one person: if either record asked for no more email, the person did
         unsubscribed = inbox.mail_block(store, old).do_not_email
         customers.delete(store, old)  # first: the email or external id it hands on is unique
+        signals.forget_customer(store, old)  # the moves have marked the customer kept
         if unsubscribed:
             inbox.set_do_not_email(store, new, True, today)
         if changes:

@@ -302,6 +302,23 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.assigner = activities.Assigner(self.store, self.settings.team)
+        # the last start of each play of some customers, read at once (know_play_starts)
+        self._starts: dict[tuple[int, str], str] = {}
+        self._starts_of: set[int] = set()
+
+    def know_play_starts(self, customer_ids: list[int] | None) -> None:
+        """Read the last starts of every play of ``customer_ids`` in one query, for the
+        daily run about to start plays for many of them (None: forget them). A start
+        recorded meanwhile updates them; a start dated another day reads the table."""
+        self._starts_of = set(customer_ids or ())
+        self._starts = (
+            play_starts.last_starts(self.store, customer_ids, self.today) if customer_ids else {}
+        )
+
+    def _last_start(self, customer_id: int, play_id: str, on: str) -> str | None:
+        if on == self.today and customer_id in self._starts_of:
+            return self._starts.get((customer_id, play_id))
+        return play_starts.last_start(self.store, customer_id, play_id, on)
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -494,6 +511,9 @@ class Engine:
             episode_id=episode_id,
             action_key=key,
         )
+        if customer.id in self._starts_of and on <= self.today:
+            last = self._starts.get((customer.id, play.id))
+            self._starts[(customer.id, play.id)] = max(on, last) if last else on
         events.add(
             self.store,
             customer.id,
@@ -517,7 +537,7 @@ class Engine:
         self, customer: Customer, play: Play, on: str, *, opportunity: bool, at_risk: bool | None
     ) -> str | None:
         """Why an automatic start of ``play`` on ``on`` must not happen, or None."""
-        last = play_starts.last_start(self.store, customer.id, play.id, on)
+        last = self._last_start(customer.id, play.id, on)
         if last is not None and days_between(last, on) < play.cooldown:
             return f"it started on {last}, inside its cooldown of {play.cooldown} days"
         if play.held_when_at_risk(opportunity=opportunity):
@@ -725,7 +745,7 @@ class Engine:
 
     # -- the daily tick ------------------------------------------------------------------------
 
-    def tick(self) -> dict[str, int]:
+    def tick(self, *, rescore: bool = False) -> dict[str, int]:
         """Time-based moves (caught up, each dated when it was due), escalations, health.
 
         When the tick has not run for days, a customer may pass through several stages in
@@ -745,7 +765,7 @@ class Engine:
         from .health import run_health
 
         for key, value in run_health(
-            self.store, self.library, self.settings, self.today, self
+            self.store, self.library, self.settings, self.today, self, rescore=rescore
         ).items():
             self.counts[key] = self.counts.get(key, 0) + value
         return self.counts
@@ -1008,11 +1028,16 @@ def play_customer(
         return summary(store, engine._enrollment(current.id), engine.counts)
 
 
-def run_tick(store: Store, library: Library, settings: Settings, today: str) -> dict[str, int]:
-    """The daily tick, one transaction: run twice the same day, the second changes nothing."""
+def run_tick(
+    store: Store, library: Library, settings: Settings, today: str, *, rescore: bool = False
+) -> dict[str, int]:
+    """The daily tick, one transaction: run twice the same day, the second changes nothing.
+
+    Health scores only the customers whose result may have changed; ``rescore`` scores
+    everyone (the same result, at the cost of the whole book)."""
     with store.write():
         engine = Engine(store, library, settings, today, TICK_BY)
-        counts = engine.tick()
+        counts = engine.tick(rescore=rescore)
         last = store.get_meta("last_run")
         if last is None or last < today:
             store.set_meta("last_run", today)

@@ -11,19 +11,21 @@ per episode: not again while it lasts, again after a recovery and a new slip.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
+from functools import lru_cache
 from typing import Any
 
 from .context import build_context, context_for
 from .dates import days_between, shift
 from .errors import FunnelError, UsageError
 from .playbooks import BAND_POINTS, HealthModel, Library, Measure, all_actions
-from .sandbox import TemplateError, evaluate
+from .sandbox import Evaluator, TemplateError
 from .store import Row, Store, customers, enrollments, events, outbox
 from .store import activities as tasks
 from .store import health as signals
@@ -212,17 +214,19 @@ class Prefetch:
     and length, on first use).
     """
 
-    def __init__(self, store: Store, today: str) -> None:
+    def __init__(self, store: Store, today: str, *, todo: bool = False) -> None:
+        """``todo``: only the customers the run scores (temp.health_todo)."""
         self.store = store
         self.today = today
-        self.signals = signals.latest_by_customer(store, today)
-        self.touches = signals.touches_by_customer(store, today)
-        self.overdue = signals.overdue_by_customer(store, today)
+        self.todo = todo
+        self.signals = signals.latest_by_customer(store, today, todo=todo)
+        self.touches = signals.touches_by_customer(store, today, todo=todo)
+        self.overdue = signals.overdue_by_customer(store, today, todo=todo)
         self.enrollments: dict[int, list[Enrollment]] = defaultdict(list)
-        for enrollment in enrollments.active(store):
+        for enrollment in signals.active_enrollments(store, todo=todo):
             self.enrollments[enrollment.customer_id].append(enrollment)
-        self.snapshots = signals.latest_snapshots(store, today)
-        self.episodes = signals.open_episodes_by_customer(store)
+        self.snapshots = signals.latest_snapshots(store, today, todo=todo)
+        self.episodes = signals.open_episodes_by_customer(store, todo=todo)
         self._windows: dict[tuple[str, int, str], dict[int, float]] = {}
 
     def window(self, customer_id: int, metric: str, days: int, how: str) -> float | None:
@@ -230,7 +234,7 @@ class Prefetch:
         if key not in self._windows:
             since = shift(self.today, -int(days))
             self._windows[key] = signals.window_by_customer(
-                self.store, metric, since, self.today, how
+                self.store, metric, since, self.today, how, todo=self.todo
             )
         return self._windows[key].get(customer_id)
 
@@ -280,16 +284,7 @@ def health_context(
     last_touch = context["customer"]["last_touch_on"]
     reply = context["customer"]["last_reply_on"]
     since = last_touch or customer.signed_on or customer.created_on
-    stagnant = 0
-    for enrollment in active:
-        funnel = library.funnels.get(enrollment.funnel)
-        stage = (
-            next((s for s in funnel.stages if s.id == enrollment.stage), None) if funnel else None
-        )
-        if stage is not None and stage.stagnant_after is not None:
-            stagnant = max(
-                stagnant, days_between(enrollment.entered_on, today) - stage.stagnant_after
-            )
+    stagnant, _ = _stagnation(library, active, today)
     context.update(_signal_functions(store, customer.id, today, prefetch))
     context.update(
         {
@@ -297,15 +292,33 @@ def health_context(
             # the customer's own voice: funnelctl's emails count as touchpoints above
             "days_since_reply": days_between(reply, today) if reply else None,
             "overdue_tasks": overdue,
-            "days_stagnant": max(stagnant, 0),
+            "days_stagnant": stagnant,
         }
     )
     return context
 
 
-def _measure(measure: Measure, context: dict[str, Any]) -> float | None:
+def _stagnation(library: Library, active: list[Enrollment], today: str) -> tuple[int, int | None]:
+    """The most days any of ``active`` has stayed beyond its stage's ``stagnant_after``
+    (0 when none), and in how many days that number next moves (None: never; 1 once
+    positive, when it grows every day)."""
+    beyond: list[int] = []
+    for enrollment in active:
+        funnel = library.funnels.get(enrollment.funnel)
+        stage = (
+            next((s for s in funnel.stages if s.id == enrollment.stage), None) if funnel else None
+        )
+        if stage is not None and stage.stagnant_after is not None:
+            beyond.append(days_between(enrollment.entered_on, today) - stage.stagnant_after)
+    stagnant = max([0, *beyond])
+    if stagnant > 0:
+        return stagnant, 1
+    return 0, (1 - max(beyond)) if beyond else None
+
+
+def _measure(measure: Measure, evaluate: Callable[[str], Any]) -> float | None:
     try:
-        value = evaluate(measure.value, context)
+        value = evaluate(measure.value)
     except TemplateError:
         return None  # an input that is not there (no NPS answer yet): the weight moves on
     except (TypeError, ZeroDivisionError, ValueError):
@@ -324,12 +337,17 @@ def score_customer(
     today: str,
     prefetch: Prefetch | None = None,
 ) -> Health:
-    context = health_context(store, library, settings, customer, today, prefetch)
+    # one evaluation context for every measure and opportunity of the customer
+    evaluate = Evaluator(health_context(store, library, settings, customer, today, prefetch))
+    return _score(evaluate, model, customer)
+
+
+def _score(evaluate: Callable[[str], Any], model: HealthModel, customer: Customer) -> Health:
     total = weights = 0.0
     lost: list[tuple[float, str]] = []
     values: dict[str, float | None] = {}
     for measure in model.measures:
-        value = _measure(measure, context)
+        value = _measure(measure, evaluate)
         values[measure.id] = value
         if value is None:
             continue
@@ -350,7 +368,7 @@ def score_customer(
     opportunities: list[tuple[str, str]] = []
     for opportunity in model.opportunities:
         try:
-            if evaluate(opportunity.when, context):
+            if evaluate(opportunity.when):
                 opportunities.append((opportunity.id, opportunity.title))
         except (TemplateError, TypeError, ValueError, ZeroDivisionError):
             continue
@@ -386,19 +404,27 @@ def at_risk_report(
     *,
     everyone: bool,
     live: bool = False,
+    rescore: bool = False,
 ) -> list[dict[str, Any]]:
     """Scores, worst first, with reasons, trend and opportunities (the at-risk command).
 
     When `run` has already scored everyone today, its snapshots are read (a query,
-    whatever the size of the book); otherwise, or with ``live``, every active customer
-    is scored now.
+    whatever the size of the book); otherwise, or with ``live``, the health of every
+    active customer as it is now: scored now for those whose result may have changed
+    since the last run (as `run` would choose them), read from the last run's
+    snapshots for the others; everyone scored now with ``rescore``, or when the last
+    run cannot tell (another model, a later day).
     """
     model = _model(library)
     with store.read():
         if not live and store.get_meta("last_run") == today:
             rows = _from_snapshots(store, today, everyone)
-        else:
+        elif rescore or not _incremental(store, library, settings, model, today):
             rows = _scored_now(store, library, settings, model, today, everyone)
+        else:
+            signals.plan(store, today, everyone=False, take=False)
+            rows = _scored_now(store, library, settings, model, today, everyone, todo=True)
+            rows += _from_snapshots(store, today, everyone, but_todo=True)
     rows.sort(
         key=lambda r: (
             r["score"] is None,
@@ -436,10 +462,14 @@ def _scored_now(
     model: HealthModel,
     today: str,
     everyone: bool,
+    *,
+    todo: bool = False,
 ) -> list[dict[str, Any]]:
+    """Every active customer scored now (only those of temp.health_todo with ``todo``)."""
     rows = []
-    prefetch = Prefetch(store, today)
-    for customer in signals.active_customers(store):
+    prefetch = Prefetch(store, today, todo=todo)
+    found = _todo_customers(store) if todo else signals.active_customers(store)
+    for customer in found:
         health = score_customer(store, library, settings, model, customer, today, prefetch)
         if everyone or health.at_risk or health.opportunities:
             before = previous_scores(store, customer.id, today)
@@ -450,9 +480,20 @@ def _scored_now(
     return rows
 
 
-def _from_snapshots(store: Store, today: str, everyone: bool) -> list[dict[str, Any]]:
+def _todo_customers(store: Store) -> Iterator[Customer]:
+    after = 0
+    while batch := signals.todo_customers(store, after, BATCH):
+        after = batch[-1].id
+        yield from batch
+
+
+def _from_snapshots(
+    store: Store, today: str, everyone: bool, *, but_todo: bool = False
+) -> list[dict[str, Any]]:
     rows = []
-    for customer, snap in signals.snapshots_with_customers(store, today, everyone=everyone):
+    for customer, snap in signals.snapshots_with_customers(
+        store, today, everyone=everyone, but_todo=but_todo
+    ):
         before = (
             snap["score"] if snap["day"] < today else previous_scores(store, customer.id, today)
         )
@@ -472,12 +513,170 @@ def _from_snapshots(store: Store, today: str, everyone: bool) -> list[dict[str, 
 # -- the daily tick: snapshots, episodes, plays ------------------------------------------------------
 
 
-def run_health(
-    store: Store, library: Library, settings: Settings, today: str, engine: Any
-) -> dict[str, int]:
-    """Score every active customer, keep changed snapshots, start plays once per episode.
+# Names whose value moves with the calendar alone, nothing written: ``today`` and the
+# day counts, which grow by one a day (days_stagnant once positive).
+CLOCK_NAMES = frozenset(
+    {
+        "today",
+        "days_in_stage",
+        "days_since_signed",
+        "days_since_touch",
+        "days_since_reply",
+        "days_stagnant",
+    }
+)
+_WINDOW_CALL = re.compile(
+    r"\bsignal_(?:sum|avg|min|max|change)\s*\(\s*(['\"])([^'\"]*)\1\s*,\s*(\d+)\s*\)"
+)
+_ANY_WINDOW_CALL = re.compile(r"\bsignal_(?:sum|avg|min|max|change)\b")
+BATCH = 1000  # customers scored, kept and played at a time: memory stays flat
 
-    Runs inside the caller's transaction (the tick).
+
+@dataclass(frozen=True)
+class Clockwork:
+    """How a health model's results move with the calendar, worked out from its
+    expressions once: which measures are a bare day count (their next band change is
+    arithmetic), which expressions read a day count or ``today`` some other way (they
+    are checked each day for the customers whose result depends on it), and which
+    signal windows it reads (a signal leaving one changes a value).
+
+    ``exact`` is False for a model the incremental run cannot follow: one that reads
+    ``health`` (its own last result) or calls a signal function with arguments that
+    are not plain literals; such a model is scored in full every day."""
+
+    exact: bool
+    counts: dict[str, str]  # measure id -> the day count it is
+    probed: frozenset[str]  # expressions that read a clock name otherwise
+    windows: frozenset[tuple[str, int]]  # (metric, days)
+
+
+@lru_cache(maxsize=8)
+def clockwork(model: HealthModel) -> Clockwork:
+    from .sandbox import undeclared_names
+
+    exact = True
+    counts: dict[str, str] = {}
+    probed: set[str] = set()
+    windows: set[tuple[str, int]] = set()
+    expressions: list[tuple[str | None, str]] = [(m.id, m.value) for m in model.measures]
+    expressions += [(None, o.when) for o in model.opportunities]
+    for measure_id, expression in expressions:
+        names = undeclared_names(expression)
+        calls = _WINDOW_CALL.findall(expression)
+        if "health" in names or len(calls) != len(_ANY_WINDOW_CALL.findall(expression)):
+            exact = False
+        windows.update((metric, int(days)) for _, metric, days in calls)
+        if measure_id is not None and expression.strip() in CLOCK_NAMES - {"today"}:
+            counts[measure_id] = expression.strip()
+        elif names & CLOCK_NAMES:
+            probed.add(expression)
+    return Clockwork(exact, counts, frozenset(probed), frozenset(windows))
+
+
+def _count_moves(measure: Measure, value: float | None, first: int | None) -> int | None:
+    """In how many days a measure that is a day count (``value`` today, moving first in
+    ``first`` days, then by one a day) changes the result: at once when its band is not
+    healthy (the reason prints the value), else when it leaves the healthy band."""
+    if value is None or first is None:
+        return None  # a count with no date to count from stays missing until one is written
+    if measure.band(value) != "healthy":
+        return first
+    if measure.better == "higher":
+        return None  # healthy and growing: healthy it stays
+    return int(math.floor(measure.healthy - value)) + first
+
+
+def _same_without_clock(expression: str, evaluate: Evaluator) -> bool:
+    """Whether ``expression`` gives the same value with the clock names undefined: then
+    (an ``and`` that stopped before the day count, say) the calendar cannot change it."""
+    try:
+        real, blind = evaluate(expression), evaluate(expression, hiding=CLOCK_NAMES)
+        return type(real) is type(blind) and bool(real == blind)
+    except Exception:  # the blind evaluation used a clock name (or the real one failed)
+        return False
+
+
+def _recheck_in(
+    clock: Clockwork,
+    model: HealthModel,
+    health: Health,
+    context: dict[str, Any],
+    evaluate: Evaluator,
+    stagnant_moves: int | None,
+) -> int | None:
+    """In how many days the calendar alone may change the customer's result (None:
+    not before an input is written). Stored inputs dated ahead (a window a signal
+    leaves, a task falling overdue) are added by store.health.recheck_on_inputs."""
+    soonest: int | None = None
+
+    def sooner(days: int | None) -> None:
+        nonlocal soonest
+        if days is not None and (soonest is None or days < soonest):
+            soonest = days
+
+    for measure in model.measures:
+        name = clock.counts.get(measure.id)
+        if name is not None:
+            first = stagnant_moves if name == "days_stagnant" and not context[name] else 1
+            sooner(_count_moves(measure, health.values[measure.id], first))
+    if any(not _same_without_clock(e, evaluate) for e in clock.probed):
+        sooner(1)
+    return soonest
+
+
+def _basis(library: Library, settings: Settings) -> str:
+    """A fingerprint of what scores read besides the database: the playbooks, the team
+    and sender, and funnelctl's own version. When it changes, the run scores everyone."""
+    import hashlib
+
+    from . import __version__
+
+    text = repr(
+        (
+            __version__,
+            library,
+            settings.sender,
+            settings.signature,
+            settings.team,
+            settings.members,
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _incremental(
+    store: Store, library: Library, settings: Settings, model: HealthModel, today: str
+) -> bool:
+    """Whether the last run's states tell today's results of the customers it would not
+    score: same playbooks, team and funnelctl, a model it can follow, and a day on or
+    after the last run's."""
+    last_day = store.get_meta("health_day")
+    return (
+        clockwork(model).exact
+        and store.get_meta("health_basis") == _basis(library, settings)
+        and last_day is not None
+        and last_day <= today
+    )
+
+
+def run_health(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    today: str,
+    engine: Any,
+    *,
+    rescore: bool = False,
+) -> dict[str, int]:
+    """Keep every active customer's health current: changed snapshots, plays once per
+    episode. Runs inside the caller's transaction (the tick).
+
+    Only the customers whose result may have changed are scored (an input written since
+    the last run, a recheck day reached, never scored); the others would score the same
+    and a full run would write nothing for them. Everyone is scored with ``rescore``,
+    when the playbooks, team or funnelctl changed, on a day before the last run's, or for
+    a model the incremental run cannot follow (Clockwork.exact). The counts are the same
+    either way: ``scored`` is every active customer, ``at_risk`` those at risk.
     """
     counts = {"scored": 0, "at_risk": 0, "plays": 0}
     model = library.health
@@ -494,46 +693,118 @@ def run_health(
             "health",
             f"{episode['kind']} ended: no active enrollment",
         )
-    prefetch = Prefetch(store, today)
-    for customer in list(signals.active_customers(store)):
-        health = score_customer(store, library, settings, model, customer, today, prefetch)
-        counts["scored"] += 1
-        counts["at_risk"] += int(health.at_risk)
-        _snapshot(store, health, today, prefetch.snapshots.get(customer.id))
-        # at-risk first: an opportunity's play that waits while the customer is at risk
-        # must see today's verdict
-        kinds = {"at-risk": (health.at_risk, list(model.on_at_risk), "; ".join(health.reasons[:3]))}
-        for opp_id, title in health.opportunities:
-            play = next((o.play for o in model.opportunities if o.id == opp_id), None)
-            kinds[f"opportunity:{opp_id}"] = (True, [play] if play else [], title)
-        open_kinds = prefetch.episodes.get(customer.id, {})
-        for kind, episode_id in open_kinds.items():
-            if not kinds.get(kind, (False,))[0]:
-                end_episode(store, episode_id, customer.id, kind, today)
-                events.add(
-                    store,
-                    customer.id,
-                    today,
-                    "health",
-                    f"No longer {kind.replace('opportunity:', 'an opportunity: ')}",
-                )
-        for kind, (active, plays, why) in kinds.items():
-            if not active or kind in open_kinds:
-                continue
-            opportunity = kind != "at-risk"
-            if (
-                opportunity
-                and health.at_risk
-                and any(library.plays[p].held_when_at_risk(opportunity=True) for p in plays)
-            ):
-                continue  # the episode starts once the customer is out of risk, if it holds
-            episode_id = signals.start_episode(
-                store, customer.id, kind, today, health.score, health.reasons
+    clock = clockwork(model)
+    last_day = store.get_meta("health_day")
+    everyone = rescore or not _incremental(store, library, settings, model, today)
+    signals.plan(store, today, everyone=everyone)
+    prefetch = Prefetch(store, today, todo=True)
+    after = 0
+    while batch := signals.todo_customers(store, after, BATCH):
+        after = batch[-1].id
+        _score_batch(store, library, settings, model, clock, prefetch, engine, batch, counts)
+    signals.recheck_on_inputs(store, today, clock.windows)
+    signals.forget_own_tasks(store)
+    store.set_meta("health_basis", _basis(library, settings))
+    if last_day is None or last_day <= today:
+        store.set_meta("health_day", today)
+    else:
+        # a day before the last run's: its states do not describe the later snapshots,
+        # so the next run (or at-risk --live) scores everyone again
+        signals.forget_states(store)
+    counts["scored"], counts["at_risk"] = signals.verdicts(store)
+    return counts
+
+
+def _score_batch(
+    store: Store,
+    library: Library,
+    settings: Settings,
+    model: HealthModel,
+    clock: Clockwork,
+    prefetch: Prefetch,
+    engine: Any,
+    batch: list[Customer],
+    counts: dict[str, int],
+) -> None:
+    """Score a batch of customers, keep their snapshots and states in one statement
+    each, then open and close their episodes and start plays, customer by customer in
+    id order (the same rows, in the same order, as scoring one customer at a time)."""
+    today = prefetch.today
+    results: list[Health] = []
+    states: list[tuple[int, str, bool, str | None]] = []
+    for customer in batch:
+        context = health_context(store, library, settings, customer, today, prefetch)
+        evaluate = Evaluator(context)
+        health = _score(evaluate, model, customer)
+        results.append(health)
+        _, stagnant_moves = _stagnation(library, prefetch.enrollments.get(customer.id, []), today)
+        days = _recheck_in(clock, model, health, context, evaluate, stagnant_moves)
+        states.append(
+            (customer.id, today, health.at_risk, shift(today, days) if days is not None else None)
+        )
+    signals.keep_snapshots(
+        store,
+        [
+            row
+            for health in results
+            if (row := _snapshot_row(health, today, prefetch.snapshots.get(health.customer_id)))
+        ],
+    )
+    signals.keep_states(store, states)
+    engine.know_play_starts([c.id for c in batch])
+    for customer, health in zip(batch, results, strict=True):
+        counts["plays"] += _episodes(store, library, model, engine, customer, health, prefetch)
+    engine.know_play_starts(None)
+
+
+def _episodes(
+    store: Store,
+    library: Library,
+    model: HealthModel,
+    engine: Any,
+    customer: Customer,
+    health: Health,
+    prefetch: Prefetch,
+) -> int:
+    """End the customer's episodes that are over, start those that begin (with their
+    plays). Returns how many plays started."""
+    today = prefetch.today
+    started = 0
+    # at-risk first: an opportunity's play that waits while the customer is at risk
+    # must see today's verdict
+    kinds = {"at-risk": (health.at_risk, list(model.on_at_risk), "; ".join(health.reasons[:3]))}
+    for opp_id, title in health.opportunities:
+        play = next((o.play for o in model.opportunities if o.id == opp_id), None)
+        kinds[f"opportunity:{opp_id}"] = (True, [play] if play else [], title)
+    open_kinds = prefetch.episodes.get(customer.id, {})
+    for kind, episode_id in open_kinds.items():
+        if not kinds.get(kind, (False,))[0]:
+            end_episode(store, episode_id, customer.id, kind, today)
+            events.add(
+                store,
+                customer.id,
+                today,
+                "health",
+                f"No longer {kind.replace('opportunity:', 'an opportunity: ')}",
             )
-            what = "Opportunity" if opportunity else "At risk"
-            events.add(store, customer.id, today, "health", f"{what} (score {health.score}): {why}")
-            for play in plays:
-                started = engine.run_play(
+    for kind, (active, plays, why) in kinds.items():
+        if not active or kind in open_kinds:
+            continue
+        opportunity = kind != "at-risk"
+        if (
+            opportunity
+            and health.at_risk
+            and any(library.plays[p].held_when_at_risk(opportunity=True) for p in plays)
+        ):
+            continue  # the episode starts once the customer is out of risk, if it holds
+        episode_id = signals.start_episode(
+            store, customer.id, kind, today, health.score, health.reasons
+        )
+        what = "Opportunity" if opportunity else "At risk"
+        events.add(store, customer.id, today, "health", f"{what} (score {health.score}): {why}")
+        for play in plays:
+            started += int(
+                engine.run_play(
                     customer,
                     play,
                     key=f"health:{episode_id}:{play}",
@@ -542,8 +813,8 @@ def run_health(
                     opportunity=opportunity,
                     at_risk=health.at_risk,
                 )
-                counts["plays"] += int(started)
-    return counts
+            )
+    return started
 
 
 def end_episode(store: Store, episode_id: int, customer_id: int, kind: str, today: str) -> None:
@@ -585,8 +856,11 @@ def at_risk_now(
     return bool(verdict_now(store, library, settings, customer, today)["at_risk"])
 
 
-def _snapshot(store: Store, health: Health, today: str, last: Row | None) -> None:
-    """Keep today's result when it differs from ``last``, the latest snapshot up to today."""
+def _snapshot_row(
+    health: Health, today: str, last: Row | None
+) -> tuple[int, str, float | None, bool, str, str] | None:
+    """Today's result to keep, unless it is the same as ``last``, the latest snapshot up
+    to today (then the last snapshot still tells the value, so the trend stays right)."""
     reasons = json.dumps(health.reasons, ensure_ascii=False)
     opportunities = json.dumps([t for _, t in health.opportunities], ensure_ascii=False)
     same = last is not None and (
@@ -596,7 +870,5 @@ def _snapshot(store: Store, health: Health, today: str, last: Row | None) -> Non
         last["opportunities"],
     ) == (health.score, health.at_risk, reasons, opportunities)
     if same:
-        return  # unchanged: the last snapshot still tells the value, so the trend stays right
-    signals.keep_snapshot(
-        store, health.customer_id, today, health.score, health.at_risk, reasons, opportunities
-    )
+        return None
+    return (health.customer_id, today, health.score, health.at_risk, reasons, opportunities)

@@ -7,12 +7,13 @@ a consultant learns one language and neither can reach Python internals.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
 from markupsafe import Markup, escape
 
 
@@ -127,6 +128,24 @@ def _path(expression: str) -> tuple[str, ...] | None:
     return tuple(match.group(1).split("."))
 
 
+_SANDBOX = object()  # a plain name that reaches an object: the sandbox decides
+
+
+def _lookup(parts: tuple[str, ...], context: Mapping[str, Any]) -> Any:
+    """A dotted name through mappings, as Jinja would read it; _SANDBOX when an object
+    is in the way."""
+    value: Any = context
+    for index, part in enumerate(parts):
+        if not isinstance(value, Mapping):
+            return _SANDBOX
+        if part not in value:
+            if index == len(parts) - 1:  # like Jinja: undefined, an error once used
+                return environment().undefined(name=part)
+            raise UndefinedError(f"{parts[index]!r} is undefined")
+        value = value[part]
+    return value
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """The value of a condition over ``context``; raises jinja2.TemplateError when it fails.
 
@@ -137,21 +156,51 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """
     parts = _path(expression)
     if parts is not None:
-        value: Any = context
-        for index, part in enumerate(parts):
-            if not isinstance(value, Mapping):
-                break  # an object: let the sandbox decide what may be read
-            if part not in value:
-                if index == len(parts) - 1:  # like Jinja: undefined, an error once used
-                    return environment().undefined(name=part)
-                raise UndefinedError(f"{parts[index]!r} is undefined")
-            value = value[part]
-        else:
+        value = _lookup(parts, context)
+        if value is not _SANDBOX:
             return value
     return _compiled(expression)(**context)
 
 
+class Evaluator:
+    """Many expressions over one context, as :func:`evaluate` gives them, sharing one
+    Jinja context.
+
+    Jinja makes a new context (a copy of every name, plus its globals) for each
+    evaluation; health scoring evaluates every measure and opportunity of a model for
+    every customer, so it builds the customer's context once and runs each compiled
+    expression in it. An expression only writes its ``result`` into the context's own
+    variables, which are cleared before each one: no expression sees another's.
+    """
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+        self._jinja: Any = None
+
+    def __call__(self, expression: str, *, hiding: Collection[str] = ()) -> Any:
+        """The value of ``expression``; with ``hiding``, as if those names were not in
+        the context (undefined: an error once used)."""
+        parts = _path(expression)
+        if parts is not None:
+            if parts[0] in hiding:
+                return _lookup(parts, {})
+            value = _lookup(parts, self.context)
+            if value is not _SANDBOX:
+                return value
+        template = _compiled(expression)._template
+        if self._jinja is None:
+            self._jinja = template.new_context(dict(self.context))
+        else:
+            self._jinja.vars.clear()
+        # a name bound to ``missing`` in the context's own variables resolves as undefined
+        self._jinja.vars.update(dict.fromkeys(hiding, missing))
+        for _ in template.root_render_func(self._jinja):
+            pass
+        return self._jinja.vars["result"]
+
+
 __all__ = [
+    "Evaluator",
     "TemplateError",
     "UnsafeAddress",
     "check_expression",

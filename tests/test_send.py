@@ -1899,7 +1899,10 @@ def test_the_outbox_list_shows_the_sent_email_as_a_table(
     shown = ok(run("outbox", "list"))
 
     row = next(line for line in shown.stdout.splitlines() if "joe@example.com" in line)
-    assert ["1", "e1", "joe@example.com", "welcome"] == [
-        cell.strip() for cell in row.strip("│ ").split("│")[:4]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")[:4]] == [
+        "1",
+        "e1",
+        "joe@example.com",
+        "welcome",
     ]
     assert "sent" in row

@@ -18,6 +18,13 @@ def run(
         bool,
         typer.Option("--no-inbox", help="Do not read the inbox first (funnelctl.yaml inbox:)."),
     ] = False,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore",
+            help="Score every active customer, not only those whose health may have changed.",
+        ),
+    ] = False,
     home: HomeOption = None,
     today: TodayOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -43,7 +50,7 @@ def run(
                 )
             except FunnelError as exc:
                 failed = exc
-        result = run_tick(s.store, s.library(), settings, s.today)
+        result = run_tick(s.store, s.library(), settings, s.today, rescore=rescore)
         if read is not None:  # flat, for the table and CSV as for JSON
             result |= {f"inbox_{key}": value for key, value in read.summary().items()}
     output.render_object(result, fmt, title=f"Run for {s.today}")

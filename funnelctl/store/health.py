@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .customers import Customer
 from .db import Row, Store
+from .enrollments import Enrollment
+
+
+def _todo(todo: bool, column: str = "customer_id") -> str:
+    """The filter to the customers the run scores (temp.health_todo), when ``todo``."""
+    return f" AND {column} IN (SELECT id FROM temp.health_todo)" if todo else ""
+
 
 # -- signals ----------------------------------------------------------------------------------
 
@@ -88,12 +95,14 @@ def value_on(store: Store, customer_id: int, metric: str, day: str) -> float | N
 # -- the same, for every customer at once ----------------------------------------------------------
 
 
-def latest_by_customer(store: Store, today: str) -> dict[int, dict[str, float]]:
+def latest_by_customer(
+    store: Store, today: str, *, todo: bool = False
+) -> dict[int, dict[str, float]]:
     found: dict[int, dict[str, float]] = defaultdict(dict)
     for customer_id, metric, value in store.conn.execute(
         "SELECT customer_id, metric, value FROM (SELECT customer_id, metric, value, "
         "row_number() OVER (PARTITION BY customer_id, metric "
-        "ORDER BY measured_on DESC, id DESC) AS n FROM signals WHERE measured_on <= ?) "
+        f"ORDER BY measured_on DESC, id DESC) AS n FROM signals WHERE measured_on <= ?{_todo(todo)}) "
         "WHERE n = 1",
         [today],
     ):
@@ -102,38 +111,40 @@ def latest_by_customer(store: Store, today: str) -> dict[int, dict[str, float]]:
 
 
 def window_by_customer(
-    store: Store, metric: str, since: str, until: str, how: str
+    store: Store, metric: str, since: str, until: str, how: str, *, todo: bool = False
 ) -> dict[int, float]:
     assert how in ("sum", "avg", "min", "max")
     return {
         customer_id: float(value)
         for customer_id, value in store.conn.execute(
             f"SELECT customer_id, {how}(value) FROM signals WHERE metric = ? "
-            "AND measured_on > ? AND measured_on <= ? GROUP BY customer_id",
+            f"AND measured_on > ? AND measured_on <= ?{_todo(todo)} GROUP BY customer_id",
             [metric, since, until],
         )
     }
 
 
-def touches_by_customer(store: Store, today: str) -> dict[int, tuple[str | None, str | None]]:
+def touches_by_customer(
+    store: Store, today: str, *, todo: bool = False
+) -> dict[int, tuple[str | None, str | None]]:
     """(last touchpoint, last inbound one) of every customer, up to ``today``."""
     return {
         customer_id: (last_on, last_inbound)
         for customer_id, last_on, last_inbound in store.conn.execute(
             "SELECT customer_id, max(happened_on), "
             "max(CASE WHEN direction = 'inbound' THEN happened_on END) "
-            "FROM touchpoints WHERE happened_on <= ? GROUP BY customer_id",
+            f"FROM touchpoints WHERE happened_on <= ?{_todo(todo)} GROUP BY customer_id",
             [today],
         )
     }
 
 
-def overdue_by_customer(store: Store, today: str) -> dict[int, int]:
+def overdue_by_customer(store: Store, today: str, *, todo: bool = False) -> dict[int, int]:
     return {
         customer_id: n
         for customer_id, n in store.conn.execute(
             "SELECT customer_id, count(*) FROM activities "
-            "WHERE status = 'open' AND due_on < ? GROUP BY customer_id",
+            f"WHERE status = 'open' AND due_on < ?{_todo(todo)} GROUP BY customer_id",
             [today],
         )
     }
@@ -158,27 +169,52 @@ def active_customers(store: Store) -> Iterator[Customer]:
         yield Customer.from_row(row)
 
 
+def todo_customers(store: Store, after: int, limit: int) -> list[Customer]:
+    """The next ``limit`` customers to score (temp.health_todo) after id ``after``, in id
+    order: read a batch at a time, as the run writes between batches."""
+    return [
+        Customer.from_row(row)
+        for row in store.conn.execute(
+            "SELECT * FROM customers WHERE id IN (SELECT id FROM temp.health_todo) AND id > ? "
+            "ORDER BY id LIMIT ?",
+            [after, limit],
+        )
+    ]
+
+
+def active_enrollments(store: Store, *, todo: bool = False) -> Iterator[Enrollment]:
+    """Every active enrollment (of the customers to score), in id order."""
+    for row in store.conn.execute(
+        f"SELECT * FROM enrollments WHERE status = 'active'{_todo(todo)} ORDER BY id"
+    ):
+        yield Enrollment.from_row(row)
+
+
 # -- snapshots --------------------------------------------------------------------------------
 
 
-def latest_snapshots(store: Store, today: str) -> dict[int, Row]:
+def latest_snapshots(store: Store, today: str, *, todo: bool = False) -> dict[int, Row]:
     """Every customer's latest snapshot up to ``today``."""
     return {
         row["customer_id"]: dict(row)
         for row in store.conn.execute(
             "SELECT s.* FROM health_snapshots s WHERE s.day = (SELECT max(t.day) "
-            "FROM health_snapshots t WHERE t.customer_id = s.customer_id AND t.day <= ?)",
+            f"FROM health_snapshots t WHERE t.customer_id = s.customer_id AND t.day <= ?)"
+            f"{_todo(todo, 's.customer_id')}",
             [today],
         )
     }
 
 
 def snapshots_with_customers(
-    store: Store, today: str, *, everyone: bool
+    store: Store, today: str, *, everyone: bool, but_todo: bool = False
 ) -> Iterator[tuple[Customer, Row]]:
     """The latest snapshot up to ``today`` of each customer still active, with the customer;
-    only those at risk or with an opportunity unless ``everyone``."""
+    only those at risk or with an opportunity unless ``everyone``; with ``but_todo``, not
+    those of temp.health_todo (scored now instead)."""
     wanted = "" if everyone else "AND (s.at_risk = 1 OR s.opportunities != '[]')"
+    if but_todo:
+        wanted += " AND s.customer_id NOT IN (SELECT id FROM temp.health_todo)"
     for row in store.conn.execute(
         "SELECT c.*, s.day AS snapshot_day, s.score AS snapshot_score, "
         "s.at_risk AS snapshot_at_risk, s.reasons AS snapshot_reasons, "
@@ -219,6 +255,12 @@ def verdict(store: Store, customer_id: int, today: str) -> dict[str, object]:
     return {"score": row[0], "at_risk": bool(row[1])}
 
 
+def keep_snapshots(store: Store, rows: list[tuple[int, str, float | None, bool, str, str]]) -> None:
+    """:func:`keep_snapshot` for many (customer_id, day, score, at_risk, reasons,
+    opportunities) at once."""
+    store.conn.executemany(_KEEP, [(c, d, s, int(a), r, o) for c, d, s, a, r, o in rows])
+
+
 def keep_snapshot(
     store: Store,
     customer_id: int,
@@ -228,22 +270,24 @@ def keep_snapshot(
     reasons: str,
     opportunities: str,
 ) -> None:
-    store.conn.execute(
-        "INSERT INTO health_snapshots (customer_id, day, score, at_risk, reasons, opportunities) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(customer_id, day) DO UPDATE SET score = excluded.score, "
-        "at_risk = excluded.at_risk, reasons = excluded.reasons, opportunities = excluded.opportunities",
-        [customer_id, day, score, int(at_risk), reasons, opportunities],
-    )
+    store.conn.execute(_KEEP, [customer_id, day, score, int(at_risk), reasons, opportunities])
+
+
+_KEEP = (
+    "INSERT INTO health_snapshots (customer_id, day, score, at_risk, reasons, opportunities) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(customer_id, day) DO UPDATE SET score = excluded.score, "
+    "at_risk = excluded.at_risk, reasons = excluded.reasons, opportunities = excluded.opportunities"
+)
 
 
 # -- episodes ---------------------------------------------------------------------------------
 
 
-def open_episodes_by_customer(store: Store) -> dict[int, dict[str, int]]:
+def open_episodes_by_customer(store: Store, *, todo: bool = False) -> dict[int, dict[str, int]]:
     """Every open episode: customer -> kind -> episode id."""
     found: dict[int, dict[str, int]] = defaultdict(dict)
     for episode_id, customer_id, kind in store.conn.execute(
-        "SELECT id, customer_id, kind FROM health_episodes WHERE ended_on IS NULL"
+        f"SELECT id, customer_id, kind FROM health_episodes WHERE ended_on IS NULL{_todo(todo)}"
     ):
         found[customer_id][kind] = episode_id
     return found
@@ -285,6 +329,118 @@ def end_episode(store: Store, episode_id: int, on: str) -> None:
     store.conn.execute("UPDATE health_episodes SET ended_on = ? WHERE id = ?", [on, episode_id])
 
 
+# -- the incremental run: whom to score, and when to look again ---------------------------------
+# Triggers (migration m013) mark a customer in health_dirty whenever something scoring reads
+# is written; health_state keeps what the last scoring of each customer found.
+
+_NEVER = "9999-12-31"
+
+
+def plan(store: Store, today: str, *, everyone: bool, take: bool = True) -> None:
+    """Fill temp.health_todo with the active customers to score today: ``everyone``, or
+    those marked since the last run, due for a recheck by today, or never scored. With
+    ``take`` (the run) the marks are taken: what is written from now on marks a customer
+    for the next run; without (a report) nothing but the temporary table is written."""
+    conn = store.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS health_todo (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.health_todo")
+    active = "SELECT customer_id FROM enrollments WHERE status = 'active'"
+    if everyone:
+        conn.execute(f"INSERT OR IGNORE INTO temp.health_todo {active}")
+        if take:
+            conn.execute("DELETE FROM health_state")
+    else:
+        conn.execute(
+            "INSERT OR IGNORE INTO temp.health_todo SELECT customer_id FROM health_dirty "
+            "UNION SELECT customer_id FROM health_state WHERE recheck_on <= ? "
+            "UNION SELECT customer_id FROM enrollments e WHERE status = 'active' AND NOT EXISTS "
+            "(SELECT 1 FROM health_state h WHERE h.customer_id = e.customer_id)",
+            [today],
+        )
+        conn.execute(f"DELETE FROM temp.health_todo WHERE id NOT IN ({active})")
+    if take:
+        conn.execute("DELETE FROM health_dirty")
+
+
+def keep_states(store: Store, rows: list[tuple[int, str, bool, str | None]]) -> None:
+    """Each (customer_id, day scored, at risk, recheck_on) as the run found it."""
+    store.conn.executemany(
+        "INSERT INTO health_state (customer_id, scored_on, at_risk, recheck_on) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT(customer_id) DO UPDATE SET scored_on = excluded.scored_on, "
+        "at_risk = excluded.at_risk, recheck_on = excluded.recheck_on",
+        [(c, d, int(a), r) for c, d, a, r in rows],
+    )
+
+
+def recheck_on_inputs(store: Store, today: str, windows: Iterable[tuple[str, int]]) -> None:
+    """Bring the recheck day of each customer scored (temp.health_todo) forward to the
+    first day one of their stored inputs starts to count differently with nothing
+    written: a signal, touchpoint or stage entry dated after today, an open task falling
+    overdue (the day after it is due), a signal leaving one of the model's windows
+    (``windows``: (metric, days) read by signal_sum/avg/min/max/change)."""
+    conn = store.conn
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS health_events (customer_id INTEGER NOT NULL, day TEXT)"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS temp.health_events_customer ON health_events(customer_id)"
+    )
+    conn.execute("DELETE FROM temp.health_events")
+    todo = _todo(True)
+    sources = [
+        ("SELECT customer_id, min(measured_on) FROM signals WHERE measured_on > ?", [today]),
+        ("SELECT customer_id, min(happened_on) FROM touchpoints WHERE happened_on > ?", [today]),
+        (
+            "SELECT customer_id, min(date(due_on, '+1 day')) FROM activities "
+            "WHERE status = 'open' AND due_on >= ?",
+            [today],
+        ),
+        (
+            "SELECT customer_id, min(entered_on) FROM enrollments "
+            "WHERE status = 'active' AND entered_on > ?",
+            [today],
+        ),
+    ]
+    for metric, days in sorted(set(windows)):
+        sources.append(
+            (
+                f"SELECT customer_id, min(date(measured_on, '+{int(days)} days')) FROM signals "
+                "WHERE metric = ? AND measured_on > date(?, ?) AND measured_on <= ?",
+                [metric, today, f"-{int(days)} days", today],
+            )
+        )
+    for query, params in sources:
+        conn.execute(f"INSERT INTO temp.health_events {query}{todo} GROUP BY customer_id", params)
+    conn.execute(
+        "UPDATE health_state SET recheck_on = nullif(min(coalesce(recheck_on, ?), coalesce("
+        "(SELECT min(day) FROM temp.health_events e WHERE e.customer_id = health_state.customer_id), "
+        "?)), ?) WHERE customer_id IN (SELECT id FROM temp.health_todo)",
+        [_NEVER, _NEVER, _NEVER],
+    )
+
+
+def forget_states(store: Store) -> None:
+    store.conn.execute("DELETE FROM health_state")
+
+
+def forget_own_tasks(store: Store) -> None:
+    """The tasks the run's own plays created for the customers it scored: due today or
+    later, they change nothing today, and the day they fall overdue is in recheck_on."""
+    store.conn.execute(
+        "DELETE FROM health_dirty WHERE source = 'activities' "
+        "AND customer_id IN (SELECT id FROM temp.health_todo)"
+    )
+
+
+def verdicts(store: Store) -> tuple[int, int]:
+    """(active customers, those of them at risk) as the runs have scored them."""
+    row = store.conn.execute(
+        "SELECT count(*), coalesce(sum(at_risk), 0) FROM health_state h WHERE EXISTS "
+        "(SELECT 1 FROM enrollments e WHERE e.customer_id = h.customer_id AND e.status = 'active')"
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 # -- erasing a person, merging two records of one ------------------------------------------------
 
 
@@ -295,6 +451,13 @@ def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
         ).rowcount
         for table in ("signals", "health_snapshots", "health_episodes")
     }
+
+
+def forget_customer(store: Store, customer_id: int) -> None:
+    """The incremental run's bookkeeping of a customer erased or merged away: called
+    after their rows are gone, as those deletions mark them once more."""
+    for table in ("health_state", "health_dirty"):
+        store.conn.execute(f"DELETE FROM {table} WHERE customer_id = ?", [customer_id])
 
 
 def move_to_customer(store: Store, from_id: int, to_id: int, today: str) -> dict[str, int]:

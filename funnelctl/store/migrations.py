@@ -515,3 +515,67 @@ def m012_inbox(db: Database) -> None:
     ]
     for statement in statements:
         db.execute(statement)
+
+
+# What health scoring reads, table by table: (table, the customer column, the columns
+# whose change can change a score). A write to one of them marks the customer for the
+# next run (health_dirty), whichever command or program makes it.
+_HEALTH_INPUTS = (
+    ("customers", "id", None),
+    # not next_steps, which triggers keep as tasks and emails come and go
+    ("enrollments", "customer_id", "customer_id, funnel, stage, entered_on, status, owner"),
+    ("signals", "customer_id", None),
+    ("touchpoints", "customer_id", None),
+    ("activities", "customer_id", "customer_id, status, due_on"),
+    ("health_episodes", "customer_id", "customer_id"),
+    ("health_snapshots", "customer_id", "customer_id"),
+)
+
+
+@migrations()
+def m013_health_incremental(db: Database) -> None:
+    """The daily run scores only the customers whose health may have changed (issue 15).
+
+    ``health_dirty`` is filled by triggers on every table scoring reads, so no write
+    path (a command, an import, an undo, a merge, another program) can be missed; the
+    run takes the marks and rescores those customers. ``health_state`` keeps, for each
+    customer the run scored, the day it did, whether they were at risk, and
+    ``recheck_on``: the first day their result can change with no new input (a
+    days-since measure crossing into another band, a signal leaving its window, a task
+    falling overdue). Snapshots and episodes mark a customer only when a row is removed
+    or moved to another customer: the run writes them itself, as the result of a score.
+    """
+    statements = [
+        """
+        CREATE TABLE health_dirty (
+            customer_id INTEGER NOT NULL,
+            source TEXT NOT NULL,            -- the table written
+            PRIMARY KEY (customer_id, source)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE health_state (
+            customer_id INTEGER PRIMARY KEY,
+            scored_on TEXT NOT NULL,
+            at_risk INTEGER NOT NULL,
+            recheck_on TEXT                  -- none: not before an input changes
+        )
+        """,
+        "CREATE INDEX health_state_recheck ON health_state(recheck_on)",
+    ]
+    for table, column, watched in _HEALTH_INPUTS:
+        mark = "INSERT OR IGNORE INTO health_dirty (customer_id, source) VALUES"
+        if table not in ("health_episodes", "health_snapshots"):
+            statements.append(
+                f"CREATE TRIGGER {table}_health_insert AFTER INSERT ON {table} "
+                f"BEGIN {mark} (NEW.{column}, '{table}'); END"
+            )
+        of = f" OF {watched}" if watched else ""
+        statements += [
+            f"CREATE TRIGGER {table}_health_update AFTER UPDATE{of} ON {table} "
+            f"BEGIN {mark} (OLD.{column}, '{table}'); {mark} (NEW.{column}, '{table}'); END",
+            f"CREATE TRIGGER {table}_health_delete AFTER DELETE ON {table} "
+            f"BEGIN {mark} (OLD.{column}, '{table}'); END",
+        ]
+    for statement in statements:
+        db.execute(statement)

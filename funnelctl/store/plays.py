@@ -48,6 +48,22 @@ def last_start(store: Store, customer_id: int, play: str, by: str) -> str | None
     return None if row is None else row[0]
 
 
+def last_starts(store: Store, customer_ids: list[int], by: str) -> dict[tuple[int, str], str]:
+    """:func:`last_start` of every play of each of ``customer_ids``, read at once:
+    (customer_id, play) -> day."""
+    found: dict[tuple[int, str], str] = {}
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for customer_id, play, day in store.conn.execute(
+            "SELECT customer_id, play, max(started_on) FROM play_starts "
+            f"WHERE customer_id IN ({marks}) AND started_on <= ? GROUP BY customer_id, play",
+            [*chunk, by],
+        ):
+            found[(customer_id, play)] = day
+    return found
+
+
 def of_episode(store: Store, episode_id: int) -> list[PlayStart]:
     return [
         PlayStart.from_row(row)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,11 @@ class Record:
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in dataclasses.fields(cls))
+        # read for every row a store hands out: worked out once per class
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+        return names
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

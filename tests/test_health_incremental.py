@@ -1,0 +1,504 @@
+"""The incremental daily run: `run` scores only the customers whose health may have
+changed (an input written, a day count crossing into another band, a signal leaving a
+window, a task falling overdue), and ends up with exactly what scoring everyone
+(`run --rescore`) would have written: the same snapshots, episodes, plays, tasks,
+emails and timeline, day after day."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from funnelctl import health
+from funnelctl.activities import NextStep, add_task, complete_task, log_touchpoint
+from funnelctl.engine import Engine, pick_enrollment, run_tick
+from funnelctl.errors import FunnelError
+from funnelctl.health import at_risk_report, clockwork, record_signal
+from funnelctl.playbooks import (
+    Funnel,
+    HealthModel,
+    Library,
+    Measure,
+    Opportunity,
+    Stage,
+    load_library,
+)
+from funnelctl.store import Store, customers
+from funnelctl.store.activities import open_due_by
+from funnelctl.workspace import Settings, shipped_dir
+
+START = date(2026, 3, 2)
+TEAM = Settings(team=("ana", "bruno"), sender="Ana <ana@example.com>")
+FUNNELS = ["care", "care", "after-sales", "support"]
+STAGES = [
+    "live",
+    "watch",
+    "demand-analysis",
+    "customer-contact",
+    "deployment",
+    "follow-up-30",
+    "approved",
+    "onboarding",
+    "post-sales",
+    "retention",
+]
+METRICS = {
+    "nps": (0, 10),
+    "csat": (1, 5),
+    "logins": (0, 40),
+    "tickets": (0, 9),
+    "seats_used": (0, 30),
+}
+
+# A model that reads every kind of input, and the calendar in every way an expression can:
+# bare day counts (one that can be missing), a day count inside arithmetic, `today`, a
+# day count behind an `and` that usually stops before it, windows and a change over days.
+CRAFTED = HealthModel(
+    at_risk_below=55,
+    on_at_risk=("at-risk-rescue",),
+    measures=(
+        Measure("nps", "NPS", "signals.nps", 3, 9, 6),
+        Measure("tickets", "Tickets", 'signal_sum("tickets", 10)', 2, 2, 6, "lower"),
+        Measure("quiet", "Quiet", "days_since_touch", 2, 7, 20, "lower"),
+        Measure("reply", "Reply", "days_since_reply", 1, 10, 30, "lower"),
+        Measure("weeks", "Weeks in stage", "(days_in_stage or 0) / 7", 1, 2, 5, "lower"),
+        Measure("overdue", "Overdue", "overdue_tasks", 1, 0, 2, "lower"),
+        Measure("stuck", "Stuck", "days_stagnant", 1, 0, 5, "lower"),
+        Measure("logins", "Logins trend", 'signal_change("logins", 14)', 1, 0, -5),
+        Measure("csat", "CSAT", "signals.csat * 20 if 'csat' in signals else none", 1, 90, 70),
+        Measure("tenure", "Tenure", "days_since_signed", 1, 60, 10),
+    ),
+    opportunities=(
+        Opportunity(
+            "promoter",
+            "Promoter",
+            "'nps' in signals and signals.nps >= 9 and (days_since_signed or 0) >= 40",
+            "testimonial-ask",
+        ),
+        Opportunity(
+            "spring", "Spring seats", "today >= '2026-04-01' and (customer.seats or 0) > 10"
+        ),
+        Opportunity(
+            "busy",
+            "Busy",
+            'signal_avg("logins", 7) and signal_avg("logins", 7) > 20',
+            "upsell-conversation",
+        ),
+    ),
+)
+
+
+@functools.cache
+def shipped() -> Library:
+    return load_library(
+        [shipped_dir("playbooks")], templates_dir=shipped_dir("templates"), team=TEAM.team
+    )
+
+
+# A funnel where nothing happens by itself (no actions, no time-based moves): its
+# customers change only by what the steps do and by the calendar.
+CARE = Funnel(
+    "care",
+    "Care",
+    (Stage("live", "Live", stagnant_after=12), Stage("watch", "Watch", stagnant_after=3)),
+)
+
+
+# Smaller models, each moved by the calendar in one way only, so that most days most
+# customers are not scored and a wrong recheck day shows.
+MODELS = {
+    "mixed": CRAFTED,
+    "touch": HealthModel(
+        at_risk_below=60,
+        on_at_risk=("at-risk-rescue",),
+        measures=(
+            Measure("nps", "NPS", "signals.nps", 2, 9, 6),
+            Measure("quiet", "Quiet", "days_since_touch", 1, 6, 40, "lower"),
+            Measure("reply", "Reply", "days_since_reply", 1, 3, 30, "lower"),
+        ),
+    ),
+    "probe": HealthModel(
+        at_risk_below=60,
+        on_at_risk=("at-risk-rescue",),
+        measures=(
+            Measure("nps", "NPS", "signals.nps", 2, 9, 6),
+            Measure("weeks", "Weeks in stage", "(days_in_stage or 0) // 7", 1, 1, 3, "lower"),
+        ),
+        opportunities=CRAFTED.opportunities,
+    ),
+    "windows": HealthModel(
+        at_risk_below=60,
+        on_at_risk=("at-risk-rescue",),
+        measures=(
+            Measure("tickets", "Tickets", 'signal_sum("tickets", 10)', 2, 2, 6, "lower"),
+            Measure("logins", "Logins trend", 'signal_change("logins", 14)', 1, 0, -5),
+            Measure("avg", "Logins", 'signal_avg("logins", 7)', 1, 20, 5),
+        ),
+    ),
+    "tasks": HealthModel(
+        at_risk_below=60,
+        on_at_risk=("at-risk-rescue",),
+        measures=(
+            Measure("overdue", "Overdue", "overdue_tasks", 1, 0, 2, "lower"),
+            Measure("stuck", "Stuck", "days_stagnant", 1, 2, 5, "lower"),
+        ),
+    ),
+}
+
+
+def library_for(model: str) -> Library:
+    library = shipped()
+    library = dataclasses.replace(library, funnels={**library.funnels, "care": CARE})
+    return library if model == "shipped" else dataclasses.replace(library, health=MODELS[model])
+
+
+def new_store(library: Library, people: list[tuple[int, int | None, str]]) -> Store:
+    """Customers (signed so many days before START, seats, funnel), each enrolled."""
+    store = Store.memory()
+    today = START.isoformat()
+    with store.write():
+        for n, (signed, seats, funnel) in enumerate(people):
+            cid = customers.insert(
+                store,
+                {
+                    "email": f"c{n}@example.com",
+                    "name": f"C {n}",
+                    "owner": "ana",
+                    "signed_on": (START - timedelta(days=signed)).isoformat(),
+                    "seats": seats,
+                },
+                today,
+            )
+            customer = customers.get(store, cid)
+            assert customer is not None
+            Engine(store, library, TEAM, today).enroll(customer, library.funnel(funnel))
+    return store
+
+
+def act(store: Store, library: Library, step: tuple, today: str) -> None:
+    """One thing a consultant or an import does; a refused one changes nothing."""
+    kind, who, arg = step
+    email = f"c{who}@example.com"
+    try:
+        if kind == "signal":
+            metric, value, back = arg
+            on = (date.fromisoformat(today) - timedelta(days=back)).isoformat()
+            record_signal(store, email, metric, str(value), max(on, START.isoformat()), today)
+        elif kind == "touch":
+            log_touchpoint(
+                store,
+                library,
+                TEAM,
+                email,
+                channel="email",
+                direction=arg,
+                summary="x",
+                on=today,
+                today=today,
+                by=None,
+            )
+        elif kind == "task":
+            due = (date.fromisoformat(today) + timedelta(days=arg)).isoformat()
+            add_task(store, library, TEAM, email, NextStep("Call", due), today=today)
+        elif kind == "done":
+            with store.write():
+                customer = customers.find(store, email)
+                for task in open_due_by(store, arg):
+                    if task.customer_id == customer.id:
+                        complete_task(store, TEAM, task, today, None)
+        elif kind == "seats":
+            with store.write():
+                customers.update(store, customers.find(store, email).id, {"seats": arg}, today)
+        elif kind == "move":
+            with store.write():
+                customer = customers.find(store, email)
+                enrollment, funnel = pick_enrollment(
+                    store, library, customer, funnel_id=None, stage_id=arg
+                )
+                Engine(store, library, TEAM, today).move(enrollment, funnel, arg)
+        elif kind == "close":
+            with store.write():
+                customer = customers.find(store, email)
+                enrollment, _ = pick_enrollment(store, library, customer, funnel_id=None)
+                Engine(store, library, TEAM, today).close(enrollment, arg)
+        elif kind == "enroll":
+            with store.write():
+                customer = customers.find(store, email)
+                Engine(store, library, TEAM, today).enroll(customer, library.funnel(arg))
+    except FunnelError:
+        pass
+
+
+def book(store: Store) -> dict[str, list[tuple]]:
+    """Everything but the incremental run's own bookkeeping (and the random part of an
+    email's Message-ID)."""
+    tables = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+            "('health_state', 'health_dirty', 'meta', '_sqlite_migrations') "
+            "AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    found = {  # sorted here: a WITHOUT ROWID table (the inbox's) has no rowid to order by
+        t: sorted((tuple(r) for r in store.conn.execute(f"SELECT * FROM {t}")), key=repr)
+        for t in tables
+    }
+    found["outbox"] = [tuple(r) for r in store.conn.execute("SELECT * FROM outbox ORDER BY id")]
+    names = [c[1] for c in store.conn.execute("PRAGMA table_info(outbox)")]
+    at = names.index("message_id")
+    found["outbox"] = [row[:at] + row[at + 1 :] for row in found["outbox"]]
+    return found
+
+
+people = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=80),
+        st.one_of(st.none(), st.integers(min_value=1, max_value=20)),
+        st.sampled_from(FUNNELS),
+    ),
+    min_size=1,
+    max_size=4,
+)
+who = st.integers(min_value=0, max_value=3)
+step = st.one_of(
+    st.tuples(
+        st.just("signal"),
+        who,
+        st.sampled_from(sorted(METRICS)).flatmap(
+            lambda m: st.tuples(
+                st.just(m),
+                st.integers(min_value=METRICS[m][0], max_value=METRICS[m][1]),
+                st.integers(min_value=0, max_value=20),
+            )
+        ),
+    ),
+    st.tuples(st.just("touch"), who, st.sampled_from(["inbound", "outbound"])),
+    st.tuples(st.just("task"), who, st.integers(min_value=0, max_value=15)),
+    st.tuples(st.just("done"), who, st.just("9999-12-31")),
+    st.tuples(st.just("seats"), who, st.integers(min_value=0, max_value=20)),
+    st.tuples(st.just("move"), who, st.sampled_from(STAGES)),
+    st.tuples(st.just("close"), who, st.sampled_from(["lost", "won"])),
+    st.tuples(st.just("enroll"), who, st.sampled_from(FUNNELS)),
+    st.tuples(st.just("wait"), st.just(0), st.integers(min_value=0, max_value=25)),
+    st.tuples(st.just("wait"), st.just(0), st.integers(min_value=1, max_value=6)),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["shipped", "mixed", "touch", "probe", "windows"]),
+    people,
+    st.lists(step, min_size=1, max_size=30),
+)
+def test_the_incremental_run_writes_what_scoring_everyone_writes(model, folks, steps):
+    """Two copies of a random book live the same random days; one runs incrementally,
+    the other scores everyone every time. After every run they hold the same rows."""
+    library = library_for(model)
+    fast, full = new_store(library, folks), new_store(library, folks)
+    try:
+        day = START
+        runs = 0
+        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
+            today = day.isoformat()
+            if kind != "wait":
+                for store in (fast, full):
+                    act(store, library, (kind, who_ % len(folks), arg), today)
+                continue
+            day += timedelta(days=int(arg))
+            today = day.isoformat()
+            a = run_tick(fast, library, TEAM, today)
+            b = run_tick(full, library, TEAM, today, rescore=True)
+            runs += 1
+            assert a == b, f"run {runs} on {today}"
+            assert book(fast) == book(full), f"run {runs} on {today}"
+            # at-risk --live the next day, when the calendar has moved and nothing ran
+            later = (day + timedelta(days=int(arg) % 7)).isoformat()
+            assert at_risk_report(
+                fast, library, TEAM, later, everyone=True, live=True
+            ) == at_risk_report(
+                fast, library, TEAM, later, everyone=True, live=True, rescore=True
+            ), f"at-risk --live on {later}, after run {runs}"
+    finally:
+        fast.close()
+        full.close()
+
+
+# -- what the run scores --------------------------------------------------------------------
+
+
+@pytest.fixture
+def scored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The ids of the customers health scores, as it scores them."""
+    ids: list[int] = []
+    real = health._score
+
+    def spy(evaluate, model, customer):
+        ids.append(customer.id)
+        return real(evaluate, model, customer)
+
+    monkeypatch.setattr(health, "_score", spy)
+    yield ids
+
+
+def test_a_second_run_the_same_day_scores_nobody_and_a_signal_rescores_its_customer(scored):
+    library = shipped()
+    store = new_store(library, [(400, 10, "support"), (30, 5, "support"), (5, None, "support")])
+    try:
+        today = START.isoformat()
+        first = run_tick(store, library, TEAM, today)
+        assert sorted(scored) == [1, 2, 3]
+        scored.clear()
+        again = run_tick(store, library, TEAM, today)
+        assert (again["scored"], again["at_risk"]) == (first["scored"], first["at_risk"])
+        assert scored == []
+        record_signal(store, "c1@example.com", "nps", "2", today, today)
+        changed = run_tick(store, library, TEAM, today)
+        assert scored == [2]
+        assert changed["scored"] == 3  # the counts are those of the whole book
+        scored.clear()
+        run_tick(store, library, TEAM, today, rescore=True)
+        assert sorted(scored) == [1, 2, 3]
+    finally:
+        store.close()
+
+
+CARE_YAML = "id: care\ntitle: Care\nstages:\n  - id: live\n    title: Live\n"
+
+
+def test_a_quiet_customer_is_rescored_the_day_its_touch_measure_leaves_healthy(scored, tmp_path):
+    """The shipped `quiet` measure is healthy up to 21 days since the last touchpoint:
+    a customer touched on day 0 (and nothing else moving) is next scored on day 22,
+    then every day (its reason prints the days)."""
+    (tmp_path / "care.yaml").write_text(CARE_YAML)
+    library = load_library(
+        [shipped_dir("playbooks"), tmp_path], templates_dir=shipped_dir("templates"), team=TEAM.team
+    )
+    library = dataclasses.replace(
+        library,
+        health=HealthModel(
+            at_risk_below=50,
+            measures=(Measure("quiet", "Quiet", "days_since_touch", 1, 21, 60, "lower"),),
+        ),
+    )
+    store = new_store(library, [(0, None, "care")])
+    try:
+        act(store, library, ("touch", 0, "outbound"), START.isoformat())
+        for n in range(0, 30):
+            scored.clear()
+            run_tick(store, library, TEAM, (START + timedelta(days=n)).isoformat())
+            assert scored == ([1] if n == 0 or n >= 22 else []), n
+    finally:
+        store.close()
+
+
+def test_a_changed_model_is_scored_in_full(scored):
+    library = shipped()
+    store = new_store(library, [(0, None, "support"), (0, None, "support")])
+    try:
+        run_tick(store, library, TEAM, START.isoformat())
+        assert library.health is not None
+        stricter = dataclasses.replace(
+            library, health=dataclasses.replace(library.health, at_risk_below=90)
+        )
+        scored.clear()
+        run_tick(store, stricter, TEAM, START.isoformat())
+        assert sorted(scored) == [1, 2]
+    finally:
+        store.close()
+
+
+def test_a_write_from_outside_funnelctl_marks_its_customer(scored):
+    """The marks are triggers: a signal inserted with sqlite3 is seen too."""
+    library = shipped()
+    store = new_store(library, [(0, None, "support"), (0, None, "support")])
+    try:
+        run_tick(store, library, TEAM, START.isoformat())
+        with store.write():
+            store.conn.execute(
+                "INSERT INTO signals (customer_id, metric, value, measured_on, created_on) "
+                "VALUES (2, 'nps', 1, ?, ?)",
+                [START.isoformat(), START.isoformat()],
+            )
+        scored.clear()
+        summary = run_tick(store, library, TEAM, START.isoformat())
+        assert scored == [2]
+        assert summary["at_risk"] == 1
+        reasons = json.loads(
+            store.scalar("SELECT reasons FROM health_snapshots WHERE customer_id = 2")
+        )
+        assert reasons[0].startswith("Latest NPS answer: 1 is poor")
+    finally:
+        store.close()
+
+
+def test_what_the_clock_can_change_in_a_model():
+    clock = clockwork(CRAFTED)
+    assert clock.exact
+    assert clock.counts == {
+        "quiet": "days_since_touch",
+        "reply": "days_since_reply",
+        "stuck": "days_stagnant",
+        "tenure": "days_since_signed",
+    }
+    assert clock.windows == {("tickets", 10), ("logins", 14), ("logins", 7)}
+    assert "(days_in_stage or 0) / 7" in clock.probed
+    assert "signals.nps" not in clock.probed
+    reads_itself = dataclasses.replace(
+        CRAFTED, measures=(Measure("self", "Self", "health.score", 1, 50, 20),)
+    )
+    assert not clockwork(reads_itself).exact
+    computed = dataclasses.replace(
+        CRAFTED, measures=(Measure("w", "W", 'signal_sum("tickets", days_in_stage)', 1, 1, 5),)
+    )
+    assert not clockwork(computed).exact
+
+
+def test_a_customer_is_rescored_the_day_a_signal_leaves_a_window(scored):
+    """10 tickets counted over 10 days: the day they no longer count (measured on day 0,
+    out of the window on day 10) the customer is scored again, and not on the days
+    between, when nothing changes."""
+    windows = dataclasses.replace(MODELS["windows"], on_at_risk=())  # no play, no tasks
+    library = dataclasses.replace(library_for("windows"), health=windows)
+    store = new_store(library, [(0, None, "care")])
+    try:
+        act(store, library, ("signal", 0, ("tickets", 9, 0)), START.isoformat())
+        found = {}
+        for n in range(0, 13):
+            scored.clear()
+            summary = run_tick(store, library, TEAM, (START + timedelta(days=n)).isoformat())
+            found[n] = (scored == [1], summary["at_risk"])
+        assert found[0] == (True, 1)
+        assert all(found[n] == (False, 1) for n in range(1, 10)), found
+        assert found[10] == (True, 0)  # the tickets left the window: no input, no risk
+        assert found[11] == found[12] == (False, 0)
+    finally:
+        store.close()
+
+
+def test_a_run_for_an_earlier_day_leaves_the_next_run_scoring_everyone():
+    """Runs on days 10, 7 (a replay, with a signal written between) and 11: the same
+    rows as scoring everyone each time."""
+    nps = HealthModel(at_risk_below=60, measures=(Measure("nps", "NPS", "signals.nps", 1, 9, 6),))
+    library = dataclasses.replace(library_for("touch"), health=nps)  # nothing moves by itself
+    folks = [(0, None, "care"), (0, None, "care")]
+    fast, full = new_store(library, folks), new_store(library, folks)
+    try:
+        for n, signal in ((10, None), (7, ("nps", 2, 0)), (11, None), (12, ("nps", 10, 0))):
+            today = (START + timedelta(days=n)).isoformat()
+            for store in (fast, full):
+                if signal:
+                    act(store, library, ("signal", 1, signal), today)
+            run_tick(fast, library, TEAM, today)
+            run_tick(full, library, TEAM, today, rescore=True)
+            assert book(fast) == book(full), today
+    finally:
+        fast.close()
+        full.close()
