@@ -7,6 +7,7 @@ progress bars only when stdout is a terminal and NO_COLOR is not set.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import sys
@@ -166,8 +167,16 @@ def render(
     empty: str = "Nothing to show.",
     keep: Sequence[str] = (),
     compact: bool = False,
+    stream: bool = False,
+    screen: int | None = None,
 ) -> int:
     """Write rows to stdout as a table, JSON (every key) or CSV (``columns``).
+
+    A long list (``stream``) in a pipe is plain rows as they come: a header line, then
+    one tab-separated line per row, nothing cut, in flat memory. Otherwise the table is
+    drawn with Rich, which measures every row before printing the first: on a terminal
+    ``screen`` rows at most, then a line saying how many more there are and how to see
+    them.
 
     ``keep``: columns never cut or wrapped (what the user types next: an owner, an id);
     the others give way. ``compact``: no borders and one space between columns, for
@@ -177,8 +186,17 @@ def render(
         return write_json_rows(rows, sys.stdout)
     if fmt == "csv":
         return write_csv(rows, columns, sys.stdout)
+    if stream and not _terminal():
+        return _plain_rows(rows, columns, headers, empty)
     from rich.table import Table  # drawn for a person only: scripts never pay for rich
     from rich.text import Text
+
+    rows = iter(rows)
+    more = 0
+    if screen is not None:
+        shown = list(itertools.islice(rows, screen))
+        more = sum(1 for _ in rows)  # counted, not drawn
+        rows = iter(shown)
 
     table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
     if compact:
@@ -200,7 +218,50 @@ def render(
         stdout_console().print(table)
     else:
         message(empty)
+    if more:
+        message(f"{more} more not shown: --limit N shows N, a pipe (| less) or --format csv all.")
+    return count + more
+
+
+def _terminal() -> bool:
+    """Whether stdout is a terminal (a person reads it), whatever NO_COLOR says."""
+    return sys.stdout.isatty()
+
+
+def screen_rows(limit: int | None) -> int | None:
+    """How many rows a long list draws for a person: a screenful on a terminal when no
+    --limit was given (the rest are counted and named); no bound otherwise."""
+    if limit is not None or not _terminal():
+        return None
+    import shutil
+
+    return max(10, shutil.get_terminal_size().lines - 8)
+
+
+def _plain_rows(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    headers: Mapping[str, str] | None,
+    empty: str,
+) -> int:
+    """A table for a pipe: a header line, then a tab-separated line per row, written as
+    the rows come (tabs and line breaks inside a value become spaces)."""
+    out = sys.stdout
+    count = 0
+    for row in rows:
+        if not count:
+            names = [(headers or {}).get(c, c.replace("_", " ")) for c in columns]
+            out.write("\t".join(names) + "\n")
+        out.write("\t".join(plain_cell(row.get(c)) for c in columns) + "\n")
+        count += 1
+    if not count:
+        message(empty)
     return count
+
+
+def plain_cell(value: Any) -> str:
+    """A value on one line of plain text: its words joined by single spaces."""
+    return " ".join(cell_text(value).split())
 
 
 def write_styled(parts: Iterable[tuple[str, str | None]]) -> None:

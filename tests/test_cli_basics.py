@@ -85,3 +85,28 @@ def test_customer_added_on_today(run, workspace):
     assert shown["timeline"][0]["on"] == "2026-01-05"
     later = json.loads(run("customer", "show", "a@example.com", "-f", "json").stdout)
     assert later["created_on"] != TODAY or True
+
+
+def test_a_long_list_streams_plain_rows_in_a_pipe_and_shows_a_screenful_to_a_person(
+    run, demo, monkeypatch
+):
+    piped = run("customer", "list").stdout.splitlines()
+    assert piped[0].split("\t") == [
+        "id", "email", "name", "company", "owner", "plan", "mrr", "tags", "enrollments",
+    ]  # fmt: skip
+    assert len(piped) == 1 + 36  # the header, then every customer, uncut
+    assert piped[1].split("\t")[:3] == ["1", "lena.fischer@example.com", "Lena Fischer"]
+
+    from funnelctl import output
+
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    shown = run("customer", "list", env={"LINES": "20"})
+
+    drawn = [line for line in shown.stdout.splitlines() if "@example." in line]
+    assert len(drawn) == 12  # a screenful: 20 lines less the table's frame
+    assert shown.stderr == (
+        "24 more not shown: --limit N shows N, a pipe (| less) or --format csv all.\n"
+    )
+    limited = run("customer", "list", "--limit", "30", env={"LINES": "20"})
+    assert len([line for line in limited.stdout.splitlines() if "@example." in line]) == 30
+    assert limited.stderr == ""

@@ -212,7 +212,15 @@ def list_(
         rows = customers.listing(
             s.store, funnel=funnel, stage=stage, owner=owner, tag=tag, limit=limit
         )
-        output.render(rows, fmt, LIST_COLUMNS, title="Customers", empty="No customers match.")
+        output.render(
+            rows,
+            fmt,
+            LIST_COLUMNS,
+            title="Customers",
+            empty="No customers match.",
+            screen=output.screen_rows(limit),
+            stream=True,
+        )
 
 
 @app.command("show")

@@ -200,11 +200,7 @@ def _write_rows(items: Iterable[dict[str, Any]], today: str) -> None:
             item["stage"] or "",
             item["owner"] or "",
         )
-        out.write("\t".join(_plain(f) for f in fields) + "\n")
-
-
-def _plain(value: str) -> str:
-    return " ".join(output.cell_text(value).split()) if value else ""
+        out.write("\t".join(output.plain_cell(f) for f in fields) + "\n")
 
 
 # -- on a terminal ---------------------------------------------------------------------------

@@ -57,7 +57,15 @@ def list_(
             for row in outbox.listing(s.store, outbox.Status(status) if status else None)
         )
         shown = itertools.islice(rows, limit) if limit else rows
-        output.render(shown, fmt, COLUMNS, title="Outbox", empty="The outbox is empty.")
+        output.render(
+            shown,
+            fmt,
+            COLUMNS,
+            title="Outbox",
+            empty="The outbox is empty.",
+            screen=output.screen_rows(limit),
+            stream=True,
+        )
 
 
 @app.command("resolve")
