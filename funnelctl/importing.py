@@ -5,6 +5,10 @@ Every row is checked; if any is bad the transaction is rolled back and every
 bad row is reported with its line in the file (the header is line 1), unless
 ``skip_bad`` names a file to receive the rejected rows. Memory stays flat: the
 keys already seen in the file live in a temporary SQLite table, not in Python.
+
+Customers are imported in bulk (``bulkimport.py``) whenever the file allows it, with
+exactly the same results; the row-by-row import here is the reference, and what the
+bulk import falls back to (its docstring says when).
 """
 
 from __future__ import annotations

@@ -158,6 +158,10 @@ def tables(root: Path) -> dict[str, list[tuple[object, ...]]]:
             name: conn.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall() for name in names
         }
         found["meta"] = [row for row in found["meta"] if row[0] != "workspace_id"]
+        # the schema too: the triggers the bulk import lifts while it writes are back
+        found["sqlite_master"] = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+        ).fetchall()
         return found
     finally:
         conn.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from .customers import COLUMNS as CUSTOMER_COLUMNS
@@ -81,8 +82,11 @@ def start_staging(store: Store) -> None:
 
 
 def end_staging(store: Store) -> None:
-    store.conn.execute("DROP TABLE IF EXISTS temp.import_rows")
-    store.conn.execute("DROP TABLE IF EXISTS temp.import_events")
+    """Drop the staging tables; after a failure too, which this must never hide (they
+    go with the connection anyway)."""
+    with suppress(sqlite3.Error):
+        store.conn.execute("DROP TABLE IF EXISTS temp.import_rows")
+        store.conn.execute("DROP TABLE IF EXISTS temp.import_events")
 
 
 def stage(store: Store, rows: Iterable[Sequence[Any]]) -> None:
@@ -363,3 +367,41 @@ def set_owners(
     """The owners the entry actions gave: (owner, enrollment id), (owner, today, customer id)."""
     store.conn.executemany("UPDATE enrollments SET owner = ? WHERE id = ?", enrollments)
     store.conn.executemany("UPDATE customers SET owner = ?, updated_on = ? WHERE id = ?", customers)
+
+
+# The triggers that count an enrollment's next steps one task or email at a time.
+_STEP_TRIGGERS = ("activities_steps_insert", "outbox_steps_insert")
+
+
+@contextmanager
+def steps_counted_at_once(store: Store) -> Iterator[None]:
+    """Tasks and emails inserted in the block update their enrollments' ``next_steps``
+    with one UPDATE at the end, instead of one trigger run per row (half the cost of a
+    task's insert): the counts come out exactly as the triggers would leave them.
+
+    Only inside a write transaction, like the stage history's guards
+    (enrollments._history_unguarded): no other connection ever sees the triggers gone,
+    and they come back exactly as they were written (their own SQL, from the schema).
+    """
+    assert store.conn.in_transaction, "the next-step triggers are lifted only inside a write"
+    first_task, first_email = next_id(store, "activities"), next_id(store, "outbox")
+    triggers = store.conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
+        _STEP_TRIGGERS,
+    ).fetchall()
+    for name, _ in triggers:
+        store.conn.execute(f"DROP TRIGGER {name}")
+    try:
+        yield
+        store.conn.execute(
+            "UPDATE enrollments SET next_steps = next_steps + s.n FROM (SELECT enrollment_id "
+            "AS e, count(*) AS n FROM (SELECT enrollment_id FROM activities WHERE id >= ? "
+            "AND status = 'open' UNION ALL SELECT enrollment_id FROM outbox WHERE id >= ? "
+            "AND status = 'queued') WHERE enrollment_id IS NOT NULL GROUP BY enrollment_id) s "
+            "WHERE enrollments.id = s.e",
+            [first_task, first_email],
+        )
+    finally:
+        if store.conn.in_transaction:  # else SQLite already rolled it all back
+            for _, sql in triggers:
+                store.conn.execute(sql)
