@@ -116,7 +116,9 @@ class _Stager:
     def add(self, line: int, cells: list[str]) -> None:
         keys: dict[str, str | None] = {"email": None, "external_id": None}
         for index, target in self.identifiers:
-            value = self.restore(cells[index]).strip()
+            value = cells[index].strip()
+            if value[:1] == "'":
+                value = self.restore(value).strip()
             if value:
                 keys[str(target)] = value.lower() if target == "email" else value
         errors: list[str | None] = [None, None, None]
@@ -147,7 +149,7 @@ class _Stager:
                 keys["email"],
                 keys["external_id"],
                 *errors,
-                *(row.get(column) for column in customers.COLUMNS),
+                *[row.get(column) for column in customers.COLUMNS],
                 funnel,
                 stage,
                 entered,
@@ -341,19 +343,20 @@ class _Entry:
 
     def run(self) -> None:
         columns = ("id", *customers.COLUMNS, "created_on", "updated_on")
-        funnels: dict[str, Funnel] = {}
+        places: dict[tuple[str, str], tuple[Funnel, Stage]] = {}
         for count, row in enumerate(imports.enrolled(self.store), start=1):
-            funnel = funnels.get(row["funnel"]) or funnels.setdefault(
-                row["funnel"], self.library.funnel(row["funnel"])
-            )
+            place = places.get((row["funnel"], row["stage"]))
+            if place is None:
+                funnel = self.library.funnel(row["funnel"])
+                place = places[(row["funnel"], row["stage"])] = (funnel, funnel.stage(row["stage"]))
             customer = {c: row[c] for c in columns}
             visit = _Visit(
                 line=row["line"],
                 customer=customer,
                 enrollment_id=row["eid"],
                 visit_id=row["vid"],
-                funnel=funnel,
-                stage=funnel.stage(row["stage"]),
+                funnel=place[0],
+                stage=place[1],
                 on=row["entered"],
                 owner=customer["owner"],
             )

@@ -428,14 +428,18 @@ class _Importer:
         values: dict[str, Any] = {}
         custom: dict[str, str] = {}
         for number, (target, raw) in enumerate(zip(targets, cells, strict=True), start=1):
-            if target is None or not raw.strip():
+            if target is None:
+                continue
+            stripped = raw.strip()
+            if not stripped:
                 continue
             if target == UNNAMED:
                 raise RowError(
-                    f"column {number} has no name in the header but holds {raw.strip()!r}; "
+                    f"column {number} has no name in the header but holds {stripped!r}; "
                     "name the column or delete it"
                 )
-            raw = _restore(raw)
+            if stripped[0] == "'":  # only such a cell can be a neutralised formula
+                raw = _restore(raw)
             try:
                 if target.startswith("fields."):
                     name = target[len("fields.") :]
