@@ -7,6 +7,9 @@
 # first). Environment knobs:
 #   PYTHON=python3   interpreter for the generator and timeit.py
 #   SEED=1           generator seed (same seed, same file)
+#   REPEAT=1         rounds; each command's median seconds and peak are printed
+#   BEFORE=CMD       also time CMD (another funnelctl, e.g. an older checkout) in
+#                    each round, with the same arguments: before and after, one run
 #   KEEP=1           keep the temporary folder (CSV, workspace, logs) afterwards
 # Run by hand; never in CI. Timing numbers are for comparison on one machine.
 set -euo pipefail
@@ -34,18 +37,14 @@ else
 fi
 
 CSV="$TMP/customers.csv"
-WS="$TMP/ws"
-OTHER="$TMP/other.db"
+REPEAT="${REPEAT:-1}"
+case "$REPEAT" in
+    '' | *[!0-9]* | 0) echo "REPEAT must be a whole number from 1" >&2; exit 2 ;;
+esac
 
 echo "generating $N rows (seed $SEED) ..." >&2
 "$PYTHON" "$HERE/gen_customers.py" "$CSV" --rows "$N" --seed "$SEED"
 echo "csv: $(du -h "$CSV" | cut -f1)" >&2
-
-funnelctl init "$WS" >"$TMP/init.out" 2>"$TMP/init.err" || {
-    echo "Error: 'funnelctl init $WS' failed:" >&2
-    cat "$TMP/init.err" >&2
-    exit 1
-}
 
 FAILED=0
 
@@ -65,8 +64,22 @@ run() {
     fi
 }
 
-run funnelctl funnelctl import "$CSV" --home "$WS" --funnel after-sales
-run sqlite-utils sqlite-utils insert "$OTHER" customers "$CSV" --csv
+for round in $(seq "$REPEAT"); do
+    rm -rf "$TMP/ws" "$TMP/before-ws" "$TMP/other.db"
+    for ws in "$TMP/ws" ${BEFORE:+"$TMP/before-ws"}; do
+        funnelctl init "$ws" >"$TMP/init.out" 2>"$TMP/init.err" || {
+            echo "Error: 'funnelctl init $ws' failed:" >&2
+            cat "$TMP/init.err" >&2
+            exit 1
+        }
+    done
+    if [ -n "${BEFORE:-}" ]; then
+        # shellcheck disable=SC2086  # BEFORE may be a command with arguments
+        run "before.$round" $BEFORE import "$CSV" --home "$TMP/before-ws" --funnel after-sales
+    fi
+    run "funnelctl.$round" funnelctl import "$CSV" --home "$TMP/ws" --funnel after-sales
+    run "sqlite-utils.$round" sqlite-utils insert "$TMP/other.db" customers "$CSV" --csv
+done
 
 # Rows actually stored, read back with the standard library (best effort).
 count_rows() {
@@ -80,22 +93,45 @@ except Exception:
 PY
 }
 
-row() {
-    local name="$1" stored="$2" seconds="?" peak="?" code="?"
-    if [ -s "$TMP/$name.time" ]; then
-        read -r seconds peak code <"$TMP/$name.time"
-    fi
-    local note=""
-    [ "$code" = 0 ] || note="  (exit $code)"
-    [ "$stored" = "$N" ] || note="$note  (stored: $stored)"
-    printf '%-14s %10s %10s %10s%s\n' "$name" "$N" "$seconds" "$peak" "$note"
+# median NAME: "SECONDS PEAK_MB EXIT" over the rounds (the median of each; the worst exit)
+median() {
+    "$PYTHON" - "$TMP" "$1" "$REPEAT" <<'PY'
+import statistics, sys
+folder, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = []
+for r in range(1, rounds + 1):
+    try:
+        with open(f"{folder}/{name}.{r}.time") as fh:
+            seconds, peak, code = fh.read().split()
+        runs.append((float(seconds), float(peak), int(code)))
+    except (OSError, ValueError):
+        runs.append((float("nan"), float("nan"), -1))
+seconds = statistics.median(r[0] for r in runs)
+peak = statistics.median(r[1] for r in runs)
+code = next((r[2] for r in runs if r[2] != 0), 0)
+print(f"{seconds:.3f} {peak:.1f} {code}")
+PY
 }
 
+row() {
+    local name="$1" stored="$2" seconds peak code
+    read -r seconds peak code <<<"$(median "$name")"
+    local note="" ratio
+    ratio="$("$PYTHON" -c "import sys; a, b = map(float, sys.argv[1:]); print(f'{a / b:.2f}x')" \
+        "$seconds" "$REFERENCE" 2>/dev/null || echo '?')"
+    [ "$code" = 0 ] || note="  (exit $code)"
+    [ "$stored" = "$N" ] || note="$note  (stored: $stored)"
+    printf '%-14s %10s %10s %10s %8s%s\n' "$name" "$N" "$seconds" "$peak" "$ratio" "$note"
+}
+
+REFERENCE="$(median sqlite-utils | cut -d' ' -f1)"
 echo
-printf '%-14s %10s %10s %10s\n' command rows seconds "peak MB"
-printf '%-14s %10s %10s %10s\n' -------------- ---------- ---------- ----------
-row funnelctl "$(count_rows "$WS/funnel.db")"
-row sqlite-utils "$(count_rows "$OTHER")"
+echo "median of $REPEAT round(s); ratio: seconds over sqlite-utils'"
+printf '%-14s %10s %10s %10s %8s\n' command rows seconds "peak MB" ratio
+printf '%-14s %10s %10s %10s %8s\n' -------------- ---------- ---------- ---------- --------
+[ -n "${BEFORE:-}" ] && row before "$(count_rows "$TMP/before-ws/funnel.db")"
+row funnelctl "$(count_rows "$TMP/ws/funnel.db")"
+row sqlite-utils "$(count_rows "$TMP/other.db")"
 if [ "$FAILED" != 0 ]; then
     echo "a timed command failed; see the warnings above (KEEP=1 keeps the logs)" >&2
     exit 1

@@ -5,6 +5,10 @@ Every row is checked; if any is bad the transaction is rolled back and every
 bad row is reported with its line in the file (the header is line 1), unless
 ``skip_bad`` names a file to receive the rejected rows. Memory stays flat: the
 keys already seen in the file live in a temporary SQLite table, not in Python.
+
+Customers are imported in bulk (``bulkimport.py``) whenever the file allows it, with
+exactly the same results; the row-by-row import here is the reference, and what the
+bulk import falls back to (its docstring says when).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class ImportOptions:
     skip_bad: Path | None = None
     decimal: str | None = None  # the decimal mark of amounts; default: by the delimiter
     sheet: str | None = None  # the sheet of an .xlsx workbook (default: the first)
+    # The set-based import (bulkimport.py) when the file allows it; False: row by row.
+    set_based: bool = True
 
 
 # -- the row loop every import shares --------------------------------------------------
@@ -183,6 +189,7 @@ class ImportResult:
     enrolled: int = 0
     without_email: int = 0  # rows whose customer has no email: they can never be emailed
     bad: BadRows = field(default_factory=BadRows)
+    set_based: bool = False  # imported in bulk (bulkimport.py), not row by row
 
     @property
     def notes(self) -> list[str]:
@@ -421,14 +428,18 @@ class _Importer:
         values: dict[str, Any] = {}
         custom: dict[str, str] = {}
         for number, (target, raw) in enumerate(zip(targets, cells, strict=True), start=1):
-            if target is None or not raw.strip():
+            if target is None:
+                continue
+            stripped = raw.strip()
+            if not stripped:
                 continue
             if target == UNNAMED:
                 raise RowError(
-                    f"column {number} has no name in the header but holds {raw.strip()!r}; "
+                    f"column {number} has no name in the header but holds {stripped!r}; "
                     "name the column or delete it"
                 )
-            raw = _restore(raw)
+            if stripped[0] == "'":  # only such a cell can be a neutralised formula
+                raw = _restore(raw)
             try:
                 if target.startswith("fields."):
                     name = target[len("fields.") :]
@@ -635,17 +646,10 @@ def import_customers(
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile.header)
 
-        def import_row(line: int, cells: list[str]) -> None:
-            importer.check_unique(line, targets, cells)
-            with store.savepoint("import_row"):
-                importer.apply_row(line, importer.row_values(targets, cells))
-
         with _all_or_nothing(store, options.dry_run):
-            imports.start_seen(store)
-            importer.result.bad = each_row(
-                csvfile, import_row, on_row=on_row, on_bad=rejects.write if rejects else None
-            )
-            imports.end_seen(store)
+            bulk, csvfile = _set_based(importer, csvfile, targets, on_row, path, shown, rejects)
+            if bulk is None:
+                _row_by_row(importer, csvfile, targets, on_row, rejects)
             if rejects is None:
                 importer.result.bad.raise_if_any(
                     shown,
@@ -667,6 +671,55 @@ def import_customers(
         else:
             rejects.keep()
     return importer.result
+
+
+def _row_by_row(
+    importer: _Importer,
+    csvfile: Table,
+    targets: Sequence[str | None],
+    on_row: Callable[[int], None] | None,
+    rejects: _Rejects | None,
+) -> None:
+    """The reference import: each row checked and applied in its own savepoint."""
+    store = importer.store
+
+    def import_row(line: int, cells: list[str]) -> None:
+        importer.check_unique(line, targets, cells)
+        with store.savepoint("import_row"):
+            importer.apply_row(line, importer.row_values(targets, cells))
+
+    imports.start_seen(store)
+    importer.result.bad = each_row(
+        csvfile, import_row, on_row=on_row, on_bad=rejects.write if rejects else None
+    )
+    imports.end_seen(store)
+
+
+def _set_based(
+    importer: _Importer,
+    csvfile: Table,
+    targets: Sequence[str | None],
+    on_row: Callable[[int], None] | None,
+    path: Path,
+    shown: str,
+    rejects: _Rejects | None,
+) -> tuple[ImportResult | None, Table]:
+    """The set-based import (bulkimport.py); when the file needs the row import instead,
+    None and the file (opened again if it was read: nothing was written). --skip-bad
+    writes each bad row's cells as it is read: it always imports row by row."""
+    if rejects is not None or not importer.options.set_based:
+        return None, csvfile
+    from .bulkimport import import_set_based
+
+    result = import_set_based(importer, csvfile, targets, on_row)
+    if result is not None:
+        return result, csvfile
+    csvfile.close()
+    options = importer.options
+    reopened = open_table(
+        path, options.encoding, options.delimiter, shown, options.sheet, options.decimal
+    )
+    return None, reopened
 
 
 class _Lazy:

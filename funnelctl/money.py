@@ -54,8 +54,16 @@ def _plain(number: Decimal) -> str:
     return f"{number.normalize():f}"
 
 
+# Digits with a decimal point or none (149, 198.33): most of a file's amounts. Such a
+# value reads the same in any way below, unless it may be grouped (1.250: 1.25 or 1250).
+_PLAIN = re.compile(r"(\d+)(?:\.(\d+))?")
+
+
 def parse_amount(raw: str, decimal: str, *, given: bool = True) -> Decimal:
     """``raw`` as a number; ValueError says why not (the caller names the field)."""
+    plain = _PLAIN.fullmatch(raw.strip()) if decimal == "." else None
+    if plain is not None and (given or len(plain.group(2) or "") != 3):
+        return Decimal(f"{plain.group(1)}.{plain.group(2) or '0'}")
     value = _strip_currency(raw.strip())
     number = _read(value, decimal) if value else None
     name = "point" if decimal == "." else "comma"

@@ -66,13 +66,18 @@ class Customer(Record):
         return self.email or self.external_id or f"#{self.id}"
 
 
+# json.dumps with options builds an encoder per call: an import encodes every row.
+_TAGS = json.JSONEncoder(ensure_ascii=False).encode
+_FIELDS = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def encode(values: Mapping[str, Any]) -> Row:
     """A customer's values as stored: only known columns, tags and fields as JSON."""
     row = {k: v for k, v in values.items() if k in COLUMNS}
     if "tags" in row:
-        row["tags"] = json.dumps(list(row["tags"] or []), ensure_ascii=False)
+        row["tags"] = _TAGS(list(row["tags"] or []))
     if "fields" in row:
-        row["fields"] = json.dumps(dict(row["fields"] or {}), ensure_ascii=False, sort_keys=True)
+        row["fields"] = _FIELDS(dict(row["fields"] or {}))
     return row
 
 
