@@ -147,15 +147,18 @@ def tables(root: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every table, row by row in rowid order (the workspace's random id left out)."""
     conn = sqlite3.connect(root / "funnel.db")
     try:
-        names = [
-            row[0]
+        names = {
+            row[0]: "WITHOUT ROWID" in row[1]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name != "
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name != "
                 "'_sqlite_migrations' ORDER BY name"
             )
-        ]
-        found = {
-            name: conn.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall() for name in names
+        }
+        found = {  # a WITHOUT ROWID table (the inbox's) in its key's order
+            name: conn.execute(f"SELECT * FROM {name}").fetchall()
+            if keyed
+            else conn.execute(f"SELECT * FROM {name} ORDER BY rowid").fetchall()
+            for name, keyed in names.items()
         }
         found["meta"] = [row for row in found["meta"] if row[0] != "workspace_id"]
         # the schema too: the triggers the bulk import lifts while it writes are back
