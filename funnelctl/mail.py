@@ -437,7 +437,8 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR_SPEC = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 # ``ana@example.com`` or ``Ana Lima <ana@example.com>`` with a name of plain words.
 _PLAIN_ADDRESS = re.compile(rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})\Z")
-_PLAIN_MESSAGE_ID = re.compile(r"<[\x21-\x3b=\x3f-\x7e]+>\Z")
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>\Z")  # what make_msgid makes
 _MAX_LINE = _POLICY.max_line_length or 78
 # How ``set_content`` encodes a text part (a private function of the email package, the
 # same from Python 3.6 to 3.13): called, not copied, so that the payload is the library's
@@ -467,7 +468,7 @@ def _plain_headers(rendered: Rendered, message_id: str, when: datetime) -> list[
         if "=?" in line or not _PLAIN_TEXT.match(line) or len(line) > _MAX_LINE:
             return None
         lines.append(line)
-    if when.tzinfo is None or not _PLAIN_MESSAGE_ID.match(message_id):
+    if when.tzinfo is None or "=?" in message_id or not _PLAIN_MESSAGE_ID.match(message_id):
         return None
     unsubscribe = f"List-Unsubscribe: {unsubscribe_link(rendered.envelope_sender)}"
     if not _PLAIN_TEXT.match(unsubscribe) or len(unsubscribe) > _MAX_LINE:

@@ -169,6 +169,7 @@ def render(
     compact: bool = False,
     stream: bool = False,
     screen: int | None = None,
+    optional: Sequence[str] = (),
 ) -> int:
     """Write rows to stdout as a table, JSON (every key) or CSV (``columns``).
 
@@ -179,8 +180,10 @@ def render(
     them.
 
     ``keep``: columns never cut or wrapped (what the user types next: an owner, an id);
-    the others give way. ``compact``: no borders and one space between columns, for
-    tables of many small numbers (weeks) that must fit 80 columns.
+    the others give way. ``optional``: columns a screenful leaves out, in that order,
+    while its rows would not fit the terminal on one line each. ``compact``: no borders
+    and one space between columns, for tables of many small numbers (weeks) that must
+    fit 80 columns.
     """
     if fmt == "json":
         return write_json_rows(rows, sys.stdout)
@@ -202,6 +205,9 @@ def render(
     if compact:
         table.box, table.pad_edge, table.collapse_padding = None, False, True
     rows = list(rows)  # the table holds them all anyway, to measure its columns
+    if screen is not None:  # a screenful for a person: a column empty in all of it is noise
+        columns = [c for c in columns if any(cell_text(row.get(c)) for row in rows)] or columns
+        columns = _fitting(columns, rows, optional, headers)
     cells = [[Text(cell_text(row.get(c))) for c in columns] for row in rows]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
@@ -221,6 +227,29 @@ def render(
     if more:
         message(f"{more} more not shown: --limit N shows N, a pipe (| less) or --format csv all.")
     return count + more
+
+
+def _fitting(
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    optional: Sequence[str],
+    headers: Mapping[str, str] | None,
+) -> list[str]:
+    """``columns`` less the optional ones it takes for the rows to fit the terminal."""
+    from rich.cells import cell_len
+
+    def width(column: str) -> int:
+        name = (headers or {}).get(column, column.replace("_", " "))
+        return max([cell_len(name), *(cell_len(cell_text(r.get(column))) for r in rows)]) + 3
+
+    shown = list(columns)
+    limit = stdout_console().width
+    for column in optional:
+        if sum(map(width, shown)) + 1 <= limit:
+            break
+        if column in shown:
+            shown.remove(column)
+    return shown
 
 
 def _terminal() -> bool:

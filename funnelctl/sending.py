@@ -25,6 +25,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -146,6 +147,8 @@ class SmtpSender:
         self.name = transport.host
         self._worker: ThreadPoolExecutor | None = None
         self._pending: Future[Delivery] | None = None
+        self._stopping = threading.Event()  # close() while an envelope runs: no reconnect
+        self._in_data = False  # between the server's 354 and the message's end
 
     def open(self) -> None:
         if self.conn is None:
@@ -203,6 +206,8 @@ class SmtpSender:
 
     def _envelope(self, sender: str, recipients: list[str]) -> Delivery:
         for attempt in (1, 2):
+            if self._stopping.is_set():
+                raise ConnectionFailure("the run was stopped")
             if self.conn is None:
                 self.conn = self._connect()
             try:
@@ -213,10 +218,13 @@ class SmtpSender:
                 self._drop()
                 if _silent(exc):
                     raise ConnectionFailure(f"{self.transport.host} stopped answering") from None
-                if attempt == 2:
+                if attempt == 2 or self._stopping.is_set():
                     raise ConnectionFailure(
                         f"{self.transport.host} keeps closing the connection"
                     ) from None
+            except smtplib.SMTPResponseException as exc:  # a reply smtplib itself refused
+                self._drop()
+                _raise_for(exc.smtp_code, exc.smtp_error, "the server's reply")
         raise AssertionError("unreachable")
 
     def _start(self, conn: smtplib.SMTP, sender: str, recipients: list[str]) -> Delivery:
@@ -249,7 +257,11 @@ class SmtpSender:
         conn.putcmd("data")
         code, reply = conn.getreply()  # raises SMTPServerDisconnected: nothing left yet
         if code != 354:
+            # the transaction stays open on some servers: end it, or the next MAIL is refused
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.rset()
             _raise_for(code, reply, "message refused")
+        self._in_data = True
         return delivery
 
     def _content(self, data: bytes) -> None:
@@ -261,6 +273,7 @@ class SmtpSender:
         try:
             self.conn.send(body)
             code, reply = self.conn.getreply()
+            self._in_data = False
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise Uncertain(
@@ -271,6 +284,7 @@ class SmtpSender:
             _raise_for(code, reply, "message refused")
 
     def _drop(self) -> None:
+        self._in_data = False  # a cut line ends a message that was not finished
         if self.conn is not None:
             with contextlib.suppress(OSError):
                 self.conn.close()
@@ -281,15 +295,18 @@ class SmtpSender:
 
     def close(self) -> None:
         if self._pending is not None and not self._pending.done():
-            # left mid-envelope (Ctrl-C): cut the line, which delivers nothing and wakes
-            # the thread from its wait
-            if self.conn is not None and self.conn.sock is not None:
+            # left mid-envelope (Ctrl-C): no reconnect, and the line cut, which delivers
+            # nothing and wakes the thread from its wait
+            self._stopping.set()
+            conn = self.conn
+            if conn is not None and conn.sock is not None:
                 with contextlib.suppress(OSError):
-                    self.conn.sock.shutdown(socket.SHUT_RDWR)
-            self._drop()
+                    conn.sock.shutdown(socket.SHUT_RDWR)
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None
+        if self._in_data or self._stopping.is_set():
+            self._drop()  # a QUIT now would be read as the message's text: cut the line
         if self.conn is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
@@ -739,6 +756,8 @@ def _sent(store: Store, pending: Unrecorded, today: str) -> None:
         with store.write(patient=True):
             _record_sent(store, done, today)
     except FunnelError as exc:
+        if _already_sent(store, done.email.id):
+            return  # an interrupt came after the commit that recorded it
         raise FunnelError(
             f"Email e{done.email.id} was delivered, but recording that failed: {exc.message} "
             f"The next 'funnelctl send' shows it as uncertain and sends it again only if "
@@ -746,22 +765,33 @@ def _sent(store: Store, pending: Unrecorded, today: str) -> None:
         ) from None
 
 
+def _already_sent(store: Store, email_id: int) -> bool:
+    """Whether the email is recorded sent; False when even that cannot be read (the
+    database that failed the record may fail this too, in any of its ways)."""
+    with contextlib.suppress(Exception):
+        email = outbox.get(store, email_id)
+        return email is not None and email.status == outbox.Status.SENT
+    return False
+
+
 def _claim(store: Store, item: Prepared, pending: Unrecorded, today: str) -> bool:
     """Record the waiting email and claim this one, in one transaction. The claim may give
     up as busy; the record may not: then it is written alone, patiently, and the run stops
     with the claim's error. False when another run took this email."""
     recipients = ", ".join(item.rendered.recipients)
+    done = pending.done
     try:
         with store.write():
-            if pending.done is not None:
-                _record_sent(store, pending.done, today)
+            if done is not None:
+                _record_sent(store, done, today)
             claimed = outbox.claim(
                 store, item.email.id, subject=item.rendered.subject, recipients=recipients
             )
+            pending.done = None  # recorded when this commits; put back below if it fails
     except BaseException:
+        pending.done = done
         _sent(store, pending, today)
         raise
-    pending.done = None
     return claimed
 
 
@@ -982,8 +1012,8 @@ def _deliver(
                 if not _deliver_one(store, sender, item, built, today, now, report, rest, pending):
                     return
         finally:
+            _sent(store, pending, today)  # first: a second Ctrl-C must not lose the record
             builder.shutdown(wait=True, cancel_futures=True)
-            _sent(store, pending, today)
     finally:
         sender.close()
 
@@ -1022,6 +1052,7 @@ def _deliver_one(
         return True  # another run took it
     try:
         delivery = handover.finish(data)
+        pending.done = Delivered(email, _refused(delivery), now.isoformat(timespec="seconds"))
     except KeyboardInterrupt:
         _uncertain(store, email, "interrupted (Ctrl-C) while it was sent", today)
         raise Interrupted(
@@ -1055,12 +1086,14 @@ def _deliver_one(
             _defer_the_rest(store, rest, host, today, now, report)
             return False
         return True
-    refused = "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
     report.sent += 1
-    if refused:
-        report.problems.append(f"email e{email.id}: sent, but {refused}")
-    pending.done = Delivered(email, refused, now.isoformat(timespec="seconds"))
+    if pending.done.refused:
+        report.problems.append(f"email e{email.id}: sent, but {pending.done.refused}")
     return True
+
+
+def _refused(delivery: Delivery) -> str | None:
+    return "; ".join(f"refused {a}: {r}" for a, r in delivery.refused.items()) or None
 
 
 def _defer_the_rest(

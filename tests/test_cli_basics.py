@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 
 from conftest import TODAY
 
@@ -110,3 +111,23 @@ def test_a_long_list_streams_plain_rows_in_a_pipe_and_shows_a_screenful_to_a_per
     limited = run("customer", "list", "--limit", "30", env={"LINES": "20"})
     assert len([line for line in limited.stdout.splitlines() if "@example." in line]) == 30
     assert limited.stderr == ""
+
+
+def test_a_screenful_at_80_columns_leaves_out_columns_before_it_cuts_an_email(
+    run, demo, monkeypatch
+):
+    from funnelctl import output
+
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    # a terminal 80 columns wide (the test's stdout is not one, so Rich is told)
+    monkeypatch.setattr(
+        output, "stdout_console", lambda: output._console_class()(file=sys.stdout, width=80)
+    )
+    shown = run("customer", "list", env={"LINES": "20"}).stdout.splitlines()
+
+    assert all(len(line) <= 80 for line in shown)
+    header = next(line for line in shown if "email" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == [
+        "id", "email", "name", "owner", "enrollments",
+    ]  # fmt: skip
+    assert any("│ joana.ferreira@example.com  │" in line for line in shown)

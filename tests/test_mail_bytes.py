@@ -51,6 +51,13 @@ body = st.one_of(
 )
 
 
+message_ids = st.one_of(
+    st.just("<179601312003.26013.12531419804680525985@example.com>"),  # make_msgid's form
+    st.builds(lambda a, d: f"<{a}@{d}>", local, st.from_regex(r"[a-z0-9.-]{1,12}", fullmatch=True)),
+    st.builds(lambda t: f"<{t}>", words),  # anything: ; , " ( ) : \\ @@ [ ] spaces
+)
+
+
 @st.composite
 def rendered(draw: st.DrawFn) -> Rendered:
     return Rendered(
@@ -74,29 +81,29 @@ def same(a: bytes, b: bytes) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(message=rendered(), linesep=st.sampled_from(["\r\n", "\n"]))
+@given(message=rendered(), linesep=st.sampled_from(["\r\n", "\n"]), message_id=message_ids)
 def test_the_direct_writer_makes_the_libraries_bytes_or_leaves_the_message_to_it(
-    message: Rendered, linesep: str
+    message: Rendered, linesep: str, message_id: str
 ) -> None:
-    direct = _plain_message(message, "<1.2@example.com>", WHEN, linesep)
+    direct = _plain_message(message, message_id, WHEN, linesep)
     try:
-        built = build_message(message, "<1.2@example.com>", WHEN)
+        built = build_message(message, message_id, WHEN)
     except HeaderProblem:
         # refused before the first email is claimed, and never written directly
         assert direct is None
         with pytest.raises(HeaderProblem):
-            check_headers(message, "<1.2@example.com>")
+            check_headers(message, message_id)
         return
-    check_headers(message, "<1.2@example.com>")
+    check_headers(message, message_id)
     try:
         expected = wire_bytes(built, linesep=linesep)
     except HeaderProblem:  # its written form is refused, as that email is built to go
         assert direct is None
         with pytest.raises(HeaderProblem):
-            message_bytes(message, "<1.2@example.com>", WHEN, linesep)
+            message_bytes(message, message_id, WHEN, linesep)
         return
     assert direct is None or same(direct, expected)
-    assert same(message_bytes(message, "<1.2@example.com>", WHEN, linesep), expected)
+    assert same(message_bytes(message, message_id, WHEN, linesep), expected)
 
 
 def test_a_usual_email_is_written_directly() -> None:
@@ -138,3 +145,22 @@ def test_what_is_not_plain_goes_through_the_email_library(change: dict[str, obje
     }
     message = Rendered(**(values | change))  # type: ignore[arg-type]
     assert _plain_message(message, "<1.2@example.com>", WHEN, "\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    ["<a;b@x.com>", "<a,b@x.com>", '<a"b@x.com>', "<a(b)c@x.com>", "<a:b@x>", "<a\\b@x.com>",
+     "<a@b@c>", "<[x]@y>", "<a=?b@x.com>"],
+)  # fmt: skip
+def test_a_message_id_the_library_would_rewrite_is_left_to_it(message_id: str) -> None:
+    message = Rendered(
+        subject="Hi",
+        sender="ana@example.com",
+        to=["joe@example.com"],
+        cc=[],
+        bcc=[],
+        reply_to=None,
+        text="Hello\n",
+        html=None,
+    )
+    assert _plain_message(message, message_id, WHEN, "\r\n") is None

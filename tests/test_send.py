@@ -14,10 +14,12 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -1902,3 +1904,70 @@ def test_the_outbox_list_in_a_pipe_is_plain_rows_with_a_header(
         ["id", "ref", "customer", "template", "scheduled on", "status"],
         ["1", "e1", "joe@example.com", "welcome", "2026-03-02", "sent"],
     ]
+
+
+class _StrictServer:
+    """A bare SMTP server that refuses the first DATA command (451, before any byte of
+    the message) and, like Postfix, keeps that transaction open until RSET: a MAIL
+    without one is refused as nested."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.delivered: list[bytes] = []
+        self.nested = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        lines = conn.makefile("rb")
+        say = lambda text: conn.sendall(text.encode() + b"\r\n")  # noqa: E731
+        say("220 strict")
+        datas, open_mail = 0, False
+        for raw in lines:
+            verb = raw.decode().strip().split(" ")[0].upper()
+            if verb in ("EHLO", "HELO"):
+                say("250 strict")
+            elif verb == "MAIL":
+                if open_mail:
+                    self.nested += 1
+                    say("503 5.5.1 Error: nested MAIL command")
+                else:
+                    open_mail = True
+                    say("250 ok")
+            elif verb == "RCPT":
+                say("250 ok")
+            elif verb == "RSET":
+                open_mail = False
+                say("250 ok")
+            elif verb == "DATA":
+                datas += 1
+                if datas == 1:
+                    say("451 4.3.0 not now")
+                    continue
+                say("354 go on")
+                body = b"".join(iter(lines.readline, b".\r\n"))
+                self.delivered.append(body)
+                open_mail = False
+                say("250 queued")
+            elif verb == "QUIT":
+                say("221 bye")
+                break
+        conn.close()
+
+
+def test_a_refused_data_command_ends_its_transaction_so_the_next_email_still_goes(
+    run: Callable[..., Result], workspace: Path
+) -> None:
+    server = _StrictServer()
+    configure(workspace, smtp_yaml(server.port))
+    welcome(run, "ann@example.com", "Ann Lee")
+    welcome(run, "bob@example.com", "Bob Ray")
+
+    result, counts = send(run)
+
+    assert counts == summary(sent=1, deferred=1), result.stderr
+    assert server.nested == 0
+    assert [b"bob@example.com" in body for body in server.delivered] == [True]

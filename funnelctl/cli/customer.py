@@ -220,6 +220,8 @@ def list_(
             empty="No customers match.",
             screen=output.screen_rows(limit),
             stream=True,
+            keep=("id", "email", "owner"),
+            optional=("tags", "mrr", "plan", "company"),
         )
 
 

@@ -65,6 +65,7 @@ def list_(
             empty="The outbox is empty.",
             screen=output.screen_rows(limit),
             stream=True,
+            keep=("ref", "customer"),
         )
 
 
