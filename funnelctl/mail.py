@@ -239,16 +239,16 @@ def render(
     own = values.get("From")
     voice = speaker.address if speaker is not None and not own else None
     sender = own or voice or settings.sender
-    if not sender or "@" not in parseaddr(sender)[1]:
+    if not sender or "@" not in addr_spec(sender):
         raise HeaderProblem(
             "no sender: set 'sender' in funnelctl.yaml or a From: line in the template"
         )
     # bounces of a member's email go where the workspace's would, when it has an address
-    envelope = settings.sender if voice and "@" in parseaddr(settings.sender)[1] else None
+    envelope = settings.sender if voice and "@" in addr_spec(settings.sender) else None
     for address in (sender, envelope or sender):
-        if not parseaddr(address)[1].isascii():
+        if not addr_spec(address).isascii():
             raise HeaderProblem(
-                f"the sender address {parseaddr(address)[1]!r} has non-ASCII characters, which "
+                f"the sender address {addr_spec(address)!r} has non-ASCII characters, which "
                 "SMTP cannot carry without SMTPUTF8"
             )
     rendered = Rendered(
@@ -266,7 +266,7 @@ def render(
     )
     reply_to = [rendered.reply_to] if rendered.reply_to else []
     for address in [*rendered.to, *rendered.cc, *rendered.bcc, *reply_to]:
-        addr = parseaddr(address)[1]
+        addr = addr_spec(address)
         if "@" not in addr:
             raise HeaderProblem(f"{address!r} is not an email address")
         if not addr.isascii():
@@ -284,6 +284,13 @@ def converted(rendered: Rendered) -> Rendered:
     if rendered.markdown is None:
         return rendered
     return replace(rendered, html=_markdown_html(rendered.markdown), markdown=None)
+
+
+@lru_cache(maxsize=1024)
+def addr_spec(value: str) -> str:
+    """The address in ``Name <address>`` (``parseaddr``, whose parser is slow, read once per
+    distinct value: the same sender is checked several times in every email)."""
+    return parseaddr(value)[1]
 
 
 def _split(value: str) -> list[str]:
@@ -424,7 +431,7 @@ def _headers_message(rendered: Rendered, message_id: str, when: datetime) -> Ema
 def unsubscribe_link(sender: str) -> str:
     """``<mailto:ADDRESS?subject=unsubscribe>``: the address bounces come back to (the
     workspace's sender, the mailbox ``funnelctl inbox`` reads)."""
-    return f"<mailto:{parseaddr(sender)[1]}?subject=unsubscribe>"
+    return f"<mailto:{addr_spec(sender)}?subject=unsubscribe>"
 
 
 # -- the direct writer: plain messages without the email library's header objects ---------
@@ -578,7 +585,7 @@ def wire_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
 
 def message_id(settings: Settings) -> str:
     """A Message-ID fixed when the email is queued, so a resend can reuse it."""
-    domain = parseaddr(settings.sender)[1].rpartition("@")[2] or "funnelctl.invalid"
+    domain = addr_spec(settings.sender).rpartition("@")[2] or "funnelctl.invalid"
     return make_msgid(domain=domain)
 
 

@@ -1008,7 +1008,7 @@ def _deliver(
                 built = upcoming
                 if index + 1 < len(ready):
                     upcoming = builder.submit(build, ready[index + 1])
-                rest = [later.email for later in ready[index + 1 :]]
+                rest = _RestOf(ready, index + 1)
                 if not _deliver_one(store, sender, item, built, today, now, report, rest, pending):
                     return
         finally:
@@ -1016,6 +1016,18 @@ def _deliver(
             builder.shutdown(wait=True, cancel_futures=True)
     finally:
         sender.close()
+
+
+@dataclass(frozen=True)
+class _RestOf:
+    """The emails after the one being delivered, listed only when they must all be
+    deferred (a list made for every email would cost the square of a long outbox)."""
+
+    ready: list[Prepared]
+    start: int
+
+    def emails(self) -> list[OutboxEmail]:
+        return [item.email for item in self.ready[self.start :]]
 
 
 def _deliver_one(
@@ -1026,7 +1038,7 @@ def _deliver_one(
     today: str,
     now: datetime,
     report: SendReport,
-    rest: list[OutboxEmail],
+    rest: _RestOf,
     pending: Unrecorded,
 ) -> bool:
     """Claim one email (recording the one before in the same commit), hand it over, note
@@ -1067,7 +1079,7 @@ def _deliver_one(
             outbox.requeue_untouched(store, email.id, email.attempts, email.reason)
         raise
     except ConnectionFailure as exc:
-        _defer_the_rest(store, [email, *rest], exc, today, now, report, claimed_first=True)
+        _defer_the_rest(store, [email, *rest.emails()], exc, today, now, report, claimed_first=True)
         return False
     except TemporaryFailure as exc:
         with store.write(patient=True):
@@ -1083,7 +1095,7 @@ def _deliver_one(
         report.problems.append(f"email e{email.id}: {exc}")
         if exc.connection:  # the server went silent: the rest waits for a later run
             host = ConnectionFailure(f"{sender.name} stopped answering")
-            _defer_the_rest(store, rest, host, today, now, report)
+            _defer_the_rest(store, rest.emails(), host, today, now, report)
             return False
         return True
     report.sent += 1
