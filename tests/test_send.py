@@ -1377,8 +1377,6 @@ def test_a_non_ascii_password_is_refused_before_any_email_is_claimed(
 def test_a_server_that_never_answers_costs_one_timeout_for_the_whole_run(
     run: Callable[..., Result], workspace: Path
 ) -> None:
-    import socket
-    import threading
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -1438,31 +1436,32 @@ def test_a_damaged_database_stops_send_at_its_first_error_and_every_later_run(
     assert [r.rcpt_tos for r in smtp.received] == [["joe@example.com"]]
 
 
+def hold_the_database(ws: Path, held: threading.Event) -> None:
+    """Another writer (an import of 100k rows, say) takes the write lock and keeps it far
+    past the busy timeout; returns once it holds it (``held`` is set)."""
+
+    def holder() -> None:
+        conn = sqlite3.connect(ws / "funnel.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(1.5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    threading.Thread(target=holder, daemon=True).start()
+    held.wait(5)
+
+
 def test_a_delivered_email_is_recorded_even_while_another_writer_holds_the_database(
     run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
 
     from funnelctl.store import db as store_module
 
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
     welcome(run, "joe@example.com", "Joe Bloggs")
     held = threading.Event()
-
-    def hold_the_database() -> None:
-        # an import of 100k rows, say: it holds the write lock far past the busy timeout
-        def holder() -> None:
-            conn = sqlite3.connect(ws / "funnel.db", isolation_level=None)
-            conn.execute("BEGIN IMMEDIATE")
-            held.set()
-            time.sleep(1.5)
-            conn.execute("COMMIT")
-            conn.close()
-
-        threading.Thread(target=holder, daemon=True).start()
-        held.wait(5)
-
-    smtp.handler.on_data = hold_the_database
+    smtp.handler.on_data = lambda: hold_the_database(ws, held)
 
     result, counts = send(run)
 
@@ -1477,7 +1476,6 @@ def test_when_the_next_claim_gives_up_as_busy_the_delivered_email_is_still_recor
     """A delivered email is recorded in the same commit as the next email's claim; when
     that commit gives up (another writer holds the database), the record is written
     alone, patiently, and the next email stays queued for a later run."""
-    import threading
 
     from funnelctl.store import db as store_module
 
@@ -1485,23 +1483,7 @@ def test_when_the_next_claim_gives_up_as_busy_the_delivered_email_is_still_recor
     welcome(run, "ann@example.com", "Ann Lee")
     welcome(run, "bob@example.com", "Bob Ray")
     held = threading.Event()
-
-    def hold_the_database() -> None:
-        if held.is_set():
-            return
-
-        def holder() -> None:
-            conn = sqlite3.connect(ws / "funnel.db", isolation_level=None)
-            conn.execute("BEGIN IMMEDIATE")
-            held.set()
-            time.sleep(1.5)
-            conn.execute("COMMIT")
-            conn.close()
-
-        threading.Thread(target=holder, daemon=True).start()
-        held.wait(5)
-
-    smtp.handler.on_data = hold_the_database
+    smtp.handler.on_data = lambda: None if held.is_set() else hold_the_database(ws, held)
 
     result = run("send", "--format", "json")
 
