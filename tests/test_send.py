@@ -1377,7 +1377,6 @@ def test_a_non_ascii_password_is_refused_before_any_email_is_claimed(
 def test_a_server_that_never_answers_costs_one_timeout_for_the_whole_run(
     run: Callable[..., Result], workspace: Path
 ) -> None:
-
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
