@@ -147,13 +147,11 @@ class Recorder:
             return any(state.customer_with_address(self.store, a) for a in found.recipients)
         if found.report:
             return True
+        if not found.sender or found.sender in self.own:
+            return False  # a colleague in the thread, a Bcc to self: no customer wrote
         if found.references and outbox.by_message_ids(self.store, found.references):
             return True
-        return (
-            bool(found.sender)
-            and found.sender not in self.own
-            and state.customer_with_address(self.store, found.sender)
-        )
+        return state.customer_with_address(self.store, found.sender)
 
     # -- what it means ----------------------------------------------------------------------------
 
@@ -165,12 +163,14 @@ class Recorder:
 
     def _customer_of(self, mail: Mail) -> tuple[Customer | None, OutboxEmail | None]:
         """Whose message it is: the customer of the email it answers (In-Reply-To,
-        References), else the customer with the sender's address."""
+        References), else the customer with the sender's address. A message from one of
+        our own addresses is no one's: a colleague answering in the thread (Cc to the
+        shared mailbox) or a Bcc to self is not the customer writing back."""
+        if not mail.sender or mail.sender in self.own:
+            return None, None
         email = outbox.by_message_ids(self.store, mail.references) if mail.references else None
         if email is not None and email.partner is None:
             return customers.get(self.store, email.customer_id), email
-        if not mail.sender or mail.sender in self.own:
-            return None, None
         return customers.by(self.store, "email", mail.sender), None
 
     def _from_customer(self, mail: Mail) -> str | None:

@@ -201,6 +201,21 @@ def test_a_reply_drops_the_call_and_the_follow_up_with_no_typing(run, ws, smtp, 
     assert dovecot.count("INBOX") == 1
 
 
+@pytest.mark.parametrize("text", ["I'll call Bob on Thursday.", "stop"])
+def test_our_own_message_in_the_thread_is_not_the_customers_reply(run, ws, smtp, dovecot, text):
+    """A colleague's answer in the thread (Cc to the shared mailbox), a Bcc to self: the
+    customer has not written, so nothing waiting for their reply stops."""
+    enrolled(run, BOB)
+    message_id = welcome_sent(run, smtp, BOB)
+    dovecot.append("INBOX", samples.gmail_reply(ME.upper(), BOB, message_id, text))
+
+    assert inbox(run) == counts(read=1, unmatched=1)
+    assert task_status(ws, BOB) == "open"
+    assert emails(ws, BOB)["nudge"] == ("queued", None)
+    assert sql(ws, "SELECT count(*), sum(do_not_email) FROM customers") == [(1, 0)]
+    assert sql(ws, "SELECT count(*) FROM touchpoints WHERE direction = 'inbound'") == [(0,)]
+
+
 def test_an_out_of_office_answer_changes_nothing(run, ws, smtp, dovecot):
     enrolled(run, BOB)
     message_id = welcome_sent(run, smtp, BOB)
