@@ -13,11 +13,12 @@ bounced is held until it changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import FunnelError
 from .store import Store, customers, events, outbox
 from .store import inbox as state
 
@@ -109,8 +110,25 @@ class Recorder:
         with self.store.write():
             for data in batch.messages:
                 self.report.read += 1
-                self.record(data, role)
+                self.record_alone(data, role)
             batch.remember(self.store, self.today)
+
+    def record_alone(self, data: bytes, role: str) -> None:
+        """Record one message in a savepoint: an unexpected problem with it (a message
+        shaped as no test foresaw) undoes its records and counts it unmatched, rather
+        than stopping the folder on it at every run. The store's own problems (busy,
+        disk full: a FunnelError or sqlite3's errors, none of these classes) and the
+        mailbox's still stop the run: nothing else could be recorded."""
+        from .mailparse import MALFORMED
+
+        report = replace(self.report)
+        try:
+            with self.store.savepoint("inbox_message"):
+                self.record(data, role)
+        except FunnelError:
+            raise
+        except (*MALFORMED, ArithmeticError, AssertionError):
+            self.report = replace(report, unmatched=report.unmatched + 1)
 
     def record(self, data: bytes, role: str) -> None:
         """Record one message; its body is read only when its headers concern someone."""
@@ -159,7 +177,11 @@ class Recorder:
         """The message's day in the workspace's zone (never after today)."""
         if mail.date is None:
             return self.today
-        return min(mail.date.astimezone(self.settings.zone).date().isoformat(), self.today)
+        try:
+            day = mail.date.astimezone(self.settings.zone).date().isoformat()
+        except (OverflowError, ValueError):  # past the calendar's edge in this zone
+            return self.today
+        return min(day, self.today)
 
     def _customer_of(self, mail: Mail) -> tuple[Customer | None, OutboxEmail | None]:
         """Whose message it is: the customer of the email it answers (In-Reply-To,

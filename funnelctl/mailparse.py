@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from email import message_from_bytes
 from email import policy as email_policy
 from email.errors import MessageError
@@ -313,9 +313,10 @@ def _date(value: str) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(value)
+        # in UTC here, where a date at the calendar's edge fails (31 Dec 9999 -0100)
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _one_line(text: str) -> str:
