@@ -48,9 +48,24 @@ class Batch:
 # -- Maildir ---------------------------------------------------------------------------------------
 
 
+class MailboxProblem(FunnelError):
+    """The mailbox cannot be read (a folder, the server): nothing more was read from it."""
+
+
 def maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     """The files of the Maildir at ``path`` not read before, oldest name first. A file's
     unique name is its name without the flags a mail client adds (``:2,S``)."""
+    try:
+        yield from _maildir_batches(store, path)
+    except OSError as exc:
+        raise MailboxProblem(
+            f"The Maildir {path} cannot be read: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + "; check its permissions (inbox.maildir in funnelctl.yaml)."
+        ) from None
+
+
+def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     folder = f"maildir:{path}"
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FunnelError(
@@ -104,7 +119,7 @@ def _head_of(file: Path, root: Path, unique: str) -> bytes | None:
 # -- IMAP ------------------------------------------------------------------------------------------
 
 
-class ImapProblem(FunnelError):
+class ImapProblem(MailboxProblem):
     """The IMAP server cannot be reached or refuses: nothing was read from it."""
 
 

@@ -213,3 +213,19 @@ def test_a_problem_of_the_store_still_stops_the_reading(run, ws, monkeypatch):
     monkeypatch.setattr(activities, "record_touchpoint", real)
     assert inbox(run)["replies"] == 1  # read again on the next run
 
+
+def test_a_maildir_that_cannot_be_read_is_named_and_run_still_ticks(run, ws, monkeypatch):
+    real = os.listdir
+
+    def denied(path: Any) -> list[str]:
+        if "INBOX" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    result = run("inbox")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "Mail/INBOX" in result.stderr and "Permission denied" in result.stderr
+    result = run("run", "-f", "json")
+    assert result.exit_code == 1 and "The inbox was not read" in result.stderr
+    assert "inbox_read" not in json.loads(result.stdout)  # the tick ran all the same
