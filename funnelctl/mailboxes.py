@@ -151,19 +151,28 @@ class ImapReader:
             ) from None
 
     def open(self) -> None:
-        i = self.inbox
+        """Connect and log in; a connection that fails on the way is logged out."""
         try:
-            conn: imaplib.IMAP4
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        i = self.inbox
+        step = "login"
+        try:
             if i.security == "ssl":
-                conn = imaplib.IMAP4_SSL(
+                self.conn = imaplib.IMAP4_SSL(
                     i.host, i.port, ssl_context=self._tls(), timeout=i.timeout_s
                 )
             else:
-                conn = imaplib.IMAP4(i.host, i.port, timeout=i.timeout_s)
+                self.conn = imaplib.IMAP4(i.host, i.port, timeout=i.timeout_s)
                 if i.security == "starttls":
-                    conn.starttls(ssl_context=self._tls())
-            self.conn = conn
-            conn.login(i.username or "", self.password)
+                    step = "starttls"
+                    self.conn.starttls(ssl_context=self._tls())
+                    step = "login"
+            self.conn.login(i.username or "", self.password)
         except ssl.SSLCertVerificationError as exc:
             raise ImapProblem(
                 f"The IMAP server {self._where()} has a certificate this machine does not "
@@ -172,6 +181,11 @@ class ImapReader:
         except imaplib.IMAP4.abort as exc:
             raise ImapProblem(f"The IMAP server {self._where()} closed the line: {exc}") from None
         except imaplib.IMAP4.error as exc:
+            if step == "starttls":
+                raise ImapProblem(
+                    f"The IMAP server {self._where()} refused STARTTLS: {_said(exc)} (for a "
+                    "server that speaks TLS from the start, set inbox.security: ssl)."
+                ) from None
             raise ImapProblem(
                 f"The IMAP server {self._where()} refused the login for {i.username}: {_said(exc)}"
             ) from None

@@ -396,3 +396,32 @@ def test_a_missing_folder_is_named(run, ws, smtp, dovecot):
     result = run("inbox")
     assert result.exit_code == 1
     assert "'Sent Items' cannot be opened" in result.stderr
+
+
+def test_a_failed_login_logs_out_and_a_refused_starttls_is_named(run, ws, dovecot, monkeypatch):
+    import imaplib
+
+    logouts: list[str] = []
+    real_logout = imaplib.IMAP4.logout
+
+    def logout(self: imaplib.IMAP4) -> Any:
+        logouts.append("logout")
+        return real_logout(self)
+
+    monkeypatch.setattr(imaplib.IMAP4, "logout", logout)
+    monkeypatch.setenv("FUNNELCTL_IMAP_PASSWORD", "wrong")
+    result = run("inbox")
+    assert result.exit_code == 1 and "refused the login" in result.stderr
+    assert logouts == ["logout"]
+
+    def no_starttls(self: imaplib.IMAP4, ssl_context: Any = None) -> Any:
+        raise imaplib.IMAP4.error("STARTTLS extension not supported by server.")
+
+    monkeypatch.setattr(imaplib.IMAP4, "starttls", no_starttls)
+    settings = ws / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text().replace("security: none\n  username", "security: starttls\n  username")
+    )
+    result = run("inbox")
+    assert result.exit_code == 1 and "refused STARTTLS" in result.stderr
+    assert "refused the login" not in result.stderr and logouts == ["logout", "logout"]
