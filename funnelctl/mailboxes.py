@@ -9,6 +9,7 @@ that an interrupted reading goes on where it stopped.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import imaplib
 import os
@@ -135,6 +136,12 @@ class ImapReader:
                 f"{inbox.password_env} (inbox.password_env in funnelctl.yaml); it is never "
                 "read from a file."
             )
+        if not (password.isascii() and (inbox.username or "").isascii()):
+            raise ImapProblem(
+                f"The IMAP user name or the password in the environment variable "
+                f"{inbox.password_env} has non-ASCII characters, which IMAP login (Python's "
+                "imaplib) cannot send; use an ASCII password, such as an app password."
+            )
         self.password = password
         self.conn: imaplib.IMAP4 | None = None
 
@@ -207,7 +214,7 @@ class ImapReader:
         conn = self.conn
         folder = f"imap://{self.inbox.username}@{self._where()}/{name}"
         try:
-            typ, data = conn.select(_quoted(name), readonly=True)
+            typ, data = conn.select(_quoted(_modified_utf7(name)), readonly=True)
             if typ != "OK":
                 raise ImapProblem(
                     f"The IMAP folder {name!r} cannot be opened on {self._where()}: "
@@ -236,6 +243,10 @@ class ImapReader:
             ) from None
         except OSError as exc:
             raise ImapProblem(f"The IMAP server {self._where()} stopped answering: {exc}") from None
+        except UnicodeError as exc:
+            raise ImapProblem(
+                f"The IMAP folder {name!r} on {self._where()} cannot be read: {exc}"
+            ) from None
 
     def _highest_uid(self) -> int:
         assert self.conn is not None
@@ -280,6 +291,28 @@ def _number(values: list[bytes | None] | None) -> int | None:
 def _quoted(name: str) -> str:
     """A folder name as an IMAP quoted string (imaplib sends arguments as given)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _modified_utf7(name: str) -> str:
+    """A folder name as IMAP writes it (RFC 3501 5.1.3: modified UTF-7), since imaplib
+    sends its arguments as ASCII: "Envoyés" -> "Envoy&AOk-s"."""
+    out: list[str] = []
+    wide: list[str] = []
+
+    def flush() -> None:
+        if wide:
+            coded = base64.b64encode("".join(wide).encode("utf-16-be")).rstrip(b"=")
+            out.append("&" + coded.decode("ascii").replace("/", ",") + "-")
+            wide.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            wide.append(char)
+    flush()
+    return "".join(out)
 
 
 def _text(data: Sequence[object] | None) -> str:

@@ -398,6 +398,22 @@ def test_a_missing_folder_is_named(run, ws, smtp, dovecot):
     assert "'Sent Items' cannot be opened" in result.stderr
 
 
+def test_a_non_ascii_password_is_refused_in_a_sentence(run, ws, monkeypatch):
+    monkeypatch.setenv("FUNNELCTL_IMAP_PASSWORD", "s\u00e9nha")
+    for command in (("inbox",), ("run", "-f", "json")):
+        result = run(*command)
+        assert result.exit_code == 1 and "Traceback" not in result.stderr
+        assert "non-ASCII" in result.stderr and "FUNNELCTL_IMAP_PASSWORD" in result.stderr
+        assert "s\u00e9nha" not in result.stderr
+
+
+def test_a_folder_with_a_non_ascii_name_is_read(run, ws, smtp, dovecot):
+    dovecot.append("Envoy&AOk-s", samples.sent_by_hand(ME, BOB))  # "Envoyés", modified UTF-7
+    ok(run("customer", "add", BOB))
+    configure(ws, smtp.port, imap_yaml(dovecot, sent="Envoyés"))
+    assert inbox(run) == counts(read=1, outbound=1)
+
+
 def test_a_failed_login_logs_out_and_a_refused_starttls_is_named(run, ws, dovecot, monkeypatch):
     import imaplib
 
