@@ -13,11 +13,12 @@ bounced is held until it changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import FunnelError
 from .store import Store, customers, events, outbox
 from .store import inbox as state
 
@@ -109,8 +110,25 @@ class Recorder:
         with self.store.write():
             for data in batch.messages:
                 self.report.read += 1
-                self.record(data, role)
+                self.record_alone(data, role)
             batch.remember(self.store, self.today)
+
+    def record_alone(self, data: bytes, role: str) -> None:
+        """Record one message in a savepoint: an unexpected problem with it (a message
+        shaped as no test foresaw) undoes its records and counts it unmatched, rather
+        than stopping the folder on it at every run. The store's own problems (busy,
+        disk full: a FunnelError or sqlite3's errors, none of these classes) and the
+        mailbox's still stop the run: nothing else could be recorded."""
+        from .mailparse import MALFORMED
+
+        report = replace(self.report)
+        try:
+            with self.store.savepoint("inbox_message"):
+                self.record(data, role)
+        except FunnelError:
+            raise
+        except (*MALFORMED, ArithmeticError, AssertionError):
+            self.report = replace(report, unmatched=report.unmatched + 1)
 
     def record(self, data: bytes, role: str) -> None:
         """Record one message; its body is read only when its headers concern someone."""
@@ -147,13 +165,11 @@ class Recorder:
             return any(state.customer_with_address(self.store, a) for a in found.recipients)
         if found.report:
             return True
+        if not found.sender or found.sender in self.own:
+            return False  # a colleague in the thread, a Bcc to self: no customer wrote
         if found.references and outbox.by_message_ids(self.store, found.references):
             return True
-        return (
-            bool(found.sender)
-            and found.sender not in self.own
-            and state.customer_with_address(self.store, found.sender)
-        )
+        return state.customer_with_address(self.store, found.sender)
 
     # -- what it means ----------------------------------------------------------------------------
 
@@ -161,16 +177,22 @@ class Recorder:
         """The message's day in the workspace's zone (never after today)."""
         if mail.date is None:
             return self.today
-        return min(mail.date.astimezone(self.settings.zone).date().isoformat(), self.today)
+        try:
+            day = mail.date.astimezone(self.settings.zone).date().isoformat()
+        except (OverflowError, ValueError):  # past the calendar's edge in this zone
+            return self.today
+        return min(day, self.today)
 
     def _customer_of(self, mail: Mail) -> tuple[Customer | None, OutboxEmail | None]:
         """Whose message it is: the customer of the email it answers (In-Reply-To,
-        References), else the customer with the sender's address."""
+        References), else the customer with the sender's address. A message from one of
+        our own addresses is no one's: a colleague answering in the thread (Cc to the
+        shared mailbox) or a Bcc to self is not the customer writing back."""
+        if not mail.sender or mail.sender in self.own:
+            return None, None
         email = outbox.by_message_ids(self.store, mail.references) if mail.references else None
         if email is not None and email.partner is None:
             return customers.get(self.store, email.customer_id), email
-        if not mail.sender or mail.sender in self.own:
-            return None, None
         return customers.by(self.store, "email", mail.sender), None
 
     def _from_customer(self, mail: Mail) -> str | None:

@@ -9,6 +9,7 @@ that an interrupted reading goes on where it stopped.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import imaplib
 import os
@@ -48,9 +49,24 @@ class Batch:
 # -- Maildir ---------------------------------------------------------------------------------------
 
 
+class MailboxProblem(FunnelError):
+    """The mailbox cannot be read (a folder, the server): nothing more was read from it."""
+
+
 def maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     """The files of the Maildir at ``path`` not read before, oldest name first. A file's
     unique name is its name without the flags a mail client adds (``:2,S``)."""
+    try:
+        yield from _maildir_batches(store, path)
+    except OSError as exc:
+        raise MailboxProblem(
+            f"The Maildir {path} cannot be read: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + "; check its permissions (inbox.maildir in funnelctl.yaml)."
+        ) from None
+
+
+def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     folder = f"maildir:{path}"
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FunnelError(
@@ -104,7 +120,7 @@ def _head_of(file: Path, root: Path, unique: str) -> bytes | None:
 # -- IMAP ------------------------------------------------------------------------------------------
 
 
-class ImapProblem(FunnelError):
+class ImapProblem(MailboxProblem):
     """The IMAP server cannot be reached or refuses: nothing was read from it."""
 
 
@@ -119,6 +135,12 @@ class ImapReader:
                 f"The IMAP password is not set: put it in the environment variable "
                 f"{inbox.password_env} (inbox.password_env in funnelctl.yaml); it is never "
                 "read from a file."
+            )
+        if not (password.isascii() and (inbox.username or "").isascii()):
+            raise ImapProblem(
+                f"The IMAP user name or the password in the environment variable "
+                f"{inbox.password_env} has non-ASCII characters, which IMAP login (Python's "
+                "imaplib) cannot send; use an ASCII password, such as an app password."
             )
         self.password = password
         self.conn: imaplib.IMAP4 | None = None
@@ -136,19 +158,28 @@ class ImapReader:
             ) from None
 
     def open(self) -> None:
-        i = self.inbox
+        """Connect and log in; a connection that fails on the way is logged out."""
         try:
-            conn: imaplib.IMAP4
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        i = self.inbox
+        step = "login"
+        try:
             if i.security == "ssl":
-                conn = imaplib.IMAP4_SSL(
+                self.conn = imaplib.IMAP4_SSL(
                     i.host, i.port, ssl_context=self._tls(), timeout=i.timeout_s
                 )
             else:
-                conn = imaplib.IMAP4(i.host, i.port, timeout=i.timeout_s)
+                self.conn = imaplib.IMAP4(i.host, i.port, timeout=i.timeout_s)
                 if i.security == "starttls":
-                    conn.starttls(ssl_context=self._tls())
-            self.conn = conn
-            conn.login(i.username or "", self.password)
+                    step = "starttls"
+                    self.conn.starttls(ssl_context=self._tls())
+                    step = "login"
+            self.conn.login(i.username or "", self.password)
         except ssl.SSLCertVerificationError as exc:
             raise ImapProblem(
                 f"The IMAP server {self._where()} has a certificate this machine does not "
@@ -157,6 +188,11 @@ class ImapReader:
         except imaplib.IMAP4.abort as exc:
             raise ImapProblem(f"The IMAP server {self._where()} closed the line: {exc}") from None
         except imaplib.IMAP4.error as exc:
+            if step == "starttls":
+                raise ImapProblem(
+                    f"The IMAP server {self._where()} refused STARTTLS: {_said(exc)} (for a "
+                    "server that speaks TLS from the start, set inbox.security: ssl)."
+                ) from None
             raise ImapProblem(
                 f"The IMAP server {self._where()} refused the login for {i.username}: {_said(exc)}"
             ) from None
@@ -178,7 +214,7 @@ class ImapReader:
         conn = self.conn
         folder = f"imap://{self.inbox.username}@{self._where()}/{name}"
         try:
-            typ, data = conn.select(_quoted(name), readonly=True)
+            typ, data = conn.select(_quoted(_modified_utf7(name)), readonly=True)
             if typ != "OK":
                 raise ImapProblem(
                     f"The IMAP folder {name!r} cannot be opened on {self._where()}: "
@@ -207,6 +243,10 @@ class ImapReader:
             ) from None
         except OSError as exc:
             raise ImapProblem(f"The IMAP server {self._where()} stopped answering: {exc}") from None
+        except UnicodeError as exc:
+            raise ImapProblem(
+                f"The IMAP folder {name!r} on {self._where()} cannot be read: {exc}"
+            ) from None
 
     def _highest_uid(self) -> int:
         assert self.conn is not None
@@ -251,6 +291,28 @@ def _number(values: list[bytes | None] | None) -> int | None:
 def _quoted(name: str) -> str:
     """A folder name as an IMAP quoted string (imaplib sends arguments as given)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _modified_utf7(name: str) -> str:
+    """A folder name as IMAP writes it (RFC 3501 5.1.3: modified UTF-7), since imaplib
+    sends its arguments as ASCII: "Envoyés" -> "Envoy&AOk-s"."""
+    out: list[str] = []
+    wide: list[str] = []
+
+    def flush() -> None:
+        if wide:
+            coded = base64.b64encode("".join(wide).encode("utf-16-be")).rstrip(b"=")
+            out.append("&" + coded.decode("ascii").replace("/", ",") + "-")
+            wide.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            wide.append(char)
+    flush()
+    return "".join(out)
 
 
 def _text(data: Sequence[object] | None) -> str:

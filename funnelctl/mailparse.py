@@ -12,7 +12,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from email import message_from_bytes
 from email import policy as email_policy
 from email.errors import MessageError
@@ -26,13 +26,16 @@ SUMMARY_CHARS = 200  # what a touchpoint keeps of a message: its subject and fir
 FIRST_LINES = 3
 
 # Subjects of out-of-office and other automatic answers, in the languages customers
-# write in most (a message without the RFC 3834 headers still says so in its subject).
+# write in most (a message without the RFC 3834 headers still says so in its subject):
+# only the prefix a mail system puts before the subject it answers, followed by a colon
+# (or alone), never a word that a person's own subject may start with ("Férias: quando
+# voltam?", "Absence of invoice for March").
 _AUTO_SUBJECTS = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)\b|autoreply|out of (the )?office|"
-    r"away from (the )?office|on vacation|vacation reply|i am away|i'm away|"
-    r"resposta autom[aá]tica|fora do escrit[oó]rio|aus[eê]ncia|ausente|f[eé]rias|"
-    r"respuesta autom[aá]tica|fuera de (la )?oficina|ausencia|de vacaciones|"
-    r"r[eé]ponse automatique|absence|abwesenheit|automatische antwort|auto:)",
+    r"^\s*(auto(matic|matische)?[ -]?(reply|response|antwort)|autoreply|autoresponse|"
+    r"out of (the )?office( (auto)?reply| autoreply)?|vacation reply|"
+    r"resposta autom[aá]tica|fora do escrit[oó]rio|"
+    r"respuesta autom[aá]tica|fuera de (la )?oficina|ausente|"
+    r"r[eé]ponse automatique|risposta automatica|abwesenheitsnotiz|abwesend)\s*(:|$)",
     re.IGNORECASE,
 )
 # What a customer writes to be left alone, alone on the subject or the first line.
@@ -310,9 +313,10 @@ def _date(value: str) -> datetime | None:
         return None
     try:
         moment = parsedate_to_datetime(value)
+        # in UTC here, where a date at the calendar's edge fails (31 Dec 9999 -0100)
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _one_line(text: str) -> str:
@@ -325,12 +329,17 @@ def _automatic(message: Message, subject: str) -> bool:
     auto = _header(message, "Auto-Submitted").split(";")[0].strip().lower()
     if auto and auto != "no":
         return True
+    if message.get_content_type() == "multipart/report":
+        return True  # a read receipt, a report of success: a machine's, never a reply
+    if _header(message, "Return-Path").strip() == "<>":
+        return True  # the null sender of bounces and notifications (RFC 5321 4.5.5)
+    local = parseaddr(_header(message, "From"))[1].split("@", 1)[0].lower()
+    if local in ("mailer-daemon", "postmaster"):
+        return True
     if any(message.get(name) is not None for name in ("X-Autoreply", "X-Autorespond")):
         return True
     precedence = _header(message, "Precedence").strip().lower()
     if precedence in ("auto_reply", "bulk", "junk"):
-        return True
-    if _header(message, "X-Auto-Response-Suppress") and _AUTO_SUBJECTS.match(subject):
         return True
     return bool(_AUTO_SUBJECTS.match(_REPLY_PREFIX.sub("", subject)))
 

@@ -201,6 +201,21 @@ def test_a_reply_drops_the_call_and_the_follow_up_with_no_typing(run, ws, smtp, 
     assert dovecot.count("INBOX") == 1
 
 
+@pytest.mark.parametrize("text", ["I'll call Bob on Thursday.", "stop"])
+def test_our_own_message_in_the_thread_is_not_the_customers_reply(run, ws, smtp, dovecot, text):
+    """A colleague's answer in the thread (Cc to the shared mailbox), a Bcc to self: the
+    customer has not written, so nothing waiting for their reply stops."""
+    enrolled(run, BOB)
+    message_id = welcome_sent(run, smtp, BOB)
+    dovecot.append("INBOX", samples.gmail_reply(ME.upper(), BOB, message_id, text))
+
+    assert inbox(run) == counts(read=1, unmatched=1)
+    assert task_status(ws, BOB) == "open"
+    assert emails(ws, BOB)["nudge"] == ("queued", None)
+    assert sql(ws, "SELECT count(*), sum(do_not_email) FROM customers") == [(1, 0)]
+    assert sql(ws, "SELECT count(*) FROM touchpoints WHERE direction = 'inbound'") == [(0,)]
+
+
 def test_an_out_of_office_answer_changes_nothing(run, ws, smtp, dovecot):
     enrolled(run, BOB)
     message_id = welcome_sent(run, smtp, BOB)
@@ -381,3 +396,48 @@ def test_a_missing_folder_is_named(run, ws, smtp, dovecot):
     result = run("inbox")
     assert result.exit_code == 1
     assert "'Sent Items' cannot be opened" in result.stderr
+
+
+def test_a_non_ascii_password_is_refused_in_a_sentence(run, ws, monkeypatch):
+    monkeypatch.setenv("FUNNELCTL_IMAP_PASSWORD", "s\u00e9nha")
+    for command in (("inbox",), ("run", "-f", "json")):
+        result = run(*command)
+        assert result.exit_code == 1 and "Traceback" not in result.stderr
+        assert "non-ASCII" in result.stderr and "FUNNELCTL_IMAP_PASSWORD" in result.stderr
+        assert "s\u00e9nha" not in result.stderr
+
+
+def test_a_folder_with_a_non_ascii_name_is_read(run, ws, smtp, dovecot):
+    dovecot.append("Envoy&AOk-s", samples.sent_by_hand(ME, BOB))  # "Envoyés", modified UTF-7
+    ok(run("customer", "add", BOB))
+    configure(ws, smtp.port, imap_yaml(dovecot, sent="Envoyés"))
+    assert inbox(run) == counts(read=1, outbound=1)
+
+
+def test_a_failed_login_logs_out_and_a_refused_starttls_is_named(run, ws, dovecot, monkeypatch):
+    import imaplib
+
+    logouts: list[str] = []
+    real_logout = imaplib.IMAP4.logout
+
+    def logout(self: imaplib.IMAP4) -> Any:
+        logouts.append("logout")
+        return real_logout(self)
+
+    monkeypatch.setattr(imaplib.IMAP4, "logout", logout)
+    monkeypatch.setenv("FUNNELCTL_IMAP_PASSWORD", "wrong")
+    result = run("inbox")
+    assert result.exit_code == 1 and "refused the login" in result.stderr
+    assert logouts == ["logout"]
+
+    def no_starttls(self: imaplib.IMAP4, ssl_context: Any = None) -> Any:
+        raise imaplib.IMAP4.error("STARTTLS extension not supported by server.")
+
+    monkeypatch.setattr(imaplib.IMAP4, "starttls", no_starttls)
+    settings = ws / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text().replace("security: none\n  username", "security: starttls\n  username")
+    )
+    result = run("inbox")
+    assert result.exit_code == 1 and "refused STARTTLS" in result.stderr
+    assert "refused the login" not in result.stderr and logouts == ["logout", "logout"]

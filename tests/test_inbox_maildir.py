@@ -13,7 +13,7 @@ from typing import Any
 
 import mail_samples as samples
 import pytest
-from conftest import Result
+from conftest import TODAY, Result
 
 ME = "ana@example.com"
 BOB = "bob@customer.example"
@@ -161,3 +161,71 @@ def test_a_folder_that_is_not_a_maildir_is_named(run, ws):
 def test_no_inbox_configured_is_a_usage_error(run, workspace):
     result = run("inbox")
     assert result.exit_code == 2 and "add an 'inbox:' section" in result.stderr
+
+
+def test_a_date_beyond_the_calendar_is_dated_today_and_the_reading_goes_on(run, ws):
+    ok(run("customer", "add", BOB))
+    far = "Fri, 31 Dec 9999 23:30:00 -0100"  # parses; in UTC it is past year 9999
+    box = ws / "Mail" / "INBOX"
+    deliver(box, "1", samples.apple_mail_reply(BOB, ME, None, "Far", date=far))
+    deliver(box, "2", samples.gmail_reply(BOB, ME, None, "Near"))
+    found = inbox(run)
+    assert (found["read"], found["replies"]) == (2, 2)
+    assert sql(ws, "SELECT happened_on FROM touchpoints ORDER BY id") == [(TODAY,), (TODAY,)]
+    assert inbox(run)["read"] == 0  # never stuck on it
+
+
+def test_an_unexpected_problem_with_one_message_counts_it_unmatched(run, ws, monkeypatch):
+    from funnelctl import activities
+
+    ok(run("customer", "add", BOB))
+    real = activities.record_touchpoint
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        if "Broken" in kwargs["summary"]:
+            real(*args, **kwargs)  # written, then undone with the message alone
+            raise KeyError("a bug of ours")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(activities, "record_touchpoint", broken)
+    box = ws / "Mail" / "INBOX"
+    deliver(box, "1", samples.gmail_reply(BOB, ME, None, "Broken", subject="Re: x"))
+    deliver(box, "2", samples.gmail_reply(BOB, ME, None, "Fine"))
+    found = inbox(run)
+    assert (found["read"], found["replies"], found["unmatched"]) == (2, 1, 1)
+    assert sql(ws, "SELECT summary FROM touchpoints") == [("Welcome aboard: Fine",)]
+
+
+def test_a_problem_of_the_store_still_stops_the_reading(run, ws, monkeypatch):
+    from funnelctl import activities
+    from funnelctl.errors import DiskFull
+
+    ok(run("customer", "add", BOB))
+    real = activities.record_touchpoint
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise DiskFull("The disk is full.")
+
+    monkeypatch.setattr(activities, "record_touchpoint", full)
+    deliver(ws / "Mail" / "INBOX", "1", samples.gmail_reply(BOB, ME, None, "Hi"))
+    result = run("inbox")
+    assert result.exit_code == 1 and "The disk is full." in result.stderr
+    monkeypatch.setattr(activities, "record_touchpoint", real)
+    assert inbox(run)["replies"] == 1  # read again on the next run
+
+
+def test_a_maildir_that_cannot_be_read_is_named_and_run_still_ticks(run, ws, monkeypatch):
+    real = os.listdir
+
+    def denied(path: Any) -> list[str]:
+        if "INBOX" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    result = run("inbox")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "Mail/INBOX" in result.stderr and "Permission denied" in result.stderr
+    result = run("run", "-f", "json")
+    assert result.exit_code == 1 and "The inbox was not read" in result.stderr
+    assert "inbox_read" not in json.loads(result.stdout)  # the tick ran all the same

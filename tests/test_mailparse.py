@@ -150,3 +150,88 @@ def test_the_header_lines_read_alone_say_what_the_whole_message_says(data):
     assert alone.report == (whole.kind == BOUNCE)
     bare = b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"Message-"))
     assert head(bare).key == parse(bare).key
+
+
+def _report(sender: str, report_type: str, *, in_reply_to: str = SENT_ID) -> bytes:
+    """A multipart/report from ``sender`` answering ``in_reply_to``: an Outlook read
+    receipt (disposition-notification) or a DSN of success (delivery-status, delivered)."""
+    if report_type == "disposition-notification":
+        part = (
+            "Content-Type: message/disposition-notification\n\n"
+            f"Final-Recipient: rfc822;{sender}\nOriginal-Message-ID: {in_reply_to}\n"
+            "Disposition: manual-action/MDN-sent-manually; displayed\n"
+        )
+    else:
+        part = (
+            "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example\n\n"
+            f"Final-Recipient: rfc822; {sender}\nAction: delivered\nStatus: 2.0.0\n"
+        )
+    text = (
+        f"From: {sender}\nTo: {ME}\nSubject: Read: Welcome aboard\n"
+        f"Date: Mon, 02 Mar 2026 10:15:00 +0000\nMessage-ID: <r{len(report_type)}@x>\n"
+        f"In-Reply-To: {in_reply_to}\nMIME-Version: 1.0\n"
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nYour message was read on Monday.\n\n"
+        f"--b\n{part}\n--b--\n"
+    )
+    return text.replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("report_type", ["disposition-notification", "delivery-status"])
+def test_a_read_receipt_or_a_report_of_success_is_never_a_reply(report_type):
+    mail = parse(_report(CUSTOMER, report_type))
+    assert mail.kind == AUTO_REPLY and mail.bounce is None
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("From", "MAILER-DAEMON@mx.customer.example"), ("From", "Postmaster <postmaster@x.example>")],
+)
+def test_mail_from_the_mail_system_is_never_a_reply(header, value):
+    data = samples.gmail_reply(CUSTOMER, ME, SENT_ID, "Delivered.")
+    data = data.replace(b"From: Customer <Bob@Customer.example>", f"{header}: {value}".encode())
+    assert parse(data).kind == AUTO_REPLY
+
+
+def test_an_empty_return_path_is_never_a_reply():
+    data = samples.gmail_reply(CUSTOMER, ME, SENT_ID, "Sure.")
+    assert parse(b"Return-Path: <>\r\n" + data).kind == AUTO_REPLY
+    assert parse(b"Return-Path: <bob@customer.example>\r\n" + data).kind == REPLY
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Ausência de retorno sobre o contrato",
+        "On vacation next week - can we move the call?",
+        "Absence of invoice for March",
+        "Férias: quando voltam?",
+        "Re: Out of office plans for the team",
+        "Autoresponder setup question",
+    ],
+)
+def test_a_subject_that_only_mentions_an_absence_is_a_reply(subject):
+    assert parse(samples.gmail_reply(CUSTOMER, ME, SENT_ID, "Hi", subject=subject)).kind == REPLY
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Automatic reply: Welcome aboard",  # Outlook
+        "Out of Office: Welcome aboard",  # Gmail's vacation responder, as people set it
+        "Auto-Reply: Welcome aboard",  # Apple Mail / iCloud rules
+        "AutoReply: Welcome aboard",
+        "Out of office reply: Welcome",
+        "Resposta automática: Welcome aboard",
+        "Respuesta automática: Welcome aboard",
+        "Réponse automatique : Welcome aboard",
+        "Abwesenheitsnotiz: Welcome aboard",
+        "Automatische Antwort: Welcome aboard",
+        "Fuera de la oficina: Welcome aboard",
+        "Ausente: Welcome aboard",
+        "Out of Office",
+    ],
+)
+def test_the_subjects_of_real_automatic_answers(subject):
+    data = samples.gmail_reply(CUSTOMER, ME, SENT_ID, "Back on the 16th.", subject=subject)
+    assert parse(data).kind == AUTO_REPLY
