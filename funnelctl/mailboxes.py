@@ -22,6 +22,7 @@ from pathlib import Path
 from .errors import FunnelError
 from .store import Store
 from .store import inbox as state
+from .tls import tls_context
 from .workspace import Inbox
 
 BATCH = 500  # messages fetched and recorded per transaction
@@ -149,13 +150,7 @@ class ImapReader:
         return f"{self.inbox.host}:{self.inbox.port}"
 
     def _tls(self) -> ssl.SSLContext:
-        try:
-            return ssl.create_default_context(cafile=self.inbox.ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise FunnelError(
-                f"inbox.ca_file {self.inbox.ca_file} is not a PEM file of certificates "
-                f"this machine can read: {exc}."
-            ) from None
+        return tls_context(self.inbox.ca_file, "inbox.ca_file")
 
     def open(self) -> None:
         """Connect and log in; a connection that fails on the way is logged out."""

@@ -57,6 +57,7 @@ from .playbooks import Library
 from .store import Store, customers, events, outbox, touchpoints
 from .store import activities as tasks
 from .store.outbox import OutboxEmail
+from .tls import tls_context
 from .workspace import Settings, Transport, Workspace
 
 MAX_ATTEMPTS = 5
@@ -155,14 +156,7 @@ class SmtpSender:
             self.conn = self._connect()
 
     def _tls(self) -> ssl.SSLContext:
-        """Certificates and host names verified; a private CA trusted through ca_file."""
-        try:
-            return ssl.create_default_context(cafile=self.transport.ca_file)
-        except (ssl.SSLError, OSError) as exc:
-            raise FunnelError(
-                f"transport.ca_file {self.transport.ca_file} is not a PEM file of certificates "
-                f"this machine can read: {exc}."
-            ) from None
+        return tls_context(self.transport.ca_file, "transport.ca_file")
 
     def _connect(self) -> smtplib.SMTP:
         t = self.transport
