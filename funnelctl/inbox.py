@@ -44,6 +44,7 @@ class InboxReport:
     unsubscribes: int = 0
     outbound: int = 0
     unmatched: int = 0
+    old: int = 0  # at a folder's first reading, dated before its window: not recorded
 
     def summary(self) -> dict[str, int]:
         return {
@@ -54,6 +55,7 @@ class InboxReport:
             "unsubscribes": self.unsubscribes,
             "outbound": self.outbound,
             "unmatched": self.unmatched,
+            "old": self.old,
         }
 
 
@@ -77,7 +79,7 @@ def read_inbox(
     if inbox.kind == "maildir":
         for role, path in (("inbox", inbox.maildir_inbox), ("sent", inbox.maildir_sent)):
             if path is not None:
-                for batch in mailboxes.maildir_batches(store, Path(path)):
+                for batch in mailboxes.maildir_batches(store, Path(path), today):
                     recorder.record_batch(batch, role)
         return recorder.report
     reader = mailboxes.ImapReader(inbox, environ)
@@ -85,7 +87,7 @@ def read_inbox(
     try:
         for role, name in (("inbox", inbox.inbox_folder), ("sent", inbox.sent_folder)):
             if name is not None:
-                for batch in reader.batches(store, name):
+                for batch in reader.batches(store, name, today):
                     recorder.record_batch(batch, role)
     finally:
         reader.close()
@@ -110,10 +112,10 @@ class Recorder:
         with self.store.write():
             for data in batch.messages:
                 self.report.read += 1
-                self.record_alone(data, role)
+                self.record_alone(data, role, batch.since)
             batch.remember(self.store, self.today)
 
-    def record_alone(self, data: bytes, role: str) -> None:
+    def record_alone(self, data: bytes, role: str, since: str | None = None) -> None:
         """Record one message in a savepoint: an unexpected problem with it (a message
         shaped as no test foresaw) undoes its records and counts it unmatched, rather
         than stopping the folder on it at every run. The store's own problems (busy,
@@ -124,14 +126,15 @@ class Recorder:
         report = replace(self.report)
         try:
             with self.store.savepoint("inbox_message"):
-                self.record(data, role)
+                self.record(data, role, since)
         except FunnelError:
             raise
         except (*MALFORMED, ArithmeticError, AssertionError):
             self.report = replace(report, unmatched=report.unmatched + 1)
 
-    def record(self, data: bytes, role: str) -> None:
-        """Record one message; its body is read only when its headers concern someone."""
+    def record(self, data: bytes, role: str, since: str | None = None) -> None:
+        """Record one message; its body is read only when its headers concern someone.
+        ``since``: a folder's first reading, which leaves older mail alone."""
         from .mailparse import MALFORMED, head, parse
 
         try:
@@ -144,6 +147,9 @@ class Recorder:
             mail = None  # a message the email package cannot read: no one's, as far as we know
         if mail is None:
             self.report.unmatched += 1
+            return
+        if since is not None and self._day(mail) < since:
+            self.report.old += 1
             return
         if role == "sent":
             kind = self._outbound(mail)

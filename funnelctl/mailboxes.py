@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dates import shift
 from .errors import FunnelError
 from .store import Store
 from .store import inbox as state
@@ -26,6 +27,9 @@ from .tls import tls_context
 from .workspace import Inbox
 
 BATCH = 500  # messages fetched and recorded per transaction
+# The first reading of a folder records the mail of these last days only: years of an
+# old mailbox (replies, bounces, "stop" long settled) must not act on today's book.
+FIRST_READ_DAYS = 14
 HEAD_BYTES = 65536  # what is read of each message: headers, the new text, a DSN's report
 
 
@@ -38,6 +42,7 @@ class Batch:
     uidvalidity: int | None = None
     last_uid: int = 0
     files: list[str] = field(default_factory=list)
+    since: str | None = None  # the first reading: a message dated before it is not recorded
 
     def remember(self, store: Store, today: str) -> None:
         """Keep the position reached (inside the caller's write, with the records)."""
@@ -54,11 +59,15 @@ class MailboxProblem(FunnelError):
     """The mailbox cannot be read (a folder, the server): nothing more was read from it."""
 
 
-def maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
+def first_read_since(today: str) -> str:
+    return shift(today, -FIRST_READ_DAYS)
+
+
+def maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
     """The files of the Maildir at ``path`` not read before, oldest name first. A file's
     unique name is its name without the flags a mail client adds (``:2,S``)."""
     try:
-        yield from _maildir_batches(store, path)
+        yield from _maildir_batches(store, path, today)
     except OSError as exc:
         raise MailboxProblem(
             f"The Maildir {path} cannot be read: {exc.strerror or exc}"
@@ -67,7 +76,7 @@ def maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
         ) from None
 
 
-def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
+def _maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
     folder = f"maildir:{path}"
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FunnelError(
@@ -76,6 +85,7 @@ def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
         )
     with store.read():
         seen = state.files_read(store, folder)
+    since = None if seen else first_read_since(today)
     found: dict[str, Path] = {}
     for sub in ("new", "cur"):
         try:
@@ -90,7 +100,7 @@ def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
                 found.setdefault(unique, path / sub / name)
     order = sorted(found)
     for start in range(0, len(order), BATCH):
-        batch = Batch(folder, [])
+        batch = Batch(folder, [], since=since)
         for unique in order[start : start + BATCH]:
             data = _head_of(found[unique], path, unique)
             if data is None:
@@ -201,10 +211,11 @@ class ImapReader:
             self.conn.logout()  # no CLOSE: it would expunge in a read-write folder
         self.conn = None
 
-    def batches(self, store: Store, name: str) -> Iterator[Batch]:
+    def batches(self, store: Store, name: str, today: str) -> Iterator[Batch]:
         """The messages of folder ``name`` after the last UID read, when its UIDVALIDITY
         is the one remembered; all of them when it changed (the inbox's records of
-        Message-IDs keep a message from counting twice)."""
+        Message-IDs keep a message from counting twice); at the first reading, those of
+        the last FIRST_READ_DAYS days."""
         assert self.conn is not None
         conn = self.conn
         folder = f"imap://{self.inbox.username}@{self._where()}/{name}"
@@ -221,11 +232,12 @@ class ImapReader:
                 known = state.folder_state(store, folder)
             last = known.last_uid if known and known.uidvalidity == uidvalidity else 0
             top = uidnext - 1 if uidnext else self._highest_uid()
-            start = last + 1
+            since = first_read_since(today) if known is None else None
+            start = last + 1 if since is None else self._first_uid_since(since, top)
             while start <= top:
                 end = min(start + BATCH - 1, top)
                 messages = self._fetch(f"{start}:{end}")
-                yield Batch(folder, [data for _, data in messages], uidvalidity, end)
+                yield Batch(folder, [data for _, data in messages], uidvalidity, end, since=since)
                 start = end + 1
             if known is None or known.uidvalidity != uidvalidity:
                 # remembered even when empty: the next run starts from here
@@ -242,6 +254,30 @@ class ImapReader:
             raise ImapProblem(
                 f"The IMAP folder {name!r} on {self._where()} cannot be read: {exc}"
             ) from None
+
+    def _first_uid_since(self, day: str, top: int) -> int:
+        """The first UID of a message the server dates on ``day`` or later (top + 1: none).
+        The server's date (INTERNALDATE) narrows the fetch; each message's own Date
+        decides, when it is recorded."""
+        assert self.conn is not None
+        year, month, dom = (int(part) for part in day.split("-"))
+        months = [
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+        ]
+        typ, data = self.conn.uid("SEARCH", "SINCE", f"{dom}-{months[month - 1]}-{year}")
+        uids = [int(u) for u in (data[0] or b"").split()] if typ == "OK" and data else []
+        return min(uids, default=top + 1)
 
     def _highest_uid(self) -> int:
         assert self.conn is not None

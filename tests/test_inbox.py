@@ -165,7 +165,9 @@ def inbox(run: Callable[..., Result], *args: str) -> dict[str, int]:
 
 
 def counts(**found: int) -> dict[str, int]:
-    keys = ("read", "replies", "auto_replies", "bounces", "unsubscribes", "outbound", "unmatched")
+    keys = (
+        "read", "replies", "auto_replies", "bounces", "unsubscribes", "outbound", "unmatched", "old",
+    )  # fmt: skip
     return {key: found.get(key, 0) for key in keys}
 
 

@@ -77,6 +77,7 @@ def test_replies_in_a_maildir_are_read_once_and_the_files_never_change(run, ws):
         "unsubscribes": 0,
         "outbound": 0,
         "unmatched": 1,
+        "old": 0,
     }
     assert snapshot(ws / "Mail") == before  # nothing renamed, flagged, moved or written
     assert sql(ws, "SELECT direction, summary FROM touchpoints") == [
@@ -229,3 +230,21 @@ def test_a_maildir_that_cannot_be_read_is_named_and_run_still_ticks(run, ws, mon
     result = run("run", "-f", "json")
     assert result.exit_code == 1 and "The inbox was not read" in result.stderr
     assert "inbox_read" not in json.loads(result.stdout)  # the tick ran all the same
+
+
+def test_the_first_reading_leaves_mail_older_than_two_weeks_alone(run, ws):
+    """A mailbox of years: a reply settled long ago must not drop today's tasks (nor an
+    old bounce hold the customer's emails); the first reading records the last 14 days."""
+    ok(run("customer", "add", BOB, "--name", "Bob Stone"))
+    box = ws / "Mail" / "INBOX"
+    old = "Mon, 05 Jan 2026 09:00:00 +0000"  # 56 days before the tests' today
+    deliver(box, "1767603600.M1P1.host", samples.gmail_reply(BOB, ME, None, "Old", date=old))
+    deliver(box, "1772445300.M2P1.host", samples.gmail_reply(BOB, ME, None, "New"))
+
+    first = inbox(run)
+
+    assert (first["read"], first["replies"], first["old"]) == (2, 1, 1)
+    assert sql(ws, "SELECT summary FROM touchpoints") == [("Welcome aboard: New",)]
+    # after the first reading every new message counts, whatever its date
+    deliver(box, "1772445400.M3P1.host", samples.gmail_reply(BOB, ME, None, "Late", date=old))
+    assert (inbox(run)["replies"], inbox(run)["read"]) == (1, 0)
