@@ -35,6 +35,10 @@ UNSUBSCRIBED = "the customer asked for no more email"
 ROLES = ("inbox", "sent")
 
 
+# The first day of mail the inbox records (meta): set by its first reading.
+WINDOW = "inbox_since"
+
+
 @dataclass
 class InboxReport:
     read: int = 0
@@ -44,7 +48,7 @@ class InboxReport:
     unsubscribes: int = 0
     outbound: int = 0
     unmatched: int = 0
-    old: int = 0  # at a folder's first reading, dated before its window: not recorded
+    old: int = 0  # dated before the inbox's window (its first reading): not recorded
 
     def summary(self) -> dict[str, int]:
         return {
@@ -75,11 +79,16 @@ def read_inbox(
     inbox = settings.inbox
     if inbox is None:
         raise AssertionError("read_inbox without an inbox")
-    recorder = Recorder(store, library, settings, today)
+    since = store.get_meta(WINDOW)
+    if since is None:  # the first reading: its window holds from now on
+        since = mailboxes.first_read_since(today)
+        with store.write():
+            store.set_meta(WINDOW, since)
+    recorder = Recorder(store, library, settings, today, since)
     if inbox.kind == "maildir":
         for role, path in (("inbox", inbox.maildir_inbox), ("sent", inbox.maildir_sent)):
             if path is not None:
-                for batch in mailboxes.maildir_batches(store, Path(path), today):
+                for batch in mailboxes.maildir_batches(store, Path(path)):
                     recorder.record_batch(batch, role)
         return recorder.report
     reader = mailboxes.ImapReader(inbox, environ)
@@ -87,7 +96,7 @@ def read_inbox(
     try:
         for role, name in (("inbox", inbox.inbox_folder), ("sent", inbox.sent_folder)):
             if name is not None:
-                for batch in reader.batches(store, name, today):
+                for batch in reader.batches(store, name, since):
                     recorder.record_batch(batch, role)
     finally:
         reader.close()
@@ -97,11 +106,14 @@ def read_inbox(
 class Recorder:
     """Records messages for what they mean, inside the caller's transaction."""
 
-    def __init__(self, store: Store, library: Library, settings: Settings, today: str) -> None:
+    def __init__(
+        self, store: Store, library: Library, settings: Settings, today: str, since: str
+    ) -> None:
         self.store = store
         self.library = library
         self.settings = settings
         self.today = today
+        self.since = since  # mail dated before it is not recorded (the inbox's window)
         self.report = InboxReport()
         own = [settings.sender, *(m.email or "" for m in settings.members)]
         if settings.inbox is not None and settings.inbox.username:
@@ -112,10 +124,10 @@ class Recorder:
         with self.store.write():
             for data in batch.messages:
                 self.report.read += 1
-                self.record_alone(data, role, batch.since)
+                self.record_alone(data, role)
             batch.remember(self.store, self.today)
 
-    def record_alone(self, data: bytes, role: str, since: str | None = None) -> None:
+    def record_alone(self, data: bytes, role: str) -> None:
         """Record one message in a savepoint: an unexpected problem with it (a message
         shaped as no test foresaw) undoes its records and counts it unmatched, rather
         than stopping the folder on it at every run. The store's own problems (busy,
@@ -126,15 +138,16 @@ class Recorder:
         report = replace(self.report)
         try:
             with self.store.savepoint("inbox_message"):
-                self.record(data, role, since)
+                self.record(data, role)
         except FunnelError:
             raise
         except (*MALFORMED, ArithmeticError, AssertionError):
             self.report = replace(report, unmatched=report.unmatched + 1)
 
-    def record(self, data: bytes, role: str, since: str | None = None) -> None:
+    def record(self, data: bytes, role: str) -> None:
         """Record one message; its body is read only when its headers concern someone.
-        ``since``: a folder's first reading, which leaves older mail alone."""
+        Mail dated before the inbox's window (its first reading) is left alone, however
+        it comes back: a folder re-read after a new UIDVALIDITY, a Maildir re-synced."""
         from .mailparse import MALFORMED, head, parse
 
         try:
@@ -148,7 +161,7 @@ class Recorder:
         if mail is None:
             self.report.unmatched += 1
             return
-        if since is not None and self._day(mail) < since:
+        if self._day(mail) < self.since:
             self.report.old += 1
             return
         if role == "sent":

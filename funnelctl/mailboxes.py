@@ -27,8 +27,9 @@ from .tls import tls_context
 from .workspace import Inbox
 
 BATCH = 500  # messages fetched and recorded per transaction
-# The first reading of a folder records the mail of these last days only: years of an
-# old mailbox (replies, bounces, "stop" long settled) must not act on today's book.
+# The first reading of the inbox records the mail of these last days only (and no later
+# reading goes back further): years of an old mailbox (replies, bounces, "stop" long
+# settled) must not act on today's book.
 FIRST_READ_DAYS = 14
 HEAD_BYTES = 65536  # what is read of each message: headers, the new text, a DSN's report
 
@@ -42,7 +43,6 @@ class Batch:
     uidvalidity: int | None = None
     last_uid: int = 0
     files: list[str] = field(default_factory=list)
-    since: str | None = None  # the first reading: a message dated before it is not recorded
 
     def remember(self, store: Store, today: str) -> None:
         """Keep the position reached (inside the caller's write, with the records)."""
@@ -60,14 +60,15 @@ class MailboxProblem(FunnelError):
 
 
 def first_read_since(today: str) -> str:
-    return shift(today, -FIRST_READ_DAYS)
+    """The first day of the window the first reading records: today and the 13 before."""
+    return shift(today, -(FIRST_READ_DAYS - 1))
 
 
-def maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
+def maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     """The files of the Maildir at ``path`` not read before, oldest name first. A file's
     unique name is its name without the flags a mail client adds (``:2,S``)."""
     try:
-        yield from _maildir_batches(store, path, today)
+        yield from _maildir_batches(store, path)
     except OSError as exc:
         raise MailboxProblem(
             f"The Maildir {path} cannot be read: {exc.strerror or exc}"
@@ -76,7 +77,7 @@ def maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
         ) from None
 
 
-def _maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
+def _maildir_batches(store: Store, path: Path) -> Iterator[Batch]:
     folder = f"maildir:{path}"
     if not (path / "cur").is_dir() and not (path / "new").is_dir():
         raise FunnelError(
@@ -85,7 +86,6 @@ def _maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
         )
     with store.read():
         seen = state.files_read(store, folder)
-    since = None if seen else first_read_since(today)
     found: dict[str, Path] = {}
     for sub in ("new", "cur"):
         try:
@@ -100,7 +100,7 @@ def _maildir_batches(store: Store, path: Path, today: str) -> Iterator[Batch]:
                 found.setdefault(unique, path / sub / name)
     order = sorted(found)
     for start in range(0, len(order), BATCH):
-        batch = Batch(folder, [], since=since)
+        batch = Batch(folder, [])
         for unique in order[start : start + BATCH]:
             data = _head_of(found[unique], path, unique)
             if data is None:
@@ -211,11 +211,11 @@ class ImapReader:
             self.conn.logout()  # no CLOSE: it would expunge in a read-write folder
         self.conn = None
 
-    def batches(self, store: Store, name: str, today: str) -> Iterator[Batch]:
+    def batches(self, store: Store, name: str, since: str) -> Iterator[Batch]:
         """The messages of folder ``name`` after the last UID read, when its UIDVALIDITY
-        is the one remembered; all of them when it changed (the inbox's records of
-        Message-IDs keep a message from counting twice); at the first reading, those of
-        the last FIRST_READ_DAYS days."""
+        is the one remembered; else (a first reading, a changed UIDVALIDITY) those the
+        server dates from ``since`` on (the inbox's window; the records of Message-IDs
+        keep a message from counting twice)."""
         assert self.conn is not None
         conn = self.conn
         folder = f"imap://{self.inbox.username}@{self._where()}/{name}"
@@ -232,12 +232,11 @@ class ImapReader:
                 known = state.folder_state(store, folder)
             last = known.last_uid if known and known.uidvalidity == uidvalidity else 0
             top = uidnext - 1 if uidnext else self._highest_uid()
-            since = first_read_since(today) if known is None else None
-            start = last + 1 if since is None else self._first_uid_since(since, top)
+            start = last + 1 if last else self._first_uid_since(since, top)
             while start <= top:
                 end = min(start + BATCH - 1, top)
                 messages = self._fetch(f"{start}:{end}")
-                yield Batch(folder, [data for _, data in messages], uidvalidity, end, since=since)
+                yield Batch(folder, [data for _, data in messages], uidvalidity, end)
                 start = end + 1
             if known is None or known.uidvalidity != uidvalidity:
                 # remembered even when empty: the next run starts from here
@@ -256,11 +255,12 @@ class ImapReader:
             ) from None
 
     def _first_uid_since(self, day: str, top: int) -> int:
-        """The first UID of a message the server dates on ``day`` or later (top + 1: none).
-        The server's date (INTERNALDATE) narrows the fetch; each message's own Date
-        decides, when it is recorded."""
+        """The first UID of a message the server dates on ``day`` or later (top + 1: none;
+        1 when the server cannot say). The server's date (INTERNALDATE, in its own zone:
+        searched from the day before) narrows the fetch; each message's own Date decides,
+        when it is recorded."""
         assert self.conn is not None
-        year, month, dom = (int(part) for part in day.split("-"))
+        year, month, dom = (int(part) for part in shift(day, -1).split("-"))
         months = [
             "Jan",
             "Feb",
@@ -276,7 +276,9 @@ class ImapReader:
             "Dec",
         ]
         typ, data = self.conn.uid("SEARCH", "SINCE", f"{dom}-{months[month - 1]}-{year}")
-        uids = [int(u) for u in (data[0] or b"").split()] if typ == "OK" and data else []
+        if typ != "OK" or not data:
+            return 1  # every message fetched, each one's Date decides
+        uids = [int(u) for u in (data[0] or b"").split()]
         return min(uids, default=top + 1)
 
     def _highest_uid(self) -> int:

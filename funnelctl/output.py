@@ -207,7 +207,7 @@ def render(
     rows = list(rows)  # the table holds them all anyway, to measure its columns
     if screen is not None:  # a screenful for a person: a column empty in all of it is noise
         columns = [c for c in columns if any(cell_text(row.get(c)) for row in rows)] or columns
-        columns = _fitting(columns, rows, optional, headers)
+        columns = _fitting(columns, rows, optional, keep, headers)
     cells = [[Text(cell_text(row.get(c))) for c in columns] for row in rows]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
@@ -233,9 +233,12 @@ def _fitting(
     columns: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
     optional: Sequence[str],
+    keep: Sequence[str],
     headers: Mapping[str, str] | None,
 ) -> list[str]:
-    """``columns`` less the optional ones it takes for the rows to fit the terminal."""
+    """``columns`` less the optional ones it takes for the rows to fit the terminal; when
+    the kept ones (an id, an email) still leave too little room, the others too, from
+    the right, so that what must be typed is never cut."""
     from rich.cells import cell_len
 
     def width(column: str) -> int:
@@ -249,6 +252,12 @@ def _fitting(
             break
         if column in shown:
             shown.remove(column)
+    room = limit - 1 - sum(width(c) for c in shown if c in keep)
+    for column in [c for c in reversed(shown) if c not in keep]:
+        others = [c for c in shown if c not in keep]
+        if room >= 11 * len(others):  # each of the rest keeps about 8 characters
+            break
+        shown.remove(column)
     return shown
 
 
@@ -258,10 +267,12 @@ def _terminal() -> bool:
 
 
 def screen_rows(limit: int | None) -> int | None:
-    """How many rows a long list draws for a person: a screenful on a terminal when no
-    --limit was given (the rest are counted and named); no bound otherwise."""
-    if limit is not None or not _terminal():
+    """How many rows a long list draws for a person, on a terminal: --limit's, else a
+    screenful (the rest are counted and named); None in a pipe (every row)."""
+    if not _terminal():
         return None
+    if limit is not None:
+        return limit
     import shutil
 
     return max(10, shutil.get_terminal_size().lines - 8)

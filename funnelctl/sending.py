@@ -204,6 +204,8 @@ class SmtpSender:
                 raise ConnectionFailure("the run was stopped")
             if self.conn is None:
                 self.conn = self._connect()
+                if self._stopping.is_set():  # stopped while it connected
+                    raise ConnectionFailure("the run was stopped")
             try:
                 return self._start(self.conn, sender, recipients)
             except (smtplib.SMTPServerDisconnected, smtplib.SMTPHeloError, TimeoutError) as exc:
@@ -217,8 +219,10 @@ class SmtpSender:
                         f"{self.transport.host} keeps closing the connection"
                     ) from None
             except smtplib.SMTPResponseException as exc:  # a reply smtplib itself refused
-                self._drop()
-                _raise_for(exc.smtp_code, exc.smtp_error, "the server's reply")
+                self._drop()  # ("500 Line too long": a garbled line, not a verdict on the email)
+                reply = exc.smtp_error
+                text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+                raise TemporaryFailure(f"unreadable reply from the server: {text}") from None
         raise AssertionError("unreachable")
 
     def _start(self, conn: smtplib.SMTP, sender: str, recipients: list[str]) -> Delivery:

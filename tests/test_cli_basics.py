@@ -131,3 +131,25 @@ def test_a_screenful_at_80_columns_leaves_out_columns_before_it_cuts_an_email(
         "id", "email", "name", "owner", "enrollments",
     ]  # fmt: skip
     assert any("│ joana.ferreira@example.com  │" in line for line in shown)
+
+
+def test_a_long_email_stays_whole_on_a_narrow_terminal_the_other_columns_give_way(
+    run, demo, monkeypatch
+):
+    from funnelctl import output
+
+    long = "christopher.mcallister@northwind-traders.co.uk"
+    assert run("customer", "add", long, "--name", "Christopher McAllister").exit_code == 0
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    monkeypatch.setattr(
+        output, "stdout_console", lambda: output._console_class()(file=sys.stdout, width=66)
+    )
+
+    shown = run("customer", "list", "--limit", "40").stdout.splitlines()
+
+    assert all(len(line) <= 66 for line in shown)
+    assert any(f"│ {long} │" in line for line in shown)
+    header = next(line for line in shown if "email" in line)
+    names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    assert names[:2] == ["id", "email"]
+    assert all(len(name) >= 4 for name in names[1:]), names  # no column squeezed to nothing

@@ -234,17 +234,25 @@ def test_a_maildir_that_cannot_be_read_is_named_and_run_still_ticks(run, ws, mon
 
 def test_the_first_reading_leaves_mail_older_than_two_weeks_alone(run, ws):
     """A mailbox of years: a reply settled long ago must not drop today's tasks (nor an
-    old bounce hold the customer's emails); the first reading records the last 14 days."""
+    old bounce hold the customer's emails); the first reading records the last 14 days
+    (today and the 13 before), and that window holds however old mail comes back."""
     ok(run("customer", "add", BOB, "--name", "Bob Stone"))
     box = ws / "Mail" / "INBOX"
     old = "Mon, 05 Jan 2026 09:00:00 +0000"  # 56 days before the tests' today
+    edge = "Tue, 17 Feb 2026 09:00:00 +0000"  # 13 days before: inside
     deliver(box, "1767603600.M1P1.host", samples.gmail_reply(BOB, ME, None, "Old", date=old))
-    deliver(box, "1772445300.M2P1.host", samples.gmail_reply(BOB, ME, None, "New"))
+    deliver(box, "1771318800.M2P1.host", samples.gmail_reply(BOB, ME, None, "Edge", date=edge))
+    deliver(box, "1772445300.M3P1.host", samples.gmail_reply(BOB, ME, None, "New"))
 
     first = inbox(run)
 
-    assert (first["read"], first["replies"], first["old"]) == (2, 1, 1)
-    assert sql(ws, "SELECT summary FROM touchpoints") == [("Welcome aboard: New",)]
-    # after the first reading every new message counts, whatever its date
-    deliver(box, "1772445400.M3P1.host", samples.gmail_reply(BOB, ME, None, "Late", date=old))
-    assert (inbox(run)["replies"], inbox(run)["read"]) == (1, 0)
+    assert (first["read"], first["replies"], first["old"]) == (3, 2, 1)
+    assert sql(ws, "SELECT summary FROM touchpoints ORDER BY id") == [
+        ("Welcome aboard: Edge",),
+        ("Welcome aboard: New",),
+    ]
+    # a mail program re-syncs: the old file comes back under a new name; still old
+    os.rename(box / "new" / "1767603600.M1P1.host", box / "new" / "1767603600.M9P9.other")
+    again = inbox(run)
+    assert (again["read"], again["replies"], again["old"]) == (1, 0, 1)
+    assert sql(ws, "SELECT count(*) FROM touchpoints") == [(2,)]

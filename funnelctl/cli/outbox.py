@@ -65,7 +65,8 @@ def list_(
             empty="The outbox is empty.",
             screen=output.screen_rows(limit),
             stream=True,
-            keep=("ref", "customer"),
+            keep=("ref", "customer", "status"),
+            optional=("message_id", "sent_at", "reason", "id"),
         )
 
 
