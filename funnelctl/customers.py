@@ -560,14 +560,17 @@ def merge_customers(store: Store, keep_ref: str, other_ref: str, today: str) -> 
             "events": events.move_to_customer(store, old, new),
         }
         changes = merged_values(keep, other)
-        # one person: if either record asked for no more email, the person did
-        unsubscribed = inbox.mail_block(store, old).do_not_email
+        # one person: if either record asked for no more email, the person did; and an
+        # address that bounced still bounces when the kept record takes it on
+        block = inbox.mail_block(store, old)
         customers.delete(store, old)  # first: the email or external id it hands on is unique
         signals.forget_customer(store, old)  # the moves have marked the customer kept
-        if unsubscribed:
+        if block.do_not_email:
             inbox.set_do_not_email(store, new, True, today)
         if changes:
             customers.update(store, new, changes, today)
+        if "email" in changes and block.undeliverable:
+            inbox.set_undeliverable(store, new, block.undeliverable, today)
         filled = sorted(k for k in changes if k != "tags")
         summary = f"Merged {other.label} (#{old}) into this customer"
         if filled:

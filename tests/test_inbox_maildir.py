@@ -132,6 +132,20 @@ def test_a_merge_keeps_a_request_for_no_more_email(run, ws):
     assert sql(ws, "SELECT email, do_not_email FROM customers") == [(BOB, 1)]
 
 
+def test_a_merge_that_takes_a_bounced_address_keeps_it_held(run, ws):
+    ok(run("customer", "add", "--external-id", "crm-7", "--name", "Bob Stone"))
+    ok(run("customer", "add", BOB))
+    with sqlite3.connect(ws / "funnel.db") as conn:  # as a bounce would have left it
+        conn.execute(
+            "UPDATE customers SET email_undeliverable = '5.1.1 User unknown' WHERE email = ?",
+            [BOB],
+        )
+    ok(run("customer", "merge", "crm-7", BOB))
+    assert sql(ws, "SELECT external_id, email, email_undeliverable FROM customers") == [
+        ("crm-7", BOB, "5.1.1 User unknown")
+    ]
+
+
 def test_a_message_that_cannot_be_read_is_counted_and_the_reading_goes_on(run, ws, monkeypatch):
     from funnelctl import mailparse
 
