@@ -45,6 +45,7 @@ from .mail import (
     Rendered,
     Template,
     TemplateProblem,
+    addr_spec,
     check_headers,
     find_template,
     handoff_context,
@@ -226,7 +227,7 @@ class SmtpSender:
         raise AssertionError("unreachable")
 
     def _start(self, conn: smtplib.SMTP, sender: str, recipients: list[str]) -> Delivery:
-        envelope_from = _address(sender)
+        envelope_from = addr_spec(sender)
         conn.ehlo_or_helo_if_needed()
         try:
             code, reply = conn.mail(envelope_from)
@@ -364,12 +365,6 @@ def _raise_for(code: int, reply: bytes | str, what: str) -> None:
     raise PermanentFailure(f"{what}: {code} {text}")
 
 
-def _address(value: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(value)[1]
-
-
 EX_TEMPFAIL = 75  # sysexits.h: nothing was queued, try again later
 
 
@@ -404,7 +399,7 @@ class SendmailSender:
     def send(self, data: bytes, message_id: str, sender: str, recipients: list[str]) -> Delivery:
         argv = list(self.command)
         if not any(arg.startswith("-f") for arg in argv):
-            argv += ["-f", _address(sender)]
+            argv += ["-f", addr_spec(sender)]
         argv += ["--", *recipients]
         try:
             done = subprocess.run(argv, input=data, capture_output=True, timeout=self.timeout)
