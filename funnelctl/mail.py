@@ -24,7 +24,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -174,10 +174,14 @@ class Rendered:
     def envelope_sender(self) -> str:
         return self.envelope or self.sender
 
-    @property
+    @cached_property
     def recipients(self) -> list[str]:
         """The envelope: every address the message goes to (Bcc included)."""
-        return [addr for _, addr in getaddresses([*self.to, *self.cc, *self.bcc]) if addr]
+        written = [*self.to, *self.cc, *self.bcc]
+        plain = [spec for address in written if (spec := _plain_addr_spec(address))]
+        if len(plain) == len(written):  # nearly every email: no need of the library's parser
+            return plain
+        return [addr for _, addr in getaddresses(written) if addr]
 
 
 class HeaderProblem(FunnelError):
@@ -319,7 +323,19 @@ def _customer_address(customer: Recipient) -> str:
         raise HeaderProblem("the customer has no email address and the template has no To: line")
     if "\r" in name or "\n" in name:
         raise HeaderProblem("the customer's name contains a line break")
-    return str(Address(display_name=name, addr_spec=email)) if name else str(email)
+    if not name:
+        return str(email)
+    written = f"{name} <{email}>"  # what the email library writes for plain words
+    if _PLAIN_ADDRESS.match(written):
+        return written
+    return str(Address(display_name=name, addr_spec=email))
+
+
+def _plain_addr_spec(address: str) -> str | None:
+    """The address in a plain ``Name <address>`` or ``address``; None for any other form."""
+    if not _PLAIN_ADDRESS.match(address):
+        return None
+    return address[address.index("<") + 1 : -1] if address.endswith(">") else address
 
 
 # Bodies in a 7-bit transfer encoding (quoted-printable where they are not ASCII), so

@@ -164,3 +164,34 @@ def test_a_message_id_the_library_would_rewrite_is_left_to_it(message_id: str) -
         html=None,
     )
     assert _plain_message(message, message_id, WHEN, "\r\n") is None
+
+
+# -- addresses: the customer's To line and the envelope, without the email library's parser --
+
+names = st.one_of(plain_words, words, st.just("O'Connor"), st.just("João Lima"), st.just(""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=names, email=addr)
+def test_the_customers_address_is_what_the_email_library_writes(name: str, email: str) -> None:
+    from email.headerregistry import Address
+
+    from funnelctl.mail import Recipient, _customer_address
+
+    if "\r" in name or "\n" in name:
+        return
+    expected = str(Address(display_name=name, addr_spec=email)) if name else email
+    assert _customer_address(Recipient(email, name)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(to=st.lists(address, min_size=1, max_size=3), cc=st.lists(address, max_size=2))
+def test_the_envelope_is_what_the_email_library_reads_from_the_headers(
+    to: list[str], cc: list[str]
+) -> None:
+    from email.utils import getaddresses
+
+    message = Rendered(
+        subject="Hi", sender="a@b.example", to=to, cc=cc, bcc=[], reply_to=None, text="x", html=None
+    )
+    assert message.recipients == [a for _, a in getaddresses([*to, *cc]) if a]
