@@ -30,6 +30,7 @@ from typing import Any
 
 from .dates import days_between
 from .errors import FunnelError, NotFound
+from .mdhtml import to_html
 from .sandbox import TemplateError, UnsafeAddress, address_template, markdown_template
 from .sandbox import template as compiled
 from .store import Store, customers, enrollments, events, outbox
@@ -239,7 +240,7 @@ def render(
     html = escaped = None
     if template.markdown:
         escaped = _render(template.body, context, template, template.body_line, markdown_template)
-        html = _markdown_html(escaped) if convert else None
+        html = to_html(escaped) if convert else None
     own = values.get("From")
     voice = speaker.address if speaker is not None and not own else None
     sender = own or voice or settings.sender
@@ -283,11 +284,12 @@ def render(
     return rendered
 
 
-def converted(rendered: Rendered) -> Rendered:
-    """``rendered`` with its Markdown body converted to HTML, if it had one waiting."""
+def converted(rendered: Rendered, convert: Callable[[str], str] = to_html) -> Rendered:
+    """``rendered`` with its Markdown body converted to HTML, if it had one waiting
+    (by ``convert``: :func:`mdhtml.to_html`, or what converts it ahead)."""
     if rendered.markdown is None:
         return rendered
-    return replace(rendered, html=_markdown_html(rendered.markdown), markdown=None)
+    return replace(rendered, html=convert(rendered.markdown), markdown=None)
 
 
 @lru_cache(maxsize=1024)
@@ -300,21 +302,6 @@ def addr_spec(value: str) -> str:
 def _split(value: str) -> list[str]:
     """The addresses of a header line, as written between its commas."""
     return [a.strip() for a in value.split(",") if a.strip()]
-
-
-@lru_cache(maxsize=1)
-def _markdown() -> Any:
-    """One Markdown converter for the run (building one costs more than converting)."""
-    import markdown
-
-    return markdown.Markdown(extensions=["sane_lists", "nl2br"], output_format="html")
-
-
-@lru_cache(maxsize=64)
-def _markdown_html(text: str) -> str:
-    """A Markdown body as HTML, converted once per run for bodies that do not change
-    from one customer to the next (a template without their data, a notice to partners)."""
-    return str(_markdown().reset().convert(text))
 
 
 def _customer_address(customer: Recipient) -> str:
@@ -384,7 +371,13 @@ def check_headers(rendered: Rendered, message_id: str) -> None:
         _headers_message(rendered, message_id, _EPOCH)
 
 
-def message_bytes(rendered: Rendered, message_id: str, when: datetime, linesep: str) -> bytes:
+def message_bytes(
+    rendered: Rendered,
+    message_id: str,
+    when: datetime,
+    linesep: str,
+    convert: Callable[[str], str] = to_html,
+) -> bytes:
     """The message as bytes on the wire, built once.
 
     A message whose header values are plain (printable ASCII words and simple addresses
@@ -392,9 +385,9 @@ def message_bytes(rendered: Rendered, message_id: str, when: datetime, linesep: 
     :func:`build_message` and :func:`wire_bytes` make of it, at a tenth of their cost;
     tests/test_mail_bytes.py compares the two on random messages. Any other message goes
     through the email library and all of its checks. A Markdown body still waiting
-    (``render(..., convert=False)``) is converted here.
+    (``render(..., convert=False)``) is converted here, by ``convert``.
     """
-    rendered = converted(rendered)
+    rendered = converted(rendered, convert)
     data = _plain_message(rendered, message_id, when, linesep)
     if data is not None:
         return data

@@ -53,6 +53,7 @@ from .mail import (
     render,
     stale_reason,
 )
+from .mdhtml import Ahead
 from .outfiles import PendingFile
 from .playbooks import Library
 from .store import Store, customers, events, outbox, touchpoints
@@ -986,12 +987,16 @@ def _deliver(
             _defer_the_rest(store, [item.email for item in ready], exc, today, now, report)
             return
         pending = Unrecorded()
-        # Each message is built (its Markdown converted, its bytes written) in a thread
-        # while the one before it is claimed and on the wire, where this one only waits.
+        # Each message is built (its bytes written) in a thread while the one before it
+        # is claimed and on the wire, where this one only waits; a long run's Markdown is
+        # converted in a process of its own, further ahead (mdhtml.Ahead).
         builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+        ahead = Ahead(item.rendered.markdown for item in ready if item.rendered.markdown)
 
         def build(item: Prepared) -> bytes:
-            return message_bytes(item.rendered, item.email.message_id, stamp(), sender.linesep)
+            return message_bytes(
+                item.rendered, item.email.message_id, stamp(), sender.linesep, ahead.convert
+            )
 
         try:
             upcoming = builder.submit(build, ready[0])
@@ -1007,6 +1012,7 @@ def _deliver(
         finally:
             _sent(store, pending, today)  # first: a second Ctrl-C must not lose the record
             builder.shutdown(wait=True, cancel_futures=True)
+            ahead.close()
     finally:
         sender.close()
 

@@ -257,6 +257,56 @@ def test_each_queued_email_is_delivered_once_with_its_message_id_and_rendered_co
     assert (result.exit_code, counts, len(smtp.received)) == (0, summary(), 4)
 
 
+def test_a_long_send_converts_markdown_in_a_worker_into_the_same_emails(
+    run: Callable[..., Result],
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past mdhtml.WORKER_FROM Markdown emails, a worker process converts them: this
+    process converts none, and every email is the one a short send makes."""
+    from funnelctl import mdhtml
+
+    rows = ["email,name,company,language"]
+    rows += [
+        f"c{i}@example.com,Customer {i},Firm {i % 3},{'pt' if i % 4 else 'en'}" for i in range(25)
+    ]
+    (tmp_path / "customers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    here: list[str] = []
+    real = mdhtml.to_html
+    monkeypatch.setattr(mdhtml, "to_html", lambda text: here.append(text) or real(text))
+
+    mails = {}
+    for name, worker_from in (("worker", 20), ("here", 10**9)):
+        root = tmp_path / name
+        ok(run("init", str(root)))
+        configure(root, smtp_yaml(smtp.port))
+        home = ("--home", str(root))
+        ok(
+            run(
+                "import",
+                str(tmp_path / "customers.csv"),
+                "--funnel",
+                "after-sales",
+                "--stage",
+                "customer-contact",
+                *home,
+            )
+        )
+        monkeypatch.setattr(mdhtml, "WORKER_FROM", worker_from)
+        here.clear()
+        start = len(smtp.received)
+        result, counts = send(run, *home)
+        assert (result.exit_code, counts) == (0, summary(sent=25)), result.stderr
+        assert len(here) == (0 if name == "worker" else 25)
+        mails[name] = {
+            got.rcpt_tos[0]: [part.get_content() for part in got.message.iter_parts()]
+            for got in smtp.received[start:]
+        }
+    assert len(mails["worker"]) == 25
+    assert mails["worker"] == mails["here"]
+
+
 def test_outbox_export_shows_the_same_fate(
     run: Callable[..., Result], ws: Path, smtp: SmtpServer
 ) -> None:

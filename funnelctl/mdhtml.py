@@ -1,0 +1,166 @@
+"""Markdown to HTML: the one converter of email bodies, and a process converting ahead.
+
+Converting a body with Python-Markdown costs about 2 ms, the largest part of building an
+email. A long ``send`` converts its bodies in a worker process of its own
+(``python -m funnelctl.mdhtml``), a few emails ahead of the one on the wire: in the
+sending process that work would compete for the interpreter's lock with the threads
+that claim, record and hand over each email, and the sending would stall behind it.
+
+The worker reads bodies on its standard input and writes their HTML on its standard
+output, each as a 4-byte length and UTF-8 text; it ends when its input does, so it
+ends with the send, however the send ends (a kill included). It holds nothing of the
+send: no database, no message, no address. Should it fail in any way, the rest is
+converted in the sending process, as a short send always is. Either way the HTML is the
+same: it is this module's :func:`to_html` that converts.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import struct
+import sys
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import IO, Any
+
+# Below this many Markdown bodies a worker is not worth its start (about 0.1-0.2 s).
+WORKER_FROM = 50
+# Bodies given to the worker and not yet taken back: at most this many, and at most this
+# many bytes (one larger body alone), so that writing to the worker never waits on a
+# full pipe while the worker waits to write its answers.
+AHEAD = 8
+AHEAD_BYTES = 8192
+_LENGTH = struct.Struct(">I")
+
+
+@lru_cache(maxsize=1)
+def _converter() -> Any:
+    """One Markdown converter per process (building one costs more than converting)."""
+    import markdown
+
+    return markdown.Markdown(extensions=["sane_lists", "nl2br"], output_format="html")
+
+
+@lru_cache(maxsize=64)
+def to_html(text: str) -> str:
+    """A Markdown body as HTML, converted once per run for bodies that do not change
+    from one customer to the next (a template without their data, a notice to partners)."""
+    return str(_converter().reset().convert(text))
+
+
+class Ahead:
+    """Converts the Markdown ``bodies`` of a send, in their order, ahead of their use.
+
+    :meth:`convert` takes the place of :func:`to_html` and is asked for the bodies in
+    the order given; a body that is not the next one, or any trouble with the worker, is
+    converted in this process. Use it from one thread, and :meth:`close` it.
+    """
+
+    def __init__(self, bodies: Iterable[str]) -> None:
+        self._bodies = collections.deque(bodies)
+        self._given: collections.deque[bytes] = collections.deque()  # to the worker, in order
+        self._worker: Any = None
+        if len(self._bodies) >= WORKER_FROM:
+            self._start()
+
+    @property
+    def working(self) -> bool:
+        """Whether a worker process converts (False for a short send, or after trouble)."""
+        return self._worker is not None
+
+    def convert(self, text: str) -> str:
+        data = text.encode("utf-8", "surrogatepass")
+        try:
+            self._give()
+            while self._given:
+                given = self._given.popleft()
+                html = _read(self._worker.stdout)
+                if given == data:
+                    self._give()
+                    return html
+        except Exception:  # the worker died, or answered nonsense: the rest is done here
+            self._stop()
+        return to_html(text)
+
+    def close(self) -> None:
+        self._stop()
+
+    def _start(self) -> None:
+        import subprocess
+        from pathlib import Path
+
+        try:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                # ``-m`` puts the working folder first on the worker's path: the folder
+                # this funnelctl comes from, not wherever the send was started (where a
+                # stray markdown.py would be imported in place of the library)
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            self._give()
+        except Exception:  # no process can be started here: convert in this one
+            self._stop()
+
+    def _give(self) -> None:
+        """Write bodies to the worker until it has enough of them."""
+        given = sum(len(body) for body in self._given)
+        while self._worker is not None and self._bodies and len(self._given) < AHEAD:
+            body = self._bodies[0].encode("utf-8", "surrogatepass")
+            if self._given and given + len(body) > AHEAD_BYTES:
+                break
+            self._bodies.popleft()
+            self._worker.stdin.write(_LENGTH.pack(len(body)) + body)
+            self._worker.stdin.flush()
+            self._given.append(body)
+            given += len(body)
+
+    def _stop(self) -> None:
+        worker, self._worker = self._worker, None
+        self._given.clear()
+        self._bodies.clear()
+        if worker is not None:
+            for pipe in (worker.stdin, worker.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()  # its input ends: the worker ends
+            try:
+                worker.wait(timeout=5)
+            except Exception:
+                worker.kill()
+
+
+def _read(stream: IO[bytes]) -> str:
+    """One length-prefixed UTF-8 text; EOFError when the stream ends before it."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return data.decode("utf-8", "surrogatepass")
+
+
+def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The worker: convert each body read until the input ends."""
+    while True:
+        try:
+            text = _read(requests)
+        except EOFError:
+            return
+        html = to_html(text).encode("utf-8", "surrogatepass")
+        answers.write(_LENGTH.pack(len(html)) + html)
+        answers.flush()
+
+
+if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C reaches the whole process group: it is the send's to handle; the worker
+    # ends when the send closes its input (or dies)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):  # the send is gone
+        _serve(sys.stdin.buffer, sys.stdout.buffer)
