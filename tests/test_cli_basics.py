@@ -113,6 +113,29 @@ def test_a_long_list_streams_plain_rows_in_a_pipe_and_shows_a_screenful_to_a_per
     assert limited.stderr == ""
 
 
+def test_the_health_list_streams_in_a_pipe_and_shows_a_screenful_to_a_person(
+    run, demo, monkeypatch
+):
+    every = json.loads(run("at-risk", "--all", "-f", "json").stdout)
+    piped = run("at-risk", "--all").stdout.splitlines()
+    assert piped[0].split("\t") == [
+        "customer", "owner", "score", "trend", "reasons", "opportunities",
+    ]  # fmt: skip
+    assert len(piped) == 1 + len(every) > 20  # every active customer, one line each
+    first = piped[1].split("\t")
+    assert first[0] == every[0]["customer"]
+    assert first[4] == "; ".join(every[0]["reasons"])  # every reason, uncut
+
+    from funnelctl import output
+
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    shown = run("at-risk", "--all", env={"LINES": "20"})
+    assert shown.stderr == (
+        f"{len(every) - 12} more not shown: --limit N shows N, a pipe (| less) or --format "
+        "csv all.\n"
+    )
+
+
 def test_a_screenful_at_80_columns_leaves_out_columns_before_it_cuts_an_email(
     run, demo, monkeypatch
 ):

@@ -42,10 +42,12 @@ def at_risk(
     def style(row: Mapping[str, Any]) -> str | None:
         return "bold red" if row["at_risk"] else None
 
-    if fmt == "table":
+    screen = output.screen_rows(limit)
+    if fmt == "table":  # a person's screenful: the first reasons, one a line; a pipe: all
+        join = "\n".join if screen is not None else "; ".join
         for row in rows:
-            row["reasons"] = "\n".join(row["reasons"][:3])
-            row["opportunities"] = "\n".join(row["opportunities"])
+            row["reasons"] = join(row["reasons"][:3] if screen is not None else row["reasons"])
+            row["opportunities"] = join(row["opportunities"])
 
     output.render(
         rows,
@@ -54,4 +56,7 @@ def at_risk(
         title=f"Health on {s.today}",
         style=style,
         empty="Nobody is at risk and no opportunity is open.",
+        stream=True,
+        screen=screen,
+        keep=("customer", "owner"),
     )
