@@ -813,6 +813,12 @@ def test_dry_run_lists_the_real_envelope_and_changes_nothing(
     ]
     assert dump(ws) == before
     assert smtp.received == []
+    # for people, in a pipe: a line per email, uncut
+    assert run("send", "--dry-run").stdout == (
+        "id\ttemplate\tscheduled on\trecipients\tsubject\n"
+        f"1\twith-bcc\t{TODAY}\tjoe@example.com, audit@example.com\tYour account\n"
+        f"2\twelcome\t{TODAY}\tzoe@example.com\t{WELCOME_SUBJECT}\n"
+    )
     assert not (ws / ".send.lock").exists()
 
     # the real run sends to that envelope, and Bcc stays out of the headers

@@ -60,6 +60,9 @@ def send_(
             ["id", "template", "scheduled_on", "recipients", "subject"],
             title="Would send (dry run)",
             empty="Nothing would be sent now.",
+            stream=True,  # a big outbox: plain rows in a pipe, a screenful on a terminal
+            screen=output.screen_rows(limit),
+            keep=("id", "recipients"),
         )
     else:
         output.render_object(report.summary(), fmt, title="Send")
