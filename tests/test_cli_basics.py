@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import sys
 
@@ -129,11 +130,44 @@ def test_the_health_list_streams_in_a_pipe_and_shows_a_screenful_to_a_person(
     from funnelctl import output
 
     monkeypatch.setattr(output, "_terminal", lambda: True)
-    shown = run("at-risk", "--all", env={"LINES": "20"})
+    shown = run("at-risk", "--all", env={"COLUMNS": "80", "LINES": "24"})
+    assert shown.stdout == (
+        "Health on 2026-03-02: 7 at risk · 7 with an opportunity\n"
+        "  21.4   liam.oconnor@example.net  bruno\n"
+        "         Latest NPS answer: 3 is poor (healthy ≥ 9)\n"
+        "         Latest CSAT: 2 is poor (healthy ≥ 4.5)\n"
+        "         Weekly logins, last 4 weeks on average: 5 is poor (healthy ≥ 20)\n"
+        "         … 3 more: customer show liam.oconnor@example.net\n"
+        "    25   zoe.laurent@example.net  ana\n"
+        "         Latest NPS answer: 2 is poor (healthy ≥ 9)\n"
+        "         Latest CSAT: 2 is poor (healthy ≥ 4.5)\n"
+        "         Weekly logins, last 4 weeks on average: 3 is poor (healthy ≥ 20)\n"
+        "         … 2 more: customer show zoe.laurent@example.net\n"
+        "  37.5   yasmin.costa@example.com  ana\n"
+        "         Latest NPS answer: 2 is poor (healthy ≥ 9)\n"
+        "         Latest CSAT: 1 is poor (healthy ≥ 4.5)\n"
+        "         Weekly logins, last 4 weeks on average: 6 is concerning (healthy ≥ 20)\n"
+        "         … 2 more: customer show yasmin.costa@example.com\n"
+        "  39.3   daniel.okafor@example.org  bruno\n"
+        "         Latest NPS answer: 4 is poor (healthy ≥ 9)\n"
+        "         Latest CSAT: 2 is poor (healthy ≥ 4.5)\n"
+        "         Share of seats in use: 0.53 is concerning (healthy ≥ 0.7)\n"
+        "         … 3 more: customer show daniel.okafor@example.org\n"
+    )  # 24 lines: these 21, the count of the rest, and the prompt
     assert shown.stderr == (
-        f"{len(every) - 12} more not shown: --limit N shows N, a pipe (| less) or --format "
+        f"{len(every) - 4} more not shown: --limit N shows N, a pipe (| less) or --format "
         "csv all.\n"
     )
+    # a narrow terminal wraps reasons and opportunities under their customer, never an
+    # email; --limit shows that many whole
+    at_risk = json.loads(run("at-risk", "-f", "json").stdout)
+    narrow = run("at-risk", "--limit", "30", env={"COLUMNS": "50", "LINES": "24"})
+    assert narrow.stderr == ""
+    lines = narrow.stdout.splitlines()
+    assert max(map(len, lines)) == 50
+    heads = [m[1] for line in lines if (m := re.match(r" *[\d.]+ {3}(\S+@\S+)  ", line))]
+    assert heads == [row["customer"] for row in at_risk]
+    assert "         Advocacy: a promoter for a year or more;" in lines
 
 
 def test_a_screenful_at_80_columns_leaves_out_columns_before_it_cuts_an_email(

@@ -125,6 +125,17 @@ def at_risk(run, *args: str, today: str = TODAY) -> list[dict]:
     return as_json(run("at-risk", *args, "--today", today, "--format", "json"))
 
 
+def on_a_terminal(run, *args: str, today: str = TODAY) -> str:
+    """What a person sees (stdout drawn as on a terminal, 80 columns)."""
+    from funnelctl import output
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output, "_terminal", lambda: True)
+        result = run(*args, "--today", today, env={"COLUMNS": "80", "LINES": "40"})
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
 def by_customer(rows: list[dict]) -> dict[str, dict]:
     return {r["customer"]: r for r in rows}
 
@@ -674,6 +685,7 @@ def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     ok(run("signal", email, "nps", "4", "--today", day(4)))
     row = by_customer(at_risk(run, today=day(4)))[email]
     assert (row["score"], row["at_risk"], row["trend"]) == (16.7, True, -50.0)
+    assert "  16.7   r@example.com  -  down 50\n" in on_a_terminal(run, "at-risk", today=day(4))
     # The episode ended on day 3: its open tasks stay (a promised call may still be worth
     # making) and say so.
     ended = [f"the at-risk episode ended on {day(3)}; still needed?"]
