@@ -156,6 +156,7 @@ class Bench:
         for name in ("FUNNELCTL_HOME", "FUNNELCTL_TODAY", "FUNNELCTL_NOW"):
             self.env.pop(name, None)
         self._large: Path | None = None
+        self.startup = False  # whether the start-up pairs ran (the table's footnote)
 
     def rounds(self) -> range:
         return range(self.args.rounds)
@@ -367,6 +368,7 @@ def time_startup(bench: Bench) -> None:
     ws = bench.build(bench.tmp / "startup", STARTUP_BOOK, 10 * STARTUP_BOOK)
     row = Row(f"due -f json, {STARTUP_BOOK} customers", "import typer", goal="<= 1.5x", limit=1.5)
     bench.rows.append(row)
+    bench.startup = True
     due = funnelctl(ws, "due", "-f", "json")
     typer = [sys.executable, "-c", "import typer"]
     for r in bench.rounds():
@@ -521,11 +523,12 @@ def table(bench: Bench) -> str:
         ]
         out.append("  ".join(cells).rstrip())
     rounds = bench.args.rounds
+    startup = f" ({rounds * STARTUP_RUNS} runs for the start-up)" if bench.startup else ""
     out += [
         "",
-        f"Medians of {rounds} round(s) ({rounds * STARTUP_RUNS} runs for the start-up); each cell:",
-        "wall seconds (send: emails a second) and peak RSS. ratio: funnelctl's median seconds",
-        "over the reference's; for send, funnelctl's rate over the reference's.",
+        f"Medians of {rounds} round(s){startup}; each cell: wall seconds (send: emails",
+        "a second) and peak RSS. ratio: funnelctl's median seconds over the reference's;",
+        "for send, funnelctl's rate over the reference's.",
         *bench.notes,
     ]
     if bench.args.quick:
