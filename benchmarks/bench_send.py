@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from smtp_server import SmtpServer  # noqa: E402
+from smtp_server import Received, SmtpServer  # noqa: E402
 
 TODAY = "2026-03-02"
 NOW = "2026-03-02T10:00"
@@ -151,6 +151,48 @@ def mailmerge_files(tmp: Path, port: int, n: int, sample: bytes) -> list[str]:
     ]
 
 
+def prepare(tmp: Path, n: int, port: int) -> tuple[dict[str, str], list[dict]]:
+    """A workspace in tmp/ws that sends to 127.0.0.1:port, with the welcome email queued
+    for n customers: the environment that runs funnelctl there, and the queued emails."""
+    ws = tmp / "ws"
+    env = dict(os.environ, FUNNELCTL_HOME=str(ws), FUNNELCTL_TODAY=TODAY, FUNNELCTL_NOW=NOW)
+    env.pop("FUNNELCTL_SMTP_PASSWORD", None)
+    funnelctl(env, "init", str(ws))
+    configure(ws, port)
+    write_csv(tmp / "customers.csv", n)
+    print(f"importing {n} customers into after-sales/customer-contact ...", file=sys.stderr)
+    funnelctl(
+        env,
+        "import",
+        str(tmp / "customers.csv"),
+        "--funnel",
+        "after-sales",
+        "--stage",
+        "customer-contact",
+        "-f",
+        "json",
+    )
+    queued = json.loads(funnelctl(env, "outbox", "list", "--status", "queued", "-f", "json").stdout)
+    if len(queued) != n:
+        sys.exit(f"expected {n} queued emails, found {len(queued)}")
+    return env, queued
+
+
+def check_sent(summary: dict, received: list[Received], queued: list[dict]) -> list[str]:
+    """What is wrong with a `send` run (its JSON summary, what the sink got): every
+    queued email sent and received exactly once."""
+    n = len(queued)
+    ids = [r.message_id for r in received]
+    problems = []
+    if summary.get("sent") != n:
+        problems.append(f"summary {summary}")
+    if len(received) != n or len(set(ids)) != n:
+        problems.append(f"the sink got {len(received)} messages, {len(set(ids))} distinct")
+    if set(ids) != {r["message_id"] for r in queued}:
+        problems.append("the Message-IDs received differ from the outbox's")
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=5000)
@@ -166,44 +208,13 @@ def main() -> None:
 
     n = args.emails
     tmp = Path(tempfile.mkdtemp(prefix="funnelctl-send."))
-    ws = tmp / "ws"
-    env = dict(os.environ, FUNNELCTL_HOME=str(ws), FUNNELCTL_TODAY=TODAY, FUNNELCTL_NOW=NOW)
-    env.pop("FUNNELCTL_SMTP_PASSWORD", None)
     server = SmtpServer().start()
     try:
-        funnelctl(env, "init", str(ws))
-        configure(ws, server.port)
-        write_csv(tmp / "customers.csv", n)
-        print(f"importing {n} customers into after-sales/customer-contact ...", file=sys.stderr)
-        funnelctl(
-            env,
-            "import",
-            str(tmp / "customers.csv"),
-            "--funnel",
-            "after-sales",
-            "--stage",
-            "customer-contact",
-            "-f",
-            "json",
-        )
-        queued = json.loads(
-            funnelctl(env, "outbox", "list", "--status", "queued", "-f", "json").stdout
-        )
-        if len(queued) != n:
-            sys.exit(f"expected {n} queued emails, found {len(queued)}")
-
+        env, queued = prepare(tmp, n, server.port)
         print("timing funnelctl send ...", file=sys.stderr)
         f_secs, f_mb, out = timed([FUNNELCTL, "send", "-f", "json"], env)
-        summary = json.loads(out)
         received = server.received
-        ids = [r.message_id for r in received]
-        problems = []
-        if summary.get("sent") != n:
-            problems.append(f"summary {summary}")
-        if len(received) != n or len(set(ids)) != n:
-            problems.append(f"the sink got {len(received)} messages, {len(set(ids))} distinct")
-        if set(ids) != {r["message_id"] for r in queued}:
-            problems.append("the Message-IDs received differ from the outbox's")
+        problems = check_sent(json.loads(out), received, queued)
 
         sample = tmp / "sample.eml"
         sample.write_bytes(received[0].content)

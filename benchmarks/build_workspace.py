@@ -2,13 +2,15 @@
 """Build a large funnelctl workspace directly in SQL, for timing the daily commands.
 
     python benchmarks/build_workspace.py DIR --customers 100000 --activities 1000000 \
-        [--today 2026-11-23] [--due 60]
+        [--today 2026-11-23] [--due 60] [--stuck N] [--signals N] [--seed 1]
 
 Most of the book is history: done tasks, customers in the 30/60/90-day
 follow-up stages or closed. A fixed number of things are due whatever the size
-(``--due`` overdue or due-today tasks, and as many stagnant enrollments), so
-comparing a small and a large workspace shows whether `due` costs what is due
-or what is stored. Run by hand; never in CI.
+(``--due`` overdue or due-today tasks, and as many stagnant enrollments unless
+``--stuck`` says otherwise), so comparing a small and a large workspace shows
+whether `due` costs what is due or what is stored. ``--due N --stuck 0`` with N
+customers and N activities gives every customer exactly one item due. Run by
+hand; never in CI.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--today", default="2026-11-23")
     parser.add_argument("--due", type=int, default=60, help="tasks due or overdue today")
+    parser.add_argument(
+        "--stuck", type=int, help="stagnant enrollments (default: as many as --due)"
+    )
     parser.add_argument("--signals", type=int, default=0, help="signals spread over the customers")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -59,7 +64,8 @@ def main() -> None:
             ),
         )
         # Enrollments: most in follow-up stages (time-based, never stagnant), a few stuck.
-        stuck = set(rng.sample(range(1, n + 1), min(args.due, n)))
+        n_stuck = args.due if args.stuck is None else args.stuck
+        stuck = set(rng.sample(range(1, n + 1), min(n_stuck, n)))
 
         def enrollment(i: int) -> tuple:
             if i in stuck:
