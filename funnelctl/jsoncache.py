@@ -1,8 +1,9 @@
 """What funnelctl keeps in a workspace's ``.cache`` to start faster: checked results
-(the playbooks, the settings) as JSON, under a key made of everything they came from.
+(the playbooks, their outline, the settings) as JSON, under a key made of everything
+they came from.
 
-A cache is read back only into frozen dataclasses named in an allow-list: a file
-someone else put there can describe a value, never run code. A cache that cannot be
+A cache is read back only into frozen dataclasses and named tuples named in an
+allow-list: a file someone else put there can describe a value, never run code. A cache that cannot be
 read, or was made from other inputs, is ignored (the caller checks the files again);
 one that cannot be written only costs that check next time. Files are owner-only, like
 the database.
@@ -66,6 +67,9 @@ def write(path: Path, key: str, value: Any) -> None:
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"class": type(value).__name__, "fields": fields}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
+        fields = {name: _encode(getattr(value, name)) for name in value._fields}
         return {"class": type(value).__name__, "fields": fields}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v) for v in value]}

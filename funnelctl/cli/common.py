@@ -28,6 +28,7 @@ from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:  # loaded with the playbook cache, by the commands that read playbooks
+    from ..outline import Outline
     from ..playbooks import Library
 
 HomeOption = Annotated[
@@ -277,6 +278,13 @@ class Session:
 
     def library(self) -> Library:
         return workspace_library(self.workspace)
+
+    def outline(self) -> Outline:
+        """The little of the playbooks that the morning list reads (outline.py)."""
+        from ..playbook_cache import cached_outline
+
+        w = self.workspace
+        return cached_outline(w.playbooks_dir, w.templates_dir, w.settings.team, w.cache_dir)
 
 
 def workspace_library(workspace: Workspace) -> Library:
