@@ -1,6 +1,6 @@
 """What funnelctl keeps in a workspace's ``.cache`` to start faster: checked results
 (the playbooks, their outline, the settings) as JSON, under a key made of everything
-they came from.
+they came from (cache_key).
 
 A cache is read back only into frozen dataclasses and named tuples named in an
 allow-list: a file someone else put there can describe a value, never run code. A cache that cannot be
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -30,12 +29,16 @@ def dataclasses_of(namespace: Mapping[str, object]) -> dict[str, type[Any]]:
     }
 
 
-def fingerprint(parts: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(f"\0{len(part)}\0".encode())
-        digest.update(part)
-    return digest.hexdigest()
+def cache_key(parts: Iterable[bytes]) -> str:
+    """The key of a value made from ``parts``: the parts themselves, each after its length
+    (so that no two lists of parts give one key), bytes kept as they are (latin-1).
+
+    Comparing the inputs as they were with the inputs as they are is exact, where a digest
+    is only almost so, and cheaper: the inputs are small (the settings or the playbooks,
+    and the code that checks them), while hashlib loads OpenSSL, which costs every start
+    more than reading this copy back.
+    """
+    return "".join(f"\0{len(part)}\0{part.decode('latin-1')}" for part in parts)
 
 
 def read(path: Path, key: str, classes: Mapping[str, type[Any]]) -> Any:

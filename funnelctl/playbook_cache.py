@@ -41,7 +41,7 @@ _RULES = ("playbooks.py", "yamlfile.py", "yamlparse.py", "outline.py")
 def cached_library(
     playbooks_dir: Path, templates_dir: Path, team: Sequence[str], cache_dir: Path
 ) -> Library:
-    key = _fingerprint(_files(playbooks_dir, templates_dir), team)
+    key = _key(_files(playbooks_dir, templates_dir), team)
     return _library(key, playbooks_dir, templates_dir, team, cache_dir)
 
 
@@ -51,7 +51,7 @@ def cached_outline(
     """The outline of the checked library (outline.py), cached under the library's key:
     read back, it builds no playbook object. The library is read (from its own cache, else
     from the files, and its problems reported) only when the outline must be made again."""
-    key = _fingerprint(_files(playbooks_dir, templates_dir), team)
+    key = _key(_files(playbooks_dir, templates_dir), team)
     path = cache_dir / OUTLINE_NAME
     cached = jsoncache.read(path, key, OUTLINE_CLASSES) if key else None
     if isinstance(cached, Outline):
@@ -87,8 +87,8 @@ def _library(
     return library
 
 
-def _fingerprint(files: Sequence[Path], team: Sequence[str]) -> str | None:
-    """A digest of everything the checked library depends on; None when a file cannot be
+def _key(files: Sequence[Path], team: Sequence[str]) -> str | None:
+    """The cache key of everything the checked library depends on; None when a file cannot be
     read (the library is then loaded, and its problem reported, every time)."""
     try:
         contents = [(path, path.read_bytes()) for path in files]
@@ -103,4 +103,4 @@ def _fingerprint(files: Sequence[Path], team: Sequence[str]) -> str | None:
             yield str(path).encode()
             yield content
 
-    return jsoncache.fingerprint(parts())
+    return jsoncache.cache_key(parts())

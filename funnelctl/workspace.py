@@ -302,7 +302,7 @@ def cached_settings(path: Path, cache_dir: Path) -> Settings:
         rules = [p.read_bytes() for p in (Path(__file__), reader, reader.with_name("yamlparse.py"))]
     except (OSError, UnicodeDecodeError):
         return load_settings(path)  # which says what is wrong with the file
-    key = jsoncache.fingerprint([content, *rules])
+    key = jsoncache.cache_key([content, *rules])
     cache = cache_dir / SETTINGS_CACHE
     cached = jsoncache.read(cache, key, _SETTINGS_CLASSES)
     if isinstance(cached, Settings):

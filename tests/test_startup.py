@@ -33,8 +33,8 @@ finally:
 # checked playbooks and settings being cached) reading YAML.
 NOT_FOR_SCRIPTS = ("rich", "jinja2", "markdown", "markupsafe", "email", "yaml")
 # Nor, `due` reading the playbooks' outline (outline.py), the playbooks' classes and what
-# reading or acting on them takes.
-NOT_FOR_DUE = ("funnelctl.playbooks", "funnelctl.activities", "funnelctl.engine")
+# reading or acting on them takes; nor OpenSSL's digests (the caches' keys are exact copies).
+NOT_FOR_DUE = ("funnelctl.playbooks", "funnelctl.activities", "funnelctl.engine", "hashlib")
 
 
 def loaded(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
