@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dates import days_between, shift
 from .outline import Outline
@@ -39,8 +38,7 @@ SECTION_TITLES = {
 SUPERSEDED_SHOWN_DAYS = 7  # a superseded email is pointed out in the week it was due
 
 
-@dataclass(frozen=True)
-class DueQuery:
+class DueQuery(NamedTuple):
     today: str
     days: int = 0
     owner: str | None = None

@@ -12,7 +12,6 @@ the database.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from typing import Any
 
 def dataclasses_of(namespace: Mapping[str, object]) -> dict[str, type[Any]]:
     """The dataclasses defined in a module's namespace (``vars(module)``), by name."""
+    import dataclasses
+
     return {
         name: value
         for name, value in namespace.items()
@@ -68,6 +69,8 @@ def write(path: Path, key: str, value: Any) -> None:
 
 
 def _encode(value: Any) -> Any:
+    import dataclasses  # when a cache is written; reading one back needs none of it
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"class": type(value).__name__, "fields": fields}

@@ -33,8 +33,16 @@ finally:
 # checked playbooks and settings being cached) reading YAML.
 NOT_FOR_SCRIPTS = ("rich", "jinja2", "markdown", "markupsafe", "email", "yaml")
 # Nor, `due` reading the playbooks' outline (outline.py), the playbooks' classes and what
-# reading or acting on them takes; nor OpenSSL's digests (the caches' keys are exact copies).
-NOT_FOR_DUE = ("funnelctl.playbooks", "funnelctl.activities", "funnelctl.engine", "hashlib")
+# reading or acting on them takes; nor OpenSSL's digests (the caches' keys are exact copies);
+# nor dataclasses: defining one compiles its methods, and `due` needs none (its records are
+# named tuples).
+NOT_FOR_DUE = (
+    "funnelctl.playbooks",
+    "funnelctl.activities",
+    "funnelctl.engine",
+    "hashlib",
+    "dataclasses",
+)
 
 
 def loaded(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -77,6 +85,7 @@ def test_due_for_a_script_loads_no_drawing_templates_or_email(tmp_path, book, fm
     assert done.returncode == 0, done.stderr
     assert "Call Ana" in done.stdout
     assert under(modules, *NOT_FOR_SCRIPTS, *NOT_FOR_DUE) == []
+    assert ("csv" in modules) == (fmt == "csv")  # the csv module for CSV alone
 
 
 def test_due_for_one_team_member_loads_no_playbook_either(tmp_path, book):

@@ -10,10 +10,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from typer._types import TyperChoice
@@ -270,8 +269,7 @@ def resolve_now(today: str, workspace: Workspace) -> datetime:
     return datetime.combine(date.fromisoformat(today), clock.timetz())
 
 
-@dataclass
-class Session:
+class Session(NamedTuple):
     workspace: Workspace
     store: Store
     today: str
