@@ -130,3 +130,13 @@ def test_the_command_list_says_what_the_command_s_help_says(name):
             f"COMMANDS[{name!r}].summary should be the first sentence of its help: "
             f"{command.get_short_help_str(1000)!r}"
         )
+
+
+def test_typer_finds_the_root_and_due_annotations_as_objects_not_strings():
+    """Typer reads them on every run: strings would be parsed and evaluated each time."""
+    from funnelctl.cli import commands, due
+
+    for function in (due.due, commands._everywhere):
+        assert function.__annotations__, function
+        strings = [name for name, a in function.__annotations__.items() if isinstance(a, str)]
+        assert strings == [], f"{function.__name__}: {strings}"

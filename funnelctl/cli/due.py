@@ -7,7 +7,9 @@ pipe: tab-separated rows, uncut (or the agenda at ``COLUMNS`` when it is set).
 ``--format json|csv`` for scripts.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer reads a command's annotations as it
+# builds the command, on every run, and annotations kept as strings would be parsed and
+# evaluated again each time (twice: by inspect.signature and by typing.get_type_hints).
 
 import os
 import shutil
