@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dates import days_between, shift
-from .playbooks import Library
+from .outline import Outline
 from .refs import ref
 from .store import Row, Store, due
 from .store import inbox as mail_state
@@ -39,16 +38,18 @@ SECTION_TITLES = {
 SUPERSEDED_SHOWN_DAYS = 7  # a superseded email is pointed out in the week it was due
 
 
-@dataclass(frozen=True)
-class DueQuery:
+class DueQuery(NamedTuple):
     today: str
     days: int = 0
     owner: str | None = None
     max_late_days: int = 3  # send skips a queued email later than this as stale
 
 
-def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
-    """Every item, section by section (SECTIONS order), each section in working order."""
+def due_items(store: Store, playbooks: Outline, query: DueQuery) -> Iterator[dict[str, Any]]:
+    """Every item, section by section (SECTIONS order), each section in working order.
+
+    ``playbooks``: the outline of the checked library (outline.outline(library)).
+    """
     today, horizon, owner = query.today, shift(query.today, query.days), query.owner
     overdue: list[dict[str, Any]] = []
     todays: list[dict[str, Any]] = []
@@ -57,7 +58,7 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     for row in due.tasks(store, until=horizon, after=None, owner=owner):
         partner = _partner_of(row)
         if partner is not None:
-            waiting.append(_partner_item(row, today, library, partner))
+            waiting.append(_partner_item(row, today, playbooks, partner))
             continue
         item = _task_item(row, today)
         _by_day(item, overdue, todays, coming)
@@ -79,7 +80,7 @@ def due_items(store: Store, library: Library, query: DueQuery) -> Iterator[dict[
     overdue.sort(key=lambda i: (-i["days_overdue"], i["kind"] != "task", i["id"] or 0))
     yield from overdue
     yield from todays
-    yield from _attention(store, library, query)
+    yield from _attention(store, playbooks, query)
     yield from stale
     yield from _email_problems(store, query)
     yield from _undeliverable(store, query)
@@ -146,20 +147,19 @@ def _partner_of(row: Row) -> str | None:
     return owner.removeprefix("partner:") if owner.startswith("partner:") else None
 
 
-def _partner_item(row: Row, today: str, library: Library, partner_id: str) -> dict[str, Any]:
+def _partner_item(row: Row, today: str, playbooks: Outline, partner_id: str) -> dict[str, Any]:
     """A task a partner holds: they were emailed it; the consultant waits on it."""
-    partner = library.partners.get(partner_id)
     item = _task_item(row, today)
     item["section"] = "waiting"
     item["partner"] = partner_id
-    item["title"] = f"{partner.name if partner else partner_id}: {row['title']}"
+    item["title"] = f"{playbooks.partners.get(partner_id, partner_id)}: {row['title']}"
     return item
 
 
 # -- needs attention -------------------------------------------------------------------------
 
 
-def _attention(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+def _attention(store: Store, playbooks: Outline, query: DueQuery) -> Iterator[dict[str, Any]]:
     """Customers at risk (worst first), then stuck stage visits (longest first)."""
     for row in due.at_risk(store, query.today, query.owner):
         reasons = json.loads(row["reasons"] or "[]")
@@ -175,10 +175,10 @@ def _attention(store: Store, library: Library, query: DueQuery) -> Iterator[dict
             score=score,
             reasons=reasons,
         )
-    yield from _stuck(store, library, query)
+    yield from _stuck(store, playbooks, query)
 
 
-def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str, Any]]:
+def _stuck(store: Store, playbooks: Outline, query: DueQuery) -> Iterator[dict[str, Any]]:
     """One item per stuck stage visit, with every reason it is stuck: too long in the
     stage, too long without a touchpoint, nothing planned next."""
     today = query.today
@@ -196,54 +196,53 @@ def _stuck(store: Store, library: Library, query: DueQuery) -> Iterator[dict[str
         item["alerts"].append(alert)
         item["reasons"].append(reason)
 
-    for funnel in library.funnels.values():
-        for stage in funnel.stages:
-            limits = [d for d in (stage.stagnant_after, stage.quiet_after) if d is not None]
-            # one read serves both alerts: whoever entered by the later of their cutoffs
-            rows = (
-                list(
-                    due.in_stage_since(
-                        store, funnel.id, stage.id, shift(today, -min(limits)), query.owner
-                    )
+    for stage in playbooks.stages:
+        limits = [d for d in (stage.stagnant_after, stage.quiet_after) if d is not None]
+        # one read serves both alerts: whoever entered by the later of their cutoffs
+        rows = (
+            list(
+                due.in_stage_since(
+                    store, stage.funnel, stage.id, shift(today, -min(limits)), query.owner
                 )
-                if limits
-                else []
             )
-            if stage.stagnant_after is not None:
-                # stagnant on the day the limit is reached: entered on the 2nd with 1d,
-                # stagnant on the 3rd
-                cutoff = shift(today, -stage.stagnant_after)
-                for row in rows:
-                    if row["entered_on"] > cutoff:
-                        continue
-                    days = days_between(row["entered_on"], today)
-                    add(
-                        row,
-                        "stagnant",
-                        shift(row["entered_on"], stage.stagnant_after),
-                        f"in {stage.id} for {_days(days)} (limit {stage.stagnant_after})",
-                    )
-            if stage.quiet_after is not None:
-                cutoff = shift(today, -stage.quiet_after)
-                for row in rows:
-                    since = max(row["entered_on"], row["last_touch"] or "")
-                    if since > cutoff:
-                        continue
-                    days = days_between(since, today)
-                    what = (
-                        "no touchpoint"
-                        if row["last_touch"] and row["last_touch"] == since
-                        else "no touchpoint since entering"
-                    )
-                    add(
-                        row,
-                        "quiet",
-                        shift(since, stage.quiet_after),
-                        f"{what} for {_days(days)} (limit {stage.quiet_after})",
-                    )
-            if stage.advance_after is None:
-                for row in due.idle(store, funnel.id, stage.id, query.owner):
-                    add(row, "no-next-step", row["entered_on"], f"nothing planned in {stage.id}")
+            if limits
+            else []
+        )
+        if stage.stagnant_after is not None:
+            # stagnant on the day the limit is reached: entered on the 2nd with 1d,
+            # stagnant on the 3rd
+            cutoff = shift(today, -stage.stagnant_after)
+            for row in rows:
+                if row["entered_on"] > cutoff:
+                    continue
+                days = days_between(row["entered_on"], today)
+                add(
+                    row,
+                    "stagnant",
+                    shift(row["entered_on"], stage.stagnant_after),
+                    f"in {stage.id} for {_days(days)} (limit {stage.stagnant_after})",
+                )
+        if stage.quiet_after is not None:
+            cutoff = shift(today, -stage.quiet_after)
+            for row in rows:
+                since = max(row["entered_on"], row["last_touch"] or "")
+                if since > cutoff:
+                    continue
+                days = days_between(since, today)
+                what = (
+                    "no touchpoint"
+                    if row["last_touch"] and row["last_touch"] == since
+                    else "no touchpoint since entering"
+                )
+                add(
+                    row,
+                    "quiet",
+                    shift(since, stage.quiet_after),
+                    f"{what} for {_days(days)} (limit {stage.quiet_after})",
+                )
+        if stage.advance_after is None:
+            for row in due.idle(store, stage.funnel, stage.id, query.owner):
+                add(row, "no-next-step", row["entered_on"], f"nothing planned in {stage.id}")
     for item in found.values():
         item["title"] = _stuck_title(item["alerts"])
     yield from sorted(found.values(), key=lambda i: (-i["days_overdue"], i["customer"] or ""))

@@ -1,8 +1,9 @@
 """What funnelctl keeps in a workspace's ``.cache`` to start faster: checked results
-(the playbooks, the settings) as JSON, under a key made of everything they came from.
+(the playbooks, their outline, the settings) as JSON, under a key made of everything
+they came from (cache_key).
 
-A cache is read back only into frozen dataclasses named in an allow-list: a file
-someone else put there can describe a value, never run code. A cache that cannot be
+A cache is read back only into frozen dataclasses and named tuples named in an
+allow-list: a file someone else put there can describe a value, never run code. A cache that cannot be
 read, or was made from other inputs, is ignored (the caller checks the files again);
 one that cannot be written only costs that check next time. Files are owner-only, like
 the database.
@@ -11,8 +12,6 @@ the database.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from typing import Any
 
 def dataclasses_of(namespace: Mapping[str, object]) -> dict[str, type[Any]]:
     """The dataclasses defined in a module's namespace (``vars(module)``), by name."""
+    import dataclasses
+
     return {
         name: value
         for name, value in namespace.items()
@@ -29,12 +30,16 @@ def dataclasses_of(namespace: Mapping[str, object]) -> dict[str, type[Any]]:
     }
 
 
-def fingerprint(parts: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(f"\0{len(part)}\0".encode())
-        digest.update(part)
-    return digest.hexdigest()
+def cache_key(parts: Iterable[bytes]) -> str:
+    """The key of a value made from ``parts``: the parts themselves, each after its length
+    (so that no two lists of parts give one key), bytes kept as they are (latin-1).
+
+    Comparing the inputs as they were with the inputs as they are is exact, where a digest
+    is only almost so, and cheaper: the inputs are small (the settings or the playbooks,
+    and the code that checks them), while hashlib loads OpenSSL, which costs every start
+    more than reading this copy back.
+    """
+    return "".join(f"\0{len(part)}\0{part.decode('latin-1')}" for part in parts)
 
 
 def read(path: Path, key: str, classes: Mapping[str, type[Any]]) -> Any:
@@ -64,8 +69,13 @@ def write(path: Path, key: str, value: Any) -> None:
 
 
 def _encode(value: Any) -> Any:
+    import dataclasses  # when a cache is written; reading one back needs none of it
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"class": type(value).__name__, "fields": fields}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
+        fields = {name: _encode(getattr(value, name)) for name in value._fields}
         return {"class": type(value).__name__, "fields": fields}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v) for v in value]}

@@ -6,7 +6,6 @@ progress bars only when stdout is a terminal and NO_COLOR is not set.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
@@ -135,6 +134,8 @@ def csv_cell(value: Any) -> Any:
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream: IO[str]) -> int:
+    import csv  # for CSV only: JSON and tables never need it
+
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     count = 0

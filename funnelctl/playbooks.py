@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from . import yamlfile
 from .dates import parse_duration
 from .errors import NotFound, UsageError, ValidationError
-from .yamlfile import Fields, Problems, YList, YMap
+from .yamlfile import Fields, Problems, YList, YMap, playbook_files
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 CHANNELS = (
@@ -281,24 +281,6 @@ class Library:
 
 
 # -- loading ---------------------------------------------------------------------------
-
-
-def playbook_files(paths: Iterable[Path]) -> list[Path]:
-    """The YAML files under ``paths`` (files or folders), each once, folders in name order."""
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-        elif path.is_file():
-            found = [path]
-        else:
-            raise ValidationError(f"{path}: no such playbook file or folder")
-        for file in found:
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
-                files.append(file)
-    return files
 
 
 def load_library(

@@ -8,7 +8,7 @@ email where only an email can be meant (``outbox``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
 
@@ -16,8 +16,7 @@ KINDS = {"t": "task", "e": "email"}
 LETTER = {kind: letter for letter, kind in KINDS.items()}
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     kind: str  # task or email
     id: int
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .agenda import DueQuery, due_items
 from .dates import days_between, shift, week_start
+from .outline import outline
 from .playbooks import CloseAction, Funnel, Library
 from .store import Row, Store, due
 from .store import reports as queries
@@ -61,7 +62,7 @@ def funnel_report(
     ]
     now = queries.active_by_stage(store, funnel.id)
     stagnating: dict[str, set[str]] = defaultdict(set)  # customers, once even if stagnant and quiet
-    for item in due_items(store, library, DueQuery(today=today)):
+    for item in due_items(store, outline(library), DueQuery(today=today)):
         if (
             item["kind"] == "stagnation"
             and item["funnel"] == funnel.id

@@ -15,6 +15,7 @@ from .agenda import DueQuery, due_items
 from .dates import days_between, shift
 from .engine import Engine
 from .errors import UsageError
+from .outline import outline
 from .playbooks import Funnel, Library
 from .store import Store, customers, enrollments, events, health, outbox, touchpoints
 from .store import activities as tasks
@@ -80,6 +81,7 @@ class _Simulation:
         self, store: Store, library: Library, settings: Settings, funnel: Funnel, start: str
     ) -> None:
         self.store, self.library, self.settings, self.funnel = store, library, settings, funnel
+        self.outline = outline(library)  # what the morning list reads of the playbooks
         self.start = start
         self.plan: list[dict[str, Any]] = []
         self.seen_alerts: set[tuple[str, str, str]] = set()
@@ -154,7 +156,7 @@ class _Simulation:
 
     def note_list(self, day: int, date: str) -> None:
         """What the morning list shows that day: the work due, and each alert once."""
-        for item in due_items(self.store, self.library, DueQuery(today=date)):
+        for item in due_items(self.store, self.outline, DueQuery(today=date)):
             if item["kind"] == "task" and item["due_on"] == date:
                 self.note(day, "task", item["title"], item["owner"])
             elif item["kind"] == "email" and item["due_on"] == date:

@@ -2,6 +2,12 @@
 
 A workspace is a folder holding ``funnelctl.yaml``, ``playbooks/``,
 ``templates/`` and the database ``funnel.db``.
+
+The settings are named tuples, not frozen dataclasses: as immutable and as typed, and
+every command reads them as it starts, where defining a frozen dataclass (dataclasses
+compiles six methods for each) costs five times as much or more. Change one with
+``settings._replace(team=...)``; read a default from an instance (``Transport().port``):
+on the class, ``Transport.port`` is the field's accessor, not its default.
 """
 
 from __future__ import annotations
@@ -14,9 +20,8 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import yamlfile
 from .errors import WorkspaceError
@@ -39,22 +44,19 @@ _NO_PASSWORD = (
 )
 
 
-@dataclass(frozen=True)
-class SendWindow:
+class SendWindow(NamedTuple):
     start_minute: int = 0
     end_minute: int = 24 * 60
     weekdays: tuple[str, ...] = WEEKDAYS
 
 
-@dataclass(frozen=True)
-class SendSettings:
-    window: SendWindow = field(default_factory=SendWindow)
+class SendSettings(NamedTuple):
+    window: SendWindow = SendWindow()
     max_late_days: int = 3
     rate_per_minute: int = 0
 
 
-@dataclass(frozen=True)
-class Transport:
+class Transport(NamedTuple):
     kind: str = "maildir"
     host: str = "localhost"
     port: int = 25
@@ -98,8 +100,7 @@ def sendmail_argv(command: str) -> list[str]:
     return argv
 
 
-@dataclass(frozen=True)
-class Inbox:
+class Inbox(NamedTuple):
     """Where ``funnelctl inbox`` reads the consultant's mail: an IMAP server, or Maildir
     folders another program keeps in sync (mbsync, offlineimap). Read only, always."""
 
@@ -117,8 +118,7 @@ class Inbox:
     maildir_sent: str | None = None
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """A member of the team: the id that owners and playbooks use and, when funnelctl.yaml
     says so, the person behind it (display name, email address, signature) and how many
     tasks a week they can do (``capacity``: what the report's workload projection is
@@ -144,13 +144,12 @@ class Member:
         return str(Address(display_name=self.display_name, addr_spec=self.email))
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     timezone: str = "UTC"
     sender: str = ""
     team: tuple[str, ...] = ()  # the members' ids, in order: what assignment picks from
-    send: SendSettings = field(default_factory=SendSettings)
-    transport: Transport = field(default_factory=Transport)
+    send: SendSettings = SendSettings()
+    transport: Transport = Transport()
     members: tuple[Member, ...] = ()  # the team as written, one per id of ``team``
     signature: str | None = None  # the sign-off when the workspace sender speaks
     inbox: Inbox | None = None  # where replies, bounces and unsubscribes are read
@@ -196,8 +195,7 @@ _SETTINGS_CLASSES: dict[str, type[Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Workspace:
+class Workspace(NamedTuple):
     root: Path
     settings: Settings
 
@@ -302,7 +300,7 @@ def cached_settings(path: Path, cache_dir: Path) -> Settings:
         rules = [p.read_bytes() for p in (Path(__file__), reader, reader.with_name("yamlparse.py"))]
     except (OSError, UnicodeDecodeError):
         return load_settings(path)  # which says what is wrong with the file
-    key = jsoncache.fingerprint([content, *rules])
+    key = jsoncache.cache_key([content, *rules])
     cache = cache_dir / SETTINGS_CACHE
     cached = jsoncache.read(cache, key, _SETTINGS_CLASSES)
     if isinstance(cached, Settings):
@@ -721,7 +719,7 @@ def _transport(data: YMap | None, path: Path, problems: Problems) -> Transport:
         port=f.get("port", int, default=port_default),
         security=security,
         username=f.get("username", str),
-        password_env=_password_env(f),
+        password_env=_password_env(f, default.password_env),
         timeout_s=f.get("timeout_s", (int, float), default=default.timeout_s),
         command=f.get("command", str, default=default.command),
         path=f.get("path", str, default=default.path),
@@ -829,7 +827,7 @@ def _ca_file(f: Fields, root: Path) -> str | None:
     return str(ca)
 
 
-def _password_env(f: Fields, default: str = Transport.password_env) -> str:
+def _password_env(f: Fields, default: str) -> str:
     """The name of the variable holding the password; never echoed in a message, since
     a user may have written the password itself there."""
     f.seen.add("password_env")

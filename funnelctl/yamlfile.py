@@ -10,7 +10,7 @@ so that all of them can be reported in one run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -244,3 +244,21 @@ class Fields:
                 close = get_close_matches(key, allowed, n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""
                 self.problem(key, f"unknown key '{key}' ({hint}allowed: {', '.join(allowed)})")
+
+
+def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files under ``paths`` (files or folders), each once, folders in name order."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            found = [path]
+        else:
+            raise ValidationError(f"{path}: no such playbook file or folder")
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
+    return files

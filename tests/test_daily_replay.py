@@ -15,6 +15,7 @@ from funnelctl.activities import complete_task, log_touchpoint
 from funnelctl.agenda import DueQuery, due_items
 from funnelctl.cli.common import workspace_library
 from funnelctl.engine import Engine, run_tick
+from funnelctl.outline import outline
 from funnelctl.store import Store, enrollments
 from funnelctl.store.activities import open_due_by
 from funnelctl.workspace import open_workspace
@@ -79,7 +80,7 @@ def test_after_sales_replayed_day_by_day(run, workspace):
                         enrollment, library.funnel("after-sales"), MOVES[day]
                     )
             run_tick(store, library, ws.settings, today)
-            items = list(due_items(store, library, DueQuery(today=today)))
+            items = list(due_items(store, outline(library), DueQuery(today=today)))
             if items:
                 seen[day] = [(i["kind"], i["title"]) for i in items]
             assert all(i["days_overdue"] == 0 for i in items if i["kind"] != "stagnation"), (

@@ -14,6 +14,7 @@ from funnelctl.agenda import DueQuery, due_items
 from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.health import record_signal
+from funnelctl.outline import outline
 from funnelctl.playbooks import Library, load_library
 from funnelctl.store import Store, customers, enrollments, outbox
 from funnelctl.store.activities import open_due_by
@@ -123,7 +124,7 @@ def test_any_day_run_twice_changes_nothing_and_no_action_repeats(steps, funnel_i
             count = store.scalar("SELECT count(*) FROM stage_history")
             assert count >= history
             history = count
-            list(due_items(store, library, DueQuery(today=today, days=30)))  # never raises
+            list(due_items(store, outline(library), DueQuery(today=today, days=30)))  # never raises
         # one email and one task per action per stage visit, never two
         assert not store.rows(
             "SELECT action_key, count(*) FROM outbox GROUP BY action_key HAVING count(*) > 1"

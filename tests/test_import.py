@@ -263,8 +263,6 @@ def test_no_actions_enrolls_without_tasks_or_emails(run, workspace, tmp_path):
 
 def test_enrolling_on_import_runs_the_entry_actions(workspace, tmp_path):
     """Core level: enrolling on import runs the entry actions with the workspace settings."""
-    from dataclasses import replace
-
     from funnelctl.importing import ImportOptions, import_customers
     from funnelctl.playbooks import load_library
     from funnelctl.store import Store
@@ -272,7 +270,7 @@ def test_enrolling_on_import_runs_the_entry_actions(workspace, tmp_path):
 
     ws = open_workspace(workspace, tmp_path)
     # carla owns cid already (an owner must be in the team); the others are handed out in turn
-    settings = replace(ws.settings, team=("ana", "bruno", "carla"))
+    settings = ws.settings._replace(team=("ana", "bruno", "carla"))
     library = load_library([ws.playbooks_dir], templates_dir=ws.templates_dir, team=settings.team)
     write(
         tmp_path / "new.csv",

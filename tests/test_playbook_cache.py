@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
-from funnelctl.playbook_cache import CACHE_NAME
+from funnelctl.playbook_cache import CACHE_NAME, OUTLINE_NAME
 
 
 def ok(result):
@@ -97,3 +98,66 @@ def test_a_cache_someone_else_wrote_can_never_run_code(run, workspace, tmp_path)
         cache(workspace).write_bytes(content)
         ok(run("playbook", "list"))
     assert not marker.exists()
+
+
+# -- the outline that `due` reads (outline.py) --------------------------------------------
+
+
+def outline_cache(workspace: Path) -> Path:
+    return workspace / ".cache" / OUTLINE_NAME
+
+
+def stuck_reasons(run) -> list[str]:
+    items = json.loads(ok(run("due", "-f", "json")).stdout)
+    return [reason for item in items if item["kind"] == "stagnation" for reason in item["reasons"]]
+
+
+def enrolled_ten_days_ago(run) -> None:
+    ok(run("customer", "add", "ana@example.com", "--name", "Ana"))
+    ok(
+        run(
+            "enroll",
+            "ana@example.com",
+            "after-sales",
+            "--stage",
+            "deployment",
+            "--today",
+            "2026-02-20",
+        )
+    )
+
+
+def test_due_reads_the_outline_alone_once_it_is_cached(run, workspace):
+    enrolled_ten_days_ago(run)
+    first = ok(run("due", "-f", "json")).stdout
+    assert stat.S_IMODE(outline_cache(workspace).stat().st_mode) == 0o600
+    cache(workspace).unlink()  # the library's own cache: not needed while the outline holds
+    written = outline_cache(workspace).stat().st_mtime_ns
+    assert ok(run("due", "-f", "json")).stdout == first
+    assert not cache(workspace).exists()
+    assert outline_cache(workspace).stat().st_mtime_ns == written  # read, not written again
+
+
+def test_a_changed_clock_is_seen_by_due(run, workspace):
+    enrolled_ten_days_ago(run)
+    assert stuck_reasons(run) == []  # 10 days in deployment, limit 30
+    path = workspace / "playbooks" / "after-sales.yaml"
+    text = path.read_text()
+    assert text.count("stagnant_after: 30d") == 1
+    path.write_text(text.replace("stagnant_after: 30d", "stagnant_after: 5d"))
+    assert stuck_reasons(run) == ["in deployment for 10 days (limit 5)"]
+
+
+def test_a_damaged_or_foreign_outline_is_rebuilt_silently(run, workspace):
+    enrolled_ten_days_ago(run)
+    first = ok(run("due", "-f", "json")).stdout
+    key = json.loads(outline_cache(workspace).read_text())["key"]
+    for damage in (
+        b"{not json",
+        json.dumps({"key": key, "value": {"class": "Library", "fields": {}}}).encode(),
+        json.dumps({"key": key, "value": {"class": "Outline", "fields": {"stages": 1}}}).encode(),
+    ):
+        outline_cache(workspace).write_bytes(damage)
+        result = ok(run("due", "-f", "json"))
+        assert (result.stdout, result.stderr) == (first, "")
+        assert json.loads(outline_cache(workspace).read_text())["key"] == key

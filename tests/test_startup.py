@@ -32,6 +32,17 @@ finally:
 # What a script's JSON or CSV never needs: drawing, templates, building emails, and (the
 # checked playbooks and settings being cached) reading YAML.
 NOT_FOR_SCRIPTS = ("rich", "jinja2", "markdown", "markupsafe", "email", "yaml")
+# Nor, `due` reading the playbooks' outline (outline.py), the playbooks' classes and what
+# reading or acting on them takes; nor OpenSSL's digests (the caches' keys are exact copies);
+# nor dataclasses: defining one compiles its methods, and `due` needs none (its records are
+# named tuples).
+NOT_FOR_DUE = (
+    "funnelctl.playbooks",
+    "funnelctl.activities",
+    "funnelctl.engine",
+    "hashlib",
+    "dataclasses",
+)
 
 
 def loaded(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -73,7 +84,21 @@ def test_due_for_a_script_loads_no_drawing_templates_or_email(tmp_path, book, fm
     done, modules = loaded(tmp_path, "due", "--format", fmt)
     assert done.returncode == 0, done.stderr
     assert "Call Ana" in done.stdout
-    assert under(modules, *NOT_FOR_SCRIPTS) == []
+    assert under(modules, *NOT_FOR_SCRIPTS, *NOT_FOR_DUE) == []
+    assert ("csv" in modules) == (fmt == "csv")  # the csv module for CSV alone
+
+
+def test_due_for_one_team_member_loads_no_playbook_either(tmp_path, book):
+    settings = book / "funnelctl.yaml"
+    assert settings.read_text().count("team: []") == 1
+    settings.write_text(settings.read_text().replace("team: []", "team: [ana, bruno]"))
+    first, _ = loaded(tmp_path, "due", "-f", "json", "--owner", "bruno")
+    assert first.returncode == 0, first.stderr
+    done, modules = loaded(tmp_path, "due", "-f", "json", "--owner", "bruno")
+    assert (done.returncode, done.stdout) == (0, "[]\n")
+    assert under(modules, *NOT_FOR_SCRIPTS, *NOT_FOR_DUE) == []
+    typo, _ = loaded(tmp_path, "due", "--owner", "brunO")  # anyone else is still checked
+    assert typo.returncode == 2 and "did you mean 'bruno'" in typo.stderr, typo.stderr
 
 
 def test_due_loads_its_own_command_module_only(tmp_path, book):
@@ -105,3 +130,13 @@ def test_the_command_list_says_what_the_command_s_help_says(name):
             f"COMMANDS[{name!r}].summary should be the first sentence of its help: "
             f"{command.get_short_help_str(1000)!r}"
         )
+
+
+def test_typer_finds_the_root_and_due_annotations_as_objects_not_strings():
+    """Typer reads them on every run: strings would be parsed and evaluated each time."""
+    from funnelctl.cli import commands, due
+
+    for function in (due.due, commands._everywhere):
+        assert function.__annotations__, function
+        strings = [name for name, a in function.__annotations__.items() if isinstance(a, str)]
+        assert strings == [], f"{function.__name__}: {strings}"

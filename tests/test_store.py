@@ -754,3 +754,22 @@ def test_a_sqlite_file_with_a_schema_version_but_not_funnelctls_is_left_alone(ru
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {db} is not a funnelctl database")
     assert db.read_bytes() == before
+
+
+def test_rows_as_dicts_read_as_sqlite3_row_reads_them(db):
+    """store.db.dicts: what dict(sqlite3.Row) gives, a shared name keeping the first
+    column's value (due's stuck visits: e.owner, then coalesce(...) AS owner)."""
+    sql = (
+        "SELECT 1 AS id, NULL AS owner, 'x' AS title, coalesce(NULL, 'ana') AS owner "
+        "UNION ALL SELECT 2, 'bruno', 'y', 'carla'"
+    )
+    expected = [dict(row) for row in db.conn.execute(sql)]
+    assert expected == [
+        {"id": 1, "owner": None, "title": "x"},
+        {"id": 2, "owner": "bruno", "title": "y"},
+    ]
+    assert list(store_module.dicts(db.conn.execute(sql))) == expected
+    assert db.rows(sql) == expected
+    plain = "SELECT 1 AS a, 2 AS b UNION ALL SELECT 3, 4"
+    assert list(store_module.dicts(db.conn.execute(plain))) == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+    assert list(store_module.dicts(db.conn.execute(plain + " LIMIT 0"))) == []

@@ -98,6 +98,17 @@ def test_the_design_example_loads(tmp_path):
     assert not hasattr(t, "password")
 
 
+def test_a_transport_and_an_inbox_without_password_env_name_the_default_variables(tmp_path):
+    text = (
+        "transport: {kind: smtp, host: smtp.example.com}\n"
+        "inbox: {host: imap.example.com, username: ana}\n"
+    )
+    settings = load_settings(settings_file(tmp_path, text))
+    assert settings.transport.password_env == "FUNNELCTL_SMTP_PASSWORD"
+    assert settings.inbox is not None
+    assert settings.inbox.password_env == "FUNNELCTL_IMAP_PASSWORD"
+
+
 @pytest.mark.parametrize("text", ["", "\n", "# nothing set yet\n", "---\n"])
 def test_an_empty_settings_file_means_the_defaults(tmp_path, text):
     assert load_settings(settings_file(tmp_path, text)) == Settings()

@@ -10,7 +10,9 @@ listing them imports none (tests/test_startup.py checks the lines against the
 commands' own help).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer reads a command's annotations as it
+# builds the command, on every run, and annotations kept as strings would be parsed and
+# evaluated again each time (twice: by inspect.signature and by typing.get_type_hints).
 
 import importlib
 from collections.abc import Iterator, MutableMapping

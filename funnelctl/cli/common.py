@@ -10,10 +10,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from typer._types import TyperChoice
@@ -28,6 +27,7 @@ from ..store import Store, faults
 from ..workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:  # loaded with the playbook cache, by the commands that read playbooks
+    from ..outline import Outline
     from ..playbooks import Library
 
 HomeOption = Annotated[
@@ -269,14 +269,20 @@ def resolve_now(today: str, workspace: Workspace) -> datetime:
     return datetime.combine(date.fromisoformat(today), clock.timetz())
 
 
-@dataclass
-class Session:
+class Session(NamedTuple):
     workspace: Workspace
     store: Store
     today: str
 
     def library(self) -> Library:
         return workspace_library(self.workspace)
+
+    def outline(self) -> Outline:
+        """The little of the playbooks that the morning list reads (outline.py)."""
+        from ..playbook_cache import cached_outline
+
+        w = self.workspace
+        return cached_outline(w.playbooks_dir, w.templates_dir, w.settings.team, w.cache_dir)
 
 
 def workspace_library(workspace: Workspace) -> Library:

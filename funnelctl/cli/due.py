@@ -7,7 +7,9 @@ pipe: tab-separated rows, uncut (or the agenda at ``COLUMNS`` when it is set).
 ``--format json|csv`` for scripts.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Typer reads a command's annotations as it
+# builds the command, on every run, and annotations kept as strings would be parsed and
+# evaluated again each time (twice: by inspect.signature and by typing.get_type_hints).
 
 import os
 import shutil
@@ -107,7 +109,7 @@ def due(
             owner=owner,
             max_late_days=s.workspace.settings.send.max_late_days,
         )
-        items = due_items(s.store, s.library(), query)
+        items = due_items(s.store, s.outline(), query)
         last_run = s.store.get_meta("last_run")
         stale_run = None
         if last_run is not None and days_between(last_run, s.today) > 1:
@@ -135,7 +137,8 @@ def due(
 def _check_owner(s: Session, owner: str | None) -> None:
     """--owner names a team member or a partner (partner:ID) of the playbooks, with a "did
     you mean" for a typo; a workspace without a team has nothing to check a name against."""
-    if owner is not None and (s.workspace.settings.team or owner.startswith("partner:")):
+    team = s.workspace.settings.team
+    if owner is not None and owner not in team and (team or owner.startswith("partner:")):
         from ..activities import check_owner
 
         check_owner(owner, s.library(), s.workspace.settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .db import Row, Store
+from .db import Row, Store, dicts
 
 _OWNER = "coalesce(e.owner, c.owner)"
 
@@ -25,8 +25,7 @@ def _STAGE_OF(table: str) -> str:  # noqa: N802 (reads as the SQL it makes)
 
 
 def _rows(store: Store, sql: str, params: list[Any]) -> Iterator[Row]:
-    for row in store.conn.execute(sql, params):
-        yield dict(row)
+    yield from dicts(store.conn.execute(sql, params))
 
 
 def _window(column: str, after: str | None, until: str) -> tuple[str, list[Any]]:

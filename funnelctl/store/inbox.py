@@ -5,13 +5,12 @@ for no more email; it bounced for good). No message body is ever stored here."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .db import Row, Store
 
 
-@dataclass(frozen=True)
-class FolderState:
+class FolderState(NamedTuple):
     uidvalidity: int | None
     last_uid: int
 
@@ -80,8 +79,7 @@ def customer_with_address(store: Store, address: str) -> bool:
 # -- what a customer's mail said about their address ----------------------------------------------
 
 
-@dataclass(frozen=True)
-class MailBlock:
+class MailBlock(NamedTuple):
     """Why no email goes to the customer now: they asked for none, or their address
     bounced for good (the server's words)."""
 
