@@ -177,6 +177,11 @@ def test_due_json_has_the_documented_keys_and_the_agenda_ones(run, book):
         ("coming", "task", "t7", "zed@example.com"),
         ("waiting", "task", "t3", "maria.dos.santos.oliveira@example.com.br"),
     ]
+    # a stuck customer's item names its owner: the customer's, when the enrollment has none
+    assert [(i["customer"], i["owner"]) for i in items if i["kind"] == "stagnation"] == [
+        ("zed@example.com", "bruno"),
+        ("lena@example.com", "ana"),
+    ]
     quiet = items[6]
     assert (quiet["alerts"], quiet["reasons"]) == (
         ["quiet"],

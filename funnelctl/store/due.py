@@ -72,7 +72,9 @@ def in_stage_since(
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT e.*, c.email, c.external_id, c.name, {_OWNER} AS owner, "
+        # the owner first: of two columns of one name, a row's dict keeps the first,
+        # and e.* has the enrollment's own (often none), not the customer's
+        f"SELECT {_OWNER} AS owner, e.*, c.email, c.external_id, c.name, "
         "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) "
         "AS last_touch FROM enrollments e JOIN customers c ON c.id = e.customer_id "
         "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.entered_on <= ? "
@@ -86,7 +88,7 @@ def idle(store: Store, funnel: str, stage: str, owner: str | None) -> Iterator[R
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT e.*, c.email, c.external_id, c.name, {_OWNER} AS owner "
+        f"SELECT {_OWNER} AS owner, e.*, c.email, c.external_id, c.name "  # owner first
         "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
         "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
         f"{mine} ORDER BY e.entered_on, e.id",
