@@ -263,7 +263,7 @@ def _apply(importer: _Importer) -> None:
     _update(importer)
     imports.insert_enrollments(store, BY, f"imported from {importer.source}")
     if result.enrolled and importer.settings is not None and importer.options.run_actions:
-        with imports.steps_counted_at_once(store):
+        with imports.actions_counted_at_once(store):
             _Entry(store, importer.playbooks.get(), importer.settings, today).run()
     imports.insert_events(store)
 

@@ -369,25 +369,30 @@ def set_owners(
     store.conn.executemany("UPDATE customers SET owner = ?, updated_on = ? WHERE id = ?", customers)
 
 
-# The triggers that count an enrollment's next steps one task or email at a time.
-_STEP_TRIGGERS = ("activities_steps_insert", "outbox_steps_insert")
+# The triggers that run once for each task or email inserted: the enrollment's count of
+# next steps, and the mark that the task's customer needs scoring again. A trigger makes
+# each one-row INSERT a statement that writes several rows, which SQLite guards with a
+# statement journal (a temporary file, written page by page: about twenty writes a task).
+_ROW_TRIGGERS = ("activities_steps_insert", "outbox_steps_insert", "activities_health_insert")
 
 
 @contextmanager
-def steps_counted_at_once(store: Store) -> Iterator[None]:
-    """Tasks and emails inserted in the block update their enrollments' ``next_steps``
-    with one UPDATE at the end, instead of one trigger run per row (half the cost of a
-    task's insert): the counts come out exactly as the triggers would leave them.
+def actions_counted_at_once(store: Store) -> Iterator[None]:
+    """Tasks and emails inserted in the block update their enrollments' ``next_steps``,
+    and mark their customers for the next health run (``health_dirty``), with one
+    statement each at the end instead of trigger runs per row: the counts and marks come
+    out exactly as the triggers would leave them.
 
     Only inside a write transaction, like the stage history's guards
     (enrollments._history_unguarded): no other connection ever sees the triggers gone,
     and they come back exactly as they were written (their own SQL, from the schema).
     """
-    assert store.conn.in_transaction, "the next-step triggers are lifted only inside a write"
+    assert store.conn.in_transaction, "the row triggers are lifted only inside a write"
     first_task, first_email = next_id(store, "activities"), next_id(store, "outbox")
     triggers = store.conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?)",
-        _STEP_TRIGGERS,
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?, ?) "
+        "ORDER BY name",
+        _ROW_TRIGGERS,
     ).fetchall()
     for name, _ in triggers:
         store.conn.execute(f"DROP TRIGGER {name}")
@@ -400,6 +405,11 @@ def steps_counted_at_once(store: Store) -> Iterator[None]:
             "AND status = 'queued') WHERE enrollment_id IS NOT NULL GROUP BY enrollment_id) s "
             "WHERE enrollments.id = s.e",
             [first_task, first_email],
+        )
+        store.conn.execute(
+            "INSERT OR IGNORE INTO health_dirty (customer_id, source) "
+            "SELECT customer_id, 'activities' FROM activities WHERE id >= ?",
+            [first_task],
         )
     finally:
         if store.conn.in_transaction:  # else SQLite already rolled it all back
