@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -69,15 +70,33 @@ class Customer(Record):
 # json.dumps with options builds an encoder per call: an import encodes every row.
 _TAGS = json.JSONEncoder(ensure_ascii=False).encode
 _FIELDS = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+# What JSON escapes in a string when it keeps non-ASCII letters as they are.
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _tags_json(tags: list[Any]) -> str:
+    """_TAGS(tags), written directly when every tag is a string JSON keeps as it is."""
+    if all(type(t) is str for t in tags) and not _ESCAPED.search("".join(tags)):
+        return "[" + ", ".join(f'"{t}"' for t in tags) + "]"
+    return _TAGS(tags)
+
+
+def _fields_json(fields: dict[Any, Any]) -> str:
+    """_FIELDS(fields), written directly when every key and value is such a string."""
+    if all(type(k) is str and type(v) is str for k, v in fields.items()) and not _ESCAPED.search(
+        "".join(fields) + "".join(fields.values())
+    ):
+        return "{" + ", ".join(f'"{k}": "{fields[k]}"' for k in sorted(fields)) + "}"
+    return _FIELDS(fields)
 
 
 def encode(values: Mapping[str, Any]) -> Row:
     """A customer's values as stored: only known columns, tags and fields as JSON."""
     row = {k: v for k, v in values.items() if k in COLUMNS}
     if "tags" in row:
-        row["tags"] = _TAGS(list(row["tags"] or []))
+        row["tags"] = _tags_json(list(row["tags"] or []))
     if "fields" in row:
-        row["fields"] = _FIELDS(dict(row["fields"] or {}))
+        row["fields"] = _fields_json(dict(row["fields"] or {}))
     return row
 
 
