@@ -258,12 +258,12 @@ def _apply(importer: _Importer) -> None:
 
     store, result, today = importer.store, importer.result, importer.today
     new, result.without_email, result.enrolled = imports.counts(store)
-    imports.insert_customers(store, today, importer.source)
-    result.inserted = new
-    _update(importer)
-    imports.insert_enrollments(store, BY, f"imported from {importer.source}")
-    if result.enrolled and importer.settings is not None and importer.options.run_actions:
-        with imports.actions_counted_at_once(store):
+    with imports.row_triggers_at_once(store):
+        imports.insert_customers(store, today, importer.source)
+        result.inserted = new
+        _update(importer)
+        imports.insert_enrollments(store, BY, f"imported from {importer.source}")
+        if result.enrolled and importer.settings is not None and importer.options.run_actions:
             _Entry(store, importer.playbooks.get(), importer.settings, today).run()
     imports.insert_events(store)
 
