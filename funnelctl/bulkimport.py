@@ -26,7 +26,7 @@ the import falls back to it, before writing anything, when:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,7 @@ _CUSTOMER_VALUES = frozenset(
     ("id", "first_name", *(c for c in customers.COLUMNS), "created_on", "updated_on")
 )
 _OUTSIDE = frozenset(("health", "signals"))
+_NOTHING = [None] * len(customers.COLUMNS)  # the staged columns of a row that is bad
 
 
 def import_set_based(
@@ -122,7 +123,7 @@ class _Stager:
             if value:
                 keys[str(target)] = value.lower() if target == "email" else value
         errors: list[str | None] = [None, None, None]
-        row: Mapping[str, Any] = {}
+        row: list[Any] = _NOTHING
         place: tuple[Funnel, str | None, str] | None = None
         try:
             values = self.importer.row_values(self.targets, cells)
@@ -137,7 +138,7 @@ class _Stager:
                 place = self.importer.placement(values)  # takes funnel, stage, entered_on out
             except self.row_error as exc:
                 errors[2] = str(exc)
-            row = customers.encode(values)
+            row = customers.encoded_columns(values)
         funnel = stage = entered = None
         if place is not None:
             found, stage_id, entered = place
@@ -149,7 +150,7 @@ class _Stager:
                 keys["email"],
                 keys["external_id"],
                 *errors,
-                *[row.get(column) for column in customers.COLUMNS],
+                *row,
                 funnel,
                 stage,
                 entered,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from funnelctl.customers import Cleaner
-from funnelctl.store.customers import encode
+from funnelctl.store.customers import COLUMNS, encode, encoded_columns
 
 FIELDS = ("email", "mrr", "seats", "signed_on", "language", "tags", "name", "owner", "plan")
 CLEANERS = [
@@ -107,6 +107,8 @@ def test_the_shortcuts_agree_on_any_text(field, cleaner, raw):
     st.dictionaries(st.text(max_size=6), st.one_of(st.text(max_size=6), st.integers())),
 )
 def test_tags_and_custom_fields_are_stored_as_json_dumps_writes_them(tags, fields):
-    row = encode({"tags": tags, "fields": fields})
+    values = {"name": "Ana", "tags": tags, "fields": fields}
+    row = encode(values)
     assert row["tags"] == json.dumps(tags, ensure_ascii=False)
     assert row["fields"] == json.dumps(fields, ensure_ascii=False, sort_keys=True)
+    assert encoded_columns(values) == [row.get(column) for column in COLUMNS]

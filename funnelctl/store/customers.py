@@ -76,18 +76,24 @@ _ESCAPED = re.compile(r'["\\\x00-\x1f]')
 
 def _tags_json(tags: list[Any]) -> str:
     """_TAGS(tags), written directly when every tag is a string JSON keeps as it is."""
-    if all(type(t) is str for t in tags) and not _ESCAPED.search("".join(tags)):
-        return "[" + ", ".join(f'"{t}"' for t in tags) + "]"
-    return _TAGS(tags)
+    try:
+        plain = not _ESCAPED.search("".join(tags))
+    except TypeError:  # not all strings
+        plain = False
+    if not plain:
+        return _TAGS(tags)
+    return '["' + '", "'.join(tags) + '"]' if tags else "[]"
 
 
 def _fields_json(fields: dict[Any, Any]) -> str:
-    """_FIELDS(fields), written directly when every key and value is such a string."""
-    if all(type(k) is str and type(v) is str for k, v in fields.items()) and not _ESCAPED.search(
-        "".join(fields) + "".join(fields.values())
-    ):
-        return "{" + ", ".join(f'"{k}": "{fields[k]}"' for k in sorted(fields)) + "}"
-    return _FIELDS(fields)
+    """_FIELDS(fields), written directly when every name and value is such a string."""
+    try:
+        plain = not _ESCAPED.search("".join(fields) + "".join(fields.values()))
+    except TypeError:
+        plain = False
+    if not plain:
+        return _FIELDS(fields)
+    return "{" + ", ".join(f'"{name}": "{fields[name]}"' for name in sorted(fields)) + "}"
 
 
 def encode(values: Mapping[str, Any]) -> Row:
@@ -97,6 +103,19 @@ def encode(values: Mapping[str, Any]) -> Row:
         row["tags"] = _tags_json(list(row["tags"] or []))
     if "fields" in row:
         row["fields"] = _fields_json(dict(row["fields"] or {}))
+    return row
+
+
+_TAGS_AT, _FIELDS_AT = COLUMNS.index("tags"), COLUMNS.index("fields")
+
+
+def encoded_columns(values: Mapping[str, Any]) -> list[Any]:
+    """encode(values) as a list in the order of COLUMNS, None for a column not given."""
+    row = [values.get(column) for column in COLUMNS]
+    if "tags" in values:
+        row[_TAGS_AT] = _tags_json(list(values["tags"] or []))
+    if "fields" in values:
+        row[_FIELDS_AT] = _fields_json(dict(values["fields"] or {}))
     return row
 
 
