@@ -26,7 +26,7 @@ the import falls back to it, before writing anything, when:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,7 @@ _CUSTOMER_VALUES = frozenset(
     ("id", "first_name", *(c for c in customers.COLUMNS), "created_on", "updated_on")
 )
 _OUTSIDE = frozenset(("health", "signals"))
+_NOTHING = [None] * len(customers.COLUMNS)  # the staged columns of a row that is bad
 
 
 def import_set_based(
@@ -122,7 +123,7 @@ class _Stager:
             if value:
                 keys[str(target)] = value.lower() if target == "email" else value
         errors: list[str | None] = [None, None, None]
-        row: Mapping[str, Any] = {}
+        row: list[Any] = _NOTHING
         place: tuple[Funnel, str | None, str] | None = None
         try:
             values = self.importer.row_values(self.targets, cells)
@@ -137,7 +138,7 @@ class _Stager:
                 place = self.importer.placement(values)  # takes funnel, stage, entered_on out
             except self.row_error as exc:
                 errors[2] = str(exc)
-            row = customers.encode(values)
+            row = customers.encoded_columns(values)
         funnel = stage = entered = None
         if place is not None:
             found, stage_id, entered = place
@@ -149,7 +150,7 @@ class _Stager:
                 keys["email"],
                 keys["external_id"],
                 *errors,
-                *[row.get(column) for column in customers.COLUMNS],
+                *row,
                 funnel,
                 stage,
                 entered,
@@ -258,12 +259,12 @@ def _apply(importer: _Importer) -> None:
 
     store, result, today = importer.store, importer.result, importer.today
     new, result.without_email, result.enrolled = imports.counts(store)
-    imports.insert_customers(store, today, importer.source)
-    result.inserted = new
-    _update(importer)
-    imports.insert_enrollments(store, BY, f"imported from {importer.source}")
-    if result.enrolled and importer.settings is not None and importer.options.run_actions:
-        with imports.steps_counted_at_once(store):
+    with imports.row_triggers_at_once(store):
+        imports.insert_customers(store, today, importer.source)
+        result.inserted = new
+        _update(importer)
+        imports.insert_enrollments(store, BY, f"imported from {importer.source}")
+        if result.enrolled and importer.settings is not None and importer.options.run_actions:
             _Entry(store, importer.playbooks.get(), importer.settings, today).run()
     imports.insert_events(store)
 
@@ -292,7 +293,7 @@ def _update(importer: _Importer) -> None:
     imports.add_events(store, lines)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Visit:
     """One enrolled row while its entry actions are planned: the customer as the row
     import would read them back after each action."""
@@ -330,6 +331,8 @@ class _Entry:
         self.email_id = imports.next_id(store, "outbox")
         self.cache: dict[tuple[Any, ...], tuple[bool, str | None]] = {}
         self.described: dict[int, str] = {}
+        self.skipped: dict[int, tuple[str, str]] = {}
+        self.shifted: dict[tuple[str, int], str] = {}  # shift(day, days), of a few distinct days
         self.owned: dict[tuple[int, str], tuple[TaskAction, str | None]] = {}
         self._empty()
 
@@ -343,24 +346,28 @@ class _Entry:
 
     def run(self) -> None:
         columns = ("id", *customers.COLUMNS, "created_on", "updated_on")
-        places: dict[tuple[str, str], tuple[Funnel, Stage]] = {}
+        # each (funnel, stage): the funnel, the stage, and where each entry action comes from
+        places: dict[tuple[str, str], tuple[Funnel, Stage, list[str]]] = {}
         for count, row in enumerate(imports.enrolled(self.store), start=1):
-            place = places.get((row["funnel"], row["stage"]))
+            line, enrollment_id, visit_id, funnel_id, stage_id, entered = row[:6]
+            place = places.get((funnel_id, stage_id))
             if place is None:
-                funnel = self.library.funnel(row["funnel"])
-                place = places[(row["funnel"], row["stage"])] = (funnel, funnel.stage(row["stage"]))
-            customer = {c: row[c] for c in columns}
+                funnel = self.library.funnel(funnel_id)
+                stage = funnel.stage(stage_id)
+                wheres = [f"{funnel.id}/{stage.id} #{n}" for n in range(1, len(stage.on_enter) + 1)]
+                place = places[(funnel_id, stage_id)] = (funnel, stage, wheres)
+            customer = dict(zip(columns, row[6:], strict=True))
             visit = _Visit(
-                line=row["line"],
-                customer=customer,
-                enrollment_id=row["eid"],
-                visit_id=row["vid"],
-                funnel=place[0],
-                stage=place[1],
-                on=row["entered"],
-                owner=customer["owner"],
+                line,
+                customer,
+                enrollment_id,
+                visit_id,
+                place[0],
+                place[1],
+                entered,
+                customer["owner"],
             )
-            self._enter(visit)
+            self._enter(visit, place[2])
             if count % BATCH == 0:
                 self._flush()
         self._flush()
@@ -377,7 +384,7 @@ class _Entry:
 
     # -- one row: Engine.enroll after record_enrollment ------------------------------------
 
-    def _enter(self, visit: _Visit) -> None:
+    def _enter(self, visit: _Visit, wheres: Sequence[str]) -> None:
         funnel, stage = visit.funnel, visit.stage
         if stage.id != funnel.stages[0].id and not visit.customer["owner"]:
             rule = stage.owner
@@ -393,11 +400,12 @@ class _Entry:
                     f"Assigned to {owner} (joined {funnel.id} at {stage.id} without an owner)",
                     None,
                 )
+        prefix = f"{visit.enrollment_id}:{visit.visit_id}:"
+        customer_id = visit.customer["id"]
         for index, action in enumerate(stage.on_enter):
-            key = f"{visit.enrollment_id}:{visit.visit_id}:{index}"
-            where = f"{funnel.id}/{stage.id} #{index + 1}"
-            outcome = self._attempt(action, visit, key, where)
-            self.runs.append((key, visit.customer["id"], visit.enrollment_id, self.today, outcome))
+            key = f"{prefix}{index}"
+            outcome = self._attempt(action, visit, key, wheres[index])
+            self.runs.append((key, customer_id, visit.enrollment_id, self.today, outcome))
         if visit.owner_changed:
             self.enrollment_owners.append((visit.owner, visit.enrollment_id))
         if visit.customer_changed:
@@ -415,6 +423,14 @@ class _Entry:
             text = self.described[id(action)] = describe_action(action)
         return text
 
+    def _skipped(self, action: Action) -> tuple[str, str]:
+        """The outcome of an action whose condition is false, and its timeline line."""
+        found = self.skipped.get(id(action))
+        if found is None:
+            outcome = f"skipped ({self._describe(action)}): condition is false"
+            found = self.skipped[id(action)] = (outcome, outcome.capitalize())
+        return found
+
     def _attempt(self, action: Action, visit: _Visit, key: str, where: str) -> str:
         """Engine._attempt: the condition, then the action; a FunnelError fails it alone."""
         try:
@@ -423,8 +439,8 @@ class _Entry:
                 if error is not None:
                     raise FunnelError(error)
                 if not holds:
-                    outcome = f"skipped ({self._describe(action)}): condition is false"
-                    self._event(visit, outcome.capitalize(), where)
+                    outcome, line = self._skipped(action)
+                    self._event(visit, line, where)
                     return outcome
             if isinstance(action, TaskAction):
                 return self._task(action, visit, key, where)
@@ -527,7 +543,7 @@ class _Entry:
         task, spec = owned
         assert task.owner is not None
         owner = self._resolve(task.owner, visit.default_owner)
-        due = shift(visit.on, task.due)
+        due = self._shift(visit.on, task.due)
         task_id, self.task_id = self.task_id, self.task_id + 1
         self.tasks.append(
             (
@@ -572,8 +588,16 @@ class _Entry:
         )
         return f"task #{task_id}"
 
+    def _shift(self, day: str, days: int) -> str:
+        found = self.shifted.get((day, days))
+        if found is None:
+            if len(self.shifted) > 10_000:  # flat memory, whatever the dates
+                self.shifted.clear()
+            found = self.shifted[(day, days)] = shift(day, days)
+        return found
+
     def _email(self, action: EmailAction, visit: _Visit, key: str, where: str) -> str:
-        scheduled = shift(visit.on, action.delay)
+        scheduled = self._shift(visit.on, action.delay)
         email_id, status, reason = self._queue(
             visit, visit.visit_id, action.template, scheduled, action.stop_on_reply, key
         )

@@ -123,14 +123,14 @@ def each_row(
     for count, (line, cells) in enumerate(csvfile.rows(), start=1):
         if on_row is not None:
             on_row(count)
-        filled = [c.strip() for c in cells if c.strip()]
-        if not filled:
+        if not "".join(cells).strip():  # blank: every cell empty or spaces
             continue
         if footer_at is None and _starts_footer(cells):
             footer_at = line
         try:
             if footer_at is not None:
-                if len(filled) > 1 and not _starts_footer(cells):
+                filled = sum(1 for c in cells if c.strip())
+                if filled > 1 and not _starts_footer(cells):
                     raise RowError(
                         f"a row after the report's footer (which starts on line {footer_at}); "
                         "delete the footer or move the row above it"
@@ -305,6 +305,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "language": ("preferredlanguage",),
 }
 UNNAMED = ""  # the target of a column without a name: ignored while its cells are empty
+_CUSTOM, _AS_IS = object(), object()  # how row_values takes a custom field, a placement
 
 
 def _header_key(name: str) -> str:
@@ -423,33 +424,37 @@ class _Importer:
         )
         self.result = ImportResult()
         self._engine: engine.Engine | None = None
+        self._plans: dict[tuple[str | None, ...], list[tuple[int, str, Any]]] = {}
 
     def row_values(self, targets: Sequence[str | None], cells: Sequence[str]) -> dict[str, Any]:
+        plan = self._plans.get(tuple(targets))
+        if plan is None:
+            plan = self._plans[tuple(targets)] = self._plan(targets)
+        if len(cells) != len(targets):  # each_row lets through only rows as wide as the header
+            raise ValueError(f"{len(cells)} values for {len(targets)} columns")
         values: dict[str, Any] = {}
         custom: dict[str, str] = {}
-        for number, (target, raw) in enumerate(zip(targets, cells, strict=True), start=1):
-            if target is None:
-                continue
+        for index, target, clean in plan:
+            raw = cells[index]
             stripped = raw.strip()
             if not stripped:
                 continue
-            if target == UNNAMED:
+            if clean is None:  # UNNAMED
                 raise RowError(
-                    f"column {number} has no name in the header but holds {stripped!r}; "
+                    f"column {index + 1} has no name in the header but holds {stripped!r}; "
                     "name the column or delete it"
                 )
             if stripped[0] == "'":  # only such a cell can be a neutralised formula
                 raw = _restore(raw)
             try:
-                if target.startswith("fields."):
-                    name = target[len("fields.") :]
+                if clean is _CUSTOM:
                     if _FIELD_CONTROL.search(raw):
-                        raise ValueError(f"{name} contains a control character")
-                    custom[name] = raw.strip()
-                elif target in PLACEMENT:
+                        raise ValueError(f"{target} contains a control character")
+                    custom[target] = raw.strip()
+                elif clean is _AS_IS:
                     values[target] = raw.strip()
                 else:
-                    values[target] = self.cleaner.clean(target, raw)
+                    values[target] = clean(raw)
             except ValueError as exc:
                 raise RowError(str(exc)) from None
         first, last = values.pop("first_name", ""), values.pop("last_name", "")
@@ -458,6 +463,23 @@ class _Importer:
         if custom:
             values["fields"] = custom
         return values
+
+    def _plan(self, targets: Sequence[str | None]) -> list[tuple[int, str, Any]]:
+        """What row_values does with each column: (index, field or custom field's name,
+        the field's cleaner, _CUSTOM, _AS_IS, or None for a column without a name)."""
+        plan: list[tuple[int, str, Any]] = []
+        for index, target in enumerate(targets):
+            if target is None:
+                continue
+            if target == UNNAMED:
+                plan.append((index, target, None))
+            elif target.startswith("fields."):
+                plan.append((index, target[len("fields.") :], _CUSTOM))
+            elif target in PLACEMENT:
+                plan.append((index, target, _AS_IS))
+            else:
+                plan.append((index, target, self.cleaner.for_field(target)))
+        return plan
 
     def check_unique(self, line: int, targets: Sequence[str | None], cells: Sequence[str]) -> None:
         """Remember the row's email and external id; a customer already seen in the file is bad.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -69,15 +70,52 @@ class Customer(Record):
 # json.dumps with options builds an encoder per call: an import encodes every row.
 _TAGS = json.JSONEncoder(ensure_ascii=False).encode
 _FIELDS = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+# What JSON escapes in a string when it keeps non-ASCII letters as they are.
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _tags_json(tags: list[Any]) -> str:
+    """_TAGS(tags), written directly when every tag is a string JSON keeps as it is."""
+    try:
+        plain = not _ESCAPED.search("".join(tags))
+    except TypeError:  # not all strings
+        plain = False
+    if not plain:
+        return _TAGS(tags)
+    return '["' + '", "'.join(tags) + '"]' if tags else "[]"
+
+
+def _fields_json(fields: dict[Any, Any]) -> str:
+    """_FIELDS(fields), written directly when every name and value is such a string."""
+    try:
+        plain = not _ESCAPED.search("".join(fields) + "".join(fields.values()))
+    except TypeError:
+        plain = False
+    if not plain:
+        return _FIELDS(fields)
+    return "{" + ", ".join(f'"{name}": "{fields[name]}"' for name in sorted(fields)) + "}"
 
 
 def encode(values: Mapping[str, Any]) -> Row:
     """A customer's values as stored: only known columns, tags and fields as JSON."""
     row = {k: v for k, v in values.items() if k in COLUMNS}
     if "tags" in row:
-        row["tags"] = _TAGS(list(row["tags"] or []))
+        row["tags"] = _tags_json(list(row["tags"] or []))
     if "fields" in row:
-        row["fields"] = _FIELDS(dict(row["fields"] or {}))
+        row["fields"] = _fields_json(dict(row["fields"] or {}))
+    return row
+
+
+_TAGS_AT, _FIELDS_AT = COLUMNS.index("tags"), COLUMNS.index("fields")
+
+
+def encoded_columns(values: Mapping[str, Any]) -> list[Any]:
+    """encode(values) as a list in the order of COLUMNS, None for a column not given."""
+    row = [values.get(column) for column in COLUMNS]
+    if "tags" in values:
+        row[_TAGS_AT] = _tags_json(list(values["tags"] or []))
+    if "fields" in values:
+        row[_FIELDS_AT] = _fields_json(dict(values["fields"] or {}))
     return row
 
 
