@@ -98,12 +98,13 @@ def value_on(store: Store, customer_id: int, metric: str, day: str) -> float | N
 def latest_by_customer(
     store: Store, today: str, *, todo: bool = False
 ) -> dict[int, dict[str, float]]:
+    """:func:`latest` of every customer (of temp.health_todo with ``todo``). The rows come
+    in the order of the index signals_customer (customer, metric, day, id), so the last
+    one of each metric is its latest: no sort, unlike a window function over the table."""
     found: dict[int, dict[str, float]] = defaultdict(dict)
     for customer_id, metric, value in store.conn.execute(
-        "SELECT customer_id, metric, value FROM (SELECT customer_id, metric, value, "
-        "row_number() OVER (PARTITION BY customer_id, metric "
-        f"ORDER BY measured_on DESC, id DESC) AS n FROM signals WHERE measured_on <= ?{_todo(todo)}) "
-        "WHERE n = 1",
+        f"SELECT customer_id, metric, value FROM signals WHERE measured_on <= ?{_todo(todo)} "
+        "ORDER BY customer_id, metric, measured_on, id",
         [today],
     ):
         found[customer_id][metric] = value
