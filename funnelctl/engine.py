@@ -33,7 +33,7 @@ from .playbooks import (
     describe_action,
     owned_by,
 )
-from .sandbox import TemplateError, evaluate
+from .sandbox import TemplateError, evaluate, undeclared_names
 from .store import Store, customers, enrollments, events, outbox
 from .store import activities as tasks
 from .store import plays as play_starts
@@ -606,6 +606,12 @@ class Engine:
         events.add(self.store, step.customer.id, step.on, "action", text, ok=ok, source=step.where)
 
     def _condition(self, expression: str, step: Step) -> bool:
+        # only the names the expression reads: a play started for thousands of customers
+        # at once evaluates its conditions for each (one that does not parse fails below)
+        try:
+            names: frozenset[str] | None = undeclared_names(expression)
+        except TemplateError:
+            names = None
         context = build_context(
             self.store,
             self.settings,
@@ -614,6 +620,7 @@ class Engine:
             funnel=step.funnel,
             stage=step.stage,
             enrollment=step.enrollment,
+            names=names,
         )
         if "health" in expression:
             from .health import verdict_now  # the health model reads the engine's tables

@@ -46,11 +46,15 @@ def check_expression(expression: str) -> str | None:
     return None
 
 
-def undeclared_names(expression: str) -> set[str]:
-    """The top-level names an expression reads from its context."""
+@lru_cache(maxsize=256)
+def undeclared_names(expression: str) -> frozenset[str]:
+    """The top-level names an expression reads from its context (worked out once per
+    expression: the engine asks for every condition it evaluates)."""
     from jinja2 import meta
 
-    return set(meta.find_undeclared_variables(environment().parse("{{ (" + expression + ") }}")))
+    return frozenset(
+        meta.find_undeclared_variables(environment().parse("{{ (" + expression + ") }}"))
+    )
 
 
 @lru_cache(maxsize=256)
