@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
@@ -214,12 +214,20 @@ class Prefetch:
     and length, on first use).
     """
 
-    def __init__(self, store: Store, today: str, *, todo: bool = False) -> None:
-        """``todo``: only the customers the run scores (temp.health_todo)."""
+    def __init__(
+        self,
+        store: Store,
+        today: str,
+        *,
+        todo: bool = False,
+        metrics: Collection[str] | None = None,
+    ) -> None:
+        """``todo``: only the customers the run scores (temp.health_todo). ``metrics``:
+        the only metrics whose latest value is read (:func:`metrics_of_signals`)."""
         self.store = store
         self.today = today
         self.todo = todo
-        self.signals = signals.latest_by_customer(store, today, todo=todo)
+        self.signals = signals.latest_by_customer(store, today, todo=todo, metrics=metrics)
         self.touches = signals.touches_by_customer(store, today, todo=todo)
         self.overdue = signals.overdue_by_customer(store, today, todo=todo)
         self.enrollments: dict[int, list[Enrollment]] = defaultdict(list)
@@ -391,6 +399,55 @@ def score_customer(
     if prefetch is None:
         return _score(evaluate, model, customer)
     return _score(_with_windows(evaluate, model, customer.id, prefetch), model, customer)
+
+
+@_per_model
+def metrics_of_signals(model: HealthModel) -> frozenset[str] | None:
+    """The metrics whose latest value the model reads through ``signals``: each use a
+    constant key (``signals.nps``, ``signals['nps']``, ``'nps' in signals``), so that a
+    book is scored with only those read. None when some expression uses the mapping
+    otherwise (iterates it, passes it on, calls one of its methods): every metric."""
+    from jinja2 import nodes
+
+    from .context import Lazy
+    from .sandbox import environment
+
+    found: set[str] = set()
+    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+        tree = environment().parse("{{ (" + expression + ") }}")
+        keyed: set[int] = set()  # the Name nodes used with a constant key
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Compare)):
+            if isinstance(node, nodes.Compare):
+                left = node.expr
+                for operand in node.ops:
+                    right = operand.expr
+                    if (
+                        operand.op in ("in", "notin")
+                        and isinstance(right, nodes.Name)
+                        and right.name == "signals"
+                        and isinstance(left, nodes.Const)
+                        and isinstance(left.value, str)
+                    ):
+                        keyed.add(id(right))
+                        found.add(left.value)
+                    left = right
+                continue
+            if isinstance(node, nodes.Getattr):
+                target, key = node.node, node.attr
+            elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                target, key = node.node, node.arg.value
+            else:
+                continue
+            if not isinstance(target, nodes.Name) or target.name != "signals":
+                continue
+            # a name the mapping itself has (signals.get, signals.items) is not a metric
+            if isinstance(key, str) and not key.startswith("_") and not hasattr(Lazy, key):
+                keyed.add(id(target))
+                found.add(key)
+        for name in tree.find_all(nodes.Name):
+            if name.name == "signals" and id(name) not in keyed:
+                return None
+    return frozenset(found)
 
 
 class _Scorer:
@@ -583,7 +640,8 @@ def _scored_now(
 ) -> list[dict[str, Any]]:
     """Every active customer scored now (only those of temp.health_todo with ``todo``)."""
     rows = []
-    scorer = _Scorer(store, library, settings, model, Prefetch(store, today, todo=todo))
+    prefetch = Prefetch(store, today, todo=todo, metrics=metrics_of_signals(model))
+    scorer = _Scorer(store, library, settings, model, prefetch)
     found = _todo_customers(store) if todo else signals.active_customers(store)
     for customer in found:
         health, _ = scorer.score(customer)
@@ -818,7 +876,7 @@ def run_health(
     last_day = store.get_meta("health_day")
     everyone = rescore or not _incremental(store, library, settings, model, today)
     signals.plan(store, today, everyone=everyone)
-    prefetch = Prefetch(store, today, todo=True)
+    prefetch = Prefetch(store, today, todo=True, metrics=metrics_of_signals(model))
     after = 0
     while batch := signals.todo_customers(store, after, BATCH):
         after = batch[-1].id

@@ -537,22 +537,53 @@ EVERY_NAME = HealthModel(
 )
 
 
+# A model that reads the signals as a whole: every metric's latest value is read.
+READS_ALL_SIGNALS = HealthModel(
+    at_risk_below=60,
+    measures=(
+        Measure("count", "Metrics", "signals | length", 1, 4, 1),
+        Measure("nps", "NPS", "signals.get('nps', 5)", 1, 9, 6),
+    ),
+)
+
+
+def test_the_metrics_a_model_reads_through_signals():
+    def reads(*expressions: str) -> frozenset[str] | None:
+        measures = tuple(Measure(f"m{i}", "M", e, 1, 1, 0) for i, e in enumerate(expressions))
+        return health.metrics_of_signals(HealthModel(at_risk_below=50, measures=measures))
+
+    assert reads("signals.nps", "signals['csat'] + 1", "'seats' in signals") == {
+        "nps",
+        "csat",
+        "seats",
+    }
+    assert reads("'x' not in signals and a < 'y' in signals") == {"x", "y"}
+    assert reads("days_since_touch", "1") == frozenset()
+    assert health.metrics_of_signals(EVERY_NAME) == {"nps", "seats_used"}
+    # the mapping as a whole, a key that is not a constant, one of its methods: all
+    for whole in ("signals | length", "signals[k]", "signals.get('nps')", "signals._x"):
+        assert reads("signals.nps", whole) is None, whole
+    assert health.metrics_of_signals(READS_ALL_SIGNALS) is None
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.sampled_from(["shipped", "mixed", "windows", "every"]),
+    st.sampled_from(["shipped", "mixed", "windows", "every", "whole"]),
     people,
     st.lists(step, min_size=1, max_size=25),
 )
 def test_scoring_a_book_gives_each_customer_what_scoring_them_alone_gives(model, folks, steps):
-    """run and at-risk --live score a book with one prefetch, only the context names the
-    model reads, literal window calls read directly and one Jinja context reused from one
-    customer to the next: each customer's result is the one of scoring them alone, with
-    their whole context."""
-    library = (
-        dataclasses.replace(library_for("shipped"), health=EVERY_NAME)
-        if model == "every"
-        else library_for(model)
-    )
+    """run and at-risk --live score a book with one prefetch (of the latest values of only
+    the metrics the model reads), only the context names the model reads, literal window
+    calls read directly and one Jinja context reused from one customer to the next: each
+    customer's result is the one of scoring them alone, with their whole context."""
+    library = library_for("shipped")
+    if model in ("every", "whole"):
+        library = dataclasses.replace(
+            library, health=EVERY_NAME if model == "every" else READS_ALL_SIGNALS
+        )
+    else:
+        library = library_for(model)
     assert library.health is not None
     store = new_store(library, folks)
     try:
@@ -564,9 +595,9 @@ def test_scoring_a_book_gives_each_customer_what_scoring_them_alone_gives(model,
             act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
         today = day.isoformat()
         with store.read():
-            scorer = health._Scorer(
-                store, library, TEAM, library.health, health.Prefetch(store, today)
-            )
+            metrics = health.metrics_of_signals(library.health)
+            prefetch = health.Prefetch(store, today, metrics=metrics)
+            scorer = health._Scorer(store, library, TEAM, library.health, prefetch)
             for customer in health.signals.active_customers(store):
                 bulk, _ = scorer.score(customer)
                 alone = health.score_customer(store, library, TEAM, library.health, customer, today)
