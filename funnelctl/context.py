@@ -46,6 +46,11 @@ class Lazy(Mapping[str, Any]):
             self._load()
         return self._ready[key]
 
+    def __contains__(self, key: object) -> bool:  # Mapping's, without a KeyError per miss
+        if key not in self._ready:
+            self._load()
+        return key in self._ready
+
     def __iter__(self) -> Iterator[str]:
         self._load()
         return iter(self._ready)

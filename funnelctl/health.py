@@ -1036,13 +1036,17 @@ def at_risk_now(
     return bool(verdict_now(store, library, settings, customer, today)["at_risk"])
 
 
+# json.dumps(..., ensure_ascii=False) builds an encoder per call: a run keeps a row a customer
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _snapshot_row(
     health: Health, today: str, last: Row | None
 ) -> tuple[int, str, float | None, bool, str, str] | None:
     """Today's result to keep, unless it is the same as ``last``, the latest snapshot up
     to today (then the last snapshot still tells the value, so the trend stays right)."""
-    reasons = json.dumps(health.reasons, ensure_ascii=False)
-    opportunities = json.dumps([t for _, t in health.opportunities], ensure_ascii=False)
+    reasons = _JSON(health.reasons)
+    opportunities = _JSON([t for _, t in health.opportunities])
     same = last is not None and (
         last["score"],
         bool(last["at_risk"]),
