@@ -177,7 +177,18 @@ class Health:
 
 def round1(value: float) -> float:
     """One decimal, halves rounded up (81.25 -> 81.3), as people round."""
-    return float(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    text = repr(value)  # the key: a book's scores take few distinct values
+    rounded = _ROUNDED.get(text)
+    if rounded is None:
+        if len(_ROUNDED) > 10_000:
+            _ROUNDED.clear()
+        rounded = _ROUNDED[text] = float(
+            Decimal(text).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        )
+    return rounded
+
+
+_ROUNDED: dict[str, float] = {}
 
 
 def _fmt(value: float) -> str:

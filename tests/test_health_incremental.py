@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -696,3 +697,12 @@ def test_the_latest_signals_read_in_bulk_are_those_read_one_customer_at_a_time()
             assert bulk[customer_id] == health.signals.latest(store, customer_id, today)
     finally:
         store.close()
+
+
+def test_rounding_remembered_per_value_gives_what_rounding_gives():
+    for value in (81.25, 81.24999, 0.05, -0.05, 66.66666666666667, 0.0, -0.0, 1e20):
+        for _ in range(2):  # the second time from what was remembered
+            rounded = health.round1(value)
+            assert repr(rounded) == repr(
+                float(Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+            )
