@@ -5,7 +5,7 @@ One builder, so a variable that works in a ``when:`` works in a template too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -45,6 +45,11 @@ class Lazy(Mapping[str, Any]):
         if key not in self._ready:
             self._load()
         return self._ready[key]
+
+    def __contains__(self, key: object) -> bool:  # Mapping's, without a KeyError per miss
+        if key not in self._ready:
+            self._load()
+        return key in self._ready
 
     def __iter__(self) -> Iterator[str]:
         self._load()
@@ -138,29 +143,45 @@ def build_context(
     enrollment: Enrollment | None = None,
     known_signals: dict[str, float] | None = None,
     known_touches: tuple[str | None, str | None] | None = None,
+    names: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The context of one customer; ``known_*`` are values already read in bulk."""
+    """The context of one customer; ``known_*`` are values already read in bulk.
+
+    ``names``: only these top-level names, for a caller that knows every expression it
+    will evaluate (health scoring a whole book); an expression sees the same values."""
     entered = enrollment.entered_on if enrollment else None
     owner = owner_of(customer, enrollment)
-    member = settings.person(owner)
-    return {
-        "customer": customer_context(store, customer, entered, today, known_touches),
+    context: dict[str, Any] = {}
+    if names is None or "customer" in names:
+        context["customer"] = customer_context(store, customer, entered, today, known_touches)
+    if names is None or "owner" in names:
+        member = settings.person(owner)
         # the owner's display name; customer.owner stays the id
-        "owner": member.display_name if member else owner,
-        "sender": sender_of(settings, settings.speaker(owner)),
-        "funnel": {"id": funnel.id, "title": funnel.title} if funnel else None,
-        "stage": {"id": stage.id, "title": stage.title} if stage else None,
-        "days_in_stage": days_between(entered, today) if entered else None,
-        "days_since_signed": (
+        context["owner"] = member.display_name if member else owner
+    if names is None or "sender" in names:
+        context["sender"] = sender_of(settings, settings.speaker(owner))
+    if names is None or "funnel" in names:
+        context["funnel"] = {"id": funnel.id, "title": funnel.title} if funnel else None
+    if names is None or "stage" in names:
+        context["stage"] = {"id": stage.id, "title": stage.title} if stage else None
+    if names is None or "days_in_stage" in names:
+        context["days_in_stage"] = days_between(entered, today) if entered else None
+    if names is None or "days_since_signed" in names:
+        context["days_since_signed"] = (
             days_between(customer.signed_on, today) if customer.signed_on else None
-        ),
-        "signals": Lazy(known_signals, dict, "signals")
-        if known_signals is not None
-        else Lazy({}, lambda: signals.latest(store, customer.id, today), "signals"),
+        )
+    if names is None or "signals" in names:
+        context["signals"] = (
+            Lazy(known_signals, dict, "signals")
+            if known_signals is not None
+            else Lazy({}, lambda: signals.latest(store, customer.id, today), "signals")
+        )
+    if names is None or "health" in names:
         # the latest health result `run` kept: {score, at_risk}
-        "health": Lazy({}, lambda: signals.verdict(store, customer.id, today), "health"),
-        "today": today,
-    }
+        context["health"] = Lazy({}, lambda: signals.verdict(store, customer.id, today), "health")
+    if names is None or "today" in names:
+        context["today"] = today
+    return context
 
 
 def context_for(

@@ -33,7 +33,7 @@ from .playbooks import (
     describe_action,
     owned_by,
 )
-from .sandbox import TemplateError, evaluate
+from .sandbox import Evaluator, TemplateError, undeclared_names
 from .store import Store, customers, enrollments, events, outbox
 from .store import activities as tasks
 from .store import plays as play_starts
@@ -305,6 +305,10 @@ class Engine:
         # the last start of each play of some customers, read at once (know_play_starts)
         self._starts: dict[tuple[int, str], str] = {}
         self._starts_of: set[int] = set()
+        # a play started for thousands of customers in one run: its tasks' owner rules
+        # and one Jinja context for its conditions are made once, not per customer
+        self._owned: dict[tuple[int, str], tuple[TaskAction, TaskAction]] = {}
+        self._evaluator: Evaluator | None = Evaluator({})
 
     def know_play_starts(self, customer_ids: list[int] | None) -> None:
         """Read the last starts of every play of ``customer_ids`` in one query, for the
@@ -606,6 +610,12 @@ class Engine:
         events.add(self.store, step.customer.id, step.on, "action", text, ok=ok, source=step.where)
 
     def _condition(self, expression: str, step: Step) -> bool:
+        # only the names the expression reads: a play started for thousands of customers
+        # at once evaluates its conditions for each (one that does not parse fails below)
+        try:
+            names: frozenset[str] | None = undeclared_names(expression)
+        except TemplateError:
+            names = None
         context = build_context(
             self.store,
             self.settings,
@@ -614,6 +624,7 @@ class Engine:
             funnel=step.funnel,
             stage=step.stage,
             enrollment=step.enrollment,
+            names=names,
         )
         if "health" in expression:
             from .health import verdict_now  # the health model reads the engine's tables
@@ -627,17 +638,23 @@ class Engine:
                 ),
                 "health",
             )
+        # the engine's evaluator, unless a condition is being evaluated already (reading
+        # `health` scores the customer now, which might come back here)
+        evaluator, self._evaluator = self._evaluator or Evaluator({}), None
         try:
-            return bool(evaluate(expression, context))
+            evaluator.reset(context)
+            return bool(evaluator(expression))
         except CONDITION_ERRORS as exc:
             raise ConditionError(getattr(exc, "message", None) or str(exc)) from exc
+        finally:
+            self._evaluator = evaluator
 
     # -- one method per action type (RUNNERS, below the class, maps each type to its method) --
 
     def _create_task(self, action: TaskAction, step: Step) -> str:
         # a task that names no owner follows its stage's rule (a play's: the stage the
         # customer is in), and so do its then: follow-ups
-        action = owned_by(action, step.stage.owner)
+        action = self._owned_by(action, step.stage.owner)
         assert action.owner is not None
         owner = self.assigner.resolve(action.owner, step.default_owner)
         task_id = activities.create_task(
@@ -660,6 +677,13 @@ class Engine:
         self._note(step, f"Task t{task_id} {action.title!r} for {owner or 'nobody'}, due {due}")
         self._count("tasks")
         return f"task #{task_id}"
+
+    def _owned_by(self, action: TaskAction, owner: str) -> TaskAction:
+        """owned_by, made once per task action and owner rule."""
+        found = self._owned.get((id(action), owner))
+        if found is None or found[0] is not action:
+            found = self._owned[(id(action), owner)] = (action, owned_by(action, owner))
+        return found[1]
 
     def _queue_email(self, action: EmailAction, step: Step) -> str:
         scheduled = shift(step.on, action.delay)

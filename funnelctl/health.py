@@ -14,12 +14,12 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from .context import build_context, context_for
 from .dates import days_between, shift
@@ -177,7 +177,18 @@ class Health:
 
 def round1(value: float) -> float:
     """One decimal, halves rounded up (81.25 -> 81.3), as people round."""
-    return float(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    text = repr(value)  # the key: a book's scores take few distinct values
+    rounded = _ROUNDED.get(text)
+    if rounded is None:
+        if len(_ROUNDED) > 10_000:
+            _ROUNDED.clear()
+        rounded = _ROUNDED[text] = float(
+            Decimal(text).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        )
+    return rounded
+
+
+_ROUNDED: dict[str, float] = {}
 
 
 def _fmt(value: float) -> str:
@@ -214,12 +225,20 @@ class Prefetch:
     and length, on first use).
     """
 
-    def __init__(self, store: Store, today: str, *, todo: bool = False) -> None:
-        """``todo``: only the customers the run scores (temp.health_todo)."""
+    def __init__(
+        self,
+        store: Store,
+        today: str,
+        *,
+        todo: bool = False,
+        metrics: Collection[str] | None = None,
+    ) -> None:
+        """``todo``: only the customers the run scores (temp.health_todo). ``metrics``:
+        the only metrics whose latest value is read (:func:`metrics_of_signals`)."""
         self.store = store
         self.today = today
         self.todo = todo
-        self.signals = signals.latest_by_customer(store, today, todo=todo)
+        self.signals = signals.latest_by_customer(store, today, todo=todo, metrics=metrics)
         self.touches = signals.touches_by_customer(store, today, todo=todo)
         self.overdue = signals.overdue_by_customer(store, today, todo=todo)
         self.enrollments: dict[int, list[Enrollment]] = defaultdict(list)
@@ -246,8 +265,14 @@ def health_context(
     customer: Customer,
     today: str,
     prefetch: Prefetch | None = None,
+    stagnation: int | None = None,
 ) -> dict[str, Any]:
-    """The condition context plus what health measures read."""
+    """The condition context plus what health measures read.
+
+    With ``prefetch`` (a whole book scored), only the names the model's expressions read
+    (:func:`model_names`): they see the same values, and the rest is never built.
+    ``stagnation``: days_stagnant, when the caller has worked it out already."""
+    names: frozenset[str] | None = None
     if prefetch is None:
         current = enrollments.current(store, customer.id)
         context = context_for(
@@ -260,7 +285,10 @@ def health_context(
         )
         active = enrollments.active_of_customer(store, customer.id)
         overdue = signals.overdue_of(store, customer.id, today)
+        last_touch = context["customer"]["last_touch_on"]
+        reply = context["customer"]["last_reply_on"]
     else:
+        names = model_names(library.health) if library.health is not None else None
         active = prefetch.enrollments.get(customer.id, [])
         latest = active[-1] if active else None  # the current enrollment (the latest active)
         funnel = library.funnels.get(latest.funnel) if latest else None
@@ -269,6 +297,7 @@ def health_context(
             if funnel and latest
             else None
         )
+        touches = prefetch.touches.get(customer.id, (None, None))
         context = build_context(
             store,
             settings,
@@ -278,24 +307,63 @@ def health_context(
             stage=stage,
             enrollment=latest,
             known_signals=prefetch.signals.get(customer.id, {}),
-            known_touches=prefetch.touches.get(customer.id, (None, None)),
+            known_touches=touches,
+            names=names,
         )
         overdue = prefetch.overdue.get(customer.id, 0)
-    last_touch = context["customer"]["last_touch_on"]
-    reply = context["customer"]["last_reply_on"]
-    since = last_touch or customer.signed_on or customer.created_on
-    stagnant, _ = _stagnation(library, active, today)
-    context.update(_signal_functions(store, customer.id, today, prefetch))
-    context.update(
-        {
-            "days_since_touch": days_between(since, today) if since else None,
-            # the customer's own voice: funnelctl's emails count as touchpoints above
-            "days_since_reply": days_between(reply, today) if reply else None,
-            "overdue_tasks": overdue,
-            "days_stagnant": stagnant,
-        }
-    )
+        last_touch, reply = touches
+    if names is None or not names.isdisjoint(_SIGNAL_FUNCTIONS):
+        context.update(_signal_functions(store, customer.id, today, prefetch))
+    if names is None or "days_since_touch" in names:
+        since = last_touch or customer.signed_on or customer.created_on
+        context["days_since_touch"] = days_between(since, today) if since else None
+    if names is None or "days_since_reply" in names:
+        # the customer's own voice: funnelctl's emails count as touchpoints above
+        context["days_since_reply"] = days_between(reply, today) if reply else None
+    if names is None or "overdue_tasks" in names:
+        context["overdue_tasks"] = overdue
+    if names is None or "days_stagnant" in names:
+        if stagnation is None:
+            stagnation, _ = _stagnation(library, active, today)
+        context["days_stagnant"] = stagnation
     return context
+
+
+_SIGNAL_FUNCTIONS = frozenset(
+    ("signal_sum", "signal_avg", "signal_min", "signal_max", "signal_change")
+)
+
+
+T = TypeVar("T")
+
+
+def _per_model(derive: Callable[[HealthModel], T]) -> Callable[[HealthModel], T]:
+    """``derive`` worked out once per model object. Unlike lru_cache, asking again does
+    not hash the model (a deep frozen dataclass: hashing it costs more than scoring a
+    customer), so per-customer code can ask."""
+    known: dict[int, tuple[HealthModel, T]] = {}
+
+    def cached(model: HealthModel) -> T:
+        found = known.get(id(model))
+        if found is None or found[0] is not model:
+            if len(known) >= 8:
+                known.clear()
+            found = known[id(model)] = (model, derive(model))
+        return found[1]
+
+    return cached
+
+
+@_per_model
+def model_names(model: HealthModel) -> frozenset[str]:
+    """The top-level names the model's measures and opportunities read: scoring a whole
+    book builds only those parts of each customer's context."""
+    from .sandbox import undeclared_names
+
+    found: set[str] = set()
+    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+        found |= undeclared_names(expression)
+    return frozenset(found)
 
 
 def _stagnation(library: Library, active: list[Enrollment], today: str) -> tuple[int, int | None]:
@@ -339,7 +407,123 @@ def score_customer(
 ) -> Health:
     # one evaluation context for every measure and opportunity of the customer
     evaluate = Evaluator(health_context(store, library, settings, customer, today, prefetch))
-    return _score(evaluate, model, customer)
+    if prefetch is None:
+        return _score(evaluate, model, customer)
+    return _score(_with_windows(evaluate, model, customer.id, prefetch), model, customer)
+
+
+@_per_model
+def metrics_of_signals(model: HealthModel) -> frozenset[str] | None:
+    """The metrics whose latest value the model reads through ``signals``: each use a
+    constant key (``signals.nps``, ``signals['nps']``, ``'nps' in signals``), so that a
+    book is scored with only those read. None when some expression uses the mapping
+    otherwise (iterates it, passes it on, calls one of its methods): every metric."""
+    from jinja2 import nodes
+
+    from .context import Lazy
+    from .sandbox import environment
+
+    found: set[str] = set()
+    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+        tree = environment().parse("{{ (" + expression + ") }}")
+        keyed: set[int] = set()  # the Name nodes used with a constant key
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Compare)):
+            if isinstance(node, nodes.Compare):
+                left = node.expr
+                for operand in node.ops:
+                    right = operand.expr
+                    if (
+                        operand.op in ("in", "notin")
+                        and isinstance(right, nodes.Name)
+                        and right.name == "signals"
+                        and isinstance(left, nodes.Const)
+                        and isinstance(left.value, str)
+                    ):
+                        keyed.add(id(right))
+                        found.add(left.value)
+                    left = right
+                continue
+            if isinstance(node, nodes.Getattr):
+                target, key = node.node, node.attr
+            elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                target, key = node.node, node.arg.value
+            else:
+                continue
+            if not isinstance(target, nodes.Name) or target.name != "signals":
+                continue
+            # a name the mapping itself has (signals.get, signals.items) is not a metric
+            if isinstance(key, str) and not key.startswith("_") and not hasattr(Lazy, key):
+                keyed.add(id(target))
+                found.add(key)
+        for name in tree.find_all(nodes.Name):
+            if name.name == "signals" and id(name) not in keyed:
+                return None
+    return frozenset(found)
+
+
+class _Scorer:
+    """Scores the customers of a book one after another (a run's batch, at-risk --live):
+    :func:`score_customer` with ``prefetch``, the same results, the Jinja context object
+    reused from one customer to the next (Evaluator.reset)."""
+
+    def __init__(
+        self,
+        store: Store,
+        library: Library,
+        settings: Settings,
+        model: HealthModel,
+        prefetch: Prefetch,
+    ) -> None:
+        self.store, self.library, self.settings = store, library, settings
+        self.model, self.prefetch = model, prefetch
+        self.evaluate = Evaluator({})
+
+    def score(self, customer: Customer, stagnation: int | None = None) -> tuple[Health, Row]:
+        """The customer's health, and the context it was scored in."""
+        context = health_context(
+            self.store,
+            self.library,
+            self.settings,
+            customer,
+            self.prefetch.today,
+            self.prefetch,
+            stagnation,
+        )
+        self.evaluate.reset(context)
+        read = _with_windows(self.evaluate, self.model, customer.id, self.prefetch)
+        return _score(read, self.model, customer), context
+
+
+@_per_model
+def _window_calls(model: HealthModel) -> dict[str, tuple[str, int, str]]:
+    """The model's expressions that are one window call with literal arguments, such as
+    ``signal_avg("logins", 28)``: expression -> (metric, days, how)."""
+    found: dict[str, tuple[str, int, str]] = {}
+    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+        match = _ONE_WINDOW_CALL.fullmatch(expression)
+        if match:
+            how, _, metric, days = match.groups()
+            found[expression] = (metric, int(days), how)
+    return found
+
+
+def _with_windows(
+    evaluate: Callable[[str], Any], model: HealthModel, customer_id: int, prefetch: Prefetch
+) -> Callable[[str], Any]:
+    """``evaluate``, but an expression that is one window call with literal arguments is
+    read from ``prefetch`` directly: the value the call gives in Jinja (the context's
+    signal_* function reads the same prefetch), without a Jinja evaluation per customer."""
+    calls = _window_calls(model)
+    if not calls:
+        return evaluate
+
+    def read(expression: str) -> Any:
+        call = calls.get(expression)
+        if call is None:
+            return evaluate(expression)
+        return prefetch.window(customer_id, *call)
+
+    return read
 
 
 def _score(evaluate: Callable[[str], Any], model: HealthModel, customer: Customer) -> Health:
@@ -467,10 +651,11 @@ def _scored_now(
 ) -> list[dict[str, Any]]:
     """Every active customer scored now (only those of temp.health_todo with ``todo``)."""
     rows = []
-    prefetch = Prefetch(store, today, todo=todo)
+    prefetch = Prefetch(store, today, todo=todo, metrics=metrics_of_signals(model))
+    scorer = _Scorer(store, library, settings, model, prefetch)
     found = _todo_customers(store) if todo else signals.active_customers(store)
     for customer in found:
-        health = score_customer(store, library, settings, model, customer, today, prefetch)
+        health, _ = scorer.score(customer)
         if everyone or health.at_risk or health.opportunities:
             before = previous_scores(store, customer.id, today)
             titles = [title for _, title in health.opportunities]
@@ -529,6 +714,11 @@ _WINDOW_CALL = re.compile(
     r"\bsignal_(?:sum|avg|min|max|change)\s*\(\s*(['\"])([^'\"]*)\1\s*,\s*(\d+)\s*\)"
 )
 _ANY_WINDOW_CALL = re.compile(r"\bsignal_(?:sum|avg|min|max|change)\b")
+# a whole expression that is one window call whose metric is a plain string literal (no
+# escapes) and whose days a plain decimal literal: its value is the prefetched window's
+_ONE_WINDOW_CALL = re.compile(
+    r"\s*signal_(sum|avg|min|max)\s*\(\s*(['\"])([^'\"\\]*)\2\s*,\s*(0|[1-9]\d*)\s*\)\s*"
+)
 BATCH = 1000  # customers scored, kept and played at a time: memory stays flat
 
 
@@ -697,7 +887,7 @@ def run_health(
     last_day = store.get_meta("health_day")
     everyone = rescore or not _incremental(store, library, settings, model, today)
     signals.plan(store, today, everyone=everyone)
-    prefetch = Prefetch(store, today, todo=True)
+    prefetch = Prefetch(store, today, todo=True, metrics=metrics_of_signals(model))
     after = 0
     while batch := signals.todo_customers(store, after, BATCH):
         after = batch[-1].id
@@ -732,13 +922,14 @@ def _score_batch(
     today = prefetch.today
     results: list[Health] = []
     states: list[tuple[int, str, bool, str | None]] = []
+    scorer = _Scorer(store, library, settings, model, prefetch)
     for customer in batch:
-        context = health_context(store, library, settings, customer, today, prefetch)
-        evaluate = Evaluator(context)
-        health = _score(evaluate, model, customer)
+        stagnant, stagnant_moves = _stagnation(
+            library, prefetch.enrollments.get(customer.id, []), today
+        )
+        health, context = scorer.score(customer, stagnant)
         results.append(health)
-        _, stagnant_moves = _stagnation(library, prefetch.enrollments.get(customer.id, []), today)
-        days = _recheck_in(clock, model, health, context, evaluate, stagnant_moves)
+        days = _recheck_in(clock, model, health, context, scorer.evaluate, stagnant_moves)
         states.append(
             (customer.id, today, health.at_risk, shift(today, days) if days is not None else None)
         )
@@ -856,13 +1047,17 @@ def at_risk_now(
     return bool(verdict_now(store, library, settings, customer, today)["at_risk"])
 
 
+# json.dumps(..., ensure_ascii=False) builds an encoder per call: a run keeps a row a customer
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _snapshot_row(
     health: Health, today: str, last: Row | None
 ) -> tuple[int, str, float | None, bool, str, str] | None:
     """Today's result to keep, unless it is the same as ``last``, the latest snapshot up
     to today (then the last snapshot still tells the value, so the trend stays right)."""
-    reasons = json.dumps(health.reasons, ensure_ascii=False)
-    opportunities = json.dumps([t for _, t in health.opportunities], ensure_ascii=False)
+    reasons = _JSON(health.reasons)
+    opportunities = _JSON([t for _, t in health.opportunities])
     same = last is not None and (
         last["score"],
         bool(last["at_risk"]),

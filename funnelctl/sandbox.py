@@ -46,11 +46,15 @@ def check_expression(expression: str) -> str | None:
     return None
 
 
-def undeclared_names(expression: str) -> set[str]:
-    """The top-level names an expression reads from its context."""
+@lru_cache(maxsize=256)
+def undeclared_names(expression: str) -> frozenset[str]:
+    """The top-level names an expression reads from its context (worked out once per
+    expression: the engine asks for every condition it evaluates)."""
     from jinja2 import meta
 
-    return set(meta.find_undeclared_variables(environment().parse("{{ (" + expression + ") }}")))
+    return frozenset(
+        meta.find_undeclared_variables(environment().parse("{{ (" + expression + ") }}"))
+    )
 
 
 @lru_cache(maxsize=256)
@@ -136,7 +140,8 @@ def _lookup(parts: tuple[str, ...], context: Mapping[str, Any]) -> Any:
     is in the way."""
     value: Any = context
     for index, part in enumerate(parts):
-        if not isinstance(value, Mapping):
+        # a dict is a Mapping: spare the slower abstract check for the common case
+        if type(value) is not dict and not isinstance(value, Mapping):
             return _SANDBOX
         if part not in value:
             if index == len(parts) - 1:  # like Jinja: undefined, an error once used
@@ -176,6 +181,15 @@ class Evaluator:
     def __init__(self, context: Mapping[str, Any]) -> None:
         self.context = context
         self._jinja: Any = None
+        self._globals: dict[str, Any] = {}
+
+    def reset(self, context: Mapping[str, Any]) -> None:
+        """Evaluate over ``context`` from now on (the next customer of many). The Jinja
+        context already made is kept, its names replaced as Template.new_context would
+        set them: making a new one costs more than evaluating most expressions."""
+        self.context = context
+        if self._jinja is not None:
+            self._jinja.parent = dict(self._globals, **context)
 
     def __call__(self, expression: str, *, hiding: Collection[str] = ()) -> Any:
         """The value of ``expression``; with ``hiding``, as if those names were not in
@@ -189,6 +203,7 @@ class Evaluator:
                 return value
         template = _compiled(expression)._template
         if self._jinja is None:
+            self._globals = dict(template.globals)
             self._jinja = template.new_context(dict(self.context))
         else:
             self._jinja.vars.clear()

@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -502,3 +503,206 @@ def test_a_run_for_an_earlier_day_leaves_the_next_run_scoring_everyone():
     finally:
         fast.close()
         full.close()
+
+
+# -- scoring a whole book: the same as scoring each customer alone --------------------------------
+
+# A model that reads every name of the context (scoring a book builds only those a model
+# reads), and window calls in every form: literal (read from the prefetch directly), with
+# other quotes and spaces, and with arguments that are not plain literals (evaluated).
+EVERY_NAME = HealthModel(
+    at_risk_below=60,
+    on_at_risk=("at-risk-rescue",),
+    measures=(
+        Measure("nps", "NPS", "signals.nps", 2, 9, 6),
+        Measure("sum", "Tickets", "signal_sum('tickets', 10)", 1, 2, 6, "lower"),
+        Measure("avg", "Logins", ' signal_avg ( "logins" , 7 ) ', 1, 20, 5),
+        Measure("min", "Low", 'signal_min("logins", 30)', 1, 10, 2),
+        Measure("max", "High", 'signal_max("csat", 0)', 1, 4, 2),
+        Measure("days", "Days", 'signal_max("nps", days_in_stage or 1)', 1, 9, 6),
+        Measure("change", "Change", 'signal_change("logins", 14)', 1, 0, -5),
+        Measure("owner", "Owner", "1 if owner == 'Ana' else 0", 1, 1, 0),
+        Measure("sender", "Sender", "1 if sender.email == 'ana@example.com' else 0", 1, 1, 0),
+        Measure("where", "Where", "(funnel.id | length) + (stage.title | length)", 1, 30, 5),
+        Measure("signed", "Signed", "days_since_signed", 1, 60, 10),
+        Measure("quiet", "Quiet", "days_since_touch", 1, 7, 20, "lower"),
+        Measure("reply", "Reply", "days_since_reply", 1, 10, 30, "lower"),
+        Measure("late", "Late", "overdue_tasks + days_stagnant", 1, 0, 5, "lower"),
+        Measure("seats", "Seats", "signals.seats_used / customer.seats", 1, 0.7, 0.3),
+    ),
+    opportunities=(
+        Opportunity("replied", "Replied", "customer.replied and today >= '2026-03-01'"),
+        Opportunity("tagged", "Tagged", "customer.first_name and 'vip' not in customer.tags"),
+        Opportunity("busy", "Busy", 'signal_avg("logins", 7)'),
+    ),
+)
+
+
+# A model that reads the signals as a whole: every metric's latest value is read.
+READS_ALL_SIGNALS = HealthModel(
+    at_risk_below=60,
+    measures=(
+        Measure("count", "Metrics", "signals | length", 1, 4, 1),
+        Measure("nps", "NPS", "signals.get('nps', 5)", 1, 9, 6),
+    ),
+)
+
+
+def test_the_metrics_a_model_reads_through_signals():
+    def reads(*expressions: str) -> frozenset[str] | None:
+        measures = tuple(Measure(f"m{i}", "M", e, 1, 1, 0) for i, e in enumerate(expressions))
+        return health.metrics_of_signals(HealthModel(at_risk_below=50, measures=measures))
+
+    assert reads("signals.nps", "signals['csat'] + 1", "'seats' in signals") == {
+        "nps",
+        "csat",
+        "seats",
+    }
+    assert reads("'x' not in signals and a < 'y' in signals") == {"x", "y"}
+    assert reads("days_since_touch", "1") == frozenset()
+    assert health.metrics_of_signals(EVERY_NAME) == {"nps", "seats_used"}
+    # the mapping as a whole, a key that is not a constant, one of its methods: all
+    for whole in ("signals | length", "signals[k]", "signals.get('nps')", "signals._x"):
+        assert reads("signals.nps", whole) is None, whole
+    assert health.metrics_of_signals(READS_ALL_SIGNALS) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["shipped", "mixed", "windows", "every", "whole"]),
+    people,
+    st.lists(step, min_size=1, max_size=25),
+)
+def test_scoring_a_book_gives_each_customer_what_scoring_them_alone_gives(model, folks, steps):
+    """run and at-risk --live score a book with one prefetch (of the latest values of only
+    the metrics the model reads), only the context names the model reads, literal window
+    calls read directly and one Jinja context reused from one customer to the next: each
+    customer's result is the one of scoring them alone, with their whole context."""
+    library = library_for("shipped")
+    if model in ("every", "whole"):
+        library = dataclasses.replace(
+            library, health=EVERY_NAME if model == "every" else READS_ALL_SIGNALS
+        )
+    else:
+        library = library_for(model)
+    assert library.health is not None
+    store = new_store(library, folks)
+    try:
+        day = START
+        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
+            if kind == "wait":
+                day += timedelta(days=int(arg))
+                continue
+            act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
+        today = day.isoformat()
+        with store.read():
+            metrics = health.metrics_of_signals(library.health)
+            prefetch = health.Prefetch(store, today, metrics=metrics)
+            scorer = health._Scorer(store, library, TEAM, library.health, prefetch)
+            for customer in health.signals.active_customers(store):
+                bulk, _ = scorer.score(customer)
+                alone = health.score_customer(store, library, TEAM, library.health, customer, today)
+                assert bulk == alone, customer.email
+    finally:
+        store.close()
+
+
+def test_a_reused_evaluator_sees_only_the_names_of_its_current_context():
+    from funnelctl.sandbox import Evaluator, TemplateError
+
+    evaluate = Evaluator({"a": 1, "b": 2})
+    assert evaluate("a + b") == 3
+    evaluate.reset({"a": 5})
+    assert evaluate("a * 2") == 10
+    with pytest.raises(TemplateError):
+        evaluate("a + b")  # b was the last context's
+    evaluate.reset({"a": 1, "b": 4})
+    assert evaluate("a + b") == 5
+    with pytest.raises(TemplateError):
+        evaluate("a + b", hiding={"b"})
+
+
+def test_window_calls_read_directly_give_the_windows_values():
+    """Every day's value differs, so a window one day too long or short shows."""
+    windows = HealthModel(
+        at_risk_below=60,
+        measures=tuple(
+            Measure(f"{how}{days}", how, f'signal_{how}("logins", {days})', 1, 1000, 0)
+            for how in ("sum", "avg", "min", "max")
+            for days in (0, 1, 7, 10, 30)
+        ),
+    )
+    library = dataclasses.replace(library_for("shipped"), health=windows)
+    store = new_store(library, [(60, None, "support"), (60, 5, "support")])
+    today = (START + timedelta(days=40)).isoformat()
+    try:
+        with store.write():
+            for back in range(40):
+                on = (START + timedelta(days=40 - back)).isoformat()
+                health.signals.add_signal(
+                    store,
+                    customer_id=1,
+                    metric="logins",
+                    value=100 + back,
+                    measured_on=on,
+                    source="test",
+                    today=today,
+                )
+        with store.read():
+            scorer = health._Scorer(store, library, TEAM, windows, health.Prefetch(store, today))
+            first, second = health.signals.active_customers(store)
+            bulk, _ = scorer.score(first)
+            assert bulk == health.score_customer(store, library, TEAM, windows, first, today)
+            assert bulk.values["sum10"] == sum(100 + back for back in range(10))
+            assert bulk.values["min7"] == 100 and bulk.values["max30"] == 129
+            assert bulk.values["sum0"] is None
+            nothing, _ = scorer.score(second)
+            assert nothing.values["avg7"] is None
+            assert nothing == health.score_customer(store, library, TEAM, windows, second, today)
+    finally:
+        store.close()
+
+
+def test_the_latest_signals_read_in_bulk_are_those_read_one_customer_at_a_time():
+    """Out of order: a later measurement stored first, two on one day (the last stored
+    wins), one after today (not seen)."""
+    library = library_for("shipped")
+    store = new_store(library, [(60, None, "support"), (60, 5, "support")])
+    today = START.isoformat()
+    rows = [
+        (1, "nps", 7, "2026-02-20"),
+        (1, "nps", 3, "2026-02-10"),
+        (1, "nps", 9, "2026-02-20"),
+        (1, "nps", 1, "2026-03-05"),
+        (1, "csat", 4, "2026-01-01"),
+        (2, "csat", 2, "2026-02-01"),
+        (2, "csat", 5, "2026-02-01"),
+        (2, "logins", 10, "2026-03-02"),
+    ]
+    try:
+        with store.write():
+            for customer_id, metric, value, on in rows:
+                health.signals.add_signal(
+                    store,
+                    customer_id=customer_id,
+                    metric=metric,
+                    value=value,
+                    measured_on=on,
+                    source="test",
+                    today=today,
+                )
+        bulk = health.signals.latest_by_customer(store, today)
+        assert bulk == {1: {"nps": 9, "csat": 4}, 2: {"csat": 5, "logins": 10}}
+        for customer_id in (1, 2):
+            assert bulk[customer_id] == health.signals.latest(store, customer_id, today)
+    finally:
+        store.close()
+
+
+def test_rounding_remembered_per_value_gives_what_rounding_gives():
+    for value in (81.25, 81.24999, 0.05, -0.05, 66.66666666666667, 0.0, -0.0, 1e20):
+        for _ in range(2):  # the second time from what was remembered
+            rounded = health.round1(value)
+            assert repr(rounded) == repr(
+                float(Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+            )

@@ -120,10 +120,13 @@ def encoded_columns(values: Mapping[str, Any]) -> list[Any]:
 
 
 def decode(row: sqlite3.Row | Mapping[str, Any]) -> Row:
-    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    # a row's values in column order: no lookup by name
+    values = dict(zip(row.keys(), row, strict=True)) if isinstance(row, sqlite3.Row) else dict(row)
     try:
-        values["tags"] = json.loads(values.get("tags") or "[]")
-        values["fields"] = json.loads(values.get("fields") or "{}")
+        # most customers have neither tags nor custom fields: no parser for those
+        tags, fields = values.get("tags") or "[]", values.get("fields") or "{}"
+        values["tags"] = [] if tags == "[]" else json.loads(tags)
+        values["fields"] = {} if fields == "{}" else json.loads(fields)
     except ValueError as exc:  # written by funnelctl, so only damage makes it unreadable
         raise DatabaseDamaged(
             f"Customer #{values.get('id')}'s tags or custom fields cannot be read ({exc}): the "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from .customers import Customer
 from .db import Row, Store
@@ -96,15 +96,20 @@ def value_on(store: Store, customer_id: int, metric: str, day: str) -> float | N
 
 
 def latest_by_customer(
-    store: Store, today: str, *, todo: bool = False
+    store: Store, today: str, *, todo: bool = False, metrics: Collection[str] | None = None
 ) -> dict[int, dict[str, float]]:
+    """:func:`latest` of every customer (of temp.health_todo with ``todo``), of only
+    ``metrics`` when given. The rows come in the order of the index signals_customer
+    (customer, metric, day, id), so the last one of each metric is its latest: no sort,
+    unlike a window function over the table."""
     found: dict[int, dict[str, float]] = defaultdict(dict)
+    if metrics is not None and not metrics:
+        return found
+    only = "" if metrics is None else f" AND metric IN ({', '.join('?' for _ in metrics)})"
     for customer_id, metric, value in store.conn.execute(
-        "SELECT customer_id, metric, value FROM (SELECT customer_id, metric, value, "
-        "row_number() OVER (PARTITION BY customer_id, metric "
-        f"ORDER BY measured_on DESC, id DESC) AS n FROM signals WHERE measured_on <= ?{_todo(todo)}) "
-        "WHERE n = 1",
-        [today],
+        f"SELECT customer_id, metric, value FROM signals WHERE measured_on <= ?{only}"
+        f"{_todo(todo)} ORDER BY customer_id, metric, measured_on, id",
+        [today, *sorted(metrics or ())],
     ):
         found[customer_id][metric] = value
     return found

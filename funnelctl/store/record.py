@@ -25,8 +25,10 @@ class Record:
     def from_row(cls: type[R], row: sqlite3.Row | Mapping[str, Any]) -> R:
         """The record of one row; columns the record does not know are left out."""
         names = cls.field_names()
-        # sqlite3.Row iterates over its values; keys() gives the column names
-        values = {name: row[name] for name in row.keys() if name in names}  # noqa: SIM118
+        # sqlite3.Row iterates over its values, in the order of keys(): zipped, no column
+        # is looked up by name (a bulk read makes tens of thousands of records)
+        pairs = zip(row.keys(), row, strict=True) if isinstance(row, sqlite3.Row) else row.items()
+        values = {name: value for name, value in pairs if name in names}
         for name in cls.BOOLEANS:
             if name in values and values[name] is not None:
                 values[name] = bool(values[name])
