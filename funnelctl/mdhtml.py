@@ -73,12 +73,17 @@ class Ahead:
         data = text.encode("utf-8", "surrogatepass")
         try:
             self._give()
-            while self._given:
-                given = self._given.popleft()
+            # a body given later than others still waiting: theirs are read and dropped
+            # (those emails were not built); one never given is converted here
+            at = next((i for i, given in enumerate(self._given) if given == data), None)
+            if at is not None:
+                for _ in range(at):
+                    self._given.popleft()
+                    _read(self._worker.stdout)
+                self._given.popleft()
                 html = _read(self._worker.stdout)
-                if given == data:
-                    self._give()
-                    return html
+                self._give()
+                return html
         except Exception:  # the worker died, or answered nonsense: the rest is done here
             self._stop()
         return to_html(text)

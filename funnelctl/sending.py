@@ -991,7 +991,7 @@ def _deliver(
         # is claimed and on the wire, where this one only waits; a long run's Markdown is
         # converted in a process of its own, further ahead (mdhtml.Ahead).
         builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
-        ahead = Ahead(item.rendered.markdown for item in ready if item.rendered.markdown)
+        ahead = Ahead(i.rendered.markdown for i in ready if i.rendered.markdown is not None)
 
         def build(item: Prepared) -> bytes:
             return message_bytes(

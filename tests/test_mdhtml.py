@@ -53,13 +53,18 @@ def test_a_short_send_starts_no_worker() -> None:
     assert [ahead.convert(text) for text in texts] == [to_html(text) for text in texts]
 
 
-def test_a_body_asked_out_of_order_is_still_its_own_html() -> None:
+def test_a_body_asked_out_of_order_is_still_its_own_html(monkeypatch: pytest.MonkeyPatch) -> None:
+    here: list[str] = []  # what this process converts itself
+    monkeypatch.setattr(mdhtml, "to_html", lambda text: here.append(text) or to_html(text))
     texts = bodies(WORKER_FROM)
     ahead = Ahead(texts)
     try:
         assert ahead.convert(texts[3]) == to_html(texts[3])  # the first three are skipped
+        assert ahead.convert("") == to_html("")  # never given: converted here
         assert ahead.convert("not given at all") == to_html("not given at all")
         assert [ahead.convert(text) for text in texts[4:]] == [to_html(t) for t in texts[4:]]
+        assert ahead.working
+        assert here == ["", "not given at all"]  # the worker kept the rest
     finally:
         ahead.close()
 
