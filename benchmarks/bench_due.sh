@@ -23,8 +23,12 @@ for n in "$SMALL" "$LARGE"; do
     for cmd in "due -f json" "due --days $DAYS -f json" "due --days $DAYS -f table" "run -f json"; do
         best=""
         for _ in 1 2 3; do
+            home="$ws"
+            if [ "${cmd%% *}" = run ]; then  # each run on a fresh copy: a rerun has nothing to do
+                rm -rf "$TMP/copy" && cp -r "$ws" "$TMP/copy" && home="$TMP/copy"
+            fi
             # shellcheck disable=SC2086 # the command's words
-            COLUMNS=120 "$PYTHON" "$HERE/timeit.py" -o "$TMP/t" -- funnelctl $cmd --home "$ws" --today "$TODAY" >/dev/null 2>"$TMP/err"
+            COLUMNS=120 "$PYTHON" "$HERE/timeit.py" -o "$TMP/t" -- funnelctl $cmd --home "$home" --today "$TODAY" >/dev/null 2>"$TMP/err"
             read -r secs mb code <"$TMP/t"
             [ "$code" = 0 ] || { cat "$TMP/err" >&2; exit 1; }
             if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; peak=$mb; fi

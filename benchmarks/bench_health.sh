@@ -53,7 +53,9 @@ conn.close()
 PY
     timed "$n" "at-risk --live (1%)" funnelctl at-risk --live "${opts[@]}"
     timed "$n" "run (1% changed)" funnelctl run "${opts[@]}"
-    if funnelctl run --help | grep -q -- --rescore; then
+    # grep reads all of it: with -q it could stop early, and under pipefail the help's
+    # broken pipe would then read as "no --rescore"
+    if funnelctl run --help | grep -- --rescore >/dev/null; then
         timed "$n" "run --rescore" funnelctl run --rescore "${opts[@]}"
     fi
 done
