@@ -1011,6 +1011,7 @@ def _deliver(
                     return
         finally:
             _sent(store, pending, today)  # first: a second Ctrl-C must not lose the record
+            ahead.abort()  # a build waiting on the worker is done here, at once
             builder.shutdown(wait=True, cancel_futures=True)
             ahead.close()
     finally:

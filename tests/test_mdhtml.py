@@ -29,7 +29,7 @@ def bodies(n: int) -> list[str]:
         "Olá João {i} — *obrigado* & até já <3",
         "1. first {i}\n2. second\n\n    code {i}\n",
         "Same body every time",
-        "\\*not emphasis\\* {i} " + "long line " * 1200,  # > AHEAD_BYTES
+        "\\*not emphasis\\* {i} " + "long line " * 1200,  # larger than a small pipe holds
     ]
     return [shapes[i % len(shapes)].format(i=i) for i in range(n)]
 
@@ -92,19 +92,49 @@ def test_a_worker_that_dies_mid_send_leaves_the_rest_here() -> None:
         ahead.close()
 
 
-def test_a_garbled_answer_lets_the_worker_go(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_whose_output_is_not_its_own_is_let_go_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a sitecustomize that prints: the worker's first words are not its greeting
+    (tmp_path / "sitecustomize.py").write_text("print('hello from a site hook')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(mdhtml, "WAIT", 600.0)  # not waited out: the greeting decides
     texts = bodies(WORKER_FROM)
     ahead = Ahead(texts)
     try:
-        monkeypatch.setattr(mdhtml, "_read", _raises)
-        assert ahead.convert(texts[0]) == to_html(texts[0])
+        assert [ahead.convert(text) for text in texts] == [to_html(t) for t in texts]
         assert not ahead.working
     finally:
         ahead.close()
 
 
-def _raises(stream: object) -> str:
-    raise ValueError("garbled")
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="stops the worker with SIGSTOP")
+def test_a_stuck_worker_is_let_go_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mdhtml, "WAIT", 0.5)
+    texts = bodies(WORKER_FROM)
+    ahead = Ahead(texts)
+    try:
+        assert ahead.convert(texts[0]) == to_html(texts[0])
+        worker = ahead._worker
+        os.kill(worker.pid, signal.SIGSTOP)  # stuck, and the pipes fill behind it
+        assert [ahead.convert(text) for text in texts[1:]] == [to_html(t) for t in texts[1:]]
+        assert not ahead.working
+        assert worker.returncode is not None  # killed and reaped, not left stopped
+    finally:
+        ahead.close()
+
+
+def test_abort_ends_a_conversion_waiting_on_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mdhtml, "WAIT", 600.0)
+    texts = bodies(WORKER_FROM)
+    ahead = Ahead(texts)
+    try:
+        os.kill(ahead._worker.pid, signal.SIGSTOP)
+        ahead.abort()  # as send does when it stops: the wait ends with the worker
+        assert ahead.convert(texts[0]) == to_html(texts[0])
+        assert not ahead.working
+    finally:
+        ahead.close()
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the worker end")
