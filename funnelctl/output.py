@@ -712,6 +712,14 @@ def wrap(text: str, width: int) -> list[str]:
     return [*lines, current]
 
 
+def rows_taken(text: str, width: int) -> int:
+    """How many rows of a terminal ``width`` cells wide the lines of ``text`` take: a line
+    wider than that (a long email, wide characters) takes more than one."""
+    from rich.cells import cell_len
+
+    return sum(max(1, -(-cell_len(line) // width)) for line in text.splitlines())
+
+
 class _Lines:
     """Lines of plain text with an optional style each (dropped in a pipe)."""
 

@@ -170,6 +170,13 @@ def test_the_health_list_streams_in_a_pipe_and_shows_a_screenful_to_a_person(
     assert "         Advocacy: a promoter for a year or more;" in lines
 
 
+def test_a_screenful_counts_the_rows_a_line_takes_on_the_terminal():
+    from funnelctl.output import rows_taken
+
+    assert rows_taken("short\n" + "x" * 81 + "\n\n", 80) == 1 + 2 + 1
+    assert rows_taken("客户" * 21, 80) == 2  # 84 cells: wide characters count twice
+
+
 def test_a_screenful_at_80_columns_leaves_out_columns_before_it_cuts_an_email(
     run, demo, monkeypatch
 ):

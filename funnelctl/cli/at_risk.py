@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -72,23 +71,28 @@ def _write_list(rows: Sequence[Mapping[str, Any]], today: str, lines: int | None
     width = shutil.get_terminal_size().columns
     at_risk = sum(1 for row in rows if row["at_risk"])
     chances = sum(1 for row in rows if row["opportunities"])
-    title = textwrap.wrap(
+    title = output.wrap(
         f"Health on {today}: {at_risk} at risk · {chances} with an opportunity", width
     )
     parts: list[tuple[str, str | None]] = [("\n".join(title) + "\n", "bold")]
-    used, shown = len(title), 0
+    used, shown = _rows_of(parts, width), 0
     for row in rows:
         block = _block(row, width)
-        if lines is not None and shown and used + len(block) > lines:
+        tall = _rows_of(block, width)
+        if lines is not None and shown and used + tall > lines:
             break
         parts += block
-        used, shown = used + len(block), shown + 1
+        used, shown = used + tall, shown + 1
     output.write_styled(parts)
     if shown < len(rows):
         output.message(
             f"{len(rows) - shown} more not shown: --limit N shows N, a pipe (| less) or "
             "--format csv all."
         )
+
+
+def _rows_of(parts: Sequence[tuple[str, str | None]], width: int) -> int:
+    return output.rows_taken("".join(text for text, _ in parts), width)
 
 
 def _block(row: Mapping[str, Any], width: int) -> list[tuple[str, str | None]]:
@@ -104,7 +108,6 @@ def _block(row: Mapping[str, Any], width: int) -> list[tuple[str, str | None]]:
     if len(reasons) > len(shown):
         shown.append(f"… {len(reasons) - len(shown)} more: customer show {row['customer']}")
     for text, style in [*((r, None) for r in shown), *((o, "green") for o in row["opportunities"])]:
-        room = max(width - INDENT, 20)  # an email longer than that stays whole
-        for line in textwrap.wrap(text, room, break_on_hyphens=False, break_long_words=False):
+        for line in output.wrap(text, max(width - INDENT, 20)):  # an email stays whole
             block.append((" " * INDENT + line + "\n", style))
     return block
