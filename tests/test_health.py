@@ -626,6 +626,22 @@ def risk_items(items: list[dict]) -> list[tuple]:
 RESCUE_TASKS = ["Agree a recovery plan and log it", "Call about what is not working"]
 
 
+def test_an_at_risk_item_belongs_to_the_enrollments_owner_before_the_customers(run, crafted):
+    import sqlite3
+
+    email = "r@example.com"
+    add(run, email, "--owner", "ana", "--signed-on", ago(5))
+    signals(run, crafted, [(email, "nps", 3, TODAY), (email, "tickets", 8, TODAY)])
+    ok(run("run", "--today", day(0)))
+    with sqlite3.connect(crafted / "funnel.db") as db:  # a stage's owner rule assigned it
+        db.execute("UPDATE enrollments SET owner = 'bruno'")
+    mine = [
+        (i["kind"], i["owner"]) for i in due(run, 0, "--owner", "bruno") if i["kind"] == "at-risk"
+    ]
+    assert mine == [("at-risk", "bruno")]
+    assert [i for i in due(run, 0, "--owner", "ana") if i["kind"] == "at-risk"] == []
+
+
 def test_at_risk_play_starts_once_per_episode_and_trend(run, crafted, dump):
     email = "r@example.com"
     add(run, email, "--signed-on", ago(5))

@@ -110,12 +110,13 @@ def at_risk(store: Store, today: str, owner: str | None) -> Iterator[Row]:
         store,
         f"SELECT * FROM (SELECT h.started_on, coalesce({latest.format(col='score')}, h.score) "
         f"AS score, coalesce({latest.format(col='reasons')}, h.reasons) AS reasons, c.email, "
-        "c.external_id, c.name, c.owner FROM health_episodes h "
+        f"c.external_id, c.name, (SELECT {_OWNER} FROM enrollments e WHERE e.customer_id = c.id "
+        f"AND e.status = 'active' {mine} ORDER BY e.id LIMIT 1) AS owner FROM health_episodes h "
         "JOIN customers c ON c.id = h.customer_id "
         "WHERE h.kind = 'at-risk' AND h.ended_on IS NULL AND EXISTS (SELECT 1 FROM enrollments e "
         f"WHERE e.customer_id = c.id AND e.status = 'active' {mine}) AND h.started_on <= ?) "
         "ORDER BY score, started_on",
-        [today, today, *([owner] if owner else []), today],
+        [today, today, *([owner, owner] if owner else []), today],
     )
 
 
