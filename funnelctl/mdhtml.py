@@ -124,7 +124,7 @@ class Ahead:
                 # stray markdown.py would be imported in place of the library)
                 cwd=Path(__file__).resolve().parent.parent,
             )
-            for target, pipe in ((self._write, worker.stdin), (self._read, worker.stdout)):
+            for target, pipe in ((self._writer, worker.stdin), (self._reader, worker.stdout)):
                 threading.Thread(target=target, args=(pipe,), daemon=True).start()
             self._give()
         except Exception:  # no process can be started here: convert in this one
@@ -143,7 +143,7 @@ class Ahead:
             raise EOFError("the worker ended")
         return html
 
-    def _write(self, stdin: IO[bytes]) -> None:
+    def _writer(self, stdin: IO[bytes]) -> None:
         """The writer thread: bodies to the worker, until told to stop or it is gone."""
         with contextlib.suppress(OSError, ValueError):
             while (frame := self._requests.get()) is not None:
@@ -152,7 +152,7 @@ class Ahead:
         with contextlib.suppress(OSError, ValueError):
             stdin.close()  # its input ends: the worker ends
 
-    def _read(self, stdout: IO[bytes]) -> None:
+    def _reader(self, stdout: IO[bytes]) -> None:
         """The reader thread: the worker's answers, in order; None when they end."""
         try:
             if stdout.read(len(HELLO)) == HELLO:
