@@ -177,7 +177,7 @@ def leave_visit(store: Store, enrollment: Enrollment, on: str) -> int:
             "email",
             f"{superseded} queued email(s) of {enrollment.stage} superseded: {why}",
         )
-    dropped = tasks.drop_on_exit(store, enrollment.visit_id, on, why)
+    dropped = tasks.drop_on_exit(store, enrollment.id, enrollment.visit_id, on, why)
     if dropped:
         events.add(store, enrollment.customer_id, on, "task", f"{dropped} task(s) dropped: {why}")
     return superseded

@@ -156,12 +156,14 @@ def mark_escalated(store: Store, task_id: int, on: str) -> None:
     store.conn.execute("UPDATE activities SET escalated_on = ? WHERE id = ?", [on, task_id])
 
 
-def drop_on_exit(store: Store, visit_id: int, on: str, reason: str) -> int:
-    """Drop the open tasks of a stage visit that ended and that ask to be (cancel_on_exit)."""
+def drop_on_exit(store: Store, enrollment_id: int, visit_id: int, on: str, reason: str) -> int:
+    """Drop the open tasks of a stage visit that ended and that ask to be (cancel_on_exit).
+    The visit's enrollment finds them by index: by ``visit_id`` alone SQLite would read
+    every open task of the book, once per customer moved."""
     return store.conn.execute(
         "UPDATE activities SET status = 'dropped', closed_on = ?, note = ? "
-        "WHERE visit_id = ? AND status = 'open' AND cancel_on_exit = 1",
-        [on, reason, visit_id],
+        "WHERE enrollment_id = ? AND status = 'open' AND visit_id = ? AND cancel_on_exit = 1",
+        [on, reason, enrollment_id, visit_id],
     ).rowcount
 
 

@@ -156,9 +156,11 @@ def overdue_by_customer(store: Store, today: str, *, todo: bool = False) -> dict
 
 
 def overdue_of(store: Store, customer_id: int, today: str) -> int:
+    # ``+status``: the customer's own tasks, never every open task of the book due before
+    # today (which a book without statistics would otherwise read, by status and date)
     return int(
         store.conn.execute(
-            "SELECT count(*) FROM activities WHERE customer_id = ? AND status = 'open' "
+            "SELECT count(*) FROM activities WHERE customer_id = ? AND +status = 'open' "
             "AND due_on < ?",
             [customer_id, today],
         ).fetchone()[0]

@@ -1,0 +1,147 @@
+"""Statements run once per row (a move, an action, a play, a score) find their rows
+through an index on the row's own key, not by reading every open task.
+
+A statement that reads a whole table, or an index only by status, costs nothing on a
+test book and minutes on a real one: after a laptop slept for five days, `run` moves
+thousands of customers, each move once. These tests trace what a real `run` executes
+and ask SQLite how it would find the rows of each statement that ran more than once.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import mail_samples as samples
+import pytest
+from conftest import TODAY
+
+from funnelctl.store import db
+
+# A constraint that narrows to one row's own rows: its id, customer, enrollment, visit,
+# episode, action key or message.
+KEYED = re.compile(r"\((?:\w+=\? AND )*\w*(?:id|key)=\?")
+
+# Statements that run once per stage or per table, not per row: a set read by design.
+SET_READS = (
+    # the due moves of one stage (the advance reads each stage once per pass)
+    "SELECT * FROM enrollments WHERE funnel = ? AND stage = ? AND status = ? AND entered_on",
+)
+
+
+def _normal(statement: str) -> str:
+    statement = re.sub(r"\s+", " ", statement).strip()
+    statement = re.sub(r"'(?:[^']|'')*'", "?", statement)
+    return re.sub(r"\b\d+(?:\.\d+)?\b", "?", statement)
+
+
+@contextmanager
+def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, list[str]]]]:
+    """What each command run inside the block executes, one dict per command: normal
+    form -> the statements as run (with their values, so that SQLite can plan them)."""
+    commands: list[dict[str, list[str]]] = []
+    opened = db.Store.open.__func__  # type: ignore[attr-defined]
+
+    def open_traced(cls: type[db.Store], path: Path, *, create: bool = False) -> db.Store:
+        store = opened(cls, path, create=create)
+        seen: dict[str, list[str]] = {}
+        commands.append(seen)
+        store.conn.set_trace_callback(
+            lambda statement: seen.setdefault(_normal(statement), []).append(statement)
+        )
+        return store
+
+    monkeypatch.setattr(db.Store, "open", classmethod(open_traced))
+    yield commands
+
+
+def unkeyed(database: Path, commands: list[dict[str, list[str]]]) -> list[str]:
+    """The statements some command ran more than once (once per row) whose plan reads a
+    table without the row's key."""
+    runs: dict[str, list[str]] = {}
+    for seen in commands:
+        for normal, statements in seen.items():
+            if len(statements) > len(runs.get(normal, [])):
+                runs[normal] = statements
+    conn = sqlite3.connect(database)
+    found = []
+    try:
+        for normal, statements in sorted(runs.items()):
+            if len(statements) < 2 or not re.match(r"(SELECT|UPDATE|DELETE|INSERT|WITH)\b", normal):
+                continue
+            if normal.startswith(SET_READS) or "temp." in normal:
+                continue
+            for *_, step in conn.execute("EXPLAIN QUERY PLAN " + statements[0]):
+                table_read = re.match(r"(SCAN|SEARCH) (\w+)", step)
+                if table_read is None or step.startswith("SCAN CONSTANT"):
+                    continue
+                if table_read.group(2) in ("e", "s", "t") and "USING" not in step:
+                    continue  # a subquery's own rows
+                # "SEARCH table" alone: max(id) read from the end of the table
+                keyed = KEYED.search(step) or "PRIMARY KEY (" in step or " " not in step[7:]
+                if step.startswith("SCAN") or not keyed:
+                    found.append(f"{len(statements)}x {normal[:120]}\n    {step}")
+    finally:
+        conn.close()
+    return found
+
+
+def later(days: int) -> str:
+    return (date.fromisoformat(TODAY) + timedelta(days=days)).isoformat()
+
+
+def test_the_daily_run_reads_each_row_by_its_key(
+    run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an import, then the demo book a month on: stages left (tasks dropped, emails superseded), entry
+    # actions, health scored, at-risk plays started
+    rows = [f"new{n}@example.com,New {n},ana,{n * 10}" for n in range(5)]
+    rows += ["lena.fischer@example.com,Lena Fischer,bruno,200"]  # an update
+    people = demo / "people.csv"
+    people.write_text("email,name,owner,mrr\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with traced(monkeypatch) as seen:
+        result = run("import", str(people), "--funnel", "after-sales", "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        for days in (1, 30, 45):
+            result = run("run", "--today", later(days), "--no-inbox", "-f", "json")
+            assert result.exit_code == 0, result.stderr
+    assert any("UPDATE activities SET status" in s for c in seen for s in c), "no stage left"
+    found = unkeyed(demo / "funnel.db", seen)
+    assert not found, "\n".join(found)
+
+
+def test_sending_and_reading_the_replies_read_each_row_by_its_key(
+    run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = demo / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        + "\ninbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: Mail/Sent}\n",
+        encoding="utf-8",
+    )
+    for box in ("INBOX", "Sent"):
+        for sub in ("new", "cur", "tmp"):
+            (demo / "Mail" / box / sub).mkdir(parents=True)
+    day = later(1)
+    monkeypatch.setenv("FUNNELCTL_NOW", f"{day}T10:00")
+    with traced(monkeypatch) as seen:
+        assert run("run", "--today", day, "--no-inbox", "-f", "json").exit_code == 0
+        assert run("send", "--today", day, "-f", "json").exit_code == 0
+        conn = sqlite3.connect(demo / "funnel.db")
+        sent = conn.execute(
+            "SELECT c.email, o.message_id FROM outbox o JOIN customers c ON c.id = o.customer_id "
+            "WHERE o.status = 'sent'"
+        ).fetchall()
+        conn.close()
+        assert len(sent) >= 2
+        for n, (email, message_id) in enumerate(sent):
+            reply = samples.gmail_reply(email, "ana@example.com", message_id, "Thanks!")
+            (demo / "Mail" / "INBOX" / "new" / f"{n}.eml").write_bytes(reply)
+        assert run("inbox", "--today", day, "-f", "json").exit_code == 0
+    assert any(s.startswith("INSERT INTO touchpoints") for c in seen for s in c)
+    found = unkeyed(demo / "funnel.db", seen)
+    assert not found, "\n".join(found)
