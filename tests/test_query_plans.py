@@ -23,8 +23,8 @@ from conftest import TODAY
 from funnelctl.store import db
 
 # A constraint that narrows to one row's own rows: its id, customer, enrollment, visit,
-# episode, action key or message.
-KEYED = re.compile(r"\((?:\w+=\? AND )*\w*(?:id|key)=\?")
+# episode, action key, message or email address.
+KEYED = re.compile(r"\((?:\w+=\? AND )*\w*(?:id|key|email)=\?")
 
 # Statements that run once per stage or per table, not per row: a set read by design.
 SET_READS = (
@@ -82,7 +82,11 @@ def unkeyed(database: Path, commands: list[dict[str, list[str]]]) -> list[str]:
                 if table_read.group(2) in ("e", "s", "t") and "USING" not in step:
                     continue  # a subquery's own rows
                 # "SEARCH table" alone: max(id) read from the end of the table
-                keyed = KEYED.search(step) or "PRIMARY KEY (" in step or " " not in step[7:]
+                keyed = (
+                    KEYED.search(step)
+                    or "PRIMARY KEY (" in step
+                    or re.fullmatch(r"SEARCH \w+", step)
+                )
                 if step.startswith("SCAN") or not keyed:
                     found.append(f"{len(statements)}x {normal[:120]}\n    {step}")
     finally:
@@ -94,18 +98,36 @@ def later(days: int) -> str:
     return (date.fromisoformat(TODAY) + timedelta(days=days)).isoformat()
 
 
-def test_the_daily_run_reads_each_row_by_its_key(
+def test_imports_and_the_daily_run_read_each_row_by_its_key(
     run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # an import, then the demo book a month on: stages left (tasks dropped, emails superseded), entry
-    # actions, health scored, at-risk plays started
+    # imports (customers, signals, tickets), then the demo book a month on: stages left
+    # (tasks dropped, emails superseded), entry actions, health scored, plays started
     rows = [f"new{n}@example.com,New {n},ana,{n * 10}" for n in range(5)]
     rows += ["lena.fischer@example.com,Lena Fischer,bruno,200"]  # an update
     people = demo / "people.csv"
     people.write_text("email,name,owner,mrr\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    readings = demo / "signals.csv"
+    readings.write_text(
+        "customer,metric,value,date\n"
+        + "".join(f"new{n}@example.com,nps,{n + 4},{TODAY}\n" for n in range(5))
+        + f"lena.fischer@example.com,logins,3,{TODAY}\n",
+        encoding="utf-8",
+    )
+    tickets = demo / "tickets.csv"
+    tickets.write_text(
+        "id,customer,opened_at,first_response_at,resolved_at,csat\n"
+        + "".join(f"T{n},new{n}@example.com,{TODAY}T09:00,{TODAY}T10:00,,\n" for n in range(5)),
+        encoding="utf-8",
+    )
     with traced(monkeypatch) as seen:
-        result = run("import", str(people), "--funnel", "after-sales", "-f", "json")
-        assert result.exit_code == 0, result.stderr
+        for command in (
+            ("import", str(people), "--funnel", "after-sales"),
+            ("signal", "import", str(readings)),
+            ("ticket", "import", str(tickets)),
+        ):
+            result = run(*command, "-f", "json")
+            assert result.exit_code == 0, result.stderr
         for days in (1, 30, 45):
             result = run("run", "--today", later(days), "--no-inbox", "-f", "json")
             assert result.exit_code == 0, result.stderr
