@@ -126,6 +126,12 @@ def cell_text(value: Any) -> str:
 
 
 def csv_cell(value: Any) -> Any:
+    kind = type(value)
+    # the cells of a large export are numbers, None and plain text: those first
+    if value is None or kind is int or kind is float:
+        return value
+    if kind is str:
+        return "'" + value if value.lstrip("'").startswith(_FORMULA_START) else value
     if isinstance(value, (list, tuple)):
         value = ";".join(str(v) for v in value)
     elif isinstance(value, dict):
@@ -139,8 +145,9 @@ def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     count = 0
+    write, cell = writer.writerow, csv_cell
     for row in rows:
-        writer.writerow([csv_cell(row.get(c)) for c in columns])
+        write([cell(row.get(c)) for c in columns])
         count += 1
     return count
 
@@ -148,10 +155,12 @@ def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], stream:
 def write_json_rows(rows: Iterable[Mapping[str, Any]], stream: IO[str]) -> int:
     """A JSON array written row by row, so a large export keeps memory flat."""
     count = 0
+    # one encoder for every row: json.dumps with options makes a new one per call
+    encode = json.JSONEncoder(ensure_ascii=False, default=json_default).encode
     stream.write("[")
     for row in rows:
         stream.write("\n  " if count == 0 else ",\n  ")
-        stream.write(json.dumps(row, default=json_default, ensure_ascii=False))
+        stream.write(encode(row))
         count += 1
     stream.write("\n]\n" if count else "]\n")
     return count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .db import Row, Store
+from .db import Row, Store, dicts
 
 TABLES = ("activities", "stage_history", "outbox", "touchpoints", "signals", "tickets")
 
@@ -17,8 +17,9 @@ def columns(store: Store, table: str) -> list[str]:
 
 def rows(store: Store, table: str) -> Iterator[Row]:
     assert table in TABLES
-    for row in store.conn.execute(
-        f"SELECT c.email AS customer, t.* FROM {table} t "
-        "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"
-    ):
-        yield dict(row)
+    return dicts(
+        store.conn.execute(
+            f"SELECT c.email AS customer, t.* FROM {table} t "
+            "JOIN customers c ON c.id = t.customer_id ORDER BY t.id"
+        )
+    )
