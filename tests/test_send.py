@@ -866,6 +866,45 @@ def test_outside_the_send_window_nothing_is_sent(
     assert dump(ws) == before
 
 
+def test_a_dry_run_before_the_window_lists_what_waits_for_it(
+    run: Callable[..., Result],
+    ws: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    dump: Callable[[Path], str],
+) -> None:
+    # the consultant's 8 a.m. look at what will go out at nine
+    welcome(run, "joe@example.com", "Joe Bloggs")
+    monkeypatch.setenv("FUNNELCTL_NOW", f"{TODAY}T08:00")
+    before = dump(ws)
+
+    result = run("send", "--dry-run")
+
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "id\ttemplate\tscheduled on\trecipients\tsubject\n"
+        f"1\twelcome\t{TODAY}\tjoe@example.com\t{WELCOME_SUBJECT}\n"
+    )
+    assert result.stderr == (
+        "Outside the send window (funnelctl.yaml send.window): these wait until it opens.\n"
+    )
+    assert smtp.received == []
+    assert dump(ws) == before
+
+
+def test_a_dry_run_outside_the_window_with_nothing_due_says_only_that(
+    run: Callable[..., Result], ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNNELCTL_NOW", f"{TODAY}T08:00")
+
+    result = run("send", "--dry-run")
+
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == (
+        "Nothing would be sent now.\nOutside the send window (funnelctl.yaml send.window).\n"
+    )
+
+
 def test_stale_emails_are_skipped_with_a_reason_and_the_last_allowed_day_is_sent(
     run: Callable[..., Result], ws: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,7 +67,13 @@ def send_(
     else:
         output.render_object(report.summary(), fmt, title="Send")
     if report.outside_window:
-        output.message("Outside the send window (funnelctl.yaml send.window): nothing was sent.")
+        window = "Outside the send window (funnelctl.yaml send.window)"
+        if not dry_run:
+            output.message(f"{window}: nothing was sent.")
+        elif report.planned:  # the 8 a.m. look at what goes out at nine
+            output.message(f"{window}: these wait until it opens.")
+        else:
+            output.message(f"{window}.")
     for problem in report.problems:
         output.message(problem)
     if not dry_run and not report.ok:
