@@ -579,3 +579,11 @@ def m013_health_incremental(db: Database) -> None:
         ]
     for statement in statements:
         db.execute(statement)
+
+
+@migrations()
+def m014_outbox_enrollment(db: Database) -> None:
+    """An enrollment closed as lost or churned skips its queued emails, found by this index:
+    without it SQLite read every queued email of the book once per enrollment closed (a
+    run that churns thousands). Deleting an enrollment checks its emails the same way."""
+    db.execute("CREATE INDEX outbox_enrollment ON outbox(enrollment_id, status)")
