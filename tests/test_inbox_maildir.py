@@ -117,6 +117,10 @@ def test_an_unsubscribe_by_hand_and_back(run, ws):
     assert sql(ws, "SELECT do_not_email FROM customers") == [(1,)]
     card = ok(run("customer", "show", BOB)).stdout
     assert "no more email (they asked)" in card
+    # a script reads the same answer from the list and from the export as from show
+    listed = json.loads(ok(run("customer", "list", "-f", "json")).stdout)
+    exported = json.loads(ok(run("export", "customers", "-f", "json")).stdout)
+    assert listed[0]["do_not_email"] is True and exported[0]["do_not_email"] is True
     ok(run("customer", "edit", BOB, "--allow-email"))
     assert sql(ws, "SELECT do_not_email FROM customers") == [(0,)]
     assert (

@@ -228,7 +228,10 @@ def listing(
     if limit:
         sql += f" LIMIT {int(limit)}"
     for row in store.conn.execute(sql, params):
-        yield decode(row)
+        values = decode(row)
+        # stored 0/1; a script reads true/false, as customer show gives it
+        values["do_not_email"] = bool(values["do_not_email"])
+        yield values
 
 
 def custom_field_names(store: Store) -> list[str]:
