@@ -281,6 +281,10 @@ class SmtpSender:
                 connection=_silent(exc),
             ) from None
         if code != 250:  # the server's verdict on the message itself
+            # a server whose delivery failed may keep the transaction open: end it, as
+            # smtplib's sendmail does, or the next email's MAIL is refused as nested
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self.conn.rset()
             _raise_for(code, reply, "message refused")
 
     def _drop(self) -> None:

@@ -70,6 +70,9 @@ class Handler:
     data_replies: list[str] = field(default_factory=list)
     data_reply: str | None = None
     drop_after_data: int = 0
+    # the next N messages make the handler fail (a full disk, a missing folder): aiosmtpd
+    # answers 500 and keeps the transaction open, as some real servers do
+    fail_in_data: int = 0
     delay: float = 0.0
     delay_for: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
@@ -101,12 +104,17 @@ class Handler:
             if drop:
                 self.drop_after_data -= 1
             reply = self.data_replies.pop(0) if self.data_replies else self.data_reply
+            fail = self.fail_in_data > 0
+            if fail:
+                self.fail_in_data -= 1
             pause = max([self.delay, *(self.delay_for.get(r, 0.0) for r in envelope.rcpt_tos)])
         if pause:
             self.data_started.set()
             await asyncio.sleep(pause)
         if self.on_data is not None:
             self.on_data()
+        if fail:
+            raise OSError("the mailbox folder is gone")
         if drop:
             server.transport.abort()  # no reply: the client's message is now of unknown fate
             return "250 OK (never seen by the client)"

@@ -497,6 +497,23 @@ def test_5xx_reply_to_the_message_fails_it_with_the_servers_reason(
     )
 
 
+def test_a_message_the_server_failed_to_store_leaves_the_next_one_untouched(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    # the server's delivery fails after the whole message (500) and leaves its transaction
+    # open: without a reset, the next email's MAIL got "503 nested MAIL command" and was
+    # failed for good, for nothing of its own
+    welcome(run, "ann@example.com", "Ann First")
+    welcome(run, "zoe@example.com", "Zoe Last")
+    smtp.handler.fail_in_data = 1
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (1, summary(sent=1, failed=1))
+    assert statuses(run) == {"ann@example.com": "failed", "zoe@example.com": "sent"}
+    assert [m.rcpt_tos for m in smtp.received] == [["ann@example.com"], ["zoe@example.com"]]
+
+
 # -- 5. one refused recipient among several -------------------------------------------------------
 
 
