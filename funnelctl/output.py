@@ -218,7 +218,9 @@ def render(
     if screen is not None:  # a screenful for a person: a column empty in all of it is noise
         columns = [c for c in columns if any(cell_text(row.get(c)) for row in rows)] or columns
         columns = _fitting(columns, rows, optional, keep, headers)
-    cells = [[Text(cell_text(row.get(c))) for c in columns] for row in rows]
+    # a screenful is counted in rows: each takes one line, what gives way is cut short
+    one_line = {"no_wrap": True, "overflow": "ellipsis"} if screen is not None else {}
+    cells = [[Text(cell_text(row.get(c)), **one_line) for c in columns] for row in rows]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
         table.add_column(

@@ -56,6 +56,7 @@ from .mail import (
 from .mdhtml import Ahead
 from .outfiles import PendingFile
 from .playbooks import Library
+from .refs import ref
 from .store import Store, customers, events, outbox, touchpoints
 from .store import activities as tasks
 from .store.outbox import OutboxEmail
@@ -951,6 +952,7 @@ def _plan(
         report.planned.append(
             {
                 "id": item.email.id,
+                "ref": ref("email", item.email.id),
                 "template": item.email.template,
                 "scheduled_on": item.email.scheduled_on,
                 "from": item.rendered.sender,

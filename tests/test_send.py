@@ -813,6 +813,7 @@ def test_dry_run_lists_the_real_envelope_and_changes_nothing(
     assert json.loads(result.stdout) == [
         {
             "id": 1,
+            "ref": "e1",
             "template": "with-bcc",
             "scheduled_on": TODAY,
             "from": SENDER,
@@ -821,6 +822,7 @@ def test_dry_run_lists_the_real_envelope_and_changes_nothing(
         },
         {
             "id": 2,
+            "ref": "e2",
             "template": "welcome",
             "scheduled_on": TODAY,
             "from": SENDER,
@@ -830,11 +832,12 @@ def test_dry_run_lists_the_real_envelope_and_changes_nothing(
     ]
     assert dump(ws) == before
     assert smtp.received == []
-    # for people, in a pipe: a line per email, uncut
+    # for people, in a pipe: a line per email, uncut, named as outbox list and drop name
+    # it (a bare 1 would be a task to `drop`)
     assert run("send", "--dry-run").stdout == (
-        "id\ttemplate\tscheduled on\trecipients\tsubject\n"
-        f"1\twith-bcc\t{TODAY}\tjoe@example.com, audit@example.com\tYour account\n"
-        f"2\twelcome\t{TODAY}\tzoe@example.com\t{WELCOME_SUBJECT}\n"
+        "ref\ttemplate\tscheduled on\trecipients\tsubject\n"
+        f"e1\twith-bcc\t{TODAY}\tjoe@example.com, audit@example.com\tYour account\n"
+        f"e2\twelcome\t{TODAY}\tzoe@example.com\t{WELCOME_SUBJECT}\n"
     )
     assert not (ws / ".send.lock").exists()
 
@@ -899,14 +902,36 @@ def test_a_dry_run_before_the_window_lists_what_waits_for_it(
 
     assert result.exit_code == 0
     assert result.stdout == (
-        "id\ttemplate\tscheduled on\trecipients\tsubject\n"
-        f"1\twelcome\t{TODAY}\tjoe@example.com\t{WELCOME_SUBJECT}\n"
+        "ref\ttemplate\tscheduled on\trecipients\tsubject\n"
+        f"e1\twelcome\t{TODAY}\tjoe@example.com\t{WELCOME_SUBJECT}\n"
     )
     assert result.stderr == (
         "Outside the send window (funnelctl.yaml send.window): these wait until it opens.\n"
     )
     assert smtp.received == []
     assert dump(ws) == before
+
+
+def test_a_dry_run_on_a_terminal_is_a_line_per_email_with_its_ref_whole(
+    run: Callable[..., Result], ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from funnelctl import output
+
+    for n in range(3):
+        welcome(run, f"c{n}@example.com", f"Customer {n}")
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    monkeypatch.setattr(
+        output, "stdout_console", lambda: output._console_class()(file=sys.stdout, width=80)
+    )
+
+    shown = run("send", "--dry-run", env={"LINES": "24"}).stdout.splitlines()
+
+    # the subject gives way (it used to wrap to four lines an email, three screens tall)
+    assert all(len(line) <= 80 for line in shown)
+    rows = [line for line in shown if "@example.com" in line]
+    assert [row.split("│")[1].strip() for row in rows] == ["e1", "e2", "e3"]
+    assert all(f"c{n}@example.com" in rows[n] and "Welcome aboard" in rows[n] for n in range(3))
+    assert len(shown) == 5 + 3  # title, three rules, header; a line per email
 
 
 def test_a_dry_run_outside_the_window_with_nothing_due_says_only_that(

@@ -57,12 +57,12 @@ def send_(
         output.render(
             report.planned,
             fmt,
-            ["id", "template", "scheduled_on", "recipients", "subject"],
+            ["ref", "template", "scheduled_on", "recipients", "subject"],
             title="Would send (dry run)",
             empty="Nothing would be sent now.",
             stream=True,  # a big outbox: plain rows in a pipe, a screenful on a terminal
             screen=output.screen_rows(limit),
-            keep=("id", "recipients"),
+            keep=("ref", "recipients"),
         )
     else:
         output.render_object(report.summary(), fmt, title="Send")
