@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from functools import lru_cache
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
     from rich.console import Console
@@ -219,8 +219,11 @@ def render(
         columns = [c for c in columns if any(cell_text(row.get(c)) for row in rows)] or columns
         columns = _fitting(columns, rows, optional, keep, headers)
     # a screenful is counted in rows: each takes one line, what gives way is cut short
-    one_line = {"no_wrap": True, "overflow": "ellipsis"} if screen is not None else {}
-    cells = [[Text(cell_text(row.get(c)), **one_line) for c in columns] for row in rows]
+    cut: Literal["ellipsis"] | None = "ellipsis" if screen is not None else None
+    cells = [
+        [Text(cell_text(row.get(c)), no_wrap=bool(cut) or None, overflow=cut) for c in columns]
+        for row in rows
+    ]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
         table.add_column(
