@@ -5,6 +5,7 @@ handed to the help desk, one at risk)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -156,6 +157,33 @@ def test_due_is_an_agenda_that_fits_the_terminal(run, book, columns, expected):
     shown = ok(run("due", "--days", "3", env={"COLUMNS": columns})).stdout
     assert shown == expected
     assert all(len(line) <= int(columns) for line in shown.splitlines())
+
+
+@pytest.mark.parametrize("lines", [24, 40])
+def test_on_a_terminal_every_section_and_the_warning_fit_the_screen(run, demo, lines, monkeypatch):
+    from funnelctl import output
+
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    ok(run("run"))
+    # a week on, the run not yet done: the warning, then five sections share the screen
+    shown = ok(
+        run(
+            "due",
+            "--days",
+            "7",
+            "--today",
+            "2026-03-09",
+            env={"COLUMNS": "80", "LINES": str(lines)},
+        )
+    ).stdout.splitlines()
+
+    assert shown[0].startswith("The daily run last ran 7 days ago")
+    titles = [line.split(" (")[0] for line in shown if re.fullmatch(r"[A-Z][a-z ]+ \(\d+\)", line)]
+    assert titles == ["Overdue", "Today", "Needs attention", "Coming up", "Waiting on partners"]
+    assert len(shown) <= lines - 1  # the prompt's line
+    assert shown[-1].startswith("Next: done t")
+    items = [line for line in shown if line.startswith("  ") and not line.startswith("  …")]
+    assert len(items) >= (5 if lines == 24 else 15)  # the room is used
 
 
 def test_in_a_pipe_due_writes_plain_uncut_rows(run, book):

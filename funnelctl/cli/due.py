@@ -129,9 +129,11 @@ def due(
             _write_rows(_capped(items, limit), s.today)
             return
         # a screenful per section on a terminal; the agenda at COLUMNS in a pipe is whole
-        screen = sys.stdout.isatty() and not show_all
-        per_section = limit if limit is not None else _screenful() if screen else None
-        _write_agenda(list(items), s.today, width, per_section, stale_run)
+        agenda = list(items)
+        per_section = limit
+        if per_section is None and not show_all and output.screen_rows(None) is not None:
+            per_section = _screenful(agenda, width, stale_run)
+        _write_agenda(agenda, s.today, width, per_section, stale_run)
 
 
 def _check_owner(s: Session, owner: str | None) -> None:
@@ -211,15 +213,33 @@ def _write_rows(items: Iterable[dict[str, Any]], today: str) -> None:
 
 def _width() -> int | None:
     """The agenda's width: the terminal's, or COLUMNS in a pipe; None for plain rows."""
-    if sys.stdout.isatty():
+    if output.screen_rows(None) is not None:  # a terminal
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
-def _screenful() -> int:
-    """How many items per section fill a screen when four sections share it."""
-    return max(3, (shutil.get_terminal_size().lines - 12) // 4)
+def _screenful(items: Sequence[Mapping[str, Any]], width: int, stale_run: str | None) -> int:
+    """How many items per section fill the screen: the most for which the sections shown,
+    each with its title and its "… and N more" line, fit the terminal's lines less the
+    warning of a run behind, the summary, the Next: line and the prompt's."""
+    from ..agenda import SECTIONS
+
+    by_section: dict[str, list[Mapping[str, Any]]] = {name: [] for name in SECTIONS}
+    for item in items:
+        by_section[item["section"]].append(item)
+    sizes = [len(rows) for rows in by_section.values() if rows]
+    room = shutil.get_terminal_size().lines - 3 - output.rows_taken(_summary(by_section), width)
+    if stale_run:
+        room -= output.rows_taken(stale_run, width) + 1
+
+    def lines(shown: int) -> int:
+        return sum(1 + min(n, shown) + (n > shown) for n in sizes)
+
+    shown = 1
+    while shown < max(sizes, default=1) and lines(shown + 1) <= room:
+        shown += 1
+    return shown
 
 
 class _Layout:
@@ -309,7 +329,7 @@ def _write_agenda(
     output.write_styled(parts)
 
 
-def _summary(by_section: Mapping[str, list[dict[str, Any]]]) -> str:
+def _summary(by_section: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     words = {
         "overdue": "overdue",
         "today": "today",
