@@ -203,6 +203,10 @@ def test_snooze_says_when_each_task_is_due_now(run, demo):
         == "Snoozed: t7 Call the customer (joana.ferreira@example.com), now due on 2026-12-03\n"
     )
     assert [task(demo, i)[1] for i in (14, 1, 7)] == ["2026-03-05", "2026-03-05", "2026-12-03"]
+    # the forms task add --due takes: Monday the 2nd, so fri is the 6th
+    ok(run("snooze", "t9", "--until", "fri"))
+    ok(run("snooze", "t12", "--until", "2w"))
+    assert [task(demo, i)[1] for i in (9, 12)] == ["2026-03-06", "2026-03-16"]
     snoozed = json.loads(ok(run("snooze", "t3", "--days", "1", "-f", "json")).stdout)
     assert [(r["ref"], r["customer"], r["next"], r["due_on"]) for r in snoozed] == [
         ("t3", "priya.nair@example.org", None, "2026-03-03")

@@ -75,7 +75,7 @@ COMMANDS: dict[str, Entry] = {
     "snooze": Entry(
         "snooze",
         "snooze_",
-        "Push tasks back (t12 t13 ...: all or none): --days N or --until DATE.",
+        "Push tasks back (t12 t13 ...: all or none): --days N or --until WHEN.",
     ),
     "drop": Entry(
         "drop",
