@@ -25,6 +25,7 @@ from .csvfile import open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import NotFound, UsageError, ValidationError
 from .outfiles import PendingFile
+from .output import neutralise
 from .playbooks import Funnel, Library
 from .sheets import Table, open_table
 from .store import Store, customers, enrollments, events, imports, touchpoints
@@ -666,7 +667,7 @@ def import_customers(
             on_columns(describe_columns(csvfile.header, targets))
         importer = _Importer(store, playbooks, options, today, name or path.name, settings, csvfile)
         if options.skip_bad is not None:
-            rejects = _Rejects(options.skip_bad, csvfile.header)
+            rejects = _Rejects(options.skip_bad, csvfile)
 
         with _all_or_nothing(store, options.dry_run):
             bulk, csvfile = _set_based(importer, csvfile, targets, on_row, path, shown, rejects)
@@ -766,17 +767,24 @@ class _Rejects:
     imported again) reuses it, so that the fixed file can be imported as it is.
     """
 
-    def __init__(self, target: Path, header: Sequence[str]) -> None:
+    def __init__(self, target: Path, table: Table) -> None:
+        header = table.header
         self.file = PendingFile(target)
         self.width = len(header)
         self.reason_at = header.index(REASON_COLUMN) if REASON_COLUMN in header else None
-        self.writer = csv.writer(self.file.stream, lineterminator="\n")
+        # the form of the file read (its delimiter, so its decimal mark; its BOM, which
+        # Excel needs to read UTF-8): fixed, it imports again as it is
+        if getattr(table, "encoding", None) == "utf-8-sig":
+            self.file.stream.write("\ufeff")
+        self.writer = csv.writer(self.file.stream, delimiter=table.delimiter, lineterminator="\n")
         self.writer.writerow(
             list(header) if self.reason_at is not None else [*header, REASON_COLUMN]
         )
 
     def write(self, cells: Sequence[str], reason: str) -> None:
-        row = [*cells, *[""] * (self.width - len(cells))]
+        # a file to open in a spreadsheet and fix: a cell it would run as a formula is
+        # written as export writes it (the import takes the ' off again)
+        row = [neutralise(cell) for cell in cells] + [""] * (self.width - len(cells))
         if self.reason_at is not None and len(cells) <= self.width:
             row[self.reason_at] = reason
         else:

@@ -822,6 +822,35 @@ def test_a_fixed_rejects_file_imports_again(run, workspace, tmp_path):
     )
 
 
+def test_a_european_files_rejects_keep_its_form_and_import_again_once_fixed(
+    run, workspace, tmp_path
+):
+    # Excel in Portugal or Germany: ';' between cells, decimal commas, a BOM
+    (tmp_path / "people.csv").write_bytes(
+        "\ufeffemail;name;mrr\n"
+        "ana@example.com;Ana;1.234,50\n"
+        "joão@;João;99,00\n"
+        "rui@example.com;@SUM(A1);12,5x\n".encode()
+    )
+    result = run("import", "people.csv", "--skip-bad", "rejects.csv", "-f", "json")
+    assert json.loads(result.stdout) == counts(inserted=1, rejected=2)
+    rejects = (tmp_path / "rejects.csv").read_bytes()
+    # the same form, and a cell a spreadsheet would run is written as export writes it
+    assert rejects.decode() == (
+        "\ufeffemail;name;mrr;funnelctl_reason\n"
+        "joão@;João;99,00;'joão@' is not a valid email address\n"
+        "rui@example.com;'@SUM(A1);12,5x;mrr '12,5x' is not an amount with a decimal comma "
+        "(write e.g. 1.250,50)\n"
+    )
+    fixed = rejects.decode().replace("joão@;", "joao@example.com;").replace("12,5x", "12,50")
+    (tmp_path / "fixed.csv").write_bytes(fixed.encode())
+    again = run("import", "fixed.csv", "-f", "json")
+    assert json.loads(again.stdout) == counts(inserted=2), again.stderr
+    mrr = {k: (c["name"], c["mrr"]) for k, c in book(run).items()}
+    assert mrr["joao@example.com"] == ("João", 99.0)
+    assert mrr["rui@example.com"] == ("@SUM(A1)", 12.5)
+
+
 def test_skip_bad_with_dry_run_writes_no_file(run, workspace, dump, tmp_path):
     write(tmp_path / "people.csv", "email\nann@example.com\nbad\n")
     before = dump(workspace)
@@ -830,6 +859,7 @@ def test_skip_bad_with_dry_run_writes_no_file(run, workspace, dump, tmp_path):
     assert json.loads(result.stdout) == counts(inserted=1, rejected=1)
     assert dump(workspace) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "people.csv", "ws"]
+    assert "\n1 bad row(s) would be written to rejects.csv:\n" in result.stderr
 
 
 def test_skip_bad_leaves_no_file_when_the_import_fails(run, workspace, dump, tmp_path):

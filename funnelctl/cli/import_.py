@@ -121,7 +121,8 @@ def import_(
     if dry_run:
         output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
-        output.message(f"{result.rejected} bad row(s) written to {skip_bad}:")
+        written = "would be written" if dry_run else "written"
+        output.message(f"{result.rejected} bad row(s) {written} to {skip_bad}:")
         for problem in result.bad.located(name):
             output.message(f"  {problem}")
 
