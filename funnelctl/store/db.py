@@ -21,7 +21,7 @@ from ..errors import BusyError, DiskFull, FunnelError
 BUSY_TIMEOUT_MS = 5000
 # Bumped with every migration step, so that opening an up-to-date database does not
 # need to import sqlite-utils to find out (startup time matters for a CLI).
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 # The outbox's statuses, as its CHECK constraint has them (store/outbox.py: Status).
 OUTBOX_STATUSES = (

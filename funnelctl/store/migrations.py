@@ -587,3 +587,15 @@ def m014_outbox_enrollment(db: Database) -> None:
     without it SQLite read every queued email of the book once per enrollment closed (a
     run that churns thousands). Deleting an enrollment checks its emails the same way."""
     db.execute("CREATE INDEX outbox_enrollment ON outbox(enrollment_id, status)")
+
+
+@migrations()
+def m015_activities_parent(db: Database) -> None:
+    """Deleting a task makes SQLite look for the tasks that follow from it (the foreign
+    key parent_id) and, without an index, read every task in the book to do so: once per
+    task of a customer erased, once per follow-up an undo takes back (0.13 s each on a
+    book of 1,000,000 tasks). Partial: only follow-ups and escalations have a parent, and
+    SQLite uses it for `parent_id = ?`, as the foreign-key check asks."""
+    db.execute(
+        "CREATE INDEX activities_parent ON activities(parent_id) WHERE parent_id IS NOT NULL"
+    )
