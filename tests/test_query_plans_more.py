@@ -16,25 +16,7 @@ from pathlib import Path
 
 import mail_samples as samples
 import pytest
-from test_query_plans import later, traced, unkeyed
-
-# Statements that run once per stage, not per row: `due` reads each stage's stuck and
-# idle enrollments once (store/due.py), as the run reads each stage's due moves.
-STAGE_READS = (
-    "SELECT coalesce(e.owner, c.owner) AS owner, e.*, c.email, c.external_id, c.name FROM "
-    "enrollments e JOIN customers c ON c.id = e.customer_id WHERE e.funnel = ? AND e.stage = ?",
-    "SELECT coalesce(e.owner, c.owner) AS owner, e.*, c.email, c.external_id, c.name, "
-    "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) AS "
-    "last_touch FROM enrollments e JOIN customers c ON c.id = e.customer_id WHERE e.funnel = ? "
-    "AND e.stage = ?",
-)
-
-
-def per_row(commands: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
-    """The traces without repeats of one statement with the same values: SQLite's trace
-    reports a statement again for each trigger program it runs (a DELETE of 3 rows whose
-    trigger fires per row shows up 7 times), which is one run, not one per row."""
-    return [{n: list(dict.fromkeys(ran)) for n, ran in seen.items()} for seen in commands]
+from test_query_plans import SET_READS, later, traced, unkeyed
 
 
 def _rows(demo: Path, sql: str) -> list[tuple]:
@@ -76,7 +58,7 @@ def test_working_many_tasks_at_once_and_taking_it_back_reads_each_by_its_key(
         _ok(run, "drop", *dropped, *emails, "--reason", "not needed", "-f", "json")
         _ok(run, "undo", "-f", "json")
         _ok(run, "drop", *dropped, *emails, "--reason", "not needed", "-f", "json")
-    found = unkeyed(demo / "funnel.db", per_row(seen))
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
@@ -105,7 +87,7 @@ def test_changes_by_hand_read_each_row_by_its_key(
         _ok(run, "outbox", "requeue", f"e{skipped}", "-f", "json")
         _ok(run, "play", "run", "issue-escalation", f, "-f", "json")
         _ok(run, "play", "run", "at-risk-rescue", b, "-f", "json")
-    found = unkeyed(demo / "funnel.db", per_row(seen))
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
@@ -124,7 +106,7 @@ def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its
         _ok(run, "run", "--today", later(30), "--no-inbox", "-f", "json")
         _ok(run, "customer", "merge", busiest[0], busiest[1], "-f", "json")
         _ok(run, "customer", "delete", busiest[2], "--yes", "-f", "json")
-    found = unkeyed(demo / "funnel.db", per_row(seen))
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
@@ -143,12 +125,9 @@ def test_the_read_only_views_read_each_row_by_its_key(
         _ok(run, "customer", "list", "-f", "json")
         _ok(run, "due", "--owner", "ana", "--days", "30", "-f", "json")
         _ok(run, "at-risk", "--live", "--all", "-f", "json")
-    reads = per_row(seen)
-    stages = {n for c in reads for n in c if n.startswith(STAGE_READS)}
+    stages = {n for c in seen for n in c if n.startswith(SET_READS[1:])}
     assert len(stages) == 2, "due reads each stage's stuck and idle enrollments"
-    found = unkeyed(
-        demo / "funnel.db", [{n: r for n, r in c.items() if n not in stages} for c in reads]
-    )
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
@@ -174,7 +153,7 @@ def test_an_xlsx_import_that_updates_and_enrolls_reads_each_row_by_its_key(
     with traced(monkeypatch) as seen:
         _ok(run, "import", str(book), "--funnel", "relationship", "-f", "json")
         _ok(run, "import", str(book), "--funnel", "support", "--stage", "retention", "-f", "json")
-    found = unkeyed(demo / "funnel.db", per_row(seen))
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
@@ -225,7 +204,7 @@ def test_bounces_unsubscribes_and_the_sent_folder_read_each_row_by_its_key(
     with traced(monkeypatch) as seen:
         _ok(run, "inbox", "--today", day, "-f", "json")
     assert _rows(demo, "SELECT count(*) FROM outbox WHERE status = 'bounced'") == [(len(sent),)]
-    found = unkeyed(demo / "funnel.db", per_row(seen))
+    found = unkeyed(demo / "funnel.db", seen)
     assert not found, "\n".join(found)
 
 
