@@ -125,6 +125,24 @@ def _table(name: str, statement: str, tables: set[str]) -> str | None:
     return aliased.group(1) if aliased and aliased.group(1) in tables else None
 
 
+def assert_keyed(database: Path, commands: list[dict[str, list[str]]]) -> None:
+    found = unkeyed(database, commands)
+    assert not found, "\n".join(found)
+
+
+def with_maildir(root: Path) -> None:
+    """The workspace reads its inbox and Sent folder from Maildirs under Mail/."""
+    settings = root / "funnelctl.yaml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        + "\ninbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: Mail/Sent}\n",
+        encoding="utf-8",
+    )
+    for box in ("INBOX", "Sent"):
+        for sub in ("new", "cur", "tmp"):
+            (root / "Mail" / box / sub).mkdir(parents=True)
+
+
 def test_the_check_reports_a_scan_under_an_alias_and_a_read_by_status_alone(demo: Path) -> None:
     every_task = [
         "SELECT * FROM activities t WHERE t.visit_id = {}",  # SCAN t
@@ -184,8 +202,7 @@ def test_imports_and_the_daily_run_read_each_row_by_its_key(
             result = run("run", "--today", later(days), "--no-inbox", "-f", "json")
             assert result.exit_code == 0, result.stderr
     assert any("UPDATE activities SET status" in s for c in seen for s in c), "no stage left"
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_a_playbook_closing_many_as_churned_reads_each_row_by_its_key(
@@ -202,22 +219,13 @@ def test_a_playbook_closing_many_as_churned_reads_each_row_by_its_key(
             result = run("run", "--today", later(days), "--no-inbox", "-f", "json")
             assert result.exit_code == 0, result.stderr
     assert any(s.startswith("UPDATE outbox SET status = ?, reason") for c in seen for s in c)
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_sending_and_reading_the_replies_read_each_row_by_its_key(
     run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = demo / "funnelctl.yaml"
-    settings.write_text(
-        settings.read_text(encoding="utf-8")
-        + "\ninbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: Mail/Sent}\n",
-        encoding="utf-8",
-    )
-    for box in ("INBOX", "Sent"):
-        for sub in ("new", "cur", "tmp"):
-            (demo / "Mail" / box / sub).mkdir(parents=True)
+    with_maildir(demo)
     day = later(1)
     monkeypatch.setenv("FUNNELCTL_NOW", f"{day}T10:00")
     with traced(monkeypatch) as seen:
@@ -235,5 +243,4 @@ def test_sending_and_reading_the_replies_read_each_row_by_its_key(
             (demo / "Mail" / "INBOX" / "new" / f"{n}.eml").write_bytes(reply)
         assert run("inbox", "--today", day, "-f", "json").exit_code == 0
     assert any(s.startswith("INSERT INTO touchpoints") for c in seen for s in c)
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)

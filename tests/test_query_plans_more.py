@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mail_samples as samples
 import pytest
-from test_query_plans import SET_READS, later, traced, unkeyed
+from test_query_plans import SET_READS, assert_keyed, later, traced, with_maildir
 
 
 def _rows(demo: Path, sql: str) -> list[tuple]:
@@ -58,8 +58,7 @@ def test_working_many_tasks_at_once_and_taking_it_back_reads_each_by_its_key(
         _ok(run, "drop", *dropped, *emails, "--reason", "not needed", "-f", "json")
         _ok(run, "undo", "-f", "json")
         _ok(run, "drop", *dropped, *emails, "--reason", "not needed", "-f", "json")
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_changes_by_hand_read_each_row_by_its_key(
@@ -87,8 +86,7 @@ def test_changes_by_hand_read_each_row_by_its_key(
         _ok(run, "outbox", "requeue", f"e{skipped}", "-f", "json")
         _ok(run, "play", "run", "issue-escalation", f, "-f", "json")
         _ok(run, "play", "run", "at-risk-rescue", b, "-f", "json")
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its_key(
@@ -106,8 +104,7 @@ def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its
         _ok(run, "run", "--today", later(30), "--no-inbox", "-f", "json")
         _ok(run, "customer", "merge", busiest[0], busiest[1], "-f", "json")
         _ok(run, "customer", "delete", busiest[2], "--yes", "-f", "json")
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_the_read_only_views_read_each_row_by_its_key(
@@ -127,8 +124,7 @@ def test_the_read_only_views_read_each_row_by_its_key(
         _ok(run, "at-risk", "--live", "--all", "-f", "json")
     stages = {n for c in seen for n in c if n.startswith(SET_READS[1:])}
     assert len(stages) == 2, "due reads each stage's stuck and idle enrollments"
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def _workbook(path: Path, rows: list[list[object]]) -> Path:
@@ -153,26 +149,13 @@ def test_an_xlsx_import_that_updates_and_enrolls_reads_each_row_by_its_key(
     with traced(monkeypatch) as seen:
         _ok(run, "import", str(book), "--funnel", "relationship", "-f", "json")
         _ok(run, "import", str(book), "--funnel", "support", "--stage", "retention", "-f", "json")
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
-
-
-def _maildir(demo: Path) -> None:
-    settings = demo / "funnelctl.yaml"
-    settings.write_text(
-        settings.read_text(encoding="utf-8")
-        + "\ninbox:\n  kind: maildir\n  maildir: {inbox: Mail/INBOX, sent: Mail/Sent}\n",
-        encoding="utf-8",
-    )
-    for box in ("INBOX", "Sent"):
-        for sub in ("new", "cur", "tmp"):
-            (demo / "Mail" / box / sub).mkdir(parents=True)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 def test_bounces_unsubscribes_and_the_sent_folder_read_each_row_by_its_key(
     run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _maildir(demo)
+    with_maildir(demo)
     day = later(1)
     monkeypatch.setenv("FUNNELCTL_NOW", f"{day}T10:00")
     _ok(run, "run", "--today", day, "--no-inbox", "-f", "json")
@@ -204,8 +187,7 @@ def test_bounces_unsubscribes_and_the_sent_folder_read_each_row_by_its_key(
     with traced(monkeypatch) as seen:
         _ok(run, "inbox", "--today", day, "-f", "json")
     assert _rows(demo, "SELECT count(*) FROM outbox WHERE status = 'bounced'") == [(len(sent),)]
-    found = unkeyed(demo / "funnel.db", seen)
-    assert not found, "\n".join(found)
+    assert_keyed(demo / "funnel.db", seen)
 
 
 # Children read in full once per parent row deleted, by design: a customer's enrollments
