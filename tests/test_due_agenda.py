@@ -186,6 +186,19 @@ def test_on_a_terminal_every_section_and_the_warning_fit_the_screen(run, demo, l
     assert len(items) >= (5 if lines == 24 else 15)  # the room is used
 
 
+def test_with_no_task_on_the_list_the_next_line_names_no_task(run, workspace):
+    ok(run("customer", "add", "ann@example.com", "--owner", "ana"))
+    ok(run("enroll", "ann@example.com", "after-sales"))
+    ok(run("done", "t1"))  # the stage's only task: now nothing is planned
+    shown = ok(run("due", "--today", "2026-03-04", env={"COLUMNS": "80"})).stdout
+
+    assert "Needs attention (1)\n  -  ann@example.com" in shown
+    # it used to say "Next: done t1", a task already done
+    assert shown.splitlines()[-1] == (
+        'Next: customer show CUSTOMER · log CUSTOMER "what" --channel phone'
+    )
+
+
 def test_in_a_pipe_due_writes_plain_uncut_rows(run, book):
     assert ok(run("due", "--days", "3", env={"COLUMNS": ""})).stdout == IN_A_PIPE
 

@@ -325,7 +325,7 @@ def _write_agenda(
     if not items:
         parts.append((f"Nothing due on {today}.\n", None))
     else:
-        parts += [("\n" + _summary(by_section) + "\n", None), (_hint(items) + "\n", "dim")]
+        parts += [("\n" + _summary(by_section) + "\n", None), (_hint(shown) + "\n", "dim")]
     output.write_styled(parts)
 
 
@@ -340,6 +340,10 @@ def _summary(by_section: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     return " · ".join(f"{len(rows)} {words[name]}" for name, rows in by_section.items() if rows)
 
 
-def _hint(items: Sequence[Mapping[str, Any]]) -> str:
-    task = next((i["ref"] for i in items if i["kind"] == "task"), "t1")
+def _hint(shown: Sequence[Mapping[str, Any]]) -> str:
+    """What to type next, with a task on the screen when there is one (never a made-up
+    ref: t1 may be done, or someone else's)."""
+    task = next((i["ref"] for i in shown if i["kind"] == "task"), None)
+    if task is None:
+        return 'Next: customer show CUSTOMER · log CUSTOMER "what" --channel phone'
     return f'Next: done {task} · snooze {task} --days 2 · task add CUSTOMER "what" --due 3d'
