@@ -25,7 +25,6 @@ from .csvfile import open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import NotFound, UsageError, ValidationError
 from .outfiles import PendingFile
-from .output import neutralise
 from .playbooks import Funnel, Library
 from .sheets import Table, open_table
 from .store import Store, customers, enrollments, events, imports, touchpoints
@@ -250,6 +249,13 @@ def _restore(raw: str) -> str:
     """Undo the export's formula neutralising: ``'=SUM(A1)`` is ``=SUM(A1)``."""
     value = raw.strip()
     return value[1:] if _NEUTRALISED.match(value) else raw
+
+
+def _guarded(cell: str) -> str:
+    """A cell as read, written for a spreadsheet (the rejects file): a bare formula gets
+    the ' that :func:`_restore` takes off again; any other cell, one already quoted too,
+    as it is, so that the fixed file imports as the original would."""
+    return "'" + cell if cell and cell[0] in "=+-@\t\r" else cell
 
 
 def _same(column: str, stored: str | None, value: str) -> bool:
@@ -769,13 +775,13 @@ class _Rejects:
 
     def __init__(self, target: Path, table: Table) -> None:
         header = table.header
-        self.file = PendingFile(target)
+        # the form of the file read, so that fixed it imports again as it is: its encoding
+        # (a BOM too: Excel needs one to read UTF-8; a workbook's rejects get one) and
+        # delimiter (so its decimal mark). A reason in a legacy encoding may lose a sign.
+        encoding = getattr(table, "encoding", None) or "utf-8-sig"
+        self.file = PendingFile(target, encoding=encoding, errors="replace")
         self.width = len(header)
         self.reason_at = header.index(REASON_COLUMN) if REASON_COLUMN in header else None
-        # the form of the file read (its delimiter, so its decimal mark; its BOM, which
-        # Excel needs to read UTF-8): fixed, it imports again as it is
-        if getattr(table, "encoding", None) == "utf-8-sig":
-            self.file.stream.write("\ufeff")
         self.writer = csv.writer(self.file.stream, delimiter=table.delimiter, lineterminator="\n")
         self.writer.writerow(
             list(header) if self.reason_at is not None else [*header, REASON_COLUMN]
@@ -784,7 +790,7 @@ class _Rejects:
     def write(self, cells: Sequence[str], reason: str) -> None:
         # a file to open in a spreadsheet and fix: a cell it would run as a formula is
         # written as export writes it (the import takes the ' off again)
-        row = [neutralise(cell) for cell in cells] + [""] * (self.width - len(cells))
+        row = [_guarded(cell) for cell in cells] + [""] * (self.width - len(cells))
         if self.reason_at is not None and len(cells) <= self.width:
             row[self.reason_at] = reason
         else:

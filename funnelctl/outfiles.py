@@ -55,7 +55,14 @@ class PendingFile:
     in place in one rename, :meth:`discard` removes it."""
 
     def __init__(
-        self, target: Path, *, binary: bool = False, tmp: Path | None = None, newline: str = ""
+        self,
+        target: Path,
+        *,
+        binary: bool = False,
+        tmp: Path | None = None,
+        newline: str = "",
+        encoding: str = "utf-8",
+        errors: str = "strict",
     ) -> None:
         self.target = target
         self.tmp = tmp or target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -64,7 +71,9 @@ class PendingFile:
         except OSError as exc:
             raise os_problem(exc, f"write {target}") from None
         self.stream: IO[Any] = (
-            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+            os.fdopen(fd, "wb")
+            if binary
+            else os.fdopen(fd, "w", encoding=encoding, errors=errors, newline=newline)
         )
 
     def sync(self) -> None:

@@ -851,6 +851,29 @@ def test_a_european_files_rejects_keep_its_form_and_import_again_once_fixed(
     assert mrr["rui@example.com"] == ("@SUM(A1)", 12.5)
 
 
+def test_rejects_keep_a_quoted_cell_and_a_legacy_encoding_as_read(run, workspace, tmp_path):
+    # an earlier export's neutralised phone ('+49…) and Windows-1252 text (Excel on Windows)
+    (tmp_path / "people.csv").write_bytes(
+        "email,name,phone\nbad-one,Zoë Brandt,'+49 30 2\nzoe@example.com,Zoë,'+49 30 2\n".encode(
+            "cp1252"
+        )
+    )
+    result = run("import", "people.csv", "--encoding", "cp1252", "--skip-bad", "r.csv")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "r.csv").read_bytes() == (
+        "email,name,phone,funnelctl_reason\n"
+        "bad-one,Zoë Brandt,'+49 30 2,'bad-one' is not a valid email address\n"
+    ).encode("cp1252")
+    fixed = (tmp_path / "r.csv").read_bytes().replace(b"bad-one,", b"zb@example.com,")
+    (tmp_path / "fixed.csv").write_bytes(fixed)
+    assert run("import", "fixed.csv", "--encoding", "cp1252").exit_code == 0
+    people = book(run)
+    assert (people["zb@example.com"]["name"], people["zb@example.com"]["phone"]) == (
+        "Zoë Brandt",
+        people["zoe@example.com"]["phone"],  # as the row imported directly: +49 30 2
+    )
+
+
 def test_skip_bad_with_dry_run_writes_no_file(run, workspace, dump, tmp_path):
     write(tmp_path / "people.csv", "email\nann@example.com\nbad\n")
     before = dump(workspace)
