@@ -832,6 +832,11 @@ def test_dry_run_lists_the_real_envelope_and_changes_nothing(
     ]
     assert dump(ws) == before
     assert smtp.received == []
+    # scripts reading the CSV keep the id, and get the ref
+    assert run("send", "--dry-run", "-f", "csv").stdout.splitlines()[:2] == [
+        "id,ref,template,scheduled_on,recipients,subject",
+        "1,e1,with-bcc,2026-03-02,joe@example.com;audit@example.com,Your account",
+    ]
     # for people, in a pipe: a line per email, uncut, named as outbox list and drop name
     # it (a bare 1 would be a task to `drop`)
     assert run("send", "--dry-run").stdout == (

@@ -54,10 +54,11 @@ def send_(
             environ=dict(os.environ),
         )
     if dry_run:
+        columns = ["ref", "template", "scheduled_on", "recipients", "subject"]
         output.render(
             report.planned,
             fmt,
-            ["ref", "template", "scheduled_on", "recipients", "subject"],
+            ["id", *columns] if fmt == OutputFormat.csv else columns,  # scripts read the id
             title="Would send (dry run)",
             empty="Nothing would be sent now.",
             stream=True,  # a big outbox: plain rows in a pipe, a screenful on a terminal
