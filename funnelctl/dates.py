@@ -96,9 +96,13 @@ def parse_due(text: str, today: date | str) -> str:
             return shift(start.isoformat(), (number - start.weekday() - 1) % 7 + 1)
     if _ISO_DATE.match(value):
         try:
-            return date.fromisoformat(value).isoformat()
+            date.fromisoformat(value)
         except ValueError:
             raise UsageError(f"{text!r} is not a valid date in the form YYYY-MM-DD.") from None
+        try:  # the years every date funnelctl keeps is in (a calendar feed adds a day)
+            return parse_date(value).isoformat()
+        except ValueError as exc:
+            raise UsageError(f"{exc}.") from None
     raise UsageError(f"{text!r} is not a due date; write {DUE_FORMS}.")
 
 

@@ -90,6 +90,9 @@ def test_parse_due_refuses_anything_else_naming_the_value_and_the_forms(text):
 def test_parse_due_refuses_a_day_not_in_the_calendar():
     with pytest.raises(UsageError, match="'2026-02-30' is not a valid date"):
         parse_due("2026-02-30", TODAY)
+    # a task due on 9999-12-31 made the calendar feed (its end is the day after) crash
+    with pytest.raises(UsageError, match="'9999-12-31' is outside the years 1900 to 9000"):
+        parse_due("9999-12-31", TODAY)
 
 
 @pytest.mark.parametrize(
