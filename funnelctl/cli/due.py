@@ -132,7 +132,7 @@ def due(
         agenda = list(items)
         per_section = limit
         if per_section is None and not show_all and output.screen_rows(None) is not None:
-            per_section = _screenful(agenda, width, stale_run)
+            per_section = _screenful(agenda, s.today, width, stale_run)
         _write_agenda(agenda, s.today, width, per_section, stale_run)
 
 
@@ -219,25 +219,34 @@ def _width() -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
-def _screenful(items: Sequence[Mapping[str, Any]], width: int, stale_run: str | None) -> int:
+def _screenful(
+    items: Sequence[Mapping[str, Any]], today: str, width: int, stale_run: str | None
+) -> int:
     """How many items per section fill the screen: the most for which the sections shown,
-    each with its title and its "… and N more" line, fit the terminal's lines less the
-    warning of a run behind, the summary, the Next: line and the prompt's."""
+    each with its title, its items' lines (one a row, or more on a narrow terminal) and its
+    "… and N more" line, fit the terminal's lines less the warning of a run behind, the
+    summary, the Next: line and the prompt's."""
     from ..agenda import SECTIONS
 
     by_section: dict[str, list[Mapping[str, Any]]] = {name: [] for name in SECTIONS}
     for item in items:
         by_section[item["section"]].append(item)
-    sizes = [len(rows) for rows in by_section.values() if rows]
-    room = shutil.get_terminal_size().lines - 3 - output.rows_taken(_summary(by_section), width)
+    layout = _Layout(items, today, width)  # as wide as any screenful of them can be
+    rows = [
+        [output.rows_taken("".join(layout.line(item)), width) for item in section]
+        for section in by_section.values()
+        if section
+    ]
+    room = shutil.get_terminal_size().lines - 2  # the prompt's line, the blank one
+    room -= output.rows_taken(_summary(by_section), width) + output.rows_taken(_hint(items), width)
     if stale_run:
         room -= output.rows_taken(stale_run, width) + 1
 
     def lines(shown: int) -> int:
-        return sum(1 + min(n, shown) + (n > shown) for n in sizes)
+        return sum(1 + sum(taken[:shown]) + (len(taken) > shown) for taken in rows)
 
     shown = 1
-    while shown < max(sizes, default=1) and lines(shown + 1) <= room:
+    while shown < max(map(len, rows), default=1) and lines(shown + 1) <= room:
         shown += 1
     return shown
 
