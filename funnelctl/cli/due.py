@@ -231,22 +231,28 @@ def _screenful(
     by_section: dict[str, list[Mapping[str, Any]]] = {name: [] for name in SECTIONS}
     for item in items:
         by_section[item["section"]].append(item)
-    layout = _Layout(items, today, width)  # as wide as any screenful of them can be
-    rows = [
-        [output.rows_taken("".join(layout.line(item)), width) for item in section]
-        for section in by_section.values()
-        if section
-    ]
     room = shutil.get_terminal_size().lines - 2  # the prompt's line, the blank one
     room -= output.rows_taken(_summary(by_section), width) + output.rows_taken(_hint(items), width)
     if stale_run:
         room -= output.rows_taken(stale_run, width) + 1
+    sections = [section for section in by_section.values() if section]
+    # the rows of the items that could be shown (never more than the room: a book's
+    # agenda of thousands is not laid out for a screenful of it)
+    candidates = [item for section in sections for item in section[: max(room, 1)]]
+    layout = _Layout(candidates, today, width)  # as wide as any screenful of them
+    rows = [
+        [output.rows_taken("".join(layout.line(item)), width) for item in section[: max(room, 1)]]
+        for section in sections
+    ]
 
     def lines(shown: int) -> int:
-        return sum(1 + sum(taken[:shown]) + (len(taken) > shown) for taken in rows)
+        return sum(
+            1 + sum(taken[:shown]) + (len(section) > shown)
+            for section, taken in zip(sections, rows, strict=True)
+        )
 
     shown = 1
-    while shown < max(map(len, rows), default=1) and lines(shown + 1) <= room:
+    while shown < max(map(len, sections), default=1) and lines(shown + 1) <= room:
         shown += 1
     return shown
 
