@@ -226,11 +226,7 @@ def _screenful(
     each with its title, its items' lines (one a row, or more on a narrow terminal) and its
     "… and N more" line, fit the terminal's lines less the warning of a run behind, the
     summary, the Next: line and the prompt's."""
-    from ..agenda import SECTIONS
-
-    by_section: dict[str, list[Mapping[str, Any]]] = {name: [] for name in SECTIONS}
-    for item in items:
-        by_section[item["section"]].append(item)
+    by_section = _by_section(items)
     room = shutil.get_terminal_size().lines - 2  # the prompt's line, the blank one
     room -= output.rows_taken(_summary(by_section), width) + output.rows_taken(_hint(items), width)
     if stale_run:
@@ -321,9 +317,7 @@ def _write_agenda(
     parts: list[tuple[str, str | None]] = []
     if stale_run:
         parts.append((stale_run + "\n\n", "bold red"))
-    by_section: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
-    for item in items:
-        by_section[item["section"]].append(item)
+    by_section = _by_section(items)
     shown = [row for rows in by_section.values() for row in rows[: per_section or len(rows)]]
     layout = _Layout(shown, today, width)
     for name in SECTIONS:
@@ -342,6 +336,16 @@ def _write_agenda(
     else:
         parts += [("\n" + _summary(by_section) + "\n", None), (_hint(shown) + "\n", "dim")]
     output.write_styled(parts)
+
+
+def _by_section(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The items of each section, in the agenda's order of sections (all of them)."""
+    from ..agenda import SECTIONS
+
+    by_section: dict[str, list[Mapping[str, Any]]] = {name: [] for name in SECTIONS}
+    for item in items:
+        by_section[item["section"]].append(item)
+    return by_section
 
 
 def _summary(by_section: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
