@@ -25,6 +25,7 @@ from .csvfile import open_csv
 from .customers import FIELDS, Cleaner, changes_for, split_name
 from .errors import NotFound, UsageError, ValidationError
 from .outfiles import PendingFile
+from .output import FORMULA_START
 from .playbooks import Funnel, Library
 from .sheets import Table, open_table
 from .store import Store, customers, enrollments, events, imports, touchpoints
@@ -43,7 +44,7 @@ IMPORT_FIELDS = (*FIELDS, "first_name", "last_name", *PLACEMENT)
 IDENTIFIERS = ("email", "external_id")
 # A cell our CSV export neutralised ('=SUM(..), '+351 ...): the import takes the ' off again,
 # so that an export loads back unchanged.
-_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
+_NEUTRALISED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
 # Custom fields keep line breaks and tabs (a quoted CSV value may hold several lines).
 _FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -255,7 +256,7 @@ def _guarded(cell: str) -> str:
     """A cell as read, written for a spreadsheet (the rejects file): a bare formula gets
     the ' that :func:`_restore` takes off again; any other cell, one already quoted too,
     as it is, so that the fixed file imports as the original would."""
-    return "'" + cell if cell and cell[0] in "=+-@\t\r" else cell
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
 def _same(column: str, stored: str | None, value: str) -> bool:

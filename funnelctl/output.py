@@ -20,7 +20,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
     from rich.console import Console
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet program reads as the start of a formula (a cell it would run).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class OutputFormat(str, Enum):
@@ -108,7 +109,7 @@ def neutralise(value: Any) -> Any:
     """Keep spreadsheet programs from running a cell as a formula."""
     # A value already starting with ' is escaped too, so that the import (which strips
     # one leading ' before = + - @) gives back exactly what was stored.
-    if isinstance(value, str) and value.lstrip("'").startswith(_FORMULA_START):
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
         return "'" + value
     return value
 
@@ -131,7 +132,7 @@ def csv_cell(value: Any) -> Any:
     if value is None or kind is int or kind is float:
         return value
     if kind is str:
-        return "'" + value if value.lstrip("'").startswith(_FORMULA_START) else value
+        return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
     if isinstance(value, (list, tuple)):
         value = ";".join(str(v) for v in value)
     elif isinstance(value, dict):
