@@ -103,7 +103,7 @@ def _follow_up_trouble(store: Store, follow: Task) -> str | None:
         return f"was snoozed to {follow.due_on}"
     if follow.escalated_on is not None:
         return f"was escalated on {follow.escalated_on}"
-    if follow.note is not None or tasks.has_children(store, follow):
+    if follow.note is not None or tasks.has_children(store, follow.id):
         return "has been worked on"
     told = outbox.telling_partner(store, follow.id)
     if told is not None and told.status not in _UNSENT:

@@ -119,14 +119,12 @@ def reopen(store: Store, task_id: int, note: str | None) -> None:
     )
 
 
-def has_children(store: Store, task: Task) -> bool:
-    """Whether another task follows from this one (its follow-up, its escalation). A task
-    that follows is the same customer's: asking by customer reads their tasks through
-    activities_customer, where parent_id alone (no index) reads every task in the book."""
+def has_children(store: Store, task_id: int) -> bool:
+    """Whether another task follows from this one (its follow-up, its escalation); found
+    through activities_parent."""
     return bool(
         store.conn.execute(
-            "SELECT 1 FROM activities WHERE customer_id = ? AND parent_id = ? LIMIT 1",
-            [task.customer_id, task.id],
+            "SELECT 1 FROM activities WHERE parent_id = ? LIMIT 1", [task_id]
         ).fetchone()
     )
 
@@ -134,14 +132,12 @@ def has_children(store: Store, task: Task) -> bool:
 def remove_untouched(store: Store, task_id: int) -> bool:
     """Delete an open task nobody worked on (never snoozed, escalated or noted, nothing
     following from it): a follow-up whose cause an undo took back. False when it is not
-    such a task any more. (Its children are looked for among its customer's tasks, as in
-    has_children.)"""
+    such a task any more."""
     return (
         store.conn.execute(
             "DELETE FROM activities WHERE id = ? AND status = 'open' AND due_on = first_due_on "
             "AND escalated_on IS NULL AND note IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM activities AS c "
-            "WHERE c.customer_id = activities.customer_id AND c.parent_id = activities.id)",
+            "AND NOT EXISTS (SELECT 1 FROM activities AS c WHERE c.parent_id = activities.id)",
             [task_id],
         ).rowcount
         == 1
