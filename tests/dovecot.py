@@ -73,18 +73,42 @@ service anvil {{
 """
 
 
+class _StoppedAtOnce(RuntimeError):
+    """Dovecot exited while starting."""
+
+
+def _two_ports() -> tuple[int, int]:
+    """Two free ports, never the same one twice (each is let go before the next is
+    asked for, so the system may hand out the same number again)."""
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
 class Dovecot:
     """One Dovecot, started and stopped by the test; ``append`` delivers a message."""
 
     def __init__(self, tmp: Path, cert: Path | None = None, key: Path | None = None) -> None:
         self.own_root = os.geteuid() == 0
         self.root = Path(tempfile.mkdtemp(prefix="funnelctl-dovecot-")) if self.own_root else tmp
-        self.port = free_port()
-        self.tls_port = free_port()
+        self.port, self.tls_port = _two_ports()
         self.cert, self.key = cert, key
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Dovecot:
+        """Start it; when it stops at once (a port taken by then), again on other ports."""
+        for attempt in (1, 2, 3):
+            try:
+                return self._start()
+            except _StoppedAtOnce:
+                if attempt == 3:
+                    raise
+                self.port, self.tls_port = _two_ports()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Dovecot:
         assert BINARY is not None
         root = self.root
         for sub in ("run", "state", "mail"):
@@ -123,7 +147,9 @@ class Dovecot:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"Dovecot stopped: {self.log()}")
+                assert self.process.stderr is not None
+                said = self.process.stderr.read().decode(errors="replace")[-2000:]
+                raise _StoppedAtOnce(f"Dovecot stopped: {self.log()} {said}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
