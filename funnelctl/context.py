@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from .customers import first_name
-from .dates import days_between
+from .dates import days_since
 from .playbooks import Funnel, Stage
 from .store import Store, enrollments, touchpoints
 from .store import health as signals
@@ -165,11 +165,9 @@ def build_context(
     if names is None or "stage" in names:
         context["stage"] = {"id": stage.id, "title": stage.title} if stage else None
     if names is None or "days_in_stage" in names:
-        context["days_in_stage"] = days_between(entered, today) if entered else None
+        context["days_in_stage"] = days_since(entered, today)
     if names is None or "days_since_signed" in names:
-        context["days_since_signed"] = (
-            days_between(customer.signed_on, today) if customer.signed_on else None
-        )
+        context["days_since_signed"] = days_since(customer.signed_on, today)
     if names is None or "signals" in names:
         context["signals"] = (
             Lazy(known_signals, dict, "signals")

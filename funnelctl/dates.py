@@ -72,6 +72,11 @@ def days_between(earlier: date | str, later: date | str) -> int:
     return (later - earlier).days
 
 
+def days_since(day: str | None, today: str) -> int | None:
+    """Days from ``day`` to ``today``; None when there is no such day."""
+    return days_between(day, today) if day else None
+
+
 def parse_due(text: str, today: date | str) -> str:
     """The ISO day a due date written by a person means, seen from ``today``.
 

@@ -14,16 +14,17 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from .context import build_context, context_for
-from .dates import days_between, shift
+from .dates import days_between, days_since, shift
 from .errors import FunnelError, UsageError
+from .healthcode import CUSTOMER_COLUMNS, SIGNAL_FUNCTIONS, compile_model
 from .playbooks import BAND_POINTS, HealthModel, Library, Measure, all_actions
 from .sandbox import Evaluator, TemplateError
 from .store import Row, Store, customers, enrollments, events, outbox
@@ -32,6 +33,7 @@ from .store import health as signals
 from .store import plays as play_starts
 from .store.customers import Customer
 from .store.enrollments import Enrollment
+from .store.health import Place
 from .workspace import Settings
 
 # -- signals --------------------------------------------------------------------------------------
@@ -92,8 +94,7 @@ def metrics_read(library: Library) -> set[str]:
     opportunities, play triggers, stage and action conditions) and the report."""
     expressions: list[str | None] = []
     if library.health is not None:
-        expressions += [m.value for m in library.health.measures]
-        expressions += [o.when for o in library.health.opportunities]
+        expressions += library.health.expressions
     expressions += [p.trigger for p in library.plays.values()]
     for funnel in library.funnels.values():
         expressions += [s.advance_when for s in funnel.stages]
@@ -167,7 +168,6 @@ def record_signal(
 @dataclass
 class Health:
     customer_id: int
-    customer: str
     score: float | None
     at_risk: bool
     reasons: list[str] = field(default_factory=list)
@@ -221,8 +221,11 @@ class Prefetch:
     """What scoring every active customer reads, fetched in a few whole-table queries.
 
     Scoring 100,000 customers one query at a time costs about ten queries each; this
-    reads the same values grouped by customer, once per run (windows once per metric
-    and length, on first use).
+    reads the same values grouped by customer, once per run. Each part is read on first
+    use, so a part the model never reads is never read. Every customer reads the same
+    parts, so the first one scored reads them all, before the run writes its snapshots,
+    episodes and plays; a window (once per metric and length) may be read later, but the
+    run never writes a signal.
     """
 
     def __init__(
@@ -238,15 +241,42 @@ class Prefetch:
         self.store = store
         self.today = today
         self.todo = todo
-        self.signals = signals.latest_by_customer(store, today, todo=todo, metrics=metrics)
-        self.touches = signals.touches_by_customer(store, today, todo=todo)
-        self.overdue = signals.overdue_by_customer(store, today, todo=todo)
-        self.enrollments: dict[int, list[Enrollment]] = defaultdict(list)
-        for enrollment in signals.active_enrollments(store, todo=todo):
-            self.enrollments[enrollment.customer_id].append(enrollment)
-        self.snapshots = signals.latest_snapshots(store, today, todo=todo)
-        self.episodes = signals.open_episodes_by_customer(store, todo=todo)
+        self.metrics = metrics
         self._windows: dict[tuple[str, int, str], dict[int, float]] = {}
+
+    @cached_property
+    def signals(self) -> dict[int, dict[str, float]]:
+        return signals.latest_by_customer(
+            self.store, self.today, todo=self.todo, metrics=self.metrics
+        )
+
+    @cached_property
+    def touches(self) -> dict[int, tuple[str | None, str | None]]:
+        return signals.touches_by_customer(self.store, self.today, todo=self.todo)
+
+    @cached_property
+    def overdue(self) -> dict[int, int]:
+        return signals.overdue_by_customer(self.store, self.today, todo=self.todo)
+
+    @cached_property
+    def enrollments(self) -> dict[int, list[Enrollment]]:
+        found: dict[int, list[Enrollment]] = defaultdict(list)
+        for enrollment in signals.active_enrollments(self.store, todo=self.todo):
+            found[enrollment.customer_id].append(enrollment)
+        return found
+
+    @cached_property
+    def places(self) -> dict[int, list[Place]]:
+        """:attr:`enrollments`, only where each stands (stagnation)."""
+        return signals.active_places(self.store, todo=self.todo)
+
+    @cached_property
+    def snapshots(self) -> dict[int, Row]:
+        return signals.latest_snapshots(self.store, self.today, todo=self.todo)
+
+    @cached_property
+    def episodes(self) -> dict[int, dict[str, int]]:
+        return signals.open_episodes_by_customer(self.store, todo=self.todo)
 
     def window(self, customer_id: int, metric: str, days: int, how: str) -> float | None:
         key = (metric, int(days), how)
@@ -312,26 +342,48 @@ def health_context(
         )
         overdue = prefetch.overdue.get(customer.id, 0)
         last_touch, reply = touches
-    if names is None or not names.isdisjoint(_SIGNAL_FUNCTIONS):
+    if names is None or not names.isdisjoint(SIGNAL_FUNCTIONS):
         context.update(_signal_functions(store, customer.id, today, prefetch))
-    if names is None or "days_since_touch" in names:
-        since = last_touch or customer.signed_on or customer.created_on
-        context["days_since_touch"] = days_between(since, today) if since else None
-    if names is None or "days_since_reply" in names:
-        # the customer's own voice: funnelctl's emails count as touchpoints above
-        context["days_since_reply"] = days_between(reply, today) if reply else None
-    if names is None or "overdue_tasks" in names:
-        context["overdue_tasks"] = overdue
-    if names is None or "days_stagnant" in names:
-        if stagnation is None:
-            stagnation, _ = _stagnation(library, active, today)
-        context["days_stagnant"] = stagnation
+    context.update(
+        _counts(
+            names,
+            today,
+            (last_touch, reply),
+            customer.signed_on or customer.created_on,
+            overdue,
+            lambda: (
+                stagnation if stagnation is not None else _stagnation(library, active, today)[0]
+            ),
+        )
+    )
     return context
 
 
-_SIGNAL_FUNCTIONS = frozenset(
-    ("signal_sum", "signal_avg", "signal_min", "signal_max", "signal_change")
-)
+def _counts(
+    names: Collection[str] | None,
+    today: str,
+    touches: tuple[str | None, str | None],
+    signed_on: str | None,
+    overdue: int,
+    stagnation: Callable[[], int],
+) -> dict[str, Any]:
+    """The counts health adds to the condition context (of ``names`` only, unless None):
+    days since the last touchpoint (since ``signed_on`` before the first: the customer's
+    signing day, else the day it was added), since the customer's last reply, overdue
+    tasks, days stuck beyond a stage's limit."""
+    last_touch, reply = touches
+    counts: dict[str, Any] = {}
+    if names is None or "days_since_touch" in names:
+        since = last_touch or signed_on
+        counts["days_since_touch"] = days_since(since, today)
+    if names is None or "days_since_reply" in names:
+        # the customer's own voice: funnelctl's emails count as touchpoints above
+        counts["days_since_reply"] = days_since(reply, today)
+    if names is None or "overdue_tasks" in names:
+        counts["overdue_tasks"] = overdue
+    if names is None or "days_stagnant" in names:
+        counts["days_stagnant"] = stagnation()
+    return counts
 
 
 T = TypeVar("T")
@@ -361,12 +413,14 @@ def model_names(model: HealthModel) -> frozenset[str]:
     from .sandbox import undeclared_names
 
     found: set[str] = set()
-    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+    for expression in model.expressions:
         found |= undeclared_names(expression)
     return frozenset(found)
 
 
-def _stagnation(library: Library, active: list[Enrollment], today: str) -> tuple[int, int | None]:
+def _stagnation(
+    library: Library, active: Sequence[Enrollment | Place], today: str
+) -> tuple[int, int | None]:
     """The most days any of ``active`` has stayed beyond its stage's ``stagnant_after``
     (0 when none), and in how many days that number next moves (None: never; 1 once
     positive, when it grows every day)."""
@@ -408,8 +462,8 @@ def score_customer(
     # one evaluation context for every measure and opportunity of the customer
     evaluate = Evaluator(health_context(store, library, settings, customer, today, prefetch))
     if prefetch is None:
-        return _score(evaluate, model, customer)
-    return _score(_with_windows(evaluate, model, customer.id, prefetch), model, customer)
+        return _score(evaluate, model, customer.id)
+    return _score(_with_windows(evaluate, model, customer.id, prefetch), model, customer.id)
 
 
 @_per_model
@@ -424,7 +478,7 @@ def metrics_of_signals(model: HealthModel) -> frozenset[str] | None:
     from .sandbox import environment
 
     found: set[str] = set()
-    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+    for expression in model.expressions:
         tree = environment().parse("{{ (" + expression + ") }}")
         keyed: set[int] = set()  # the Name nodes used with a constant key
         for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Compare)):
@@ -463,8 +517,12 @@ def metrics_of_signals(model: HealthModel) -> frozenset[str] | None:
 
 class _Scorer:
     """Scores the customers of a book one after another (a run's batch, at-risk --live):
-    :func:`score_customer` with ``prefetch``, the same results, the Jinja context object
-    reused from one customer to the next (Evaluator.reset)."""
+    :func:`score_customer` with ``prefetch``, the same results.
+
+    A model that compiles (healthcode) is evaluated as Python over the values the
+    customer's context would hold for it, read from ``prefetch`` and the customer's
+    columns. Any other is evaluated by the sandbox in the customer's context, the Jinja
+    context object reused from one customer to the next (Evaluator.reset)."""
 
     def __init__(
         self,
@@ -477,9 +535,23 @@ class _Scorer:
         self.store, self.library, self.settings = store, library, settings
         self.model, self.prefetch = model, prefetch
         self.evaluate = Evaluator({})
+        self.code = _compiled(model)
+        # the customer's columns the compiled model reads (its id comes with every row)
+        self.columns = (
+            sorted(self.code.customer_keys.intersection(CUSTOMER_COLUMNS) - {"id"})
+            if self.code is not None
+            else []
+        )
 
     def score(self, customer: Customer, stagnation: int | None = None) -> tuple[Health, Row]:
         """The customer's health, and the context it was scored in."""
+        if self.code is not None:
+            columns = {column: getattr(customer, column) for column in self.columns}
+            values = self._values(
+                customer.id, customer.signed_on, customer.created_on, columns, stagnation
+            )
+            self.evaluate.reset(values)  # what _recheck_in's probes read
+            return _score(self.code.reader(values), self.model, customer.id), values
         context = health_context(
             self.store,
             self.library,
@@ -491,7 +563,67 @@ class _Scorer:
         )
         self.evaluate.reset(context)
         read = _with_windows(self.evaluate, self.model, customer.id, self.prefetch)
-        return _score(read, self.model, customer), context
+        return _score(read, self.model, customer.id), context
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The rows :meth:`score_row` scores: every active customer (of temp.health_todo
+        when the prefetch is), with the columns the compiled model reads."""
+        return signals.active_columns(self.store, self.columns, todo=self.prefetch.todo)
+
+    def score_row(self, row: tuple[Any, ...]) -> Health:
+        """The health of the customer of ``row`` (:meth:`rows`), by the compiled model."""
+        assert self.code is not None
+        customer_id, signed_on, created_on, *columns = row
+        values = self._values(
+            customer_id, signed_on, created_on, dict(zip(self.columns, columns, strict=True))
+        )
+        return _score(self.code.reader(values), self.model, customer_id)
+
+    def _values(
+        self,
+        customer_id: int,
+        signed_on: str | None,
+        created_on: str,
+        columns: dict[str, Any],
+        stagnation: int | None = None,
+    ) -> dict[str, Any]:
+        """What health_context holds for the names the compiled model reads."""
+        assert self.code is not None
+        names, prefetch, today = self.code.names, self.prefetch, self.prefetch.today
+        touches: tuple[str | None, str | None] = (None, None)
+        if self.code.reads_touches:
+            touches = prefetch.touches.get(customer_id, (None, None))
+        values = _counts(
+            names,
+            today,
+            touches,
+            signed_on or created_on,
+            prefetch.overdue.get(customer_id, 0) if "overdue_tasks" in names else 0,
+            lambda: (
+                stagnation
+                if stagnation is not None
+                else _stagnation(self.library, prefetch.places.get(customer_id, []), today)[0]
+            ),
+        )
+        if "today" in names:
+            values["today"] = today
+        if "days_since_signed" in names:
+            values["days_since_signed"] = days_since(signed_on, today)
+        if "days_in_stage" in names:  # in the current enrollment's stage (the latest active)
+            places = prefetch.places.get(customer_id)
+            values["days_in_stage"] = days_since(places[-1].entered_on if places else None, today)
+        if "signals" in names:
+            values["signals"] = prefetch.signals.get(customer_id, {})
+        if "customer" in names:
+            columns["id"] = customer_id
+            columns["last_touch_on"], columns["last_reply_on"] = touches
+            values["customer"] = columns
+        if not names.isdisjoint(SIGNAL_FUNCTIONS):
+            values.update(_signal_functions(self.store, customer_id, today, prefetch))
+        return values
+
+
+_compiled = _per_model(compile_model)
 
 
 @_per_model
@@ -499,7 +631,7 @@ def _window_calls(model: HealthModel) -> dict[str, tuple[str, int, str]]:
     """The model's expressions that are one window call with literal arguments, such as
     ``signal_avg("logins", 28)``: expression -> (metric, days, how)."""
     found: dict[str, tuple[str, int, str]] = {}
-    for expression in [m.value for m in model.measures] + [o.when for o in model.opportunities]:
+    for expression in model.expressions:
         match = _ONE_WINDOW_CALL.fullmatch(expression)
         if match:
             how, _, metric, days = match.groups()
@@ -526,7 +658,7 @@ def _with_windows(
     return read
 
 
-def _score(evaluate: Callable[[str], Any], model: HealthModel, customer: Customer) -> Health:
+def _score(evaluate: Callable[[str], Any], model: HealthModel, customer_id: int) -> Health:
     total = weights = 0.0
     lost: list[tuple[float, str]] = []
     values: dict[str, float | None] = {}
@@ -557,8 +689,7 @@ def _score(evaluate: Callable[[str], Any], model: HealthModel, customer: Custome
         except (TemplateError, TypeError, ValueError, ZeroDivisionError):
             continue
     return Health(
-        customer.id,
-        customer.label,
+        customer_id,
         score,
         score is not None and score < model.at_risk_below,
         [reason for _, reason in lost],
@@ -653,10 +784,16 @@ def _scored_now(
     rows = []
     prefetch = Prefetch(store, today, todo=todo, metrics=metrics_of_signals(model))
     scorer = _Scorer(store, library, settings, model, prefetch)
-    found = _todo_customers(store) if todo else signals.active_customers(store)
-    for customer in found:
-        health, _ = scorer.score(customer)
+    results: Iterator[tuple[Customer | int, Health]]
+    if scorer.code is not None:  # no Customer made for the many nobody lists
+        results = ((row[0], scorer.score_row(row)) for row in scorer.rows())
+    else:
+        found = _todo_customers(store) if todo else signals.active_customers(store)
+        results = ((customer, scorer.score(customer)[0]) for customer in found)
+    for who, health in results:
         if everyone or health.at_risk or health.opportunities:
+            customer = customers.get(store, who) if isinstance(who, int) else who
+            assert customer is not None  # scored in this same read
             before = previous_scores(store, customer.id, today)
             titles = [title for _, title in health.opportunities]
             rows.append(
@@ -924,9 +1061,7 @@ def _score_batch(
     states: list[tuple[int, str, bool, str | None]] = []
     scorer = _Scorer(store, library, settings, model, prefetch)
     for customer in batch:
-        stagnant, stagnant_moves = _stagnation(
-            library, prefetch.enrollments.get(customer.id, []), today
-        )
+        stagnant, stagnant_moves = _stagnation(library, prefetch.places.get(customer.id, []), today)
         health, context = scorer.score(customer, stagnant)
         results.append(health)
         days = _recheck_in(clock, model, health, context, scorer.evaluate, stagnant_moves)

@@ -259,6 +259,12 @@ class HealthModel:
     where: Where = Where("", 0)
     on_at_risk_where: Where = Where("", 0)
 
+    @property
+    def expressions(self) -> list[str]:
+        """What the model evaluates for a customer: measure values, then opportunity
+        conditions."""
+        return [m.value for m in self.measures] + [o.when for o in self.opportunities]
+
 
 @dataclass(frozen=True)
 class Library:

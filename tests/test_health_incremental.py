@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -341,9 +342,9 @@ def scored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     ids: list[int] = []
     real = health._score
 
-    def spy(evaluate, model, customer):
-        ids.append(customer.id)
-        return real(evaluate, model, customer)
+    def spy(evaluate, model, customer_id):
+        ids.append(customer_id)
+        return real(evaluate, model, customer_id)
 
     monkeypatch.setattr(health, "_score", spy)
     yield ids
@@ -599,10 +600,59 @@ def test_scoring_a_book_gives_each_customer_what_scoring_them_alone_gives(model,
             metrics = health.metrics_of_signals(library.health)
             prefetch = health.Prefetch(store, today, metrics=metrics)
             scorer = health._Scorer(store, library, TEAM, library.health, prefetch)
+            alone = {}
             for customer in health.signals.active_customers(store):
                 bulk, _ = scorer.score(customer)
-                alone = health.score_customer(store, library, TEAM, library.health, customer, today)
-                assert bulk == alone, customer.email
+                alone[customer.id] = health.score_customer(
+                    store, library, TEAM, library.health, customer, today
+                )
+                assert bulk == alone[customer.id], customer.email
+            # at-risk --live: no Customer made, the values read by the row
+            assert (scorer.code is not None) == (model not in ("every", "whole"))
+            if scorer.code is not None:
+                rows = {row[0]: scorer.score_row(row) for row in scorer.rows()}
+                assert rows == alone
+    finally:
+        store.close()
+
+
+def test_at_risk_live_counts_days_in_the_stage_of_the_latest_enrollment():
+    """A customer in two funnels: days_in_stage is the current (latest) enrollment's."""
+    library = library_for("probe")
+    store = new_store(library, [(10, 5, "care")])
+    try:
+        act(store, library, ("enroll", 0, "support"), (START + timedelta(days=14)).isoformat())
+        today = (START + timedelta(days=21)).isoformat()
+        with mock.patch.object(health, "_compiled", lambda model: None):
+            sandboxed = at_risk_report(store, library, TEAM, today, everyone=True, live=True)
+        compiled = at_risk_report(store, library, TEAM, today, everyone=True, live=True)
+        assert compiled == sandboxed
+        assert compiled[0]["score"] == 100.0  # not 3 weeks (the first enrollment's)
+    finally:
+        store.close()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["shipped", "mixed", "probe", "tasks"]), people, st.lists(step, max_size=20))
+def test_at_risk_live_lists_what_the_sandbox_would(model, folks, steps):
+    """The report of a model compiled to Python is the one the sandbox scores."""
+    library = library_for(model)
+    store = new_store(library, folks)
+    try:
+        day = START
+        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
+            if kind == "wait":
+                day += timedelta(days=int(arg))
+                continue
+            act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
+        today = day.isoformat()
+        for everyone in (False, True):
+            compiled = at_risk_report(store, library, TEAM, today, everyone=everyone, live=True)
+            with mock.patch.object(health, "_compiled", lambda model: None):
+                sandboxed = at_risk_report(
+                    store, library, TEAM, today, everyone=everyone, live=True
+                )
+            assert compiled == sandboxed
     finally:
         store.close()
 

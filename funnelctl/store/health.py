@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
+from typing import Any, NamedTuple
 
-from .customers import Customer
+from .customers import COLUMNS, Customer
 from .db import Row, Store
 from .enrollments import Enrollment
 
@@ -145,11 +146,13 @@ def touches_by_customer(
 
 
 def overdue_by_customer(store: Store, today: str, *, todo: bool = False) -> dict[int, int]:
+    # ``+customer_id``: the overdue tasks found by status and date (activities_open_due),
+    # then grouped, not every task of the book read in customer order to spare the sort
     return {
         customer_id: n
         for customer_id, n in store.conn.execute(
             "SELECT customer_id, count(*) FROM activities "
-            f"WHERE status = 'open' AND due_on < ?{_todo(todo)} GROUP BY customer_id",
+            f"WHERE status = 'open' AND due_on < ?{_todo(todo)} GROUP BY +customer_id",
             [today],
         )
     }
@@ -176,6 +179,22 @@ def active_customers(store: Store) -> Iterator[Customer]:
         yield Customer.from_row(row)
 
 
+def active_columns(
+    store: Store, columns: Collection[str], *, todo: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    """(id, signed_on, created_on, *columns) of every customer with an active enrollment
+    (of temp.health_todo with ``todo``), in id order: what scoring reads of a customer,
+    without making a Customer of each."""
+    unknown = set(columns) - set(COLUMNS)
+    assert not unknown, f"not customer columns: {unknown}"
+    extra = "".join(f", c.{column}" for column in columns)
+    return store.conn.execute(
+        f"SELECT c.id, c.signed_on, c.created_on{extra} FROM customers c WHERE EXISTS "
+        "(SELECT 1 FROM enrollments e WHERE e.customer_id = c.id AND e.status = 'active')"
+        f"{_todo(todo, 'c.id')} ORDER BY c.id"
+    )
+
+
 def todo_customers(store: Store, after: int, limit: int) -> list[Customer]:
     """The next ``limit`` customers to score (temp.health_todo) after id ``after``, in id
     order: read a batch at a time, as the run writes between batches."""
@@ -187,6 +206,26 @@ def todo_customers(store: Store, after: int, limit: int) -> list[Customer]:
             [after, limit],
         )
     ]
+
+
+class Place(NamedTuple):
+    """Where an active enrollment stands: what stagnation is worked out from."""
+
+    funnel: str
+    stage: str
+    entered_on: str
+
+
+def active_places(store: Store, *, todo: bool = False) -> dict[int, list[Place]]:
+    """Every active enrollment's place, by customer, in enrollment id order (the last one
+    is the current enrollment), without making an Enrollment of each."""
+    found: dict[int, list[Place]] = defaultdict(list)
+    for customer_id, funnel, stage, entered_on in store.conn.execute(
+        "SELECT customer_id, funnel, stage, entered_on FROM enrollments "
+        f"WHERE status = 'active'{_todo(todo)} ORDER BY id"
+    ):
+        found[customer_id].append(Place(funnel, stage, entered_on))
+    return found
 
 
 def active_enrollments(store: Store, *, todo: bool = False) -> Iterator[Enrollment]:
