@@ -25,7 +25,7 @@ from .context import build_context, context_for
 from .dates import days_between, days_since, shift
 from .errors import FunnelError, UsageError
 from .healthcode import CUSTOMER_COLUMNS, SIGNAL_FUNCTIONS, compile_model
-from .playbooks import BAND_POINTS, HealthModel, Library, Measure, all_actions
+from .playbooks import BAND_POINTS, HealthModel, Library, Measure, Opportunity, all_actions
 from .sandbox import Evaluator, TemplateError
 from .store import Row, Store, customers, enrollments, events, outbox
 from .store import activities as tasks
@@ -445,9 +445,21 @@ def _measure(measure: Measure, evaluate: Callable[[str], Any]) -> float | None:
         return None  # an input that is not there (no NPS answer yet): the weight moves on
     except (TypeError, ZeroDivisionError, ValueError):
         return None
+    return _number(value)
+
+
+def _number(value: Any) -> float | None:
+    """A measure's value: a number, else missing (its weight moves on)."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
+
+
+def _holds(opportunity: Opportunity, evaluate: Callable[[str], Any]) -> bool:
+    try:
+        return bool(evaluate(opportunity.when))
+    except (TemplateError, TypeError, ValueError, ZeroDivisionError):
+        return False
 
 
 def score_customer(
@@ -551,7 +563,7 @@ class _Scorer:
                 customer.id, customer.signed_on, customer.created_on, columns, stagnation
             )
             self.evaluate.reset(values)  # what _recheck_in's probes read
-            return _score(self.code.reader(values), self.model, customer.id), values
+            return self._compiled_score(customer.id, values), values
         context = health_context(
             self.store,
             self.library,
@@ -577,7 +589,12 @@ class _Scorer:
         values = self._values(
             customer_id, signed_on, created_on, dict(zip(self.columns, columns, strict=True))
         )
-        return _score(self.code.reader(values), self.model, customer_id)
+        return self._compiled_score(customer_id, values)
+
+    def _compiled_score(self, customer_id: int, values: dict[str, Any]) -> Health:
+        assert self.code is not None
+        found, held = self.code.evaluate(values)
+        return _verdict(self.model, customer_id, [_number(value) for value in found], held)
 
     def _values(
         self,
@@ -659,11 +676,20 @@ def _with_windows(
 
 
 def _score(evaluate: Callable[[str], Any], model: HealthModel, customer_id: int) -> Health:
+    measured = [_measure(measure, evaluate) for measure in model.measures]
+    held = [_holds(opportunity, evaluate) for opportunity in model.opportunities]
+    return _verdict(model, customer_id, measured, held)
+
+
+def _verdict(
+    model: HealthModel, customer_id: int, measured: Sequence[float | None], held: Sequence[bool]
+) -> Health:
+    """The health of a customer whose measures have the values ``measured`` and whose
+    opportunities' conditions hold as ``held`` (both in the model's order)."""
     total = weights = 0.0
     lost: list[tuple[float, str]] = []
     values: dict[str, float | None] = {}
-    for measure in model.measures:
-        value = _measure(measure, evaluate)
+    for measure, value in zip(model.measures, measured, strict=True):
         values[measure.id] = value
         if value is None:
             continue
@@ -681,13 +707,11 @@ def _score(evaluate: Callable[[str], Any], model: HealthModel, customer_id: int)
             )
     score = round1(total / weights) if weights else None
     lost.sort(key=lambda item: -item[0])
-    opportunities: list[tuple[str, str]] = []
-    for opportunity in model.opportunities:
-        try:
-            if evaluate(opportunity.when):
-                opportunities.append((opportunity.id, opportunity.title))
-        except (TemplateError, TypeError, ValueError, ZeroDivisionError):
-            continue
+    opportunities = [
+        (opportunity.id, opportunity.title)
+        for opportunity, holds in zip(model.opportunities, held, strict=True)
+        if holds
+    ]
     return Health(
         customer_id,
         score,

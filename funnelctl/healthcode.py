@@ -1,14 +1,14 @@
-"""A health model's expressions as plain Python functions, for scoring a whole book.
+"""A health model's expressions as one plain Python function, for scoring a whole book.
 
 The sandbox evaluates an expression in a Jinja context made for it, with every name
 looked up through Jinja's machinery; over a book of 100,000 customers and nine
 expressions each, that machinery is most of the time a score takes. The expressions a
 health model is written in (a signal, a day count, one of the customer's columns,
 arithmetic, comparisons, ``and``/``or``/``not``, ``x if c else y``, the ``signal_*``
-functions) are compiled here once into Python functions over a plain mapping of the
+functions) are compiled here once into a Python function over a plain mapping of the
 values the customer's context would hold. Jinja compiles those same nodes to the same
-Python operators, so a function gives what the sandbox gives; a name or key that is
-not there raises UndefinedError, as the sandbox's undefined does once used.
+Python operators, so it gives what the sandbox gives; a name or key that is not there
+fails the expression, as the sandbox's undefined does once used.
 
 A model with anything else (a filter, a test, a method call, a list) is not compiled
 (:func:`compile_model` gives None) and the sandbox scores it, as it always has.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import UndefinedError, nodes
+from jinja2 import TemplateError, TemplateSyntaxError, nodes
 
 from .context import Lazy
 from .playbooks import HealthModel
@@ -90,49 +90,59 @@ class _Unsupported(Exception):
 
 @dataclass(frozen=True)
 class CompiledModel:
-    """The model's expressions (measure values, opportunity conditions) as functions of
-    a customer's values, and what those values must hold."""
+    """The model's expressions as one function of a customer's values, and what those
+    values must hold."""
 
-    functions: Mapping[str, Function]
+    evaluate: Callable[[Mapping[str, Any]], tuple[tuple[Any, ...], tuple[bool, ...]]]
     names: frozenset[str]  # top-level names read: PLAIN_NAMES, signals, customer, signal_*
     customer_keys: frozenset[str]  # customer.<key> read
     reads_touches: bool  # whether a value read comes from the customer's touchpoints
 
-    def reader(self, values: Mapping[str, Any]) -> Callable[[str], Any]:
-        """``evaluate(expression)`` over one customer's ``values``."""
-        functions = self.functions
 
-        def read(expression: str) -> Any:
-            try:
-                return functions[expression](values)
-            except KeyError as exc:  # a signal or key the customer does not have
-                raise UndefinedError(f"{exc.args[0]!r} is undefined") from None
-
-        return read
+# What makes a measure's value missing and an opportunity's condition false, as scoring
+# catches them from the sandbox (KeyError: a key the values do not have, undefined there).
+FAILURES = (KeyError, TemplateError, TypeError, ZeroDivisionError, ValueError)
 
 
 def compile_model(model: HealthModel) -> CompiledModel | None:
-    """The model compiled, or None when one of its expressions uses something else."""
-    functions: dict[str, Function] = {}
+    """The model compiled, or None when one of its expressions uses something else.
+
+    ``evaluate(values)`` gives each measure's value (None where its expression fails)
+    and whether each opportunity's condition holds (False where it fails), in the
+    model's order."""
     reads = _Reads()
-    for expression in model.expressions:
-        if expression in functions:
-            continue
-        try:
-            tree = environment().parse("{{ (" + expression + ") }}")
-            body = _only_expression(tree)
-            source = _python(body, reads)
-        except _Unsupported:
-            return None
-        code = compile(f"lambda n: {source}", f"<health: {expression}>", "eval")
-        functions[expression] = eval(code, {"__builtins__": {}})  # noqa: S307 (our own source)
+    try:
+        measures = [_source(m.value, reads) for m in model.measures]
+        conditions = [_source(o.when, reads) for o in model.opportunities]
+    except _Unsupported:
+        return None
+    lines = ["def evaluate(n):"]
+    for i, source in enumerate(measures):
+        lines += [f"    try: m{i} = {source}", f"    except FAILURES: m{i} = None"]
+    for i, source in enumerate(conditions):
+        lines += [f"    try: o{i} = bool({source})", f"    except FAILURES: o{i} = False"]
+    found = ", ".join(f"m{i}" for i in range(len(measures)))
+    held = ", ".join(f"o{i}" for i in range(len(conditions)))
+    lines.append(
+        f"    return ({found}{',' if measures else ''}), ({held}{',' if conditions else ''})"
+    )
+    namespace: dict[str, Any] = {"__builtins__": {"bool": bool}, "FAILURES": FAILURES}
+    exec(compile("\n".join(lines), "<health model>", "exec"), namespace)  # noqa: S102 (our source)
     touches = {"days_since_touch", "days_since_reply"} & reads.names
     return CompiledModel(
-        functions,
+        namespace["evaluate"],
         frozenset(reads.names),
         frozenset(reads.customer_keys),
         bool(touches or reads.customer_keys.intersection(CUSTOMER_TOUCHES)),
     )
+
+
+def _source(expression: str, reads: _Reads) -> str:
+    try:
+        tree = environment().parse("{{ (" + expression + ") }}")
+    except TemplateSyntaxError:
+        raise _Unsupported from None
+    return _python(_only_expression(tree), reads)
 
 
 class _Reads:

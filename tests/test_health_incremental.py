@@ -340,13 +340,13 @@ def test_the_incremental_run_writes_what_scoring_everyone_writes(model, folks, s
 def scored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The ids of the customers health scores, as it scores them."""
     ids: list[int] = []
-    real = health._score
+    real = health._verdict
 
-    def spy(evaluate, model, customer_id):
+    def spy(model, customer_id, measured, held):
         ids.append(customer_id)
-        return real(evaluate, model, customer_id)
+        return real(model, customer_id, measured, held)
 
-    monkeypatch.setattr(health, "_score", spy)
+    monkeypatch.setattr(health, "_verdict", spy)
     yield ids
 
 

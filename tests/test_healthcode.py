@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from funnelctl.context import Lazy
-from funnelctl.health import _measure
+from funnelctl.health import _holds, _measure, _number
 from funnelctl.healthcode import compile_model
 from funnelctl.playbooks import HealthModel, Measure, Opportunity
-from funnelctl.sandbox import Evaluator, TemplateError
+from funnelctl.sandbox import Evaluator
 
 
 def model_of(*expressions: str, when: str = "false") -> HealthModel:
@@ -182,28 +182,39 @@ def as_context(values: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
-def outcome(evaluate: Any, expression: str) -> tuple[Any, Any]:
-    """What scoring makes of ``expression``: its value as a measure, and as an
-    opportunity's condition (None when that fails)."""
-    measure = Measure("m", "M", expression, 1, 1, 0)
+def sandboxed(expression: str, values: dict[str, Any]) -> tuple[Any, Any]:
+    """What scoring makes of ``expression`` in the sandbox: its value as a measure, and
+    whether it holds as an opportunity's condition (or the failure that escapes)."""
+    evaluate = Evaluator(as_context(values))
     try:
-        measured = _measure(measure, evaluate)
+        measured = _measure(Measure("m", "M", expression, 1, 1, 0), evaluate)
     except Exception as exc:  # noqa: BLE001 (a failure that escapes must escape both)
         measured = type(exc)
     try:
-        verdict: Any = bool(evaluate(expression))
-    except (TemplateError, TypeError, ValueError, ZeroDivisionError):
-        verdict = None
+        held = _holds(Opportunity("o", "O", expression), evaluate)
     except Exception as exc:  # noqa: BLE001
-        verdict = type(exc)
-    return measured, verdict
+        held = type(exc)
+    return measured, held
+
+
+def compiled(expression: str, values: dict[str, Any]) -> tuple[Any, Any]:
+    code = compile_model(model_of(expression, when=expression))
+    assert code is not None, expression
+    try:
+        found, held = code.evaluate(values)
+    except Exception as exc:  # noqa: BLE001
+        return type(exc), type(exc)
+    return _number(found[0]), held[0]
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EXPRESSIONS, values())
 def test_a_compiled_expression_scores_what_the_sandbox_scores(expression, given_values):
-    code = compile_model(model_of(expression))
-    assert code is not None, expression
-    compiled = outcome(code.reader(given_values), expression)
-    sandboxed = outcome(Evaluator(as_context(given_values)), expression)
-    assert compiled == sandboxed, expression
+    assert compiled(expression, given_values) == sandboxed(expression, given_values), expression
+
+
+def test_a_missing_signal_leaves_the_measure_out_and_the_opportunity_closed():
+    values = {"signals": {"csat": 4.0}}
+    assert compiled("signals.nps * 2", values) == (None, False)
+    assert compiled("signals.csat * 2", values) == (8.0, True)
+    assert compiled("'nps' in signals", values) == (None, False)  # a bool is no measure
