@@ -425,17 +425,36 @@ def _stagnation(
     (0 when none), and in how many days that number next moves (None: never; 1 once
     positive, when it grows every day)."""
     beyond: list[int] = []
+    limits = _stagnation_limits(library)
     for enrollment in active:
-        funnel = library.funnels.get(enrollment.funnel)
-        stage = (
-            next((s for s in funnel.stages if s.id == enrollment.stage), None) if funnel else None
-        )
-        if stage is not None and stage.stagnant_after is not None:
-            beyond.append(days_between(enrollment.entered_on, today) - stage.stagnant_after)
+        limit = limits.get((enrollment.funnel, enrollment.stage))
+        if limit is not None:
+            beyond.append(days_between(enrollment.entered_on, today) - limit)
     stagnant = max([0, *beyond])
     if stagnant > 0:
         return stagnant, 1
     return 0, (1 - max(beyond)) if beyond else None
+
+
+def _stagnation_limits(library: Library) -> dict[tuple[str, str], int]:
+    """(funnel, stage) -> the stage's ``stagnant_after``, for the stages that have one:
+    worked out once per library (a book's stagnation reads it for every enrollment)."""
+    found = _LIMITS.get(id(library))
+    if found is None or found[0] is not library:
+        _LIMITS.clear()  # one library at a time in practice
+        found = _LIMITS[id(library)] = (
+            library,
+            {
+                (funnel.id, stage.id): stage.stagnant_after
+                for funnel in library.funnels.values()
+                for stage in funnel.stages
+                if stage.stagnant_after is not None
+            },
+        )
+    return found[1]
+
+
+_LIMITS: dict[int, tuple[Library, dict[tuple[str, str], int]]] = {}
 
 
 def _measure(measure: Measure, evaluate: Callable[[str], Any]) -> float | None:
@@ -593,8 +612,8 @@ class _Scorer:
 
     def _compiled_score(self, customer_id: int, values: dict[str, Any]) -> Health:
         assert self.code is not None
-        found, held = self.code.evaluate(values)
-        return _verdict(self.model, customer_id, [_number(value) for value in found], held)
+        measured, held = self.code.evaluate(values)
+        return _verdict(self.model, customer_id, measured, held)
 
     def _values(
         self,
@@ -640,7 +659,7 @@ class _Scorer:
         return values
 
 
-_compiled = _per_model(compile_model)
+_compiled = _per_model(lambda model: compile_model(model, number=_number))
 
 
 @_per_model
@@ -686,11 +705,46 @@ def _verdict(
 ) -> Health:
     """The health of a customer whose measures have the values ``measured`` and whose
     opportunities' conditions hold as ``held`` (both in the model's order)."""
+    key = (id(model), tuple(measured), tuple(held))
+    known = _VERDICTS.get(key)
+    if known is None or known[0] is not model:
+        # most customers of a book share their values with many others: their score and
+        # reasons are worked out once
+        if len(_VERDICTS) >= 8192:
+            _VERDICTS.clear()
+        values = {m.id: value for m, value in zip(model.measures, measured, strict=True)}
+        known = _VERDICTS[key] = (model, *_banded(model, measured, held), values)
+    _, score, reasons, opportunities, values = known
+    return Health(
+        customer_id,
+        score,
+        score is not None and score < model.at_risk_below,
+        list(reasons),
+        list(opportunities),
+        dict(values),
+    )
+
+
+_VERDICTS: dict[
+    tuple[int, tuple[float | None, ...], tuple[bool, ...]],
+    tuple[
+        HealthModel,
+        float | None,
+        tuple[str, ...],
+        tuple[tuple[str, str], ...],
+        dict[str, float | None],
+    ],
+] = {}
+
+
+def _banded(
+    model: HealthModel, measured: Sequence[float | None], held: Sequence[bool]
+) -> tuple[float | None, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The score, the reasons (the measures not healthy, the costliest first) and the
+    opportunities (id, title) of :func:`_verdict`."""
     total = weights = 0.0
     lost: list[tuple[float, str]] = []
-    values: dict[str, float | None] = {}
     for measure, value in zip(model.measures, measured, strict=True):
-        values[measure.id] = value
         if value is None:
             continue
         band = measure.band(value)
@@ -705,21 +759,14 @@ def _verdict(
                     f"{measure.title}: {_fmt(value)} is {band} (healthy {sign} {_fmt(measure.healthy)})",
                 )
             )
-    score = round1(total / weights) if weights else None
     lost.sort(key=lambda item: -item[0])
-    opportunities = [
+    opportunities = tuple(
         (opportunity.id, opportunity.title)
         for opportunity, holds in zip(model.opportunities, held, strict=True)
         if holds
-    ]
-    return Health(
-        customer_id,
-        score,
-        score is not None and score < model.at_risk_below,
-        [reason for _, reason in lost],
-        opportunities,
-        values,
     )
+    score = round1(total / weights) if weights else None
+    return score, tuple(reason for _, reason in lost), opportunities
 
 
 def _model(library: Library) -> HealthModel:
@@ -814,14 +861,28 @@ def _scored_now(
     else:
         found = _todo_customers(store) if todo else signals.active_customers(store)
         results = ((customer, scorer.score(customer)[0]) for customer in found)
-    for who, health in results:
-        if everyone or health.at_risk or health.opportunities:
-            customer = customers.get(store, who) if isinstance(who, int) else who
-            assert customer is not None  # scored in this same read
-            before = previous_scores(store, customer.id, today)
+    listed = [
+        (who, health)
+        for who, health in results
+        if everyone or health.at_risk or health.opportunities
+    ]
+    for start in range(0, len(listed), 500):  # a few hundred customers and trends a query
+        batch = listed[start : start + 500]
+        ids = [who if isinstance(who, int) else who.id for who, _ in batch]
+        records = customers.many(store, [who for who, _ in batch if isinstance(who, int)])
+        before = signals.scores_before(store, ids, today)
+        for (who, health), customer_id in zip(batch, ids, strict=True):
+            customer = records[customer_id] if isinstance(who, int) else who
             titles = [title for _, title in health.opportunities]
             rows.append(
-                _row(customer, health.score, health.at_risk, health.reasons, titles, before)
+                _row(
+                    customer,
+                    health.score,
+                    health.at_risk,
+                    health.reasons,
+                    titles,
+                    before.get(customer_id),
+                )
             )
     return rows
 

@@ -104,12 +104,14 @@ class CompiledModel:
 FAILURES = (KeyError, TemplateError, TypeError, ZeroDivisionError, ValueError)
 
 
-def compile_model(model: HealthModel) -> CompiledModel | None:
+def compile_model(
+    model: HealthModel, *, number: Callable[[Any], Any] = lambda value: value
+) -> CompiledModel | None:
     """The model compiled, or None when one of its expressions uses something else.
 
-    ``evaluate(values)`` gives each measure's value (None where its expression fails)
-    and whether each opportunity's condition holds (False where it fails), in the
-    model's order."""
+    ``evaluate(values)`` gives each measure's value as ``number`` makes it (None where
+    its expression fails) and whether each opportunity's condition holds (False where it
+    fails), in the model's order."""
     reads = _Reads()
     try:
         measures = [_source(m.value, reads) for m in model.measures]
@@ -118,7 +120,7 @@ def compile_model(model: HealthModel) -> CompiledModel | None:
         return None
     lines = ["def evaluate(n):"]
     for i, source in enumerate(measures):
-        lines += [f"    try: m{i} = {source}", f"    except FAILURES: m{i} = None"]
+        lines += [f"    try: m{i} = number({source})", f"    except FAILURES: m{i} = None"]
     for i, source in enumerate(conditions):
         lines += [f"    try: o{i} = bool({source})", f"    except FAILURES: o{i} = False"]
     found = ", ".join(f"m{i}" for i in range(len(measures)))
@@ -126,7 +128,11 @@ def compile_model(model: HealthModel) -> CompiledModel | None:
     lines.append(
         f"    return ({found}{',' if measures else ''}), ({held}{',' if conditions else ''})"
     )
-    namespace: dict[str, Any] = {"__builtins__": {"bool": bool}, "FAILURES": FAILURES}
+    namespace: dict[str, Any] = {
+        "__builtins__": {"bool": bool},
+        "FAILURES": FAILURES,
+        "number": number,
+    }
     exec(compile("\n".join(lines), "<health model>", "exec"), namespace)  # noqa: S102 (our source)
     touches = {"days_since_touch", "days_since_reply"} & reads.names
     return CompiledModel(

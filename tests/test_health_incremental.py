@@ -749,6 +749,32 @@ def test_the_latest_signals_read_in_bulk_are_those_read_one_customer_at_a_time()
         store.close()
 
 
+def test_the_scores_before_today_read_at_once_are_those_read_one_at_a_time():
+    """A trend compares with the latest snapshot before today: not today's, not a later
+    one, none for a customer first scored today."""
+    store = Store.memory()
+    try:
+        with store.write():
+            for customer_id in (1, 2, 3):
+                customers.insert(store, {"email": f"c{customer_id}@example.com"}, "2026-01-01")
+            for customer_id, day, score in [
+                (1, "2026-02-01", 40.0),
+                (1, "2026-02-20", 55.5),
+                (1, "2026-03-02", 70.0),
+                (1, "2026-03-09", 10.0),
+                (2, "2026-03-02", 80.0),
+                (3, "2026-01-10", None),
+            ]:
+                health.signals.keep_snapshot(store, customer_id, day, score, False, "[]", "[]")
+        today = "2026-03-02"
+        bulk = health.signals.scores_before(store, [1, 2, 3], today)
+        assert bulk == {1: 55.5}
+        for customer_id in (1, 2, 3):
+            assert bulk.get(customer_id) == health.signals.score_before(store, customer_id, today)
+    finally:
+        store.close()
+
+
 def test_rounding_remembered_per_value_gives_what_rounding_gives():
     for value in (81.25, 81.24999, 0.05, -0.05, 66.66666666666667, 0.0, -0.0, 1e20):
         for _ in range(2):  # the second time from what was remembered

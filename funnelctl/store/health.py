@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .customers import COLUMNS, Customer
@@ -100,16 +100,18 @@ def latest_by_customer(
     store: Store, today: str, *, todo: bool = False, metrics: Collection[str] | None = None
 ) -> dict[int, dict[str, float]]:
     """:func:`latest` of every customer (of temp.health_todo with ``todo``), of only
-    ``metrics`` when given. The rows come in the order of the index signals_customer
-    (customer, metric, day, id), so the last one of each metric is its latest: no sort,
-    unlike a window function over the table."""
+    ``metrics`` when given. The day of each latest value is found in the index
+    signals_customer (customer, metric, day, id) alone, without reading a row; only the
+    row of that value is read then, the last of its day as :func:`latest` takes it."""
     found: dict[int, dict[str, float]] = defaultdict(dict)
     if metrics is not None and not metrics:
         return found
     only = "" if metrics is None else f" AND metric IN ({', '.join('?' for _ in metrics)})"
     for customer_id, metric, value in store.conn.execute(
-        f"SELECT customer_id, metric, value FROM signals WHERE measured_on <= ?{only}"
-        f"{_todo(todo)} ORDER BY customer_id, metric, measured_on, id",
+        "SELECT g.customer_id, g.metric, (SELECT s.value FROM signals s "
+        "WHERE s.customer_id = g.customer_id AND s.metric = g.metric AND s.measured_on = g.day "
+        "ORDER BY s.id DESC LIMIT 1) FROM (SELECT customer_id, metric, max(measured_on) AS day "
+        f"FROM signals WHERE measured_on <= ?{only}{_todo(todo)} GROUP BY customer_id, metric) g",
         [today, *sorted(metrics or ())],
     ):
         found[customer_id][metric] = value
@@ -286,6 +288,21 @@ def score_before(store: Store, customer_id: int, today: str) -> float | None:
         [customer_id, today],
     ).fetchone()
     return None if row is None else row[0]
+
+
+def scores_before(store: Store, customer_ids: Sequence[int], today: str) -> dict[int, float]:
+    """:func:`score_before` of each of ``customer_ids`` that has one, in one query."""
+    marks = ", ".join("?" for _ in customer_ids)
+    return {
+        customer_id: score
+        for customer_id, score in store.conn.execute(
+            "SELECT s.customer_id, s.score FROM health_snapshots s "
+            f"WHERE s.customer_id IN ({marks}) AND s.day = (SELECT max(t.day) "
+            "FROM health_snapshots t WHERE t.customer_id = s.customer_id AND t.day < ?)",
+            [*customer_ids, today],
+        )
+        if score is not None
+    }
 
 
 def verdict(store: Store, customer_id: int, today: str) -> dict[str, object]:
