@@ -25,6 +25,7 @@ from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from .context import Lazy
 from .playbooks import HealthModel
 from .sandbox import environment
+from .store import customers
 
 Function = Callable[[Mapping[str, Any]], Any]
 
@@ -43,22 +44,9 @@ PLAIN_NAMES = frozenset(
 SIGNAL_FUNCTIONS = frozenset(
     ("signal_sum", "signal_avg", "signal_min", "signal_max", "signal_change")
 )
-# customer.<key> as the context holds it: a column of the row as stored, or a date of
-# its touchpoints (context.customer_context)
-CUSTOMER_COLUMNS = (
-    "id",
-    "email",
-    "external_id",
-    "name",
-    "company",
-    "phone",
-    "owner",
-    "plan",
-    "mrr",
-    "seats",
-    "signed_on",
-    "language",
-)
+# customer.<key> as the context holds it: a column of the row as stored (tags and fields
+# are decoded), or a date of its touchpoints (context.customer_context)
+CUSTOMER_COLUMNS = ("id", *(c for c in customers.COLUMNS if c not in ("tags", "fields")))
 CUSTOMER_TOUCHES = ("last_touch_on", "last_reply_on")
 # A key that is also an attribute of the mapping (signals.items, customer.get) reaches
 # the attribute in Jinja, not the value: such a use is left to the sandbox.

@@ -238,6 +238,17 @@ def act(store: Store, library: Library, step: tuple, today: str) -> None:
         pass
 
 
+def live(store: Store, library: Library, folks: int, steps: list[tuple]) -> str:
+    """Act out ``steps`` (a wait moves the day on), then wait a day: that day."""
+    day = START
+    for kind, who_, arg in [*steps, ("wait", 0, 1)]:
+        if kind == "wait":
+            day += timedelta(days=int(arg))
+            continue
+        act(store, library, (kind, who_ % folks, arg), day.isoformat())
+    return day.isoformat()
+
+
 def book(store: Store) -> dict[str, list[tuple]]:
     """Everything but the incremental run's own bookkeeping (and the random part of an
     email's Message-ID)."""
@@ -589,13 +600,7 @@ def test_scoring_a_book_gives_each_customer_what_scoring_them_alone_gives(model,
     assert library.health is not None
     store = new_store(library, folks)
     try:
-        day = START
-        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
-            if kind == "wait":
-                day += timedelta(days=int(arg))
-                continue
-            act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
-        today = day.isoformat()
+        today = live(store, library, len(folks), steps)
         with store.read():
             metrics = health.metrics_of_signals(library.health)
             prefetch = health.Prefetch(store, today, metrics=metrics)
@@ -639,13 +644,7 @@ def test_at_risk_live_lists_what_the_sandbox_would(model, folks, steps):
     library = library_for(model)
     store = new_store(library, folks)
     try:
-        day = START
-        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
-            if kind == "wait":
-                day += timedelta(days=int(arg))
-                continue
-            act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
-        today = day.isoformat()
+        today = live(store, library, len(folks), steps)
         for everyone in (False, True):
             compiled = at_risk_report(store, library, TEAM, today, everyone=everyone, live=True)
             with mock.patch.object(health, "_compiled", lambda model: None):
