@@ -349,7 +349,7 @@ def health_context(
             names,
             today,
             (last_touch, reply),
-            customer.signed_on or customer.created_on,
+            _known_since(customer.signed_on, customer.created_on),
             overdue,
             lambda: (
                 stagnation if stagnation is not None else _stagnation(library, active, today)[0]
@@ -359,23 +359,29 @@ def health_context(
     return context
 
 
+def _known_since(signed_on: str | None, created_on: str) -> str:
+    """The day funnelctl's record of the customer begins, for counting days without a
+    touchpoint: the day they signed, but not before the day they were added. A book
+    imported today holds none of its past touchpoints, and a customer who signed two
+    years ago is not two years without contact for that."""
+    return max(signed_on, created_on) if signed_on else created_on
+
+
 def _counts(
     names: Collection[str] | None,
     today: str,
     touches: tuple[str | None, str | None],
-    signed_on: str | None,
+    known_since: str,
     overdue: int,
     stagnation: Callable[[], int],
 ) -> dict[str, Any]:
     """The counts health adds to the condition context (of ``names`` only, unless None):
-    days since the last touchpoint (since ``signed_on`` before the first: the customer's
-    signing day, else the day it was added), since the customer's last reply, overdue
-    tasks, days stuck beyond a stage's limit."""
+    days since the last touchpoint (since ``known_since`` before the first), since the
+    customer's last reply, overdue tasks, days stuck beyond a stage's limit."""
     last_touch, reply = touches
     counts: dict[str, Any] = {}
     if names is None or "days_since_touch" in names:
-        since = last_touch or signed_on
-        counts["days_since_touch"] = days_since(since, today)
+        counts["days_since_touch"] = days_since(last_touch or known_since, today)
     if names is None or "days_since_reply" in names:
         # the customer's own voice: funnelctl's emails count as touchpoints above
         counts["days_since_reply"] = days_since(reply, today)
@@ -633,7 +639,7 @@ class _Scorer:
             names,
             today,
             touches,
-            signed_on or created_on,
+            _known_since(signed_on, created_on),
             prefetch.overdue.get(customer_id, 0) if "overdue_tasks" in names else 0,
             lambda: (
                 stagnation

@@ -331,7 +331,8 @@ def test_signal_import_needs_a_customer_column(run, crafted, dump):
 
 
 def test_crafted_scores_bands_boundaries_missing_inputs_and_reasons(run, crafted):
-    # Without touchpoints, days_since_touch counts from signed_on.
+    # Without touchpoints, days_since_touch counts from signed_on (each customer was
+    # added to the book the day they signed).
     people = {
         "healthy@example.com": 14,
         "poor@example.com": 30,
@@ -344,8 +345,8 @@ def test_crafted_scores_bands_boundaries_missing_inputs_and_reasons(run, crafted
         "empty@example.com": 0,
     }
     for email, days in people.items():
-        add(run, email, "--signed-on", ago(days))
-    add(run, "notenrolled@example.com", "--signed-on", ago(40), enroll=False)
+        add(run, email, "--signed-on", ago(days), today=ago(days))
+    add(run, "notenrolled@example.com", "--signed-on", ago(40), enroll=False, today=ago(40))
     signals(
         run,
         crafted,
@@ -453,7 +454,7 @@ def test_crafted_scores_bands_boundaries_missing_inputs_and_reasons(run, crafted
 
 
 def test_a_touchpoint_resets_days_since_touch(run, crafted):
-    add(run, "a@example.com", "--signed-on", ago(200))
+    add(run, "a@example.com", "--signed-on", ago(200), today=ago(200))
     signals(
         run, crafted, [("a@example.com", "nps", 9, ago(1)), ("a@example.com", "tickets", 0, ago(1))]
     )
@@ -468,8 +469,33 @@ def test_a_touchpoint_resets_days_since_touch(run, crafted):
     )
 
 
+def test_a_book_imported_today_is_not_quiet_since_its_customers_signed(run, shipped):
+    """Customers who signed years ago, imported today: the book holds none of their
+    past touchpoints, so days_since_touch counts from the import, and the first run
+    neither finds them at risk nor emails them a rescue."""
+    csv = write(
+        shipped.parent / "book.csv",
+        "email,name,signed_on\n"
+        "old@example.com,Olga Old,2024-01-15\n"
+        f"new@example.com,Nils New,{ago(3)}\n",
+    )
+    ok(run("import", str(csv), "--funnel", "care", "--today", TODAY))
+    ok(run("run", "--today", TODAY))
+    assert at_risk(run) == []
+    scores = {r["customer"]: (r["score"], r["reasons"]) for r in at_risk(run, "--all")}
+    assert scores == {"old@example.com": (100.0, []), "new@example.com": (100.0, [])}
+    queued = as_json(run("outbox", "list", "--format", "json"))
+    assert [e for e in queued if "at-risk" in json.dumps(e)] == []
+    # 61 days on, still nothing logged: quiet since the import, poor (healthy <= 21, poor
+    # >= 60), and the customer who signed three days before the import alike
+    later = day(61)
+    for email in ("old@example.com", "new@example.com"):
+        row = next(r for r in at_risk(run, "--all", today=later) if r["customer"] == email)
+        assert "Days since the last touchpoint: 61 is poor (healthy ≤ 21)" in row["reasons"]
+
+
 def test_replaying_a_past_day_ignores_later_signals_and_touchpoints(run, crafted):
-    add(run, "a@example.com", "--signed-on", ago(60))
+    add(run, "a@example.com", "--signed-on", ago(60), today=ago(60))
     signals(
         run,
         crafted,
