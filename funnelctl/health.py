@@ -1042,9 +1042,16 @@ def _recheck_in(
     return soonest
 
 
+# What scoring means, in the code: raised when the same inputs come to give another
+# result (2: days_since_touch never counts from before the customer was added), so that
+# a book kept by an older funnelctl is scored in full once, not left with old results.
+SCORING = 2
+
+
 def _basis(library: Library, settings: Settings) -> str:
     """A fingerprint of what scores read besides the database: the playbooks, the team
-    and sender, and funnelctl's own version. When it changes, the run scores everyone."""
+    and sender, funnelctl's own version and what scoring means (SCORING). When it
+    changes, the run scores everyone."""
     import hashlib
 
     from . import __version__
@@ -1052,6 +1059,7 @@ def _basis(library: Library, settings: Settings) -> str:
     text = repr(
         (
             __version__,
+            SCORING,
             library,
             settings.sender,
             settings.signature,

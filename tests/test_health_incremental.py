@@ -428,6 +428,21 @@ def test_a_changed_model_is_scored_in_full(scored):
         store.close()
 
 
+def test_a_book_scored_by_an_older_meaning_of_scoring_is_scored_in_full(scored, monkeypatch):
+    library = shipped()
+    store = new_store(library, [(0, None, "support"), (0, None, "support")])
+    try:
+        run_tick(store, library, TEAM, START.isoformat())
+        scored.clear()
+        run_tick(store, library, TEAM, START.isoformat())
+        assert scored == []
+        monkeypatch.setattr(health, "SCORING", health.SCORING + 1)
+        run_tick(store, library, TEAM, START.isoformat())
+        assert sorted(scored) == [1, 2]
+    finally:
+        store.close()
+
+
 def test_a_write_from_outside_funnelctl_marks_its_customer(scored):
     """The marks are triggers: a signal inserted with sqlite3 is seen too."""
     library = shipped()
