@@ -27,8 +27,6 @@ from .playbooks import HealthModel
 from .sandbox import environment
 from .store import customers
 
-Function = Callable[[Mapping[str, Any]], Any]
-
 # Names whose value is a number, a date or None in every customer's context.
 PLAIN_NAMES = frozenset(
     (
