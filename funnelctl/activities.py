@@ -410,9 +410,10 @@ def complete_task(
 
 
 def snooze(store: Store, task_ids: Sequence[int], today: str, until: str) -> list[Worked]:
-    """Push tasks back to ``until``, all or none."""
-    if until <= today:
-        raise UsageError(f"Snooze to a day after today ({today}), not {until}.")
+    """Push tasks back to ``until``, all or none. ``until`` may be today: an overdue task
+    the consultant will do today leaves the overdue list for today's."""
+    if until < today:
+        raise UsageError(f"Snooze to today ({today}) or a later day, not {until}.")
     with store.write():
         command = undo_log.begin(store)
         for task_id in task_ids:

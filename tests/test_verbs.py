@@ -207,6 +207,14 @@ def test_snooze_says_when_each_task_is_due_now(run, demo):
     ok(run("snooze", "t9", "--until", "fri"))
     ok(run("snooze", "t12", "--until", "2w"))
     assert [task(demo, i)[1] for i in (9, 12)] == ["2026-03-06", "2026-03-16"]
+    # an overdue task to be done today: off the overdue list, onto today's
+    ok(run("snooze", "t2", "--until", "today"))
+    assert task(demo, 2)[1] == "2026-03-02"
+    due = json.loads(ok(run("due", "-f", "json")).stdout)
+    assert [i["section"] for i in due if i.get("id") == 2] == ["today"]
+    refused = run("snooze", "t5", "--until", "2026-03-01")
+    assert refused.exit_code == 2
+    assert "Snooze to today (2026-03-02) or a later day, not 2026-03-01." in refused.stderr
     snoozed = json.loads(ok(run("snooze", "t3", "--days", "1", "-f", "json")).stdout)
     assert [(r["ref"], r["customer"], r["next"], r["due_on"]) for r in snoozed] == [
         ("t3", "priya.nair@example.org", None, "2026-03-03")
