@@ -49,7 +49,15 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z]{2})?$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Line breaks and control characters, C1 ones included (\x9b starts a terminal escape
+# sequence on some terminals), and the explicit text-direction controls, which make a
+# name display as something other than what it holds ("Rita \u202eexe.txt").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# The longest name, company, phone, owner or plan kept: enough for any real one, and a
+# 5,000-character value pasted by mistake (or by someone hostile) does not become an
+# email's subject or a screenful of a customer's card.
+MAX_TEXT = 300
+_DIRECTION = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _TAG_SEPARATORS = re.compile(r"[;,]")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # An amount written as digits with a decimal point or none (money._PLAIN): most amounts.
@@ -71,7 +79,7 @@ class Cleaner:
     def clean(self, field: str, raw: str) -> Any:
         value = raw.strip()
         if field == "email":
-            if not _EMAIL.match(value):
+            if len(value) > 254 or not _EMAIL.match(value):  # 254: the longest SMTP allows
                 raise ValueError(f"{raw!r} is not a valid email address")
             return value.lower()
         if field == "mrr":
@@ -93,8 +101,19 @@ class Cleaner:
             return lang
         if field == "tags":
             return sorted({t.strip() for t in _TAG_SEPARATORS.split(value) if t.strip()})
-        if _CONTROL.search(value):
+        bad = _CONTROL.search(value)
+        if bad and bad.group() in _DIRECTION:
+            raise ValueError(
+                f"{field} contains a text-direction control (U+{ord(bad.group()):04X}), "
+                "which would show it as other text than it holds"
+            )
+        if bad:
             raise ValueError(f"{field} contains a line break or control character")
+        if field in FIELDS and len(value) > MAX_TEXT:
+            raise ValueError(
+                f"{field} is {len(value):,} characters long: {MAX_TEXT} at most "
+                f"(it starts {value[:30]!r})"
+            )
         return value
 
     def for_field(self, field: str) -> Callable[[str], Any]:
@@ -120,11 +139,15 @@ class Cleaner:
 
     def _text(self, field: str, raw: str) -> str:
         value = raw.strip()
-        return str(self.clean(field, raw)) if _CONTROL.search(value) else value
+        if _CONTROL.search(value) or len(value) > MAX_TEXT:
+            return str(self.clean(field, raw))
+        return value
 
     def _email(self, raw: str) -> str:
         value = raw.strip()
-        return value.lower() if _EMAIL.match(value) else str(self.clean("email", raw))
+        if len(value) <= 254 and _EMAIL.match(value):
+            return value.lower()
+        return str(self.clean("email", raw))
 
     def _seats(self, raw: str) -> int:
         value = raw.strip()

@@ -45,8 +45,9 @@ IDENTIFIERS = ("email", "external_id")
 # A cell our CSV export neutralised ('=SUM(..), '+351 ...): the import takes the ' off again,
 # so that an export loads back unchanged.
 _NEUTRALISED = re.compile("'+[" + re.escape("".join(FORMULA_START)) + "]")
-# Custom fields keep line breaks and tabs (a quoted CSV value may hold several lines).
-_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Custom fields keep line breaks and tabs (a quoted CSV value may hold several lines);
+# other control characters, C1 ones and text-direction controls are refused, as in a name.
+_FIELD_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)

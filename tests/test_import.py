@@ -7,6 +7,7 @@ compare a full SQL dump of the database before and after.
 from __future__ import annotations
 
 import codecs
+import csv
 import json
 from pathlib import Path
 
@@ -767,6 +768,53 @@ def test_control_characters_other_than_line_breaks_are_rejected(run, workspace, 
         "  people.csv:2: notes contains a control character\n"
         "  people.csv:3: name contains a line break or control character\n"
     )
+
+
+HOSTILE = (
+    "email,name,company,notes\n"
+    "rita@example.com,Rita \u202eexe.txt,Acme,x\n"  # 2: shows as "Rita txt.exe"
+    "eve@example.com,Eve \x9b2J,Acme,x\n"  # 3: C1 CSI, a terminal escape on some terminals
+    f"long@example.com,Lou,{'C' * 301},x\n"  # 4: a company pasted 301 characters long
+    f"{'a' * 250}@example.com,Al,Acme,x\n"  # 5: longer than SMTP allows an address
+    "iso@example.com,Iso,Acme,evil\u2067note\n"  # 6: a direction isolate in a custom field
+    f"ok@example.com,{'N' * 300},{'C' * 300},fine\n"  # 7: 300 characters: kept
+)
+
+
+@pytest.mark.parametrize("skip_bad", [False, True], ids=["set-based", "row by row"])
+def test_a_hostile_name_is_refused_with_its_line(run, workspace, dump, tmp_path, skip_bad):
+    write(tmp_path / "people.csv", HOSTILE)
+    problems = [
+        "people.csv:2: name contains a text-direction control (U+202E), which would show it as "
+        "other text than it holds",
+        "people.csv:3: name contains a line break or control character",
+        "people.csv:4: company is 301 characters long: 300 at most (it starts 'CCCCCCCCCCCCC",
+        f"people.csv:5: '{'a' * 250}@example.com' is not a valid email address",
+        "people.csv:6: notes contains a control character",
+    ]
+    if not skip_bad:
+        result = rejected(run, dump, workspace, "people.csv")
+        assert result.stderr.startswith(BAD_ROWS_HEAD.format(n=5))
+        lines = result.stderr.splitlines()[1:]
+    else:
+        assert imported(run, "people.csv", "--skip-bad", "rejects.csv")["inserted"] == 1
+        assert list(book(run)) == ["ok@example.com"]
+        with open(tmp_path / "rejects.csv", newline="", encoding="utf-8") as rejects:
+            reasons = [row["funnelctl_reason"] for row in csv.DictReader(rejects)]
+        lines = [
+            f"people.csv:{n}: {reason}" for n, reason in zip(range(2, 7), reasons, strict=True)
+        ]
+    assert len(lines) == len(problems), lines
+    for line, problem in zip(lines, problems, strict=True):
+        assert line.strip().startswith(problem), line
+
+
+def test_a_hostile_name_typed_by_hand_is_refused(run, workspace, dump):
+    before = dump(workspace)
+    added = run("customer", "add", "rita@example.com", "--name", "Rita \u202eexe.txt")
+    assert added.exit_code == 2
+    assert "text-direction control (U+202E)" in added.stderr
+    assert dump(workspace) == before
 
 
 def test_cells_neutralised_by_an_export_are_restored(run, workspace, tmp_path):
