@@ -53,9 +53,9 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z]{2})?$")
 # sequence on some terminals), and the explicit text-direction controls, which make a
 # name display as something other than what it holds ("Rita \u202eexe.txt").
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# The longest name, company, phone, owner or plan kept: enough for any real one, and a
-# 5,000-character value pasted by mistake (or by someone hostile) does not become an
-# email's subject or a screenful of a customer's card.
+# The longest name, company, phone, owner, plan or external id kept: enough for any real
+# one, and a 5,000-character value pasted by mistake (or by someone hostile) does not
+# become an email's subject or a screenful of a customer's card.
 MAX_TEXT = 300
 _DIRECTION = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _TAG_SEPARATORS = re.compile(r"[;,]")
