@@ -2,11 +2,11 @@
 
 - **overdue**: tasks past their day, emails that should have gone;
 - **today**: tasks due today, emails to send today;
-- **attention**: one item per customer and problem: a stage visit that is stuck
-  (stagnant, quiet, no next step: all its reasons on one item), a customer at risk
-  (today's score and reasons), an email that failed, is uncertain, will be skipped
-  as stale, or was superseded this week; an address that bounced for good (the inbox
-  read the bounce), to be fixed;
+- **attention**: one item per customer and problem. First what keeps emails from
+  going: an address that bounced for good (the inbox read the bounce), to be fixed; an
+  email that will be skipped as stale, failed, is uncertain, or was superseded this
+  week. Then a customer at risk (today's score and reasons) and a stage visit that is
+  stuck (stagnant, quiet, no next step: all its reasons on one item);
 - **coming**: what falls due within ``days``;
 - **waiting**: tasks partners hold (they were emailed; you wait on them).
 
@@ -80,10 +80,13 @@ def due_items(store: Store, playbooks: Outline, query: DueQuery) -> Iterator[dic
     overdue.sort(key=lambda i: (-i["days_overdue"], i["kind"] != "task", i["id"] or 0))
     yield from overdue
     yield from todays
-    yield from _attention(store, playbooks, query)
-    yield from stale
-    yield from _email_problems(store, query)
+    # needs attention: first what keeps funnelctl's own emails from going (each with the
+    # command that unblocks it), which a screenful must not push off below the customers
+    # at risk and the stuck stage visits
     yield from _undeliverable(store, query)
+    yield from stale  # skipped by the next send unless requeued
+    yield from _email_problems(store, query)
+    yield from _attention(store, playbooks, query)
     coming.sort(key=lambda i: (i["due_on"], i["kind"] != "task", i["id"] or 0))
     yield from coming
     yield from waiting

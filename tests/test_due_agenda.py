@@ -296,6 +296,22 @@ def test_emails_that_need_a_decision_need_attention(run, book):
     ]
 
 
+def test_what_keeps_emails_from_going_comes_first_in_needs_attention(run, book):
+    """A screenful shows the first items of each section: an email that failed or will be
+    skipped must not sit below every customer at risk and every stuck stage visit."""
+    import sqlite3
+
+    conn = sqlite3.connect(book / "funnel.db")
+    with conn:
+        conn.execute("UPDATE outbox SET status = 'failed', reason = 'mailbox full' WHERE id = 1")
+        conn.execute("UPDATE outbox SET scheduled_on = '2026-02-20' WHERE id = 2")
+    conn.close()
+    items = json.loads(ok(run("due", "-f", "json")).stdout)
+    kinds = [i["kind"] for i in items if i["section"] == "attention"]
+    assert kinds[:2] == ["email", "email"]
+    assert {"at-risk", "stagnation"} & set(kinds[2:]), kinds  # the customers come after
+
+
 def test_long_lists_take_limit_and_the_outbox_shows_references(run, book):
     rows = json.loads(ok(run("outbox", "list", "--limit", "2", "-f", "json")).stdout)
     assert [(r["id"], r["ref"]) for r in rows] == [(2, "e2"), (1, "e1")]  # oldest first
