@@ -89,17 +89,22 @@ def test_changes_by_hand_read_each_row_by_its_key(
     assert_keyed(demo / "funnel.db", seen)
 
 
-def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its_key(
-    run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    busiest = [
+def _busiest(demo: Path, n: int) -> list[str]:
+    """The emails of the ``n`` customers with the most tasks and emails' activities."""
+    return [
         email
         for (email,) in _rows(
             demo,
             "SELECT c.email FROM customers c JOIN activities a ON a.customer_id = c.id "
-            "GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT 3",
+            f"GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT {int(n)}",
         )
     ]
+
+
+def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its_key(
+    run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busiest = _busiest(demo, 3)
     with traced(monkeypatch) as seen:
         _ok(run, "run", "--today", later(30), "--no-inbox", "-f", "json")
         _ok(run, "customer", "merge", busiest[0], busiest[1], "-f", "json")
@@ -110,11 +115,7 @@ def test_erasing_and_merging_customers_with_long_histories_reads_each_row_by_its
 def test_the_read_only_views_read_each_row_by_its_key(
     run: Callable[..., object], demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    busiest = _rows(
-        demo,
-        "SELECT c.email FROM customers c JOIN activities a ON a.customer_id = c.id "
-        "GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT 1",
-    )[0][0]
+    [busiest] = _busiest(demo, 1)
     with traced(monkeypatch) as seen:
         _ok(run, "export", "calendar")
         _ok(run, "export", "activities")
@@ -203,11 +204,7 @@ def test_deleting_many_rows_finds_each_ones_children_by_an_index(
     # SQLite checks each deleted row's foreign-key children with `child.column = ?`, a
     # read EXPLAIN QUERY PLAN of the DELETE does not show: without an index on the
     # column it reads the whole child table once per row deleted
-    busiest = _rows(
-        demo,
-        "SELECT c.email FROM customers c JOIN activities a ON a.customer_id = c.id "
-        "GROUP BY c.id ORDER BY count(*) DESC, c.id LIMIT 1",
-    )[0][0]
+    [busiest] = _busiest(demo, 1)
     conn = sqlite3.connect(demo / "funnel.db")
     tables = [
         name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
