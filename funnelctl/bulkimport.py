@@ -47,7 +47,7 @@ from .playbooks import (
     owned_by,
 )
 from .sandbox import environment, evaluate
-from .store import Store, customers, imports
+from .store import Store, customers, imports, triggers
 from .store import activities as tasks
 from .store.customers import Customer
 from .store.enrollments import Enrollment
@@ -259,7 +259,7 @@ def _apply(importer: _Importer) -> None:
 
     store, result, today = importer.store, importer.result, importer.today
     new, result.without_email, result.enrolled = imports.counts(store)
-    with imports.row_triggers_at_once(store):
+    with triggers.row_triggers_at_once(store):
         imports.insert_customers(store, today, importer.source)
         result.inserted = new
         _update(importer)

@@ -1,0 +1,72 @@
+"""The row triggers lifted for a bulk write: an import's rows, a run's plays.
+
+Five triggers run once for each row inserted: the mark that a customer needs scoring
+again (``health_dirty``) for a new customer, enrollment or task, and the enrollment's
+count of next steps for a task or an email. Each costs a statement per row; on a one-row
+INSERT it also makes SQLite guard the statement with a statement journal (a temporary
+file, written page by page: about twenty writes a task). A write of thousands of rows
+does their work with one statement each at the end instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .db import Store
+from .imports import next_id
+
+_ROW_TRIGGERS = (
+    "customers_health_insert",
+    "enrollments_health_insert",
+    "activities_health_insert",
+    "activities_steps_insert",
+    "outbox_steps_insert",
+)
+_MARKED = (("customers", "id"), ("enrollments", "customer_id"), ("activities", "customer_id"))
+
+
+@contextmanager
+def row_triggers_at_once(store: Store) -> Iterator[None]:
+    """Customers, enrollments, tasks and emails inserted in the block mark their customers
+    for the next health run (``health_dirty``) and update their enrollments'
+    ``next_steps`` with one statement each at the end, instead of trigger runs per row:
+    the marks and counts come out exactly as the triggers would leave them, provided no
+    task or email inserted in the block changes its status within it (updates keep their
+    triggers, which would count that change against a count not yet made).
+
+    Only inside a write transaction, like the stage history's guards
+    (enrollments._history_unguarded): no other connection ever sees the triggers gone,
+    and they come back exactly as they were written (their own SQL, from the schema).
+    """
+    assert store.conn.in_transaction, "the row triggers are lifted only inside a write"
+    first = {table: next_id(store, table) for table in ("activities", "outbox")}
+    first.update((table, next_id(store, table)) for table, _ in _MARKED)
+    marks = ", ".join("?" for _ in _ROW_TRIGGERS)
+    triggers = store.conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks}) "
+        "ORDER BY name",
+        _ROW_TRIGGERS,
+    ).fetchall()
+    for name, _ in triggers:
+        store.conn.execute(f"DROP TRIGGER {name}")
+    try:
+        yield
+        store.conn.execute(
+            "UPDATE enrollments SET next_steps = next_steps + s.n FROM (SELECT enrollment_id "
+            "AS e, count(*) AS n FROM (SELECT enrollment_id FROM activities WHERE id >= ? "
+            "AND status = 'open' UNION ALL SELECT enrollment_id FROM outbox WHERE id >= ? "
+            "AND status = 'queued') WHERE enrollment_id IS NOT NULL GROUP BY enrollment_id) s "
+            "WHERE enrollments.id = s.e",
+            [first["activities"], first["outbox"]],
+        )
+        for table, column in _MARKED:
+            store.conn.execute(
+                "INSERT OR IGNORE INTO health_dirty (customer_id, source) "
+                f"SELECT {column}, '{table}' FROM {table} WHERE id >= ?",
+                [first[table]],
+            )
+    finally:
+        if store.conn.in_transaction:  # else SQLite already rolled it all back
+            for _, sql in triggers:
+                store.conn.execute(sql)
