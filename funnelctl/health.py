@@ -15,6 +15,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from difflib import get_close_matches
@@ -25,9 +26,18 @@ from .context import build_context, context_for
 from .dates import days_between, days_since, shift
 from .errors import FunnelError, UsageError
 from .healthcode import CUSTOMER_COLUMNS, SIGNAL_FUNCTIONS, compile_model
-from .playbooks import BAND_POINTS, HealthModel, Library, Measure, Opportunity, all_actions
+from .playbooks import (
+    BAND_POINTS,
+    EmailAction,
+    HealthModel,
+    Library,
+    Measure,
+    Opportunity,
+    TaskAction,
+    all_actions,
+)
 from .sandbox import Evaluator, TemplateError
-from .store import Row, Store, customers, enrollments, events, outbox
+from .store import Row, Store, customers, enrollments, events, outbox, triggers
 from .store import activities as tasks
 from .store import health as signals
 from .store import plays as play_starts
@@ -1125,9 +1135,10 @@ def run_health(
     signals.plan(store, today, everyone=everyone)
     prefetch = Prefetch(store, today, todo=True, metrics=metrics_of_signals(model))
     after = 0
-    while batch := signals.todo_customers(store, after, BATCH):
-        after = batch[-1].id
-        _score_batch(store, library, settings, model, clock, prefetch, engine, batch, counts)
+    with triggers.row_triggers_at_once(store) if _plays_only_add(library) else nullcontext():
+        while batch := signals.todo_customers(store, after, BATCH):
+            after = batch[-1].id
+            _score_batch(store, library, settings, model, clock, prefetch, engine, batch, counts)
     signals.recheck_on_inputs(store, today, clock.windows)
     signals.forget_own_tasks(store)
     store.set_meta("health_basis", _basis(library, settings))
@@ -1139,6 +1150,21 @@ def run_health(
         signals.forget_states(store)
     counts["scored"], counts["at_risk"] = signals.verdicts(store)
     return counts
+
+
+def _plays_only_add(library: Library) -> bool:
+    """Whether the plays health starts only add tasks and emails (no close, enroll,
+    assign or play of their own). Then nothing the run's plays insert changes its status
+    in the same run, and the row triggers of thousands of tasks and emails can do their
+    work once at the end (``store.triggers``), sparing each row its statement journal."""
+    model = library.health
+    assert model is not None
+    plays = [*model.on_at_risk, *(o.play for o in model.opportunities if o.play)]
+    return all(
+        isinstance(action, (TaskAction, EmailAction))
+        for play in plays
+        for action in library.plays[play].actions
+    )
 
 
 def _score_batch(

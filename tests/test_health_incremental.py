@@ -24,6 +24,8 @@ from funnelctl.engine import Engine, pick_enrollment, run_tick
 from funnelctl.errors import FunnelError
 from funnelctl.health import at_risk_report, clockwork, record_signal
 from funnelctl.playbooks import (
+    CloseAction,
+    EmailAction,
     Funnel,
     HealthModel,
     Library,
@@ -342,6 +344,86 @@ def test_the_incremental_run_writes_what_scoring_everyone_writes(model, folks, s
     finally:
         fast.close()
         full.close()
+
+
+def next_steps(store: Store) -> list[tuple[int, int, int]]:
+    """Each enrollment's kept count of next steps, and its open tasks and queued emails."""
+    return [
+        tuple(r)
+        for r in store.conn.execute(
+            "SELECT e.id, e.next_steps, (SELECT count(*) FROM activities a "
+            "WHERE a.enrollment_id = e.id AND a.status = 'open') + (SELECT count(*) "
+            "FROM outbox o WHERE o.enrollment_id = e.id AND o.status = 'queued') "
+            "FROM enrollments e ORDER BY e.id"
+        )
+    ]
+
+
+def marks(store: Store) -> list[tuple]:
+    return [tuple(r) for r in store.conn.execute("SELECT * FROM health_dirty ORDER BY 1, 2")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["shipped", "mixed", "touch"]),
+    people,
+    st.lists(step, min_size=1, max_size=30),
+)
+def test_plays_started_with_the_row_triggers_lifted_write_what_the_triggers_write(
+    model, folks, steps
+):
+    """A run starts its plays with the row triggers lifted (store.triggers): the book, the
+    counts of next steps and the marks for the next run are those of the triggers run
+    row by row."""
+    library = library_for(model)
+    assert health._plays_only_add(library)
+    lifted, per_row = new_store(library, folks), new_store(library, folks)
+    try:
+        day = START
+        for kind, who_, arg in [*steps, ("wait", 0, 1)]:
+            if kind != "wait":
+                for store in (lifted, per_row):
+                    act(store, library, (kind, who_ % len(folks), arg), day.isoformat())
+                continue
+            day += timedelta(days=int(arg))
+            a = run_tick(lifted, library, TEAM, day.isoformat())
+            with mock.patch.object(health, "_plays_only_add", return_value=False):
+                b = run_tick(per_row, library, TEAM, day.isoformat())
+            assert a == b
+            assert book(lifted) == book(per_row)
+            assert marks(lifted) == marks(per_row)
+            assert [(n, kept) for n, kept, _ in next_steps(lifted)] == [
+                (n, counted) for n, _, counted in next_steps(per_row)
+            ]
+    finally:
+        lifted.close()
+        per_row.close()
+
+
+def test_a_play_that_closes_the_enrollment_keeps_the_row_triggers():
+    """A play that closes what it has just queued changes the email's status in the same
+    run, which the triggers lifted would miscount: such a run keeps them, row by row."""
+    library = library_for("touch")
+    rescue = library.plays["at-risk-rescue"]
+    library = dataclasses.replace(
+        library,
+        plays={
+            **library.plays,
+            "at-risk-rescue": dataclasses.replace(
+                rescue, actions=(EmailAction("at-risk-check-in"), CloseAction("lost"))
+            ),
+        },
+    )
+    assert not health._plays_only_add(library)
+    store = new_store(library, [(0, None, "care")])
+    try:
+        today = START.isoformat()
+        record_signal(store, "c0@example.com", "nps", "2", today, today)
+        assert run_tick(store, library, TEAM, today)["plays"] == 1
+        assert [tuple(r) for r in store.conn.execute("SELECT status FROM outbox")] == [("skipped",)]
+        assert [(kept, counted) for _, kept, counted in next_steps(store)] == [(0, 0)]
+    finally:
+        store.close()
 
 
 # -- what the run scores --------------------------------------------------------------------
