@@ -450,12 +450,16 @@ class Engine:
         episode_id: int | None = None,
         opportunity: bool = False,
         at_risk: bool | None = None,
+        current: Enrollment | None = None,
     ) -> bool:
         """Start a play for a customer, dated today, once per ``key``, in their current
         enrollment: a health trigger (``source`` "health", with its episode) or a start
         by hand ("hand"). Its emails and tasks belong to no stage visit: leaving the stage
-        does not end a rescue. Returns whether it started."""
-        enrollment = enrollments.current(self.store, customer.id)
+        does not end a rescue. Returns whether it started.
+
+        ``current``: the customer's current enrollment, when the caller has read it (and
+        ``customer``) since anything last changed either: neither is read again."""
+        enrollment = current or enrollments.current(self.store, customer.id)
         if enrollment is None:
             return False
         funnel = self.library.funnel(enrollment.funnel)
@@ -471,6 +475,7 @@ class Engine:
             episode_id=episode_id,
             opportunity=opportunity,
             at_risk=at_risk,  # health has just scored the customer: no second scoring
+            known=current is not None,
         )
 
     def _begin_play(
@@ -488,11 +493,13 @@ class Engine:
         opportunity: bool = False,
         at_risk: bool | None = None,
         where: str | None = None,
+        known: bool = False,
     ) -> bool:
         """Run a play's actions under ``key`` unless its cadence says no: an automatic
         start (not by hand) waits out the play's cooldown since the customer's last start,
         and a play held while the customer is at risk does not start then. Each start is
-        recorded; a refusal is a line in the timeline."""
+        recorded; a refusal is a line in the timeline. ``known``: ``customer`` and
+        ``enrollment`` are as they are now (run_play's ``current``)."""
         if source != "hand":
             why = self._play_held(customer, play, on, opportunity=opportunity, at_risk=at_risk)
             if why:
@@ -534,6 +541,7 @@ class Engine:
             key,
             f"play {play.id}",
             on=on,
+            customer=customer if known else None,
         )
         return True
 
@@ -564,11 +572,14 @@ class Engine:
         source: str,
         *,
         on: str | None = None,
+        customer: Customer | None = None,
     ) -> None:
         """Claim and run ``actions``; what they create belongs to ``enrollment.visit_id``
-        (None for a play started by health or by hand: leaving the stage does not end it)."""
-        current: Enrollment | None = None  # re-read only after an action that may change it
-        customer: Customer | None = None
+        (None for a play started by health or by hand: leaving the stage does not end it).
+        ``customer``: the customer as they are now, ``enrollment`` too (the caller has
+        just read both): neither is read again before an action changes them."""
+        # re-read only after an action that may change them
+        current: Enrollment | None = enrollment if customer is not None else None
         day = on or enrollment.entered_on  # stage actions count from the visit's entry
         for index, action in enumerate(actions):
             key = f"{prefix}:{index}"

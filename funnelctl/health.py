@@ -1135,10 +1135,13 @@ def run_health(
     signals.plan(store, today, everyone=everyone)
     prefetch = Prefetch(store, today, todo=True, metrics=metrics_of_signals(model))
     after = 0
-    with triggers.row_triggers_at_once(store) if _plays_only_add(library) else nullcontext():
+    only_add = _plays_only_add(library)
+    with triggers.row_triggers_at_once(store) if only_add else nullcontext():
         while batch := signals.todo_customers(store, after, BATCH):
             after = batch[-1].id
-            _score_batch(store, library, settings, model, clock, prefetch, engine, batch, counts)
+            _score_batch(
+                store, library, settings, model, clock, prefetch, engine, batch, counts, only_add
+            )
     signals.recheck_on_inputs(store, today, clock.windows)
     signals.forget_own_tasks(store)
     store.set_meta("health_basis", _basis(library, settings))
@@ -1156,7 +1159,9 @@ def _plays_only_add(library: Library) -> bool:
     """Whether the plays health starts only add tasks and emails (no close, enroll,
     assign or play of their own). Then nothing the run's plays insert changes its status
     in the same run, and the row triggers of thousands of tasks and emails can do their
-    work once at the end (``store.triggers``), sparing each row its statement journal."""
+    work once at the end (``store.triggers``), sparing each row its statement journal;
+    and no play changes a customer or an enrollment, so that those of a batch's plays
+    are read at once."""
     model = library.health
     assert model is not None
     plays = [*model.on_at_risk, *(o.play for o in model.opportunities if o.play)]
@@ -1177,10 +1182,13 @@ def _score_batch(
     engine: Any,
     batch: list[Customer],
     counts: dict[str, int],
+    only_add: bool,
 ) -> None:
     """Score a batch of customers, keep their snapshots and states in one statement
     each, then open and close their episodes and start plays, customer by customer in
-    id order (the same rows, in the same order, as scoring one customer at a time)."""
+    id order (the same rows, in the same order, as scoring one customer at a time).
+    With plays that ``only_add`` (_plays_only_add), the current enrollments of those
+    who may start one are read at once."""
     today = prefetch.today
     results: list[Health] = []
     states: list[tuple[int, str, bool, str | None]] = []
@@ -1203,9 +1211,28 @@ def _score_batch(
     )
     signals.keep_states(store, states)
     engine.know_play_starts([c.id for c in batch])
+    current = (
+        enrollments.current_of(
+            store,
+            [h.customer_id for h in results if _may_start(h, prefetch.episodes.get(h.customer_id))],
+        )
+        if only_add
+        else {}
+    )
     for customer, health in zip(batch, results, strict=True):
-        counts["plays"] += _episodes(store, library, model, engine, customer, health, prefetch)
+        counts["plays"] += _episodes(
+            store, library, model, engine, customer, health, prefetch, current.get(customer.id)
+        )
     engine.know_play_starts(None)
+
+
+def _may_start(health: Health, open_kinds: dict[str, int] | None) -> bool:
+    """Whether the customer begins an episode today (at risk, an opportunity), whose
+    plays may start: one not open already."""
+    kinds = [f"opportunity:{opp_id}" for opp_id, _ in health.opportunities]
+    if health.at_risk:
+        kinds.append("at-risk")
+    return any(kind not in (open_kinds or {}) for kind in kinds)
 
 
 def _episodes(
@@ -1216,9 +1243,11 @@ def _episodes(
     customer: Customer,
     health: Health,
     prefetch: Prefetch,
+    current: Enrollment | None = None,
 ) -> int:
     """End the customer's episodes that are over, start those that begin (with their
-    plays). Returns how many plays started."""
+    plays). Returns how many plays started. ``current``: the customer's current
+    enrollment, when read with the batch (Engine.run_play)."""
     today = prefetch.today
     started = 0
     # at-risk first: an opportunity's play that waits while the customer is at risk
@@ -1263,6 +1292,7 @@ def _episodes(
                     episode_id=episode_id,
                     opportunity=opportunity,
                     at_risk=health.at_risk,
+                    current=current,
                 )
             )
     return started
