@@ -221,16 +221,23 @@ def render(
         columns = _fitting(columns, rows, optional, keep, headers)
     # a screenful is counted in rows: each takes one line, what gives way is cut short
     cut: Literal["ellipsis"] | None = "ellipsis" if screen is not None else None
+    folds = _folding(columns, rows, keep, headers)
     cells = [
-        [Text(cell_text(row.get(c)), no_wrap=bool(cut) or None, overflow=cut) for c in columns]
+        [
+            Text(cell_text(row.get(c)), overflow="fold")
+            if c == folds
+            else Text(cell_text(row.get(c)), no_wrap=bool(cut) or None, overflow=cut)
+            for c in columns
+        ]
         for row in rows
     ]
     for index, column in enumerate(columns):
         widest = max((cell.cell_len for row in cells for cell in row[index : index + 1]), default=0)
+        whole = column in keep and column != folds
         table.add_column(
             (headers or {}).get(column, column.replace("_", " ")),
-            no_wrap=column in keep,
-            min_width=widest if column in keep else None,
+            no_wrap=whole,
+            min_width=widest if whole else None,
         )
     count = 0
     for row, line in zip(rows, cells, strict=True):
@@ -255,11 +262,9 @@ def _fitting(
     """``columns`` less the optional ones it takes for the rows to fit the terminal; when
     the kept ones (an id, an email) still leave too little room, the others too, from
     the right, so that what must be typed is never cut."""
-    from rich.cells import cell_len
 
     def width(column: str) -> int:
-        name = (headers or {}).get(column, column.replace("_", " "))
-        return max([cell_len(name), *(cell_len(cell_text(r.get(column))) for r in rows)]) + 3
+        return _width(column, rows, headers)
 
     shown = list(columns)
     limit = stdout_console().width
@@ -275,6 +280,32 @@ def _fitting(
             break
         shown.remove(column)
     return shown
+
+
+def _width(
+    column: str, rows: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None
+) -> int:
+    """The cells ``column`` takes on one line, its padding and border included."""
+    from rich.cells import cell_len
+
+    name = (headers or {}).get(column, column.replace("_", " "))
+    return max([cell_len(name), *(cell_len(cell_text(r.get(column))) for r in rows)]) + 3
+
+
+def _folding(
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    keep: Sequence[str],
+    headers: Mapping[str, str] | None,
+) -> str | None:
+    """The kept column that folds onto more lines, whole, when the kept ones alone are
+    wider than the terminal (an address as wide as the screen): the widest, so that the
+    others (an id) stay on one line. Otherwise None: no kept column is cut or wrapped."""
+    kept = [c for c in columns if c in keep]
+    widths = {c: _width(c, rows, headers) for c in kept}
+    if sum(widths.values()) + 1 <= stdout_console().width:
+        return None
+    return max(kept, key=widths.__getitem__)
 
 
 def _terminal() -> bool:

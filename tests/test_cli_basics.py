@@ -217,3 +217,30 @@ def test_a_long_email_stays_whole_on_a_narrow_terminal_the_other_columns_give_wa
     names = [cell.strip() for cell in header.strip("┃ ").split("┃")]
     assert names[:2] == ["id", "email"]
     assert all(len(name) >= 4 for name in names[1:]), names  # no column squeezed to nothing
+
+
+def test_an_email_wider_than_the_terminal_folds_whole_and_the_id_stays(run, workspace, monkeypatch):
+    """One address from a client's file as wide as the screen: the table used to squeeze
+    the id to nothing and cut the address; both must stay typeable."""
+    from funnelctl import output
+
+    long = "maria.longname.procurement@subsidiary.example-holding-international.com"
+    for email in ("ana@example.com", long):
+        assert run("customer", "add", email, "--name", "A Name", "--owner", "ana").exit_code == 0
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    monkeypatch.setattr(
+        output, "stdout_console", lambda: output._console_class()(file=sys.stdout, width=60)
+    )
+
+    shown = run("customer", "list").stdout
+
+    assert shown == (
+        "                         Customers                          \n"
+        "┏━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━┓\n"
+        "┃ id ┃ email                                       ┃ owner ┃\n"
+        "┡━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━┩\n"
+        "│ 1  │ ana@example.com                             │ ana   │\n"
+        "│ 2  │ maria.longname.procurement@subsidiary.examp │ ana   │\n"
+        "│    │ le-holding-international.com                │       │\n"
+        "└────┴─────────────────────────────────────────────┴───────┘\n"
+    )
