@@ -325,3 +325,36 @@ def test_one_day_is_one_day(run, workspace):
     items = json.loads(ok(run("due", "--today", "2026-03-03", "-f", "json")).stdout)
     stuck = next(i for i in items if i["kind"] == "stagnation")
     assert stuck["reasons"] == ["in demand-analysis for 1 day (limit 1)"]
+
+
+def test_an_address_far_wider_than_the_others_takes_a_line_of_its_own(run, book):
+    """One procurement alias from a client's file no longer narrows every row's title to
+    nothing: it is written whole on its own line, its row's title below it."""
+    long = "procurement.department.accounts.payable@subsidiary.example-holding.com"
+    ok(run("customer", "add", long, "--name", "Procurement", "--today", "2026-03-02"))
+    ok(
+        run(
+            "task",
+            "add",
+            long,
+            "Send the signed contract",
+            "--due",
+            "today",
+            "--today",
+            "2026-03-02",
+        )
+    )
+
+    shown = ok(run("due", "--days", "3", env={"COLUMNS": "80"})).stdout
+
+    assert shown.startswith(AT_80.split("Today (3)\n")[0])  # the other rows as they were
+    assert (
+        "Today (4)\n"
+        "  t4  maria.dos.santos.oliveira@example.com.br  Send the guides for …      today\n"
+        f"  t9  {long}\n"
+        "                                                Send the signed cont…      today\n"
+        "  e1  tom@example.com                           Email 'welcome' to s…      today\n"
+        "  e4  zed@example.com                           Email 'at-risk-check…      today\n"
+        "Needs attention (3)\n"
+    ) in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())

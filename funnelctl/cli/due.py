@@ -42,6 +42,7 @@ COLUMNS = [
 WIDE = 120  # from here on, a line also shows the stage and the owner
 WIDER = 140  # and the customer's name beside the email, while the title stays readable
 READABLE = 30  # the title's width below which the extra columns are not shown
+THIN = 20  # the title's width that no single long address takes away from every row
 COLOURS = {
     "overdue": "red",
     "today": "yellow",
@@ -261,9 +262,15 @@ class _Layout:
     def __init__(self, rows: Sequence[Mapping[str, Any]], today: str, width: int) -> None:
         self.today, self.named = today, False
         self.ref = max((len(r["ref"] or "-") for r in rows), default=1)
-        self.customer = max((len(self.who(r)) for r in rows), default=1)
         self.when = max((len(_when(r, today)) for r in rows), default=1)
-        fixed = 2 + self.ref + 2 + self.customer + 2 + 2 + self.when
+        widths = [len(self.who(r)) for r in rows] or [1]
+        room = width - (2 + self.ref + 2 + 2 + 2 + self.when)
+        # an address far wider than the others (a client's procurement alias) takes a
+        # line of its own rather than the titles of every row (on a narrow terminal,
+        # where none leaves the title that room, the title gives way as before)
+        fitting = [w for w in widths if room - w >= THIN]
+        self.customer = max(fitting or widths)
+        fixed = width - room + self.customer
         self.where = self.owner = 0
         if width >= WIDE:
             where = min(max((len(_where(r)) for r in rows), default=0), 30)
@@ -289,9 +296,12 @@ class _Layout:
 
     def line(self, row: Mapping[str, Any]) -> tuple[str, str]:
         """The line without its date, and the date (coloured apart)."""
+        lead, who = "  " + (row["ref"] or "-").ljust(self.ref), self.who(row)
+        if len(who) > self.customer:  # whole, on a line of its own; the rest below it
+            lead, who = f"{lead}  {who}\n" + " " * len(lead), ""
         parts = [
-            "  " + (row["ref"] or "-").ljust(self.ref),
-            self.who(row).ljust(self.customer),
+            lead,
+            who.ljust(self.customer),
             _cut(_what(row), self.title).ljust(self.title),
         ]
         if self.where:
