@@ -758,6 +758,22 @@ def wrap(text: str, width: int) -> list[str]:
     return [*lines, current]
 
 
+def cell_width(text: str) -> int:
+    """The terminal cells ``text`` takes: a CJK character takes two."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def cut_to(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, cut short with "…"."""
+    if cell_width(text) <= width:
+        return text
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, max(width - 1, 0)) + "…"
+
+
 def rows_taken(text: str, width: int) -> int:
     """How many rows of a terminal ``width`` cells wide the lines of ``text`` take: a line
     wider than that (a long email, wide characters) takes more than one."""

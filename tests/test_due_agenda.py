@@ -358,3 +358,19 @@ def test_an_address_far_wider_than_the_others_takes_a_line_of_its_own(run, book)
         "Needs attention (3)\n"
     ) in shown
     assert all(len(line) <= 80 for line in shown.splitlines())
+
+
+def test_wide_characters_are_measured_in_the_cells_they_take(run, book):
+    """A title in Japanese takes two cells a character: the agenda measured it in
+    characters, so its line overflowed 80 columns and wrapped."""
+    title = "田中様に契約更新の見積もりを送付して、来週の打ち合わせを設定する"
+    ok(run("task", "add", "tom@example.com", title, "--due", "today", "--today", "2026-03-02"))
+
+    shown = ok(run("due", "--days", "3", env={"COLUMNS": "80"})).stdout
+
+    assert (
+        "  t9  tom@example.com                           田中様に契約更新の見…      today\n"
+    ) in shown
+    from rich.cells import cell_len
+
+    assert all(cell_len(line) <= 80 for line in shown.splitlines())

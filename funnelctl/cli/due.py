@@ -263,7 +263,7 @@ class _Layout:
         self.today, self.named = today, False
         self.ref = max((len(r["ref"] or "-") for r in rows), default=1)
         self.when = max((len(_when(r, today)) for r in rows), default=1)
-        widths = [len(self.who(r)) for r in rows] or [1]
+        widths = [output.cell_width(self.who(r)) for r in rows] or [1]
         room = width - (2 + self.ref + 2 + 2 + 2 + self.when)
         # an address far wider than the others (a client's procurement alias) takes a
         # line of its own rather than the titles of every row (on a narrow terminal,
@@ -274,13 +274,13 @@ class _Layout:
         self.where = self.owner = 0
         if width >= WIDE:
             where = min(max((len(_where(r)) for r in rows), default=0), 30)
-            owner = min(max((len(r["owner"] or "") for r in rows), default=0), 12)
+            owner = min(max((output.cell_width(r["owner"] or "") for r in rows), default=0), 12)
             if width - fixed - where - owner - 4 >= READABLE:
                 self.where, self.owner = where, owner
                 fixed += (where + 2 if where else 0) + (owner + 2 if owner else 0)
         if width >= WIDER:
             self.named = True
-            named = max((len(self.who(r)) for r in rows), default=1)
+            named = max((output.cell_width(self.who(r)) for r in rows), default=1)
             if width - fixed - (named - self.customer) >= READABLE:
                 fixed += named - self.customer
                 self.customer = named
@@ -291,28 +291,29 @@ class _Layout:
     def who(self, row: Mapping[str, Any]) -> str:
         customer = row["customer"] or ""
         if self.named and row.get("name") and row["name"] != customer:
-            return f"{_cut(row['name'], 24)} <{customer}>"
+            return f"{output.cut_to(row['name'], 24)} <{customer}>"
         return customer
 
     def line(self, row: Mapping[str, Any]) -> tuple[str, str]:
         """The line without its date, and the date (coloured apart)."""
         lead, who = "  " + (row["ref"] or "-").ljust(self.ref), self.who(row)
-        if len(who) > self.customer:  # whole, on a line of its own; the rest below it
+        if output.cell_width(who) > self.customer:  # whole, on a line of its own; the rest below it
             lead, who = f"{lead}  {who}\n" + " " * len(lead), ""
         parts = [
             lead,
-            who.ljust(self.customer),
-            _cut(_what(row), self.title).ljust(self.title),
+            _pad(who, self.customer),
+            _pad(output.cut_to(_what(row), self.title), self.title),
         ]
         if self.where:
-            parts.append(_cut(_where(row), self.where).ljust(self.where))
+            parts.append(_pad(output.cut_to(_where(row), self.where), self.where))
         if self.owner:
-            parts.append(_cut(row["owner"] or "", self.owner).ljust(self.owner))
+            parts.append(_pad(output.cut_to(row["owner"] or "", self.owner), self.owner))
         return "  ".join(parts) + "  ", _when(row, self.today).rjust(self.when)
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+def _pad(text: str, width: int) -> str:
+    """``text`` filled with spaces to ``width`` cells."""
+    return text + " " * (width - output.cell_width(text))
 
 
 def _write_agenda(
