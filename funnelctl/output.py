@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:  # rich is imported when something is drawn: JSON and CSV never need it
@@ -262,10 +262,7 @@ def _fitting(
     """``columns`` less the optional ones it takes for the rows to fit the terminal; when
     the kept ones (an id, an email) still leave too little room, the others too, from
     the right, so that what must be typed is never cut."""
-
-    def width(column: str) -> int:
-        return _width(column, rows, headers)
-
+    width = partial(_width, rows=rows, headers=headers)
     shown = list(columns)
     limit = stdout_console().width
     for column in optional:
@@ -286,10 +283,8 @@ def _width(
     column: str, rows: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None
 ) -> int:
     """The cells ``column`` takes on one line, its padding and border included."""
-    from rich.cells import cell_len
-
     name = (headers or {}).get(column, column.replace("_", " "))
-    return max([cell_len(name), *(cell_len(cell_text(r.get(column))) for r in rows)]) + 3
+    return max([cell_width(name), *(cell_width(cell_text(r.get(column))) for r in rows)]) + 3
 
 
 def _folding(

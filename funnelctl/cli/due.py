@@ -297,7 +297,7 @@ class _Layout:
     def line(self, row: Mapping[str, Any]) -> tuple[str, str]:
         """The line without its date, and the date (coloured apart)."""
         lead, who = "  " + (row["ref"] or "-").ljust(self.ref), self.who(row)
-        if output.cell_width(who) > self.customer:  # whole, on a line of its own; the rest below it
+        if output.cell_width(who) > self.customer:  # whole on its own line, the rest below
             lead, who = f"{lead}  {who}\n" + " " * len(lead), ""
         parts = [
             lead,
