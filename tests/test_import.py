@@ -922,6 +922,24 @@ def test_rejects_keep_a_quoted_cell_and_a_legacy_encoding_as_read(run, workspace
     )
 
 
+def test_skip_bad_exits_1_when_every_row_was_refused(run, workspace, tmp_path):
+    """A client's export in a new date format: every row refused. A cron script must not
+    read that as success; some rows refused and some imported stays a success."""
+    write(tmp_path / "people.csv", "email,signed_on\nann@example.com,15/01/2024\nbob@x\n")
+    result = run("import", "people.csv", "--skip-bad", "rejects.csv", "-f", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == counts(rejected=2)
+    assert result.stderr.endswith(
+        "Error: No row of people.csv was imported: all 2 were refused; fix them in "
+        "rejects.csv and import that file.\n"
+    )
+    assert (tmp_path / "rejects.csv").exists()
+    dry = run("import", "people.csv", "--skip-bad", "r2.csv", "--dry-run", "-f", "json")
+    assert dry.exit_code == 1
+    write(tmp_path / "mixed.csv", "email\nann@example.com\nbob@x\n")
+    assert run("import", "mixed.csv", "--skip-bad", "r3.csv").exit_code == 0
+
+
 def test_skip_bad_with_dry_run_writes_no_file(run, workspace, dump, tmp_path):
     write(tmp_path / "people.csv", "email\nann@example.com\nbad\n")
     before = dump(workspace)

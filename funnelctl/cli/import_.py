@@ -125,6 +125,14 @@ def import_(
         output.message(f"{result.rejected} bad row(s) {written} to {skip_bad}:")
         for problem in result.bad.located(name):
             output.message(f"  {problem}")
+        if not (result.inserted or result.updated or result.unchanged):
+            # every row refused (a client's export in a new date format, say): a script
+            # must not read that as success
+            output.error(
+                f"No row of {name} was imported: all {result.rejected} were refused; "
+                f"fix them in {skip_bad} and import that file."
+            )
+            raise typer.Exit(1)
 
 
 STDIN = "<stdin>"
