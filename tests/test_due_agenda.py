@@ -374,3 +374,54 @@ def test_wide_characters_are_measured_in_the_cells_they_take(run, book):
     from rich.cells import cell_len
 
     assert all(cell_len(line) <= 80 for line in shown.splitlines())
+
+
+def test_many_long_addresses_keep_one_line_each_and_the_titles_give_way(run, book):
+    """Long addresses are the rule on this list, not one outlier: putting each on a line
+    of its own would halve the screen, so the titles are cut instead, as before."""
+    for n in range(4):
+        email = f"customer.success.team{n}@northwind-traders.example"
+        ok(run("customer", "add", email, "--today", "2026-03-02"))
+        ok(run("task", "add", email, "Send the renewal", "--due", "today", "--today", "2026-03-02"))
+
+    shown = ok(run("due", "--days", "3", env={"COLUMNS": "80"})).stdout.splitlines()
+
+    assert all(len(line) <= 80 for line in shown)
+    assert not [line for line in shown if re.fullmatch(r"  t\d+ +\S+@\S+", line)]
+    assert any(
+        re.match(r"  t4 +maria\.dos\.santos\.oliveira@example\.com\.br +Send", line)
+        for line in shown
+    )
+
+
+def test_a_screenful_is_counted_with_the_layout_it_is_drawn_in(monkeypatch, capsys):
+    """Items below the screen (dated far ahead, so their 'when' is wider) must not lay
+    out the count differently from the lines drawn: the screen would overflow."""
+    import os
+    import shutil
+
+    from funnelctl import output
+    from funnelctl.cli import due
+
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a, **k: os.terminal_size((80, 24)))
+    items = [
+        {
+            "section": "coming",
+            "ref": f"t{10 + i}",
+            "customer": f"c{i}@" + "x" * (31 if i % 2 else 36) + ".com",
+            "name": None,
+            "title": "Call the customer about renewal",
+            "reasons": [],
+            "kind": "task",
+            "due_on": "2026-03-03" if i < 18 else f"2026-{9 + i % 3:02d}-{1 + i:02d}",
+            "funnel": "f",
+            "stage": "s",
+            "owner": "ana",
+            "days_overdue": 0,
+        }
+        for i in range(30)
+    ]
+    per_section = due._screenful(items, "2026-03-02", 80, None)
+    due._write_agenda(items, "2026-03-02", 80, per_section, None)
+
+    assert output.rows_taken(capsys.readouterr().out, 80) <= 24 - 1

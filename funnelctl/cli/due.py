@@ -233,23 +233,23 @@ def _screenful(
     if stale_run:
         room -= output.rows_taken(stale_run, width) + 1
     sections = [section for section in by_section.values() if section]
-    # the rows of the items that could be shown (never more than the room: a book's
-    # agenda of thousands is not laid out for a screenful of it)
-    candidates = [item for section in sections for item in section[: max(room, 1)]]
-    layout = _Layout(candidates, today, width)  # as wide as any screenful of them
-    rows = [
-        [output.rows_taken("".join(layout.line(item)), width) for item in section[: max(room, 1)]]
-        for section in sections
-    ]
 
     def lines(shown: int) -> int:
+        """The lines drawn with ``shown`` items a section, laid out as _write_agenda
+        lays out exactly those (one a row, more for a long address or a narrow screen)."""
+        visible = [section[:shown] for section in sections]
+        layout = _Layout([item for items in visible for item in items], today, width)
         return sum(
-            1 + sum(taken[:shown]) + (len(section) > shown)
-            for section, taken in zip(sections, rows, strict=True)
+            1
+            + sum(output.rows_taken("".join(layout.line(item)), width) for item in items)
+            + (len(section) > shown)
+            for section, items in zip(sections, visible, strict=True)
         )
 
+    # never more than the room: a book's agenda of thousands is not laid out for a screen
+    most = min(max(map(len, sections), default=1), max(room, 1))
     shown = 1
-    while shown < max(map(len, sections), default=1) and lines(shown + 1) <= room:
+    while shown < most and lines(shown + 1) <= room:
         shown += 1
     return shown
 
@@ -265,11 +265,12 @@ class _Layout:
         self.when = max((len(_when(r, today)) for r in rows), default=1)
         widths = [output.cell_width(self.who(r)) for r in rows] or [1]
         room = width - (2 + self.ref + 2 + 2 + 2 + self.when)
-        # an address far wider than the others (a client's procurement alias) takes a
-        # line of its own rather than the titles of every row (on a narrow terminal,
-        # where none leaves the title that room, the title gives way as before)
+        # a few addresses far wider than the others (a client's procurement alias) take
+        # a line of their own rather than the titles of every row; when many would, the
+        # titles give way instead, as on a narrow terminal
         fitting = [w for w in widths if room - w >= THIN]
-        self.customer = max(fitting or widths)
+        few = len(widths) - len(fitting) <= max(1, len(widths) // 4)
+        self.customer = max(fitting) if fitting and few else max(widths)
         fixed = width - room + self.customer
         self.where = self.owner = 0
         if width >= WIDE:
