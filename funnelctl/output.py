@@ -222,6 +222,10 @@ def render(
     # a screenful is counted in rows: each takes one line, what gives way is cut short
     cut: Literal["ellipsis"] | None = "ellipsis" if screen is not None else None
     folds = _folding(columns, rows, keep, headers)
+    if folds is not None and screen is not None:  # a folded row takes more than one line
+        fitting = _folded_screen(rows, columns, folds, screen, headers)
+        more += len(rows) - len(fitting)
+        rows = fitting
     cells = [
         [
             Text(cell_text(row.get(c)), overflow="fold")
@@ -301,6 +305,28 @@ def _folding(
     if sum(widths.values()) + 1 <= stdout_console().width:
         return None
     return max(kept, key=widths.__getitem__)
+
+
+def _folded_screen(
+    rows: list[Mapping[str, Any]],
+    columns: Sequence[str],
+    folds: str,
+    screen: int,
+    headers: Mapping[str, str] | None,
+) -> list[Mapping[str, Any]]:
+    """The first of ``rows`` whose lines fill ``screen`` at most, the cells of ``folds``
+    folded into the room the other columns leave it (as Rich gives it: the terminal
+    less their widths, its own padding and the borders)."""
+    others = sum(_width(c, rows, headers) for c in columns if c != folds)
+    room = max(stdout_console().width - 1 - 3 - others, 1)
+    taken = 0
+    shown: list[Mapping[str, Any]] = []
+    for row in rows:
+        taken += -(-max(cell_width(cell_text(row.get(folds))), 1) // room)
+        if taken > screen and shown:
+            break
+        shown.append(row)
+    return shown
 
 
 def _terminal() -> bool:

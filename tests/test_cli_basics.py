@@ -244,3 +244,42 @@ def test_an_email_wider_than_the_terminal_folds_whole_and_the_id_stays(run, work
         "│    │ le-holding-international.com                │       │\n"
         "└────┴─────────────────────────────────────────────┴───────┘\n"
     )
+
+
+def test_folded_rows_are_counted_in_the_lines_they_take(monkeypatch, capsys):
+    """A screenful of folded addresses is two lines a row: the table shows fewer rows
+    rather than run off the top of the terminal, and says how many it left out."""
+    import io
+
+    from funnelctl import output
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(output, "_terminal", lambda: True)
+    monkeypatch.setattr(
+        output, "stdout_console", lambda: output._console_class()(file=buffer, width=80)
+    )
+    rows = [
+        {
+            "id": n,
+            "email": f"procurement.department.accounts{n}@subsidiary.example-holding.com",
+            "owner": "bruno.almeida",
+        }
+        for n in range(10, 49)
+    ] + [{"id": 49, "email": "ana@example.com", "owner": "ana"}]
+
+    shown = output.render(
+        iter(rows),
+        "table",
+        ["id", "email", "owner"],
+        screen=16,
+        stream=True,
+        keep=("id", "email", "owner"),
+    )
+
+    assert shown == 40
+    drawn = buffer.getvalue().splitlines()
+    assert len(drawn) <= 16 + 4  # the rows and the frame: header, its rule, top, bottom
+    assert drawn[3].startswith("│ 10 │ procurement.department.accounts10@subsidiary.exam")
+    assert capsys.readouterr().err == (
+        "32 more not shown: --limit N shows N, a pipe (| less) or --format csv all.\n"
+    )
