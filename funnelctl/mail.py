@@ -855,17 +855,28 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
 
 
 def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:
-    """A skipped or superseded email queued again by hand, due today."""
+    """A skipped or superseded email queued again by hand, due today; or a queued one
+    that is late (the agenda's advice for an email the next send would skip as stale)
+    moved to today."""
     with store.write():
         email = outbox.get(store, outbox_id)
         if email is None:
             raise NotFound(f"No email e{outbox_id} in the outbox (see 'funnelctl outbox list').")
-        if email.status not in ("skipped", "superseded"):
+        if email.status == "queued" and email.scheduled_on >= today:
             raise FunnelError(
-                f"Email e{outbox_id} is {email.status}; requeue applies to skipped or "
-                "superseded emails (an uncertain or failed one: 'funnelctl outbox resolve')."
+                f"Email e{outbox_id} is queued for {email.scheduled_on} already; requeue "
+                "moves a late one to today."
             )
-        what = f"queued again by hand (it was {email.status}: {email.reason})"
+        if email.status not in ("skipped", "superseded", "queued"):
+            raise FunnelError(
+                f"Email e{outbox_id} is {email.status}; requeue applies to skipped, "
+                "superseded or late emails (an uncertain or failed one: 'funnelctl outbox "
+                "resolve')."
+            )
+        if email.status == "queued":
+            what = f"due today by hand (it was due {email.scheduled_on})"
+        else:
+            what = f"queued again by hand (it was {email.status}: {email.reason})"
         outbox.requeue(store, outbox_id, what, today)
         events.add(store, email.customer_id, today, "email", f"Email {email.template!r} {what}")
         updated = outbox.get(store, outbox_id)

@@ -296,6 +296,28 @@ def test_emails_that_need_a_decision_need_attention(run, book):
     ]
 
 
+def test_the_advice_for_a_stale_email_works_before_send_skips_it(run, book):
+    """due says 'requeue it (outbox requeue e2)' while e2 is still queued: following the
+    advice must keep the email from being skipped, not fail and let it be lost."""
+    import sqlite3
+
+    conn = sqlite3.connect(book / "funnel.db")
+    with conn:
+        conn.execute("UPDATE outbox SET scheduled_on = '2026-02-20' WHERE id = 2")
+        conn.execute("UPDATE outbox SET scheduled_on = '2026-03-05' WHERE id = 1")
+    conn.close()
+
+    requeued = json.loads(ok(run("outbox", "requeue", "e2", "-f", "json")).stdout)
+
+    assert [(r["status"], r["scheduled_on"]) for r in requeued] == [("queued", "2026-03-02")]
+    items = json.loads(ok(run("due", "-f", "json")).stdout)
+    assert [i["section"] for i in items if i["ref"] == "e2"] == ["today"]
+    # one not late yet is not moved: it goes on its day
+    early = run("outbox", "requeue", "e1")
+    assert early.exit_code == 1
+    assert "Error: Email e1 is queued for 2026-03-05 already" in early.stderr
+
+
 def test_what_keeps_emails_from_going_comes_first_in_needs_attention(run, book):
     """A screenful shows the first items of each section: an email that failed or will be
     skipped must not sit below every customer at risk and every stuck stage visit."""

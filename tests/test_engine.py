@@ -445,8 +445,9 @@ def test_a_run_after_weeks_sends_the_current_stage_and_supersedes_the_passed_one
     again = run("outbox", "requeue", str(superseded[0]["id"]), "--today", day(100))
     assert (again.exit_code, again.stderr) == (
         1,
-        f"Error: Email e{superseded[0]['id']} is sent; requeue applies to skipped or "
-        "superseded emails (an uncertain or failed one: 'funnelctl outbox resolve').\n",
+        f"Error: Email e{superseded[0]['id']} is sent; requeue applies to skipped, "
+        "superseded or late emails (an uncertain or failed one: 'funnelctl outbox "
+        "resolve').\n",
     )
 
 

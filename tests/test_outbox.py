@@ -94,7 +94,7 @@ ALLOWED_FROM: dict[str, set[Status]] = {
     "requeue_untouched": {Status.SENDING},
     "resend": {Status.UNCERTAIN, Status.FAILED},
     "skip": {Status.QUEUED, Status.UNCERTAIN, Status.FAILED},
-    "requeue": {Status.SKIPPED, Status.SUPERSEDED},
+    "requeue": {Status.SKIPPED, Status.SUPERSEDED, Status.QUEUED},
     "unskip": {Status.SKIPPED},
     "give_up": {Status.SENDING},
     "give_up_tried": {Status.QUEUED},

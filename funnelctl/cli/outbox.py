@@ -117,7 +117,8 @@ def requeue_(
     """Queue a skipped or superseded email again, to go out today.
 
     A stale email, one whose stage the customer left, or one passed over by a catch-up is
-    never sent by itself; this is how to send it all the same.
+    never sent by itself; this is how to send it all the same. A queued email already
+    too late to go (due lists it as "will be skipped as stale") is moved to today.
     """
     from ..mail import requeue
     from ..refs import expect

@@ -332,12 +332,13 @@ def unskip(store: Store, email_id: int, reason: str | None) -> None:
 
 
 def requeue(store: Store, email_id: int, reason: str, today: str) -> None:
-    """skipped | superseded -> queued, due ``today`` (by hand: the user wants it sent)."""
+    """skipped | superseded | queued (late) -> queued, due ``today`` (by hand: the user
+    wants it sent)."""
     _change(
         store,
         email_id,
         Q,
-        (SKIPPED, SUPERSEDED),
+        (SKIPPED, SUPERSEDED, Q),
         reason=reason,
         scheduled_on=today,
         next_attempt_at=None,
