@@ -936,6 +936,9 @@ def test_skip_bad_exits_1_when_every_row_was_refused(run, workspace, tmp_path):
     assert (tmp_path / "rejects.csv").exists()
     dry = run("import", "people.csv", "--skip-bad", "r2.csv", "--dry-run", "-f", "json")
     assert dry.exit_code == 1
+    assert dry.stderr.endswith(
+        "Error: No row of people.csv would be imported: all 2 would be refused.\n"
+    )
     write(tmp_path / "mixed.csv", "email\nann@example.com\nbob@x\n")
     assert run("import", "mixed.csv", "--skip-bad", "r3.csv").exit_code == 0
 

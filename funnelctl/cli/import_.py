@@ -129,7 +129,9 @@ def import_(
             # every row refused (a client's export in a new date format, say): a script
             # must not read that as success
             output.error(
-                f"No row of {name} was imported: all {result.rejected} were refused; "
+                f"No row of {name} would be imported: all {result.rejected} would be refused."
+                if dry_run
+                else f"No row of {name} was imported: all {result.rejected} were refused; "
                 f"fix them in {skip_bad} and import that file."
             )
             raise typer.Exit(1)
