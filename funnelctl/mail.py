@@ -645,6 +645,11 @@ def stale_reason(scheduled_on: str, late: int, limit: int) -> str:
     return f"stale: due {scheduled_on}, {late} days ago (more than max_late_days {limit})"
 
 
+def bounced_refs(store: Store, customer_id: int) -> list[str]:
+    """The refs of the customer's emails that bounced (to an address they had then)."""
+    return [f"e{e.id}" for e in outbox.of_customer(store, customer_id) if e.status == "bounced"]
+
+
 def preview(
     store: Store,
     library: Any,
@@ -855,9 +860,10 @@ def resolve(store: Store, outbox_id: int, action: str, today: str, now: str) -> 
 
 
 def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:
-    """A skipped or superseded email queued again by hand, due today; or a queued one
-    that is late (the agenda's advice for an email the next send would skip as stale)
-    moved to today."""
+    """A skipped, superseded or bounced email queued again by hand, due today (a bounced
+    one goes to the customer's address now: fixed, or held again); or a queued one that
+    is late (the agenda's advice for an email the next send would skip as stale) moved
+    to today."""
     with store.write():
         email = outbox.get(store, outbox_id)
         if email is None:
@@ -867,11 +873,11 @@ def requeue(store: Store, outbox_id: int, today: str) -> dict[str, Any]:
                 f"Email e{outbox_id} is queued for {email.scheduled_on} already; requeue "
                 "moves a late one to today."
             )
-        if email.status not in ("skipped", "superseded", "queued"):
+        if email.status not in ("skipped", "superseded", "queued", "bounced"):
             raise FunnelError(
                 f"Email e{outbox_id} is {email.status}; requeue applies to skipped, "
-                "superseded or late emails (an uncertain or failed one: 'funnelctl outbox "
-                "resolve')."
+                "superseded, bounced or late emails (an uncertain or failed one: "
+                "'funnelctl outbox resolve')."
             )
         if email.status == "queued":
             what = f"due today by hand (it was due {email.scheduled_on})"

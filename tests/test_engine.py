@@ -446,8 +446,8 @@ def test_a_run_after_weeks_sends_the_current_stage_and_supersedes_the_passed_one
     assert (again.exit_code, again.stderr) == (
         1,
         f"Error: Email e{superseded[0]['id']} is sent; requeue applies to skipped, "
-        "superseded or late emails (an uncertain or failed one: 'funnelctl outbox "
-        "resolve').\n",
+        "superseded, bounced or late emails (an uncertain or failed one: 'funnelctl "
+        "outbox resolve').\n",
     )
 
 

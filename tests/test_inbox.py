@@ -255,7 +255,11 @@ def test_a_bounce_holds_the_next_email_until_the_address_is_fixed(run, ws, smtp,
     assert "User unknown" in fix[0]["reasons"][0]
     assert "address bounced: 5.1.1" in ok(run("customer", "show", BOB)).stdout
 
-    ok(run("customer", "edit", BOB, "--email", "bob@customer2.example", "--today", LATER))
+    edited = ok(run("customer", "edit", BOB, "--email", "bob@customer2.example", "--today", LATER))
+    # the welcome never arrived: the edit says so, and how to send it to the new address
+    assert edited.stderr == (
+        "e1 bounced at the old address: 'funnelctl outbox requeue e1' sends it to the new one.\n"
+    )
     # the contact visit's nudge ended with its visit; the later one goes to the new address
     assert sql(ws, "SELECT status FROM outbox ORDER BY id") == [
         ("bounced",),
@@ -264,6 +268,10 @@ def test_a_bounce_holds_the_next_email_until_the_address_is_fixed(run, ws, smtp,
     ]
     assert as_json(run("send", "-f", "json", "--today", LATER))["sent"] == 1
     assert smtp.received[-1].rcpt_tos == ["bob@customer2.example"]
+    ok(run("outbox", "requeue", "e1", "--today", LATER))
+    assert as_json(run("send", "-f", "json", "--today", LATER))["sent"] == 1
+    assert smtp.received[-1].rcpt_tos == ["bob@customer2.example"]
+    assert b"Subject: " in smtp.received[-1].content and len(smtp.received) == 3
     assert not [i for i in as_json(run("due", "-f", "json")) if i["kind"] == "address"]
 
 

@@ -94,7 +94,7 @@ ALLOWED_FROM: dict[str, set[Status]] = {
     "requeue_untouched": {Status.SENDING},
     "resend": {Status.UNCERTAIN, Status.FAILED},
     "skip": {Status.QUEUED, Status.UNCERTAIN, Status.FAILED},
-    "requeue": {Status.SKIPPED, Status.SUPERSEDED, Status.QUEUED},
+    "requeue": {Status.SKIPPED, Status.SUPERSEDED, Status.BOUNCED, Status.QUEUED},
     "unskip": {Status.SKIPPED},
     "give_up": {Status.SENDING},
     "give_up_tried": {Status.QUEUED},
@@ -133,7 +133,8 @@ def test_each_transition_from_each_status(db, name, start):
 
 def test_sent_is_final_and_a_never_sent_email_can_only_be_requeued():
     assert TRANSITIONS[Status.SENT] == {Status.BOUNCED}  # only a bounce notice says otherwise
-    assert TRANSITIONS[Status.BOUNCED] == frozenset()
+    # never delivered: by hand, once the customer's address is fixed (outbox requeue)
+    assert TRANSITIONS[Status.BOUNCED] == {Status.QUEUED}
     assert TRANSITIONS[Status.SKIPPED] == TRANSITIONS[Status.SUPERSEDED] == {Status.QUEUED}
 
 

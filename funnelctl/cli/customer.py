@@ -162,8 +162,10 @@ def edit(
 
     Custom fields with --set key=value; tags one by one with --add-tag and --remove-tag
     (applied after --tag, which replaces them all). A new --email frees the emails held
-    because the old address bounced.
+    because the old address bounced, and names those that bounced (outbox requeue sends
+    one to the new address).
     """
+    bounced: list[str] = []
     with session(home, today) as s:
         values = _values(locals())
         added = _tag_names("--add-tag", add_tag)
@@ -181,7 +183,16 @@ def edit(
             remove_tags=removed,
             do_not_email=no_email,
         )
+        if values.get("email"):
+            from ..mail import bounced_refs
+
+            bounced = bounced_refs(s.store, row["id"])
     output.render_object(row, fmt, title="Customer")
+    if bounced:
+        output.message(
+            f"{', '.join(bounced)} bounced at the old address: 'funnelctl outbox requeue "
+            f"{bounced[-1]}' sends it to the new one."
+        )
 
 
 @app.command("list")

@@ -118,7 +118,8 @@ def requeue_(
 
     A stale email, one whose stage the customer left, or one passed over by a catch-up is
     never sent by itself; this is how to send it all the same. A queued email already
-    too late to go (due lists it as "will be skipped as stale") is moved to today.
+    too late to go (due lists it as "will be skipped as stale") is moved to today; one
+    that bounced goes to the customer's address now (after customer edit --email).
     """
     from ..mail import requeue
     from ..refs import expect

@@ -8,11 +8,13 @@ never both take the same email, and a transition from anywhere else is an error
 
     (new) -> queued | skipped            queue: skipped when already stale
     queued -> sending                    claim: this run talks to the server now
-    queued -> queued                     defer: not tried (server unreachable), retry later
+    queued -> queued                     defer: not tried (server unreachable), retry later;
+                                         requeue: a late one, by hand, due today
     queued -> failed                     fail: cannot be built (a bad address in data)
     queued -> skipped                    skip: stale, the customer replied, stage closed, by hand
     queued -> superseded                 supersede: its stage visit ended (a move, a catch-up)
-    skipped | superseded -> queued       requeue: by hand, due the day it is requeued
+    skipped | superseded | bounced       requeue: by hand, due the day it is requeued
+      -> queued                          (a bounced one, to the customer's address now)
     skipped -> queued                    unskip: a drop undone, the email as it was before
     sending -> sent                      sent: the server took it
     sending -> queued                    defer: a temporary failure; or requeue: nothing left
@@ -72,7 +74,7 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     SENT: frozenset({Status.BOUNCED}),
     # held by send while the customer's address is known to bounce; a new address frees it
     Status.HELD: frozenset({Q, SKIPPED, SUPERSEDED}),
-    Status.BOUNCED: frozenset(),
+    Status.BOUNCED: frozenset({Q}),  # requeued by hand, once the address is fixed
 }
 STATUSES = tuple(s.value for s in Status)
 
@@ -332,13 +334,13 @@ def unskip(store: Store, email_id: int, reason: str | None) -> None:
 
 
 def requeue(store: Store, email_id: int, reason: str, today: str) -> None:
-    """skipped | superseded | queued (late) -> queued, due ``today`` (by hand: the user
-    wants it sent)."""
+    """skipped | superseded | bounced | queued (late) -> queued, due ``today`` (by hand:
+    the user wants it sent)."""
     _change(
         store,
         email_id,
         Q,
-        (SKIPPED, SUPERSEDED, Q),
+        (SKIPPED, SUPERSEDED, Status.BOUNCED, Q),
         reason=reason,
         scheduled_on=today,
         next_attempt_at=None,
