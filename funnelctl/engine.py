@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from difflib import get_close_matches
 from typing import Any, Generic, TypeVar
 
 from . import activities, mail
@@ -922,11 +923,19 @@ def pick_enrollment(
         else [r for r in rows if r.status in CLOSED]
     )
     if stage_id:
-        candidates = [
-            r
-            for r in candidates
-            if r.funnel in library.funnels and library.funnels[r.funnel].has_stage(stage_id)
-        ]
+        known = [r for r in candidates if r.funnel in library.funnels]
+        candidates = [r for r in known if library.funnels[r.funnel].has_stage(stage_id)]
+        if known and not candidates:  # a typo, most likely: say what the stages are
+            stages = list(
+                dict.fromkeys(s.id for r in known for s in library.funnels[r.funnel].stages)
+            )
+            close = get_close_matches(stage_id, stages, n=1)
+            raise NotFound(
+                f"{label}'s funnels ({', '.join(sorted({r.funnel for r in known}))}) have no "
+                f"stage {stage_id!r}"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + f" (stages: {', '.join(stages)})."
+            )
     funnels = sorted({r.funnel for r in candidates})
     if not candidates:
         what = "closed" if closed else "active"

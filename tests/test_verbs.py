@@ -512,3 +512,17 @@ def test_a_call_done_is_a_touchpoint_and_undo_takes_it_back(run, workspace):
     assert json.loads(run("export", "touchpoints", "-f", "json").stdout) == []
     shown = json.loads(run("customer", "show", "q@example.com", "-f", "json").stdout)
     assert any(t["what"].endswith("; its touchpoint removed") for t in shown["timeline"])
+
+
+def test_a_mistyped_stage_gets_the_stage_it_looks_like(run, demo, dump):
+    """'has no active enrollment with a stage' read as if the customer were not enrolled."""
+    before = dump(demo)
+    result = run("move", "aiko.tanaka@example.com", "deploymnet")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: aiko.tanaka@example.com's funnels (after-sales, support) have no stage "
+        "'deploymnet'; did you mean 'deployment'? (stages: demand-analysis, customer-contact, "
+        "deployment, follow-up-30, follow-up-60, follow-up-90, approved, onboarding, "
+        "post-sales, retention, advocacy).\n"
+    )
+    assert dump(demo) == before
