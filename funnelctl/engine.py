@@ -930,9 +930,14 @@ def pick_enrollment(
                 dict.fromkeys(s.id for r in known for s in library.funnels[r.funnel].stages)
             )
             close = get_close_matches(stage_id, stages, n=1)
+            theirs = sorted({r.funnel for r in known})
+            whose = (
+                f"funnels ({', '.join(theirs)}) have"
+                if len(theirs) > 1
+                else (f"funnel ({theirs[0]}) has")
+            )
             raise NotFound(
-                f"{label}'s funnels ({', '.join(sorted({r.funnel for r in known}))}) have no "
-                f"stage {stage_id!r}"
+                f"{label}'s {whose} no stage {stage_id!r}"
                 + (f"; did you mean {close[0]!r}?" if close else "")
                 + f" (stages: {', '.join(stages)})."
             )

@@ -303,7 +303,10 @@ def test_unknown_stage_is_not_found_everywhere(run, workspace, tmp_path):
     ok(run("enroll", "bob@example.com", "support"))
     moved = run("move", "bob@example.com", "Nope")
     assert moved.exit_code == 1
-    assert moved.stderr == "Error: bob@example.com has no active enrollment with a stage 'Nope'.\n"
+    assert moved.stderr == (
+        "Error: bob@example.com's funnel (support) has no stage 'Nope' "
+        "(stages: onboarding, post-sales, retention, advocacy).\n"
+    )
     moved = run("move", "bob@example.com", "Nope", "--funnel", "support")
     assert moved.exit_code == 1
     assert moved.stderr == (
