@@ -622,6 +622,12 @@ def _prepare(
     ready: list[Prepared] = []
     broken: dict[str, str] = {}
     templates: dict[tuple[str, str | None], Template] = {}  # read once per run
+    # the languages the workspace writes in (welcome.pt.txt): a customer of one of them
+    # who gets a template's default words is worth a line (the translation is missing)
+    translated = {
+        path.name.split(".")[-2].lower() for path in workspace.templates_dir.glob("*.*.txt")
+    }
+    untranslated: dict[tuple[str, str], int] = {}
     for email in emails:
         if held_back(store, email, today, report, dry=dry):  # unsubscribed, or it bounced
             continue
@@ -667,7 +673,20 @@ def _prepare(
                 report.failed += 1
             continue
         ready.append(Prepared(email, rendered))
+        lang = (language or "").lower()
+        if translated.intersection({lang, lang.split("-")[0]}) and templates[key].path.name == (
+            f"{email.template}.txt"
+        ):
+            untranslated[(email.template, lang)] = untranslated.get((email.template, lang), 0) + 1
     report.held += sum(1 for email in emails if email.template in broken)
+    for (name, lang), count in untranslated.items():
+        if name in broken:
+            continue
+        report.problems.append(
+            f"{count} {name!r} email(s) to customers whose language is {lang} are in the "
+            f"default words: there is no {workspace.templates_dir.name}/"
+            f"{name}.{lang.split('-')[0]}.txt yet."
+        )
     return [p for p in ready if p.email.template not in broken]
 
 

@@ -190,6 +190,28 @@ def spawn(*args: str, **env: str) -> subprocess.Popen[str]:
 # -- 1. delivery and content ----------------------------------------------------------------------
 
 
+def test_an_email_in_the_default_words_to_a_customer_of_a_translated_language_is_named(
+    run: Callable[..., Result], ws: Path, smtp: SmtpServer
+) -> None:
+    """The workspace writes to pt customers in Portuguese (welcome.pt.txt), but the
+    onboarding welcome has no pt version: it goes in the default words, and send says
+    so, so that the consultant can translate it before the next one."""
+    welcome(run, "maria@example.com", "Maria Silva", "--language", "pt")
+    for email in ("rita@example.com", "rui@example.com"):
+        customer(run, email, "Rita Acme", "--language", "pt-BR")
+        ok(run("enroll", email, "support"))  # onboarding queues onboarding-welcome
+    customer(run, "joe@example.com", "Joe Bloggs", "--language", "en")
+    ok(run("enroll", "joe@example.com", "support"))
+
+    result, counts = send(run)
+
+    assert (result.exit_code, counts) == (0, summary(sent=4))
+    assert result.stderr == (
+        "2 'onboarding-welcome' email(s) to customers whose language is pt-br are in the "
+        "default words: there is no templates/onboarding-welcome.pt.txt yet.\n"
+    )
+
+
 def test_each_queued_email_is_delivered_once_with_its_message_id_and_rendered_content(
     run: Callable[..., Result], ws: Path, smtp: SmtpServer
 ) -> None:
