@@ -192,6 +192,9 @@ class ImportResult:
     without_email: int = 0  # rows whose customer has no email: they can never be emailed
     bad: BadRows = field(default_factory=BadRows)
     set_based: bool = False  # imported in bulk (bulkimport.py), not row by row
+    # the columns kept as custom fields (the import says so: a client's export in another
+    # language, Nome and Empresa, is not funnelctl's name and company)
+    custom_columns: list[str] = field(default_factory=list)
 
     @property
     def notes(self) -> list[str]:
@@ -674,6 +677,11 @@ def import_customers(
         if on_columns is not None:
             on_columns(describe_columns(csvfile.header, targets))
         importer = _Importer(store, playbooks, options, today, name or path.name, settings, csvfile)
+        importer.result.custom_columns = [
+            column
+            for column, target in zip(csvfile.header, targets, strict=True)
+            if target is not None and target.startswith("fields.")
+        ]
         if options.skip_bad is not None:
             rejects = _Rejects(options.skip_bad, csvfile)
 

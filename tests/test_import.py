@@ -845,6 +845,8 @@ def test_skip_bad_imports_good_rows_and_writes_the_rejected_ones(run, workspace,
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == counts(inserted=2, rejected=2)
     assert result.stderr == (
+        "Kept as custom fields: notes (to read one as funnelctl's name, company or email: "
+        "--map 'notes=name').\n"
         "2 bad row(s) written to rejects.csv:\n"
         "  people.csv:3: 'bad-one' is not a valid email address\n"
         "  people.csv:5: 2 values but the header has 3 columns\n"
@@ -1041,3 +1043,16 @@ def test_skip_bad_on_a_full_disk_fails_the_import_and_changes_nothing(
     )
     assert dump(workspace) == before
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_columns_kept_as_custom_fields_are_named(run, workspace, tmp_path):
+    """A client's export with Portuguese headers: Nome and Empresa are not name and
+    company. Without a dry run nothing said where they went; now the import names them."""
+    write(tmp_path / "clientes.csv", "email;Nome;Empresa\nana@example.com;Ana;Costa Lda\n")
+    result = run("import", "clientes.csv", "-f", "json")
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "Kept as custom fields: Nome, Empresa (to read one as funnelctl's name, company or "
+        "email: --map 'Nome=name').\n"
+    )
+    assert book(run)["ana@example.com"]["fields"] == {"Nome": "Ana", "Empresa": "Costa Lda"}

@@ -118,6 +118,11 @@ def import_(
     output.render_object(result.summary(), fmt, title="Import")
     for note in result.notes:
         output.message(note)
+    if result.custom_columns and not dry_run:  # a dry run listed every column's target
+        output.message(
+            f"Kept as custom fields: {', '.join(result.custom_columns)} (to read one as "
+            f"funnelctl's name, company or email: --map '{result.custom_columns[0]}=name')."
+        )
     if dry_run:
         output.message("Dry run: nothing was written.")
     if result.rejected and skip_bad:
