@@ -447,3 +447,34 @@ def test_a_screenful_is_counted_with_the_layout_it_is_drawn_in(monkeypatch, caps
     due._write_agenda(items, "2026-03-02", 80, per_section, None)
 
     assert output.rows_taken(capsys.readouterr().out, 80) <= 24 - 1
+
+
+def test_nothing_planned_counts_from_the_last_task_closed_not_the_stage_entry(run, workspace):
+    """A consultant who finished the customer's last task today saw 'Nothing planned in
+    retention 160d late': the lapse began today, not when the stage was entered."""
+    start, later = ("--today", "2026-01-05"), ("--today", "2026-03-02")
+    ok(run("customer", "add", "liam@example.com", *start))
+    ok(run("enroll", "liam@example.com", "support", "--stage", "retention", *start))
+    # the stage's review task and email are not for now; a call is, and it is done today
+    ok(run("drop", "t1", "e1", "--reason", "not yet", *start))
+    ok(
+        run(
+            "task",
+            "add",
+            "liam@example.com",
+            "Call",
+            "--due",
+            "2026-03-01",
+            "--channel",
+            "phone",
+            *start,
+        )
+    )
+    ok(run("done", "t2", *later))
+
+    items = json.loads(ok(run("due", "-f", "json", *later)).stdout)
+
+    stuck = [i for i in items if i["kind"] == "stagnation"]
+    assert [(i["due_on"], i["days_overdue"], i["reasons"]) for i in stuck] == [
+        ("2026-03-02", 0, ["nothing planned in retention"])
+    ]

@@ -33,8 +33,10 @@ SET_READS = (
     # the due moves of one stage (the advance reads each stage once per pass)
     "SELECT * FROM enrollments WHERE funnel = ? AND stage = ? AND status = ? AND entered_on",
     # due's stuck and idle enrollments of one stage (store/due.py)
-    "SELECT coalesce(e.owner, c.owner) AS owner, e.*, c.email, c.external_id, c.name FROM "
-    "enrollments e JOIN customers c ON c.id = e.customer_id WHERE e.funnel = ? AND e.stage = ?",
+    "SELECT coalesce(e.owner, c.owner) AS owner, e.*, c.email, c.external_id, c.name, "
+    "max(e.entered_on, coalesce((SELECT max(a.closed_on) FROM activities a WHERE "
+    "a.enrollment_id = e.id AND a.status != ?), ?)) AS idle_since FROM enrollments e JOIN "
+    "customers c ON c.id = e.customer_id WHERE e.funnel = ? AND e.stage = ?",
     "SELECT coalesce(e.owner, c.owner) AS owner, e.*, c.email, c.external_id, c.name, "
     "(SELECT max(t.happened_on) FROM touchpoints t WHERE t.customer_id = e.customer_id) AS "
     "last_touch FROM enrollments e JOIN customers c ON c.id = e.customer_id WHERE e.funnel = ? "

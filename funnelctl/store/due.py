@@ -84,11 +84,14 @@ def in_stage_since(
 
 
 def idle(store: Store, funnel: str, stage: str, owner: str | None) -> Iterator[Row]:
-    """Active enrollments at ``stage`` with no open task and no queued email."""
+    """Active enrollments at ``stage`` with no open task and no queued email, and since
+    when (``idle_since``): the stage's entry, or the day its last task was closed."""
     mine = f"AND {_OWNER} = ?" if owner else ""
     yield from _rows(
         store,
-        f"SELECT {_OWNER} AS owner, e.*, c.email, c.external_id, c.name "  # owner first
+        f"SELECT {_OWNER} AS owner, e.*, c.email, c.external_id, c.name, "  # owner first
+        "max(e.entered_on, coalesce((SELECT max(a.closed_on) FROM activities a "
+        "WHERE a.enrollment_id = e.id AND a.status != 'open'), '')) AS idle_since "
         "FROM enrollments e JOIN customers c ON c.id = e.customer_id "
         "WHERE e.funnel = ? AND e.stage = ? AND e.status = 'active' AND e.next_steps = 0 "
         f"{mine} ORDER BY e.entered_on, e.id",
