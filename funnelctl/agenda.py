@@ -246,7 +246,8 @@ def _stuck(store: Store, playbooks: Outline, query: DueQuery) -> Iterator[dict[s
         if stage.advance_after is None:
             for row in due.idle(store, stage.funnel, stage.id, query.owner):
                 # since the last task was closed: finishing the work is not a months-old lapse
-                add(row, "no-next-step", row["idle_since"], f"nothing planned in {stage.id}")
+                since = min(row["idle_since"], today)  # (a --today before a task's close)
+                add(row, "no-next-step", since, f"nothing planned in {stage.id}")
     for item in found.values():
         item["title"] = _stuck_title(item["alerts"])
     yield from sorted(found.values(), key=lambda i: (-i["days_overdue"], i["customer"] or ""))
