@@ -52,8 +52,9 @@ def test_after_sales_day_by_day(run, book):
     ]
     task_id = due(run, 2)[0]["id"]
     ok(run("done", str(task_id), "--today", day(2)))
-    # one item for the stage visit, with both of its reasons, late since the earliest
-    assert brief(due(run, 2)) == [("stagnation", "stagnant+no-next-step", day(0), 2)]
+    # one item for the stage visit, with both of its reasons, late since the earliest:
+    # the stage limit (day 1), not the entry; nothing has been planned only since today
+    assert brief(due(run, 2)) == [("stagnation", "stagnant+no-next-step", day(1), 1)]
     # Day 3: first contact. The welcome email is queued and the call is due in 2 days.
     ok(run("move", "c@example.com", "customer-contact", "--today", day(3)))
     assert brief(due(run, 3, "--days", "2")) == [
@@ -78,9 +79,10 @@ def test_after_sales_day_by_day(run, book):
             day(5),
         )
     )
-    assert brief(due(run, 5)) == [("stagnation", "no-next-step", day(3), 2)]
+    # the dropped call was the plan until today: nothing planned since today
+    assert brief(due(run, 5)) == [("stagnation", "no-next-step", day(5), 0)]
     # Day 9: more than 5 days in customer-contact.
-    assert brief(due(run, 9)) == [("stagnation", "stagnant+no-next-step", day(3), 6)]
+    assert brief(due(run, 9)) == [("stagnation", "stagnant+no-next-step", day(5), 4)]
     stuck = due(run, 9)[0]
     assert (stuck["section"], stuck["title"], stuck["reasons"]) == (
         "attention",
