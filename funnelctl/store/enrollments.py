@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .db import Store
 from .record import Record
+from .triggers import lifted
 
 CLOSED = ("won", "lost", "churned")
 
@@ -310,37 +311,11 @@ def ran_any(store: Store, key: str) -> bool:
 _HISTORY_GUARDS = ("stage_history_no_update", "stage_history_no_delete")
 
 
-@contextmanager
-def _history_unguarded(store: Store) -> Iterator[None]:
+def _history_unguarded(store: Store) -> AbstractContextManager[None]:
     """The stage history without its guards, for the two rewrites it must allow: erasing
     a person on request (the law) and moving a duplicate's history to the record kept.
-
-    Only inside a write transaction: no other connection ever sees the book unguarded,
-    and a failure rolls the lifting back with the rest. The guards come back exactly as
-    they were written (their own SQL, read from the schema).
-    """
-    assert store.conn.in_transaction, "the stage history is unguarded only inside a write"
-    marks = ", ".join("?" for _ in _HISTORY_GUARDS)
-    guards = store.conn.execute(
-        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
-        _HISTORY_GUARDS,
-    ).fetchall()
-    for name, _ in guards:
-        store.conn.execute(f"DROP TRIGGER {name}")
-    try:
-        yield
-    finally:
-        if store.conn.in_transaction:  # else SQLite already rolled it all back
-            present = {
-                row[0]
-                for row in store.conn.execute(
-                    f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
-                    _HISTORY_GUARDS,
-                )
-            }
-            for name, sql in guards:
-                if name not in present:
-                    store.conn.execute(sql)
+    Only inside a write transaction (triggers.lifted)."""
+    return lifted(store, _HISTORY_GUARDS)
 
 
 def delete_of_customer(store: Store, customer_id: int) -> dict[str, int]:
