@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from .context import build_context, context_for
 from .dates import days_between, days_since, shift
 from .errors import FunnelError, UsageError
-from .healthcode import CUSTOMER_COLUMNS, SIGNAL_FUNCTIONS, compile_model
+from .healthcode import CUSTOMER_COLUMNS, SIGNAL_FUNCTIONS, CompiledModel, compile_model
 from .playbooks import (
     BAND_POINTS,
     EmailAction,
@@ -403,26 +403,27 @@ def _counts(
 
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 
-def _per_model(derive: Callable[[HealthModel], T]) -> Callable[[HealthModel], T]:
-    """``derive`` worked out once per model object. Unlike lru_cache, asking again does
-    not hash the model (a deep frozen dataclass: hashing it costs more than scoring a
-    customer), so per-customer code can ask."""
-    known: dict[int, tuple[HealthModel, T]] = {}
+def _per_object(derive: Callable[[K], T]) -> Callable[[K], T]:
+    """``derive`` worked out once per object (a health model, a library). Unlike
+    lru_cache, asking again does not hash the object (a deep frozen dataclass: hashing
+    it costs more than scoring a customer), so per-customer code can ask."""
+    known: dict[int, tuple[K, T]] = {}
 
-    def cached(model: HealthModel) -> T:
-        found = known.get(id(model))
-        if found is None or found[0] is not model:
+    def cached(key: K) -> T:
+        found = known.get(id(key))
+        if found is None or found[0] is not key:
             if len(known) >= 8:
                 known.clear()
-            found = known[id(model)] = (model, derive(model))
+            found = known[id(key)] = (key, derive(key))
         return found[1]
 
     return cached
 
 
-@_per_model
+@_per_object
 def model_names(model: HealthModel) -> frozenset[str]:
     """The top-level names the model's measures and opportunities read: scoring a whole
     book builds only those parts of each customer's context."""
@@ -452,25 +453,16 @@ def _stagnation(
     return 0, (1 - max(beyond)) if beyond else None
 
 
+@_per_object
 def _stagnation_limits(library: Library) -> dict[tuple[str, str], int]:
     """(funnel, stage) -> the stage's ``stagnant_after``, for the stages that have one:
     worked out once per library (a book's stagnation reads it for every enrollment)."""
-    found = _LIMITS.get(id(library))
-    if found is None or found[0] is not library:
-        _LIMITS.clear()  # one library at a time in practice
-        found = _LIMITS[id(library)] = (
-            library,
-            {
-                (funnel.id, stage.id): stage.stagnant_after
-                for funnel in library.funnels.values()
-                for stage in funnel.stages
-                if stage.stagnant_after is not None
-            },
-        )
-    return found[1]
-
-
-_LIMITS: dict[int, tuple[Library, dict[tuple[str, str], int]]] = {}
+    return {
+        (funnel.id, stage.id): stage.stagnant_after
+        for funnel in library.funnels.values()
+        for stage in funnel.stages
+        if stage.stagnant_after is not None
+    }
 
 
 def _measure(measure: Measure, evaluate: Callable[[str], Any]) -> float | None:
@@ -513,7 +505,7 @@ def score_customer(
     return _score(_with_windows(evaluate, model, customer.id, prefetch), model, customer.id)
 
 
-@_per_model
+@_per_object
 def metrics_of_signals(model: HealthModel) -> frozenset[str] | None:
     """The metrics whose latest value the model reads through ``signals``: each use a
     constant key (``signals.nps``, ``signals['nps']``, ``'nps' in signals``), so that a
@@ -675,10 +667,12 @@ class _Scorer:
         return values
 
 
-_compiled = _per_model(lambda model: compile_model(model, number=_number))
+@_per_object
+def _compiled(model: HealthModel) -> CompiledModel | None:
+    return compile_model(model, number=_number)
 
 
-@_per_model
+@_per_object
 def _window_calls(model: HealthModel) -> dict[str, tuple[str, int, str]]:
     """The model's expressions that are one window call with literal arguments, such as
     ``signal_avg("logins", 28)``: expression -> (metric, days, how)."""
