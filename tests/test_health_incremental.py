@@ -426,6 +426,40 @@ def test_a_play_that_closes_the_enrollment_keeps_the_row_triggers():
         store.close()
 
 
+def test_a_runs_plays_read_their_customers_and_do_the_trigger_work_at_once():
+    """Six customers fall at risk on one run: their plays read the current enrollments
+    in one query (not three reads a play) and the insert triggers are lifted for the
+    batch (store.triggers), their work done once at the end."""
+    library = library_for("touch")
+    store = new_store(library, [(0, None, "care")] * 6)
+    try:
+        today = START.isoformat()
+        for n in range(6):
+            record_signal(store, f"c{n}@example.com", "nps", "2", today, today)
+        seen: list[str] = []
+        store.conn.set_trace_callback(seen.append)
+        assert run_tick(store, library, TEAM, today)["plays"] == 6
+        store.conn.set_trace_callback(None)
+    finally:
+        store.close()
+    reads = [s for s in seen if s.startswith("SELECT * FROM enrollments WHERE ")]
+    assert [s for s in reads if "customer_id IN (" in s] == [reads[-1]]  # one, for the batch
+    assert not [s for s in reads if "ORDER BY id DESC LIMIT 1" in s]  # none a play
+    assert not [s for s in seen if s.startswith("SELECT * FROM customers WHERE id = ")]
+    assert sorted(s for s in seen if s.startswith("DROP TRIGGER")) == [
+        f"DROP TRIGGER {name}"
+        for name in sorted(
+            (
+                "activities_health_insert",
+                "activities_steps_insert",
+                "customers_health_insert",
+                "enrollments_health_insert",
+                "outbox_steps_insert",
+            )
+        )
+    ]
+
+
 # -- what the run scores --------------------------------------------------------------------
 
 
